@@ -1,0 +1,37 @@
+# Gate developer commands. `make test` is the one test command (CI runs it via .ci/run).
+CARGO ?= cargo
+CARGO_FLAGS ?= --locked
+
+.PHONY: help deps build test lint fmt generate verify-generated bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+deps: ## install missing system packages the tests need (apt, when root)
+	@scripts/deps.sh
+
+build: ## build every crate and binary
+	$(CARGO) build --workspace $(CARGO_FLAGS)
+
+test: deps ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
+	$(MAKE) --no-print-directory verify-generated
+	$(CARGO) nextest run --workspace $(CARGO_FLAGS) --no-tests=pass
+	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
+
+lint: ## rustfmt check and clippy with -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+generate: ## regenerate committed generated files (nothing is generated yet)
+	@echo "generate: nothing to generate yet"
+
+verify-generated: ## fail if generated files are stale (nothing is generated yet)
+	@echo "verify-generated: nothing is generated yet"
+
+bench: ## run the benchmarks (none exist yet)
+	@echo "bench: no benchmarks exist yet"

@@ -1,0 +1,1 @@
+//! The Gate policy engine (built by the policy issue).
