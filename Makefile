@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps build test lint fmt generate verify-generated bench
+.PHONY: help deps build test lint fmt generate verify-generated bench policy-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -19,6 +19,10 @@ test: deps ## everything CI checks: fmt, clippy, generated files, unit + integra
 	$(MAKE) --no-print-directory verify-generated
 	$(CARGO) nextest run --workspace $(CARGO_FLAGS) --no-tests=pass
 	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
+
+policy-test: ## run the policy library's Rego tests and YAML cases
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
 
 lint: ## rustfmt check and clippy with -D warnings
 	$(CARGO) fmt --all -- --check
@@ -33,5 +37,5 @@ generate: ## regenerate committed generated files (nothing is generated yet)
 verify-generated: ## fail if generated files are stale (nothing is generated yet)
 	@echo "verify-generated: nothing is generated yet"
 
-bench: ## run the benchmarks (none exist yet)
-	@echo "bench: no benchmarks exist yet"
+bench: ## run the benchmarks; each prints ratios against a baseline run in the same invocation
+	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval

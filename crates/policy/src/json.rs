@@ -1,0 +1,405 @@
+//! Enforcement on JSON documents (HTTP bodies, MongoDB replies, MCP results):
+//! masks by field name at any depth or by dotted path, and `filters` that drop
+//! non-matching objects from arrays. Filters run first, then masks.
+
+use serde_json::Value as Json;
+
+use crate::decision::{Filter, FilterOp, FilterOperand, Mask, Strategy};
+use crate::mask::{MaskingKey, MissingHashKey, hash, mask_text};
+
+/// Apply every mask to `doc`.
+///
+/// A mask whose `column` contains a `.` is a path from the root (arrays on
+/// the way are entered element by element); otherwise it matches the field
+/// name at any depth. Strings are masked as text; numbers and booleans are
+/// masked as their text (`123456789` → `"*****6789"`); objects and arrays
+/// under a masked field become `"***"` (`hash`: the hash of their compact
+/// JSON; `null`: null). JSON null stays null. Where several masks hit one
+/// field, the strongest strategy wins.
+pub fn mask_json(
+    doc: &mut Json,
+    masks: &[Mask],
+    key: Option<&MaskingKey>,
+) -> Result<(), MissingHashKey> {
+    let (paths, names): (Vec<&Mask>, Vec<&Mask>) =
+        masks.iter().partition(|m| m.column.contains('.'));
+    if !names.is_empty() {
+        mask_by_name(doc, &names, key)?;
+    }
+    for mask in paths {
+        let segments: Vec<&str> = mask.column.split('.').collect();
+        mask_by_path(doc, &segments, mask.strategy, key)?;
+    }
+    Ok(())
+}
+
+fn strongest<'a>(masks: impl Iterator<Item = &'a Mask>) -> Option<Strategy> {
+    masks.map(|m| m.strategy).max()
+}
+
+fn mask_by_name(
+    doc: &mut Json,
+    masks: &[&Mask],
+    key: Option<&MaskingKey>,
+) -> Result<(), MissingHashKey> {
+    match doc {
+        Json::Object(map) => {
+            for (field, value) in map.iter_mut() {
+                match strongest(masks.iter().copied().filter(|m| m.column == *field)) {
+                    Some(strategy) => mask_leaf(value, strategy, key)?,
+                    None => mask_by_name(value, masks, key)?,
+                }
+            }
+        }
+        Json::Array(items) => {
+            for item in items {
+                mask_by_name(item, masks, key)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn mask_by_path(
+    doc: &mut Json,
+    segments: &[&str],
+    strategy: Strategy,
+    key: Option<&MaskingKey>,
+) -> Result<(), MissingHashKey> {
+    match doc {
+        Json::Array(items) => {
+            for item in items {
+                mask_by_path(item, segments, strategy, key)?;
+            }
+        }
+        Json::Object(map) => {
+            if let Some((first, rest)) = segments.split_first()
+                && let Some(value) = map.get_mut(*first)
+            {
+                if rest.is_empty() {
+                    mask_leaf(value, strategy, key)?;
+                } else {
+                    mask_by_path(value, rest, strategy, key)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replace one value with its masked form.
+fn mask_leaf(
+    value: &mut Json,
+    strategy: Strategy,
+    key: Option<&MaskingKey>,
+) -> Result<(), MissingHashKey> {
+    let text = match value {
+        Json::Null => return Ok(()),
+        Json::String(s) => std::mem::take(s),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Array(_) | Json::Object(_) => {
+            *value = match strategy {
+                Strategy::Null => Json::Null,
+                Strategy::Hash => {
+                    let key = key.ok_or(MissingHashKey)?;
+                    Json::String(hash(value.to_string().as_bytes(), key))
+                }
+                Strategy::Redact | Strategy::Partial | Strategy::Email => {
+                    Json::String("***".to_owned())
+                }
+            };
+            return Ok(());
+        }
+    };
+    *value = match mask_text(strategy, &text, key)? {
+        Some(masked) => Json::String(masked),
+        None => Json::Null,
+    };
+    Ok(())
+}
+
+/// The outcome of filtering a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOutcome {
+    /// The document was an array; this many elements were dropped.
+    Dropped(usize),
+    /// The document is a single object that matches every filter.
+    Kept,
+    /// The document is a single object that fails a filter: refuse the response.
+    Rejected,
+    /// The document is neither an array nor an object: refuse the response.
+    NotFilterable,
+}
+
+/// Keep only the array elements that satisfy every filter (filters are ANDed).
+///
+/// A top-level object is treated as one element: it is kept or rejected
+/// whole. A missing field never equals anything: `eq`/`in` fail, `neq`/`not_in`
+/// pass. Numbers compare by value (`1` equals `1.0`).
+pub fn filter_json(doc: &mut Json, filters: &[Filter]) -> FilterOutcome {
+    if filters.is_empty() {
+        return FilterOutcome::Dropped(0);
+    }
+    match doc {
+        Json::Array(items) => {
+            let before = items.len();
+            items.retain(|item| matches_all(item, filters));
+            FilterOutcome::Dropped(before - items.len())
+        }
+        Json::Object(_) if matches_all(doc, filters) => FilterOutcome::Kept,
+        Json::Object(_) => FilterOutcome::Rejected,
+        _ => FilterOutcome::NotFilterable,
+    }
+}
+
+fn matches_all(item: &Json, filters: &[Filter]) -> bool {
+    filters.iter().all(|f| matches(item, f))
+}
+
+fn matches(item: &Json, filter: &Filter) -> bool {
+    let field = lookup(item, &filter.field);
+    let found =
+        |candidates: &[Json]| field.is_some_and(|v| candidates.iter().any(|c| json_eq(v, c)));
+    match (&filter.op, &filter.operand) {
+        (FilterOp::Eq, FilterOperand::Value(v)) => found(std::slice::from_ref(v)),
+        (FilterOp::Neq, FilterOperand::Value(v)) => !found(std::slice::from_ref(v)),
+        (FilterOp::In, FilterOperand::Values(vs)) => found(vs),
+        (FilterOp::NotIn, FilterOperand::Values(vs)) => !found(vs),
+        // Decision parsing never builds these; treat them as non-matching.
+        _ => false,
+    }
+}
+
+/// A field of an object by name or dotted path.
+fn lookup<'a>(item: &'a Json, field: &str) -> Option<&'a Json> {
+    if let Some(direct) = item.get(field) {
+        return Some(direct);
+    }
+    field
+        .split('.')
+        .try_fold(item, |value, segment| value.get(segment))
+}
+
+fn json_eq(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn mask(column: &str, strategy: Strategy) -> Mask {
+        Mask {
+            column: column.into(),
+            strategy,
+            table: None,
+        }
+    }
+
+    fn filter(field: &str, op: FilterOp, operand: FilterOperand) -> Filter {
+        Filter {
+            field: field.into(),
+            op,
+            operand,
+        }
+    }
+
+    #[test]
+    fn masks_a_field_name_at_any_depth() {
+        let mut doc = json!({
+            "email": "alice@example.com",
+            "profile": {"email": "bob@example.org", "name": "Bob"},
+            "contacts": [{"email": "carol@example.net"}, {"phone": "555"}]
+        });
+        mask_json(&mut doc, &[mask("email", Strategy::Email)], None).unwrap();
+        assert_eq!(
+            doc,
+            json!({
+                "email": "a***@example.com",
+                "profile": {"email": "b***@example.org", "name": "Bob"},
+                "contacts": [{"email": "c***@example.net"}, {"phone": "555"}]
+            })
+        );
+    }
+
+    #[test]
+    fn dotted_path_masks_only_that_path() {
+        let mut doc = json!({
+            "ssn": "keep-top-level",
+            "customer": {"ssn": "123-45-6789"},
+            "items": [{"customer": {"ssn": "987-65-4321"}}]
+        });
+        mask_json(&mut doc, &[mask("customer.ssn", Strategy::Partial)], None).unwrap();
+        assert_eq!(doc["ssn"], json!("keep-top-level"));
+        assert_eq!(doc["customer"]["ssn"], json!("*******6789"));
+        assert_eq!(
+            doc["items"][0]["customer"]["ssn"],
+            json!("987-65-4321"),
+            "path is rooted"
+        );
+        let mut list = json!([{"customer": {"ssn": "111-22-3333"}}]);
+        mask_json(&mut list, &[mask("customer.ssn", Strategy::Redact)], None).unwrap();
+        assert_eq!(
+            list,
+            json!([{"customer": {"ssn": "***"}}]),
+            "root arrays are entered"
+        );
+    }
+
+    #[test]
+    fn non_string_values_are_masked_as_text_and_containers_wholesale() {
+        let mut doc =
+            json!({"ssn": 123456789, "vip": true, "card": {"number": "4111"}, "gone": null});
+        let masks = [
+            mask("ssn", Strategy::Partial),
+            mask("vip", Strategy::Redact),
+            mask("card", Strategy::Partial),
+            mask("gone", Strategy::Redact),
+        ];
+        mask_json(&mut doc, &masks, None).unwrap();
+        assert_eq!(
+            doc,
+            json!({"ssn": "*****6789", "vip": "***", "card": "***", "gone": null})
+        );
+    }
+
+    #[test]
+    fn strongest_strategy_wins_per_field() {
+        let mut doc = json!({"email": "alice@example.com"});
+        mask_json(
+            &mut doc,
+            &[
+                mask("email", Strategy::Partial),
+                mask("email", Strategy::Redact),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(doc, json!({"email": "***"}));
+    }
+
+    #[test]
+    fn null_and_hash_strategies() {
+        let key = MaskingKey::new("k").unwrap();
+        let mut doc = json!({"a": "x", "b": "x", "c": {"d": 1}});
+        let masks = [
+            mask("a", Strategy::Null),
+            mask("b", Strategy::Hash),
+            mask("c", Strategy::Hash),
+        ];
+        mask_json(&mut doc, &masks, Some(&key)).unwrap();
+        assert_eq!(doc["a"], Json::Null);
+        assert_eq!(doc["b"], json!(hash(b"x", &key)));
+        assert_eq!(doc["c"], json!(hash(br#"{"d":1}"#, &key)));
+        let mut doc = json!({"b": "x"});
+        assert_eq!(
+            mask_json(&mut doc, &[mask("b", Strategy::Hash)], None),
+            Err(MissingHashKey)
+        );
+    }
+
+    #[test]
+    fn filters_drop_non_matching_array_elements() {
+        let mut doc = json!([
+            {"id": 1, "org_id": 7, "region": "eu"},
+            {"id": 2, "org_id": 8, "region": "us"},
+            {"id": 3, "org_id": 7.0, "region": "us"},
+            {"id": 4, "region": "eu"},
+            "not an object"
+        ]);
+        let outcome = filter_json(
+            &mut doc,
+            &[filter(
+                "org_id",
+                FilterOp::Eq,
+                FilterOperand::Value(json!(7)),
+            )],
+        );
+        assert_eq!(outcome, FilterOutcome::Dropped(3));
+        assert_eq!(
+            doc,
+            json!([{"id": 1, "org_id": 7, "region": "eu"}, {"id": 3, "org_id": 7.0, "region": "us"}])
+        );
+    }
+
+    #[test]
+    fn filter_operators() {
+        let rows = json!([{"r": "eu"}, {"r": "us"}, {"r": "ap"}, {}]);
+        let run = |f: Filter| {
+            let mut doc = rows.clone();
+            filter_json(&mut doc, &[f]);
+            doc
+        };
+        assert_eq!(
+            run(filter(
+                "r",
+                FilterOp::Neq,
+                FilterOperand::Value(json!("us"))
+            )),
+            json!([{"r": "eu"}, {"r": "ap"}, {}])
+        );
+        assert_eq!(
+            run(filter(
+                "r",
+                FilterOp::In,
+                FilterOperand::Values(vec![json!("eu"), json!("ap")])
+            )),
+            json!([{"r": "eu"}, {"r": "ap"}])
+        );
+        assert_eq!(
+            run(filter(
+                "r",
+                FilterOp::NotIn,
+                FilterOperand::Values(vec![json!("eu"), json!("ap")])
+            )),
+            json!([{"r": "us"}, {}])
+        );
+    }
+
+    #[test]
+    fn filters_are_anded_and_support_dotted_fields() {
+        let mut doc = json!([
+            {"owner": {"team": "a"}, "public": true},
+            {"owner": {"team": "a"}, "public": false},
+            {"owner": {"team": "b"}, "public": true}
+        ]);
+        let filters = [
+            filter("owner.team", FilterOp::Eq, FilterOperand::Value(json!("a"))),
+            filter("public", FilterOp::Eq, FilterOperand::Value(json!(true))),
+        ];
+        assert_eq!(filter_json(&mut doc, &filters), FilterOutcome::Dropped(2));
+        assert_eq!(doc, json!([{"owner": {"team": "a"}, "public": true}]));
+    }
+
+    #[test]
+    fn single_objects_are_kept_or_rejected_whole() {
+        let f = [filter(
+            "org_id",
+            FilterOp::Eq,
+            FilterOperand::Value(json!(7)),
+        )];
+        assert_eq!(
+            filter_json(&mut json!({"org_id": 7}), &f),
+            FilterOutcome::Kept
+        );
+        assert_eq!(
+            filter_json(&mut json!({"org_id": 8}), &f),
+            FilterOutcome::Rejected
+        );
+        assert_eq!(
+            filter_json(&mut json!("text"), &f),
+            FilterOutcome::NotFilterable
+        );
+    }
+}
