@@ -1,1 +1,4 @@
-//! The Gate data plane: listeners, protocol codecs, policy stages, upstream pools, masking and audit (built by the PostgreSQL connector issue).
+//! The Gate data plane: listeners, protocol codecs, policy stages, upstream
+//! pools, masking and audit. So far: loading and checking the configuration.
+
+pub mod startup;

@@ -351,14 +351,20 @@ mod tests {
         let mut owner = Command::new("true").spawn().unwrap();
         let owner_pid = owner.id();
         owner.wait().unwrap();
-        let dir = root.join(format!("fake-{owner_pid}-1-0"));
-        fs::create_dir_all(&dir).unwrap();
         let mut server = Command::new("sleep")
             .arg("300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .unwrap();
-        fs::write(dir.join("server.pid"), server.id().to_string()).unwrap();
+        // Prepare the stale dir under a name the reaper ignores, then publish
+        // it whole, so a concurrent test's reaper never sees it half-made.
+        let staging = root.join(format!(".staging-{owner_pid}"));
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(staging.join("server.pid"), server.id().to_string()).unwrap();
+        let dir = root.join(format!("fake-{owner_pid}-1-0"));
+        fs::rename(&staging, &dir).unwrap();
 
         reap_stale().unwrap();
 
@@ -375,6 +381,8 @@ mod tests {
         let dir = ServerDir::create("fake").unwrap();
         let mut server = Command::new("sleep")
             .arg("300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .unwrap();

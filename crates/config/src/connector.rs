@@ -1,0 +1,494 @@
+//! `gate-connector` configuration (`config/connector.yaml`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Problems;
+use crate::load::Validate;
+
+/// The whole connector configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Shared listener with protocol detection (`:6432` or `127.0.0.1:6432`).
+    #[serde(default = "default_listen_addr")]
+    pub listen_addr: String,
+    /// `/healthz`, `/readyz` and `/metrics`.
+    #[serde(default = "default_health_addr")]
+    pub health_addr: String,
+    /// What happens when no policy has an opinion: `block` (default) or `allow`.
+    #[serde(default = "default_action")]
+    pub default_action: String,
+    #[serde(default)]
+    pub masking: MaskingConfig,
+    /// Static identities for local use and small setups.
+    #[serde(default)]
+    pub identities: Vec<StaticIdentity>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub control_plane: Option<ControlPlaneConfig>,
+    #[serde(default)]
+    pub resources: Vec<ResourceConfig>,
+    #[serde(default)]
+    pub policies: Vec<LocalPolicy>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub recording: Option<DirConfig>,
+    #[serde(default)]
+    pub delivery: Option<DeliveryConfig>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+fn default_listen_addr() -> String {
+    ":6432".to_owned()
+}
+fn default_health_addr() -> String {
+    ":8081".to_owned()
+}
+fn default_action() -> String {
+    "block".to_owned()
+}
+
+/// Masking settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingConfig {
+    /// Key for the `hash` strategy (HMAC-SHA256).
+    #[serde(default)]
+    pub hash_key: Option<String>,
+}
+
+/// A username/password identity defined in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticIdentity {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// How clients prove who they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT issuers whose tokens are accepted in password fields and Bearer headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    pub issuers: Vec<JwtIssuer>,
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuer {
+    pub issuer: String,
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    pub audience: String,
+}
+
+/// Where the control plane is and how often to poll it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneConfig {
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(
+        default = "default_sync_interval",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub sync_interval: Duration,
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    pub sync_jitter: Duration,
+}
+
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// The upstream protocols Gate speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Postgres,
+    Mysql,
+    Mongodb,
+    Http,
+    Ssh,
+    Mcp,
+}
+
+impl Protocol {
+    /// The name used in config and policy input.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+            Protocol::Mysql => "mysql",
+            Protocol::Mongodb => "mongodb",
+            Protocol::Http => "http",
+            Protocol::Ssh => "ssh",
+            Protocol::Mcp => "mcp",
+        }
+    }
+}
+
+/// One upstream system clients reach through Gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    pub name: String,
+    pub protocol: Protocol,
+    pub host: String,
+    #[serde(deserialize_with = "crate::number::u32_field")]
+    pub port: u32,
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Upstream credentials: Gate logs in upstream itself.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A dedicated port for this resource (required for MCP).
+    #[serde(default, deserialize_with = "crate::number::opt_u32_field")]
+    pub listen_port: Option<u32>,
+    /// MCP: the upstream endpoint path.
+    #[serde(default)]
+    pub endpoint_path: Option<String>,
+    #[serde(default)]
+    pub upstream_tls: UpstreamTls,
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// Admit sessions only for identities with an approved, unexpired grant.
+    #[serde(default)]
+    pub require_access_grant: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Upstream TLS: `true`/`false`, or `{mode, ca_file}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum UpstreamTls {
+    Enabled(bool),
+    Detailed {
+        mode: TlsMode,
+        #[serde(default)]
+        ca_file: Option<String>,
+    },
+}
+
+impl Default for UpstreamTls {
+    fn default() -> Self {
+        UpstreamTls::Enabled(false)
+    }
+}
+
+impl UpstreamTls {
+    /// The effective mode (`true` means verify-full against system roots).
+    pub fn mode(&self) -> TlsMode {
+        match self {
+            UpstreamTls::Enabled(false) => TlsMode::Disable,
+            UpstreamTls::Enabled(true) => TlsMode::VerifyFull,
+            UpstreamTls::Detailed { mode, .. } => *mode,
+        }
+    }
+}
+
+/// Upstream TLS modes, as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Disable,
+    Require,
+    VerifyFull,
+}
+
+/// Per-resource upstream connection pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "crate::number::u32_field"
+    )]
+    pub max_connections: u32,
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub idle_timeout: Duration,
+    #[serde(
+        default = "default_acquire_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
+            acquire_timeout: default_acquire_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    20
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_acquire_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A policy file evaluated at one stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalPolicy {
+    pub path: String,
+    pub stage: String,
+}
+
+/// Client-facing TLS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+/// A directory setting (`recording.dir`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirConfig {
+    pub dir: String,
+}
+
+/// Async delivery settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(default)]
+    pub dead_letter_dir: Option<String>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+            format: default_format(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".to_owned()
+}
+fn default_format() -> String {
+    "json".to_owned()
+}
+
+/// Parse `:6432`, `0.0.0.0:6432` or `127.0.0.1:6432` into a socket address.
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("expected host:port or :port, got {text:?}"))
+}
+
+impl Validate for ConnectorConfig {
+    fn validate(&self, p: &mut Problems) {
+        let mut ports = HashSet::new();
+        match parse_listen_addr(&self.listen_addr) {
+            Ok(addr) => {
+                ports.insert(addr.port() as u32);
+            }
+            Err(e) => p.push("listen_addr", e),
+        }
+        match parse_listen_addr(&self.health_addr) {
+            Ok(addr) if !ports.insert(addr.port() as u32) => p.push(
+                "health_addr",
+                format!("port {} is already used by listen_addr", addr.port()),
+            ),
+            Ok(_) => {}
+            Err(e) => p.push("health_addr", e),
+        }
+        if !matches!(self.default_action.as_str(), "allow" | "block") {
+            p.push(
+                "default_action",
+                format!("expected allow or block, got {:?}", self.default_action),
+            );
+        }
+        if self.masking.hash_key.as_deref() == Some("") {
+            p.push(
+                "masking.hash_key",
+                "must not be empty (omit it to disable the hash strategy)",
+            );
+        }
+        let mut names = HashSet::new();
+        for (i, identity) in self.identities.iter().enumerate() {
+            if identity.name.is_empty() {
+                p.push(format!("identities[{i}].name"), "must not be empty");
+            } else if !names.insert(identity.name.as_str()) {
+                p.push(
+                    format!("identities[{i}].name"),
+                    format!("duplicate identity {:?}", identity.name),
+                );
+            }
+            if identity.password.is_empty() {
+                p.push(format!("identities[{i}].password"), "must not be empty");
+            }
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            if jwt.issuers.is_empty() {
+                p.push("auth.jwt.issuers", "expected at least one issuer");
+            }
+            for (i, issuer) in jwt.issuers.iter().enumerate() {
+                if issuer.jwks_file.is_none() == issuer.jwks_url.is_none() {
+                    p.push(
+                        format!("auth.jwt.issuers[{i}]"),
+                        "set exactly one of jwks_file or jwks_url",
+                    );
+                }
+                if issuer.audience.is_empty() {
+                    p.push(
+                        format!("auth.jwt.issuers[{i}].audience"),
+                        "must not be empty",
+                    );
+                }
+            }
+        }
+        if let Some(cp) = &self.control_plane
+            && !(cp.url.starts_with("http://") || cp.url.starts_with("https://"))
+        {
+            p.push(
+                "control_plane.url",
+                format!("expected an http:// or https:// URL, got {:?}", cp.url),
+            );
+        }
+        let mut resource_names = HashSet::new();
+        for (i, r) in self.resources.iter().enumerate() {
+            let at = |field: &str| format!("resources[{i}].{field}");
+            if r.name.is_empty() {
+                p.push(at("name"), "must not be empty");
+            } else if !resource_names.insert(r.name.as_str()) {
+                p.push(at("name"), format!("duplicate resource {:?}", r.name));
+            }
+            if r.host.is_empty() {
+                p.push(at("host"), "must not be empty");
+            }
+            if !(1..=65535).contains(&r.port) {
+                p.push(at("port"), format!("expected 1-65535, got {}", r.port));
+            }
+            match r.listen_port {
+                Some(port) if !(1..=65535).contains(&port) => {
+                    p.push(at("listen_port"), format!("expected 1-65535, got {port}"))
+                }
+                Some(port) if !ports.insert(port) => p.push(
+                    at("listen_port"),
+                    format!("port {port} is already used by another listener"),
+                ),
+                None if r.protocol == Protocol::Mcp => p.push(
+                    at("listen_port"),
+                    "required for MCP resources (they ride on their own HTTP listener)",
+                ),
+                _ => {}
+            }
+            if r.pool.max_connections == 0 {
+                p.push(at("pool.max_connections"), "expected at least 1, got 0");
+            }
+            if r.pool.acquire_timeout.is_zero() {
+                p.push(at("pool.acquire_timeout"), "must be greater than zero");
+            }
+            if r.password.is_some() && r.username.is_none() {
+                p.push(at("username"), "required when password is set");
+            }
+            if let Some(path) = &r.endpoint_path
+                && !path.starts_with('/')
+            {
+                p.push(
+                    at("endpoint_path"),
+                    format!("expected a path starting with /, got {path:?}"),
+                );
+            }
+        }
+        for (i, policy) in self.policies.iter().enumerate() {
+            if !matches!(
+                policy.stage.as_str(),
+                "session" | "pre_request" | "post_request"
+            ) {
+                p.push(
+                    format!("policies[{i}].stage"),
+                    format!(
+                        "expected session, pre_request or post_request, got {:?}",
+                        policy.stage
+                    ),
+                );
+            }
+            if policy.path.is_empty() {
+                p.push(format!("policies[{i}].path"), "must not be empty");
+            }
+        }
+        if self.tls.enabled {
+            if self.tls.cert_file.is_none() {
+                p.push("tls.cert_file", "required when tls.enabled is true");
+            }
+            if self.tls.key_file.is_none() {
+                p.push("tls.key_file", "required when tls.enabled is true");
+            }
+        }
+        if !matches!(
+            self.logging.level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
+            p.push(
+                "logging.level",
+                format!(
+                    "expected trace, debug, info, warn or error, got {:?}",
+                    self.logging.level
+                ),
+            );
+        }
+        if !matches!(self.logging.format.as_str(), "json" | "text") {
+            p.push(
+                "logging.format",
+                format!("expected json or text, got {:?}", self.logging.format),
+            );
+        }
+    }
+}
