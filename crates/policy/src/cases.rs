@@ -61,7 +61,7 @@ enum PolicyRef {
     Detailed(DetailedPolicyRef),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DetailedPolicyRef {
     path: String,
@@ -222,18 +222,9 @@ fn build_engine(file: &Path, case_file: &CaseFile) -> Result<PolicyEngine, Strin
         let detailed = match policy {
             PolicyRef::Path(path) => DetailedPolicyRef {
                 path: path.clone(),
-                name: None,
-                rollout: None,
-                targets: Vec::new(),
-                stages: None,
+                ..Default::default()
             },
-            PolicyRef::Detailed(d) => DetailedPolicyRef {
-                path: d.path.clone(),
-                name: d.name.clone(),
-                rollout: d.rollout.clone(),
-                targets: d.targets.clone(),
-                stages: d.stages.clone(),
-            },
+            PolicyRef::Detailed(d) => d.clone(),
         };
         let mut spec =
             PolicySpec::from_file(&base.join(&detailed.path)).map_err(|e| e.to_string())?;
