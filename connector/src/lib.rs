@@ -1,4 +1,10 @@
 //! The Gate data plane: listeners, protocol codecs, policy stages, upstream
-//! pools, masking and audit. So far: loading and checking the configuration.
+//! connections and audit. So far PostgreSQL: SCRAM login, session and
+//! `pre_request` policies, pass-through of everything else.
 
+pub mod audit;
+pub mod identity;
+pub mod protocols;
+mod random;
+pub mod server;
 pub mod startup;

@@ -10,8 +10,8 @@ use clap::Parser;
 /// policies per session and per statement, masks results and audits every
 /// decision.
 ///
-/// Status: the data plane is not built yet; `--check` validates a
-/// configuration and compiles its policies.
+/// Status: PostgreSQL with SCRAM login for static identities, session and
+/// pre_request policies; masking, TLS, pooling and metrics are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {

@@ -1,0 +1,87 @@
+//! Audit events: one JSON line per session decision and per statement
+//! decision, written to the audit sink (stdout by default). The control-plane
+//! issue ships them.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Longest statement text kept in an event.
+pub const MAX_STATEMENT: usize = 1024;
+
+/// One decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// `session` or `statement`.
+    pub kind: &'static str,
+    pub identity: String,
+    pub resource: String,
+    pub client: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<gate_policy::DryRunFinding>,
+}
+
+impl AuditEvent {
+    /// Now, in milliseconds.
+    pub fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Cut `text` to at most `MAX_STATEMENT` characters.
+pub fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_STATEMENT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Where events go.
+pub struct AuditSink {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditSink")
+    }
+}
+
+impl AuditSink {
+    /// Events to standard output.
+    pub fn stdout() -> Self {
+        Self::new(Box::new(std::io::stdout()))
+    }
+
+    /// Events to any writer (tests use a file).
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out: Mutex::new(out),
+        }
+    }
+
+    /// Write one event as a JSON line.
+    pub fn emit(&self, event: &AuditEvent) {
+        let Ok(mut line) = serde_json::to_vec(event) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Ok(mut out) = self.out.lock() {
+            let _ = out.write_all(&line);
+            let _ = out.flush();
+        }
+    }
+}

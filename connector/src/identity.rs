@@ -1,0 +1,62 @@
+//! Static identities from the config, with SCRAM verifiers derived once at start.
+
+use std::collections::HashMap;
+
+use gate_config::connector::StaticIdentity;
+
+use crate::protocols::postgres::scram::{self, Verifier};
+use crate::random;
+
+/// A known user.
+#[derive(Debug)]
+pub struct Identity {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub verifier: Verifier,
+}
+
+/// All static identities, plus a secret for answering unknown names convincingly.
+#[derive(Debug)]
+pub struct Identities {
+    by_name: HashMap<String, Identity>,
+    decoy_secret: [u8; 32],
+}
+
+impl Identities {
+    /// Derive verifiers for the configured identities.
+    pub fn new(configured: &[StaticIdentity]) -> Self {
+        let by_name = configured
+            .iter()
+            .map(|i| {
+                let identity = Identity {
+                    name: i.name.clone(),
+                    groups: i.groups.clone(),
+                    verifier: Verifier::new(&i.password, random::bytes::<16>().to_vec()),
+                };
+                (i.name.clone(), identity)
+            })
+            .collect();
+        Self {
+            by_name,
+            decoy_secret: random::bytes::<32>(),
+        }
+    }
+
+    /// The identity called `name`.
+    pub fn get(&self, name: &str) -> Option<&Identity> {
+        self.by_name.get(name)
+    }
+
+    /// A verifier that no password matches, with a salt stable per name, so an
+    /// unknown user sees the same exchange as a known one with a wrong password.
+    /// It costs no key derivation, like a known user's precomputed verifier.
+    pub fn decoy(&self, name: &str) -> Verifier {
+        let salt = scram::salted_password(name, &self.decoy_secret, 1);
+        Verifier {
+            salt: salt.get(..16).unwrap_or_default().to_vec(),
+            iterations: scram::ITERATIONS,
+            stored_key: self.decoy_secret,
+            server_key: self.decoy_secret,
+        }
+    }
+}

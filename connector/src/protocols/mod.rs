@@ -1,0 +1,3 @@
+//! One folder per protocol: pure codec, session state machine, native errors.
+
+pub mod postgres;

@@ -1,0 +1,330 @@
+//! SCRAM-SHA-256 (RFC 5802 / RFC 7677) without channel binding: the server
+//! side for clients logging in to Gate, the client side for Gate logging in
+//! upstream. Pure: messages in, messages out.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+/// Iteration count of verifiers Gate derives.
+pub const ITERATIONS: u32 = 4096;
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts any key length.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return [0; 32],
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// PBKDF2-HMAC-SHA256 with a 32-byte output (SCRAM's `Hi`).
+pub fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut block = salt.to_vec();
+    block.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = hmac(password.as_bytes(), &block);
+    let mut out = u;
+    for _ in 1..iterations {
+        u = hmac(password.as_bytes(), &u);
+        for (o, x) in out.iter_mut().zip(u.iter()) {
+            *o ^= x;
+        }
+    }
+    out
+}
+
+/// What a server stores for one password.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl Verifier {
+    /// Derive the verifier for `password` with `salt`.
+    pub fn new(password: &str, salt: Vec<u8>) -> Self {
+        let salted = salted_password(password, &salt, ITERATIONS);
+        Self {
+            stored_key: sha256(&hmac(&salted, b"Client Key")),
+            server_key: hmac(&salted, b"Server Key"),
+            salt,
+            iterations: ITERATIONS,
+        }
+    }
+}
+
+/// A SCRAM exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScramError {
+    #[error("malformed SCRAM message: {0}")]
+    Malformed(&'static str),
+    #[error("channel binding is not supported")]
+    ChannelBinding,
+    #[error("the nonce does not match")]
+    Nonce,
+    #[error("the proof is wrong")]
+    BadProof,
+    #[error("the server signature is wrong")]
+    BadServerSignature,
+}
+
+fn attribute(message: &str, name: char) -> Option<&str> {
+    message.split(',').find_map(|part| {
+        let mut chars = part.chars();
+        (chars.next() == Some(name) && chars.next() == Some('='))
+            .then(|| part.get(2..).unwrap_or_default())
+    })
+}
+
+/// Server side, after the client's first message.
+#[derive(Debug)]
+pub struct ServerExchange {
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+    gs2_header: String,
+}
+
+impl ServerExchange {
+    /// Handle `client-first-message`; returns the exchange and `server-first-message`.
+    pub fn start(
+        client_first: &str,
+        verifier: &Verifier,
+        server_nonce: &str,
+    ) -> Result<(Self, String), ScramError> {
+        let (gs2_header, bare) = split_gs2(client_first)?;
+        let client_nonce =
+            attribute(bare, 'r').ok_or(ScramError::Malformed("client-first without nonce"))?;
+        let nonce = format!("{client_nonce}{server_nonce}");
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&verifier.salt),
+            verifier.iterations
+        );
+        let exchange = Self {
+            client_first_bare: bare.to_owned(),
+            server_first: server_first.clone(),
+            nonce,
+            gs2_header: gs2_header.to_owned(),
+        };
+        Ok((exchange, server_first))
+    }
+
+    /// Check `client-final-message`; returns `server-final-message` when the proof is right.
+    pub fn finish(&self, client_final: &str, verifier: &Verifier) -> Result<String, ScramError> {
+        let (without_proof, proof) = client_final
+            .rsplit_once(",p=")
+            .ok_or(ScramError::Malformed("client-final without proof"))?;
+        let binding = attribute(without_proof, 'c')
+            .ok_or(ScramError::Malformed("client-final without binding"))?;
+        if B64.decode(binding).ok().as_deref() != Some(self.gs2_header.as_bytes()) {
+            return Err(ScramError::ChannelBinding);
+        }
+        if attribute(without_proof, 'r') != Some(self.nonce.as_str()) {
+            return Err(ScramError::Nonce);
+        }
+        let proof = B64
+            .decode(proof)
+            .map_err(|_| ScramError::Malformed("proof is not base64"))?;
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            self.client_first_bare, self.server_first
+        );
+        let signature = hmac(&verifier.stored_key, auth_message.as_bytes());
+        if proof.len() != 32 {
+            return Err(ScramError::BadProof);
+        }
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(signature.iter())
+            .map(|(p, s)| p ^ s)
+            .collect();
+        if !constant_time_eq(&sha256(&client_key), &verifier.stored_key) {
+            return Err(ScramError::BadProof);
+        }
+        Ok(format!(
+            "v={}",
+            B64.encode(hmac(&verifier.server_key, auth_message.as_bytes()))
+        ))
+    }
+}
+
+fn split_gs2(client_first: &str) -> Result<(&str, &str), ScramError> {
+    let mut parts = client_first.splitn(3, ',');
+    let flag = parts.next().ok_or(ScramError::Malformed("client-first"))?;
+    let authzid = parts.next().ok_or(ScramError::Malformed("client-first"))?;
+    let bare = parts.next().ok_or(ScramError::Malformed("client-first"))?;
+    match flag {
+        "n" | "y" => {}
+        _ => return Err(ScramError::ChannelBinding),
+    }
+    let header_len = flag.len() + authzid.len() + 2;
+    Ok((
+        client_first
+            .get(..header_len)
+            .ok_or(ScramError::Malformed("client-first"))?,
+        bare,
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Client side (Gate logging in upstream).
+#[derive(Debug)]
+pub struct ClientExchange {
+    client_nonce: String,
+    client_first_bare: String,
+    server_signature: Option<[u8; 32]>,
+}
+
+impl ClientExchange {
+    /// Start with a fresh nonce; returns the exchange and `client-first-message`.
+    pub fn start(client_nonce: &str) -> (Self, String) {
+        let bare = format!("n=,r={client_nonce}");
+        let first = format!("n,,{bare}");
+        (
+            Self {
+                client_nonce: client_nonce.to_owned(),
+                client_first_bare: bare,
+                server_signature: None,
+            },
+            first,
+        )
+    }
+
+    /// Handle `server-first-message`; returns `client-final-message`.
+    pub fn respond(&mut self, server_first: &str, password: &str) -> Result<String, ScramError> {
+        let nonce = attribute(server_first, 'r')
+            .ok_or(ScramError::Malformed("server-first without nonce"))?;
+        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
+            return Err(ScramError::Nonce);
+        }
+        let salt = attribute(server_first, 's')
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or(ScramError::Malformed("server-first salt"))?;
+        let iterations: u32 = attribute(server_first, 'i')
+            .and_then(|i| i.parse().ok())
+            .filter(|i| (1..=1_000_000).contains(i))
+            .ok_or(ScramError::Malformed("server-first iteration count"))?;
+        let salted = salted_password(password, &salt, iterations);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key = sha256(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature.iter())
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.server_signature = Some(hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)))
+    }
+
+    /// Check `server-final-message`.
+    pub fn verify(&self, server_final: &str) -> Result<(), ScramError> {
+        let given = attribute(server_final, 'v')
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or(ScramError::Malformed("server-final"))?;
+        match &self.server_signature {
+            Some(expected) if constant_time_eq(expected, &given) => Ok(()),
+            _ => Err(ScramError::BadServerSignature),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbkdf2_matches_rfc7914_vector() {
+        // RFC 7914 §11: PBKDF2-HMAC-SHA256("passwd", "salt", 1, 64) — first 32 bytes.
+        let out = salted_password("passwd", b"salt", 1);
+        assert_eq!(
+            out.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+        );
+    }
+
+    #[test]
+    fn rfc7677_example_exchange() {
+        // RFC 7677 §3: user "user", password "pencil".
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let verifier = Verifier::new("pencil", salt);
+        let (server, server_first) = ServerExchange::start(
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            &verifier,
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+        )
+        .unwrap();
+        assert_eq!(
+            server_first,
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        let client_final = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        assert_eq!(
+            server.finish(client_final, &verifier).unwrap(),
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+    }
+
+    #[test]
+    fn client_and_server_agree_and_a_wrong_password_fails() {
+        let verifier = Verifier::new("s3cret", b"0123456789abcdef".to_vec());
+        for (password, ok) in [("s3cret", true), ("wrong", false)] {
+            let (mut client, first) = ClientExchange::start("clientnonce");
+            let (server, server_first) =
+                ServerExchange::start(&first, &verifier, "servernonce").unwrap();
+            let client_final = client.respond(&server_first, password).unwrap();
+            match server.finish(&client_final, &verifier) {
+                Ok(server_final) => {
+                    assert!(ok);
+                    client.verify(&server_final).unwrap();
+                }
+                Err(e) => {
+                    assert!(!ok);
+                    assert_eq!(e, ScramError::BadProof);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let verifier = Verifier::new("pw", b"salt".to_vec());
+        let (server, _) = ServerExchange::start("n,,n=,r=abc", &verifier, "def").unwrap();
+        assert_eq!(
+            server.finish("c=biws,r=abcXXX,p=AAAA", &verifier),
+            Err(ScramError::Nonce)
+        );
+        assert_eq!(
+            server.finish("c=eSws,r=abcdef,p=AAAA", &verifier),
+            Err(ScramError::ChannelBinding)
+        );
+        assert!(ServerExchange::start("p=tls-server-end-point,,n=,r=x", &verifier, "y").is_err());
+        let (client, _) = ClientExchange::start("abc");
+        assert_eq!(client.verify("v=AAAA"), Err(ScramError::BadServerSignature));
+        let (mut client, _) = ClientExchange::start("abc");
+        assert_eq!(
+            client.respond("r=xyz,s=c2FsdA==,i=4096", "pw"),
+            Err(ScramError::Nonce)
+        );
+    }
+}

@@ -1,0 +1,581 @@
+//! One PostgreSQL client session: startup, routing, SCRAM login, session
+//! policy, upstream login, then the statement loop in both directions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use gate_config::connector::{Protocol, ResourceConfig};
+use gate_policy::{
+    Action, ConnectionInfo, PolicyInput, ResourceInfo, SessionInput, Stage, TimeInfo, UserInfo,
+    Verdict,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::codec::{self, ErrorFields, Frame, Reader, Startup, auth};
+use super::error::PgError;
+use super::scram::ServerExchange;
+use super::sql::classify;
+use super::upstream::{self, Upstream};
+use crate::audit::{AuditEvent, truncate};
+use crate::random;
+use crate::server::Gate;
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Statement text that fails upstream with a syntax error naming it; its
+/// error is replaced by the policy's refusal on the way back.
+const BLOCK_MARKER: &str = "gate_policy_block_";
+/// Client startup parameters passed on to the upstream.
+const FORWARDED_PARAMS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "IntervalStyle",
+    "search_path",
+];
+
+/// An upstream backend to cancel: address, backend pid, secret.
+type CancelTarget = (String, u32, u32);
+
+/// Where to send a client's CancelRequest: Gate's key → the upstream's.
+#[derive(Debug, Default)]
+pub struct CancelRegistry {
+    targets: Mutex<HashMap<(u32, u32), CancelTarget>>,
+}
+
+impl CancelRegistry {
+    fn register(&self, key: (u32, u32), target: CancelTarget) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.insert(key, target);
+        }
+    }
+    fn remove(&self, key: (u32, u32)) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.remove(&key);
+        }
+    }
+    async fn cancel(&self, pid: u32, secret: u32) {
+        let target = self
+            .targets
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&(pid, secret)).cloned());
+        if let Some((addr, upstream_pid, upstream_secret)) = target {
+            let _ = upstream::cancel(&addr, upstream_pid, upstream_secret).await;
+        }
+    }
+}
+
+/// Serve one client connection to completion.
+pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+    let _ = client.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(8192);
+    match setup(&mut client, &mut buf, peer, &gate).await {
+        Ok(Some(session)) => session.run(client, buf, &gate).await,
+        Ok(None) => {}
+        Err(error) => {
+            if let Some(fields) = error.to_fatal() {
+                let mut out = BytesMut::new();
+                codec::put_error(&mut out, &fields);
+                let _ = client.write_all(&out).await;
+            }
+            eprintln!("gate-connector: postgres session from {peer} ended: {error}");
+        }
+    }
+}
+
+/// A logged-in session, ready to relay.
+struct Session {
+    upstream: Upstream,
+    input: SessionInput,
+    resource: String,
+    identity: String,
+    client: String,
+    cancel_key: (u32, u32),
+}
+
+async fn read_startup(client: &mut TcpStream, buf: &mut BytesMut) -> Result<Startup, PgError> {
+    loop {
+        if let Some(startup) = codec::decode_startup(buf)? {
+            return Ok(startup);
+        }
+        if client.read_buf(buf).await? == 0 {
+            return Err(PgError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Option<Frame>, PgError> {
+    loop {
+        if let Some(frame) = codec::decode_frame(buf)? {
+            return Ok(Some(frame));
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn expect_password_frame(
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Frame, PgError> {
+    match read_frame(client, buf).await? {
+        Some(frame) if frame.tag == b'p' => Ok(frame),
+        Some(frame) => Err(PgError::ClientUnexpected(format!(
+            "expected a password message, got {:?}",
+            char::from(frame.tag)
+        ))),
+        None => Err(PgError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+    }
+}
+
+async fn setup(
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    gate: &Gate,
+) -> Result<Option<Session>, PgError> {
+    let params = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        loop {
+            match read_startup(client, buf).await? {
+                // TLS and GSS encryption are declined; the client may continue in plain text.
+                Startup::Ssl | Startup::GssEnc => client.write_all(b"N").await?,
+                Startup::Cancel { pid, secret } => {
+                    gate.cancels.cancel(pid, secret).await;
+                    return Ok(None);
+                }
+                Startup::Message { params } => return Ok::<_, PgError>(Some(params)),
+            }
+        }
+    })
+    .await
+    .map_err(|_| PgError::Timeout("startup message"))??;
+    let Some(params) = params else {
+        return Ok(None);
+    };
+    let user = Startup::param(&params, "user")
+        .unwrap_or_default()
+        .to_owned();
+    let database = Startup::param(&params, "database")
+        .unwrap_or(&user)
+        .to_owned();
+    let resource = route(&gate.config.resources, &database)
+        .ok_or_else(|| PgError::UnknownDatabase(database.clone()))?;
+
+    let identity = tokio::time::timeout(STARTUP_TIMEOUT, login(client, buf, gate, &user))
+        .await
+        .map_err(|_| PgError::Timeout("password"))??;
+    let groups = gate
+        .identities
+        .get(&identity)
+        .map(|i| i.groups.clone())
+        .unwrap_or_default();
+    let application_name = Startup::param(&params, "application_name").map(str::to_owned);
+
+    let session_input = SessionInput::new(&PolicyInput {
+        resource: Some(ResourceInfo {
+            name: resource.name.clone(),
+            protocol: "postgres".into(),
+            host: Some(resource.host.clone()),
+            port: u16::try_from(resource.port).ok(),
+            database: resource.database.clone(),
+            labels: resource.labels.clone(),
+        }),
+        user: Some(UserInfo {
+            name: Some(identity.clone()),
+            groups,
+            kind: Some("user".into()),
+            ..Default::default()
+        }),
+        connection: Some(ConnectionInfo {
+            client_ip: Some(peer.ip().to_string()),
+            client_port: Some(peer.port()),
+            tls: false,
+            application_name,
+            database: Some(database.clone()),
+            db_user: Some(user.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let client_addr = peer.to_string();
+    let request = PolicyInput {
+        time: Some(TimeInfo::now()),
+        ..Default::default()
+    };
+    let verdict = gate.policies.evaluate(
+        Stage::Session,
+        &resource.name,
+        &session_input.request(Stage::Session, &request),
+    );
+    audit(
+        gate,
+        "session",
+        &identity,
+        &resource.name,
+        &client_addr,
+        None,
+        &verdict,
+    );
+    if verdict.is_blocked() {
+        return Err(PgError::SessionBlocked(
+            verdict
+                .reason
+                .unwrap_or_else(|| "access denied by policy".into()),
+        ));
+    }
+
+    let upstream_user = resource.username.clone().unwrap_or_else(|| user.clone());
+    let upstream_db = resource
+        .database
+        .clone()
+        .unwrap_or_else(|| database.clone());
+    let forwarded: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|(k, _)| FORWARDED_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let upstream = upstream::connect(resource, &upstream_user, &upstream_db, &forwarded).await?;
+
+    let cancel_key = (random::u32() & 0x7fff_ffff, random::u32());
+    gate.cancels.register(
+        cancel_key,
+        (upstream.addr.clone(), upstream.pid, upstream.secret),
+    );
+    let mut out = BytesMut::new();
+    codec::put_auth(&mut out, auth::OK, &[]);
+    for parameter in &upstream.parameters {
+        out.extend_from_slice(&parameter.raw);
+    }
+    codec::put_backend_key(&mut out, cancel_key.0, cancel_key.1);
+    codec::put_ready(&mut out, b'I');
+    client.write_all(&out).await?;
+    Ok(Some(Session {
+        upstream,
+        input: session_input,
+        resource: resource.name.clone(),
+        identity,
+        client: client_addr,
+        cancel_key,
+    }))
+}
+
+/// The PostgreSQL resource for a startup `database`: by name, else by database.
+fn route<'a>(resources: &'a [ResourceConfig], database: &str) -> Option<&'a ResourceConfig> {
+    let postgres = || {
+        resources
+            .iter()
+            .filter(|r| r.protocol == Protocol::Postgres)
+    };
+    postgres()
+        .find(|r| r.name == database)
+        .or_else(|| postgres().find(|r| r.database.as_deref() == Some(database)))
+}
+
+/// SCRAM-SHA-256 against the static identities; returns the identity name.
+async fn login(
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+    gate: &Gate,
+    user: &str,
+) -> Result<String, PgError> {
+    let failed = || PgError::AuthFailed(user.to_owned());
+    let mut out = BytesMut::new();
+    codec::put_auth(&mut out, auth::SASL, b"SCRAM-SHA-256\0\0");
+    client.write_all(&out).await?;
+
+    let initial = expect_password_frame(client, buf).await?;
+    let mut r = Reader::new(initial.body());
+    let mechanism = r.cstr()?;
+    let len = r.i32()?;
+    let data = r.bytes(usize::try_from(len).map_err(|_| failed())?)?;
+    if mechanism != "SCRAM-SHA-256" {
+        return Err(failed());
+    }
+    let identity = gate.identities.get(user);
+    let verifier = identity
+        .map(|i| i.verifier.clone())
+        .unwrap_or_else(|| gate.identities.decoy(user));
+    let client_first = std::str::from_utf8(data).map_err(|_| failed())?;
+    let (exchange, server_first) =
+        ServerExchange::start(client_first, &verifier, &random::nonce()).map_err(|_| failed())?;
+    let mut out = BytesMut::new();
+    codec::put_auth(&mut out, auth::SASL_CONTINUE, server_first.as_bytes());
+    client.write_all(&out).await?;
+
+    let response = expect_password_frame(client, buf).await?;
+    let client_final = std::str::from_utf8(response.body()).map_err(|_| failed())?;
+    let server_final = exchange
+        .finish(client_final, &verifier)
+        .map_err(|_| failed())?;
+    let identity = identity.ok_or_else(failed)?;
+    let mut out = BytesMut::new();
+    codec::put_auth(&mut out, auth::SASL_FINAL, server_final.as_bytes());
+    client.write_all(&out).await?;
+    Ok(identity.name.clone())
+}
+
+fn audit(
+    gate: &Gate,
+    kind: &'static str,
+    identity: &str,
+    resource: &str,
+    client: &str,
+    statement: Option<&str>,
+    verdict: &Verdict,
+) {
+    gate.audit.emit(&AuditEvent {
+        ts_ms: AuditEvent::now_ms(),
+        kind,
+        identity: identity.to_owned(),
+        resource: resource.to_owned(),
+        client: client.to_owned(),
+        statement: statement.map(truncate),
+        action: verdict.action.as_str().to_owned(),
+        reason: verdict.reason.clone(),
+        policies: verdict.policies.clone(),
+        dry_run: verdict.dry_run.clone(),
+    });
+}
+
+/// What to do with one client message that carries SQL.
+enum Plan {
+    Forward,
+    Rewrite(String),
+    Block(String),
+}
+
+/// Blocked statements waiting for their upstream error: marker id → reason.
+type Pending = Arc<Mutex<HashMap<u64, String>>>;
+
+impl Session {
+    async fn run(self, client: TcpStream, client_buf: BytesMut, gate: &Arc<Gate>) {
+        let Session {
+            upstream,
+            input,
+            resource,
+            identity,
+            client: client_addr,
+            cancel_key,
+        } = self;
+        let Upstream {
+            stream: upstream_stream,
+            leftover,
+            ..
+        } = upstream;
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut upstream_read, mut upstream_write) = upstream_stream.into_split();
+        let pending: Pending = Arc::default();
+        let next_marker = AtomicU64::new(1);
+        let ctx = StatementContext {
+            gate,
+            input: &input,
+            resource: &resource,
+            identity: &identity,
+            client: &client_addr,
+        };
+
+        let to_upstream = async {
+            let mut buf = client_buf;
+            let mut out = BytesMut::with_capacity(8192);
+            loop {
+                let Some(frame) = read_frame(&mut client_read, &mut buf).await? else {
+                    break;
+                };
+                let terminate = frame.tag == b'X';
+                relay_client_frame(&frame, &ctx, &pending, &next_marker, &mut out)?;
+                // Forward everything already buffered in one write.
+                while let Some(frame) = codec::decode_frame(&mut buf)? {
+                    relay_client_frame(&frame, &ctx, &pending, &next_marker, &mut out)?;
+                }
+                upstream_write.write_all(&out).await?;
+                out.clear();
+                if terminate {
+                    break;
+                }
+            }
+            Ok::<(), PgError>(())
+        };
+        let to_client = async {
+            let mut buf = leftover;
+            let mut out = BytesMut::with_capacity(8192);
+            loop {
+                let Some(frame) = read_frame(&mut upstream_read, &mut buf).await? else {
+                    break;
+                };
+                relay_upstream_frame(frame, &pending, &mut out)?;
+                while let Some(frame) = codec::decode_frame(&mut buf)? {
+                    relay_upstream_frame(frame, &pending, &mut out)?;
+                }
+                client_write.write_all(&out).await?;
+                out.clear();
+            }
+            Ok::<(), PgError>(())
+        };
+        let result = tokio::select! {
+            r = to_upstream => r,
+            r = to_client => r,
+        };
+        gate.cancels.remove(cancel_key);
+        if let Err(e) = result {
+            eprintln!(
+                "gate-connector: postgres session {client_addr} ({identity} on {resource}) ended: {e}"
+            );
+        }
+    }
+}
+
+struct StatementContext<'a> {
+    gate: &'a Gate,
+    input: &'a SessionInput,
+    resource: &'a str,
+    identity: &'a str,
+    client: &'a str,
+}
+
+impl StatementContext<'_> {
+    /// Classify `sql`, evaluate `pre_request` per statement and audit each decision.
+    fn plan(&self, sql: &str) -> Plan {
+        let statements = classify(sql);
+        let single = statements.len() == 1;
+        let mut plan = Plan::Forward;
+        for query in statements {
+            let statement = query.statement.clone().unwrap_or_else(|| query.raw.clone());
+            let request = PolicyInput {
+                time: Some(TimeInfo::now()),
+                query: Some(query),
+                ..Default::default()
+            };
+            let verdict = self.gate.policies.evaluate(
+                Stage::PreRequest,
+                self.resource,
+                &self.input.request(Stage::PreRequest, &request),
+            );
+            audit(
+                self.gate,
+                "statement",
+                self.identity,
+                self.resource,
+                self.client,
+                Some(&statement),
+                &verdict,
+            );
+            match (verdict.action, &plan) {
+                (_, Plan::Block(_)) => {}
+                (Action::Block, _) => {
+                    plan = Plan::Block(
+                        verdict
+                            .reason
+                            .unwrap_or_else(|| "statement refused by policy".into()),
+                    );
+                }
+                (Action::Rewrite, _) if single => {
+                    plan = Plan::Rewrite(verdict.query.unwrap_or_default())
+                }
+                (Action::Rewrite, _) => {
+                    plan = Plan::Block(
+                        "a policy rewrite cannot apply to one statement of a multi-statement query"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
+fn marker(pending: &Pending, next: &AtomicU64, reason: String) -> String {
+    let id = next.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut p) = pending.lock() {
+        p.insert(id, reason);
+    }
+    format!("{BLOCK_MARKER}{id}")
+}
+
+/// Append what goes upstream for one client frame.
+fn relay_client_frame(
+    frame: &Frame,
+    ctx: &StatementContext<'_>,
+    pending: &Pending,
+    next: &AtomicU64,
+    out: &mut BytesMut,
+) -> Result<(), PgError> {
+    match frame.tag {
+        b'Q' => match ctx.plan(codec::parse_query(frame.body())?) {
+            Plan::Forward => out.extend_from_slice(&frame.raw),
+            Plan::Rewrite(sql) => codec::put_query(out, &sql),
+            Plan::Block(reason) => codec::put_query(out, &marker(pending, next, reason)),
+        },
+        b'P' => {
+            let parse = codec::parse_parse(frame.body())?;
+            match ctx.plan(parse.query) {
+                Plan::Forward => out.extend_from_slice(&frame.raw),
+                Plan::Rewrite(sql) => {
+                    codec::put_parse_with(out, parse.name, &sql, parse.param_types)
+                }
+                Plan::Block(reason) => {
+                    codec::put_parse_with(out, parse.name, &marker(pending, next, reason), &[])
+                }
+            }
+        }
+        _ => out.extend_from_slice(&frame.raw),
+    }
+    Ok(())
+}
+
+/// Append what goes to the client for one upstream frame.
+fn relay_upstream_frame(
+    frame: Frame,
+    pending: &Pending,
+    out: &mut BytesMut,
+) -> Result<(), PgError> {
+    if frame.tag == b'E' {
+        let reason = pending_reason(&frame, pending)?;
+        if let Some(reason) = reason {
+            codec::put_error(
+                out,
+                &ErrorFields {
+                    severity: "ERROR",
+                    code: "42501",
+                    message: reason,
+                },
+            );
+            return Ok(());
+        }
+    }
+    out.extend_from_slice(&frame.raw);
+    Ok(())
+}
+
+/// The policy reason for an upstream error caused by a block marker.
+fn pending_reason(frame: &Frame, pending: &Pending) -> Result<Option<String>, PgError> {
+    let Ok(mut pending) = pending.lock() else {
+        return Ok(None);
+    };
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let (_, message) = codec::parse_error(frame.body())?;
+    let Some(at) = message.find(BLOCK_MARKER) else {
+        return Ok(None);
+    };
+    let digits: String = message[at + BLOCK_MARKER.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Ok(digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| pending.remove(&id)))
+}

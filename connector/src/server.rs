@@ -1,0 +1,71 @@
+//! The connector's shared state and accept loops: the shared listener and
+//! one listener per resource with a `listen_port`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gate_config::ConnectorConfig;
+use gate_config::connector::{Protocol, parse_listen_addr};
+use gate_policy::PolicyEngine;
+use tokio::net::TcpListener;
+
+use crate::audit::AuditSink;
+use crate::identity::Identities;
+use crate::protocols::postgres::{self, CancelRegistry};
+
+/// Everything sessions share.
+#[derive(Debug)]
+pub struct Gate {
+    pub config: ConnectorConfig,
+    pub policies: PolicyEngine,
+    pub identities: Identities,
+    pub audit: AuditSink,
+    pub cancels: CancelRegistry,
+}
+
+impl Gate {
+    /// Build the shared state from a loaded configuration.
+    pub fn new(config: ConnectorConfig, policies: PolicyEngine, audit: AuditSink) -> Self {
+        let identities = Identities::new(&config.identities);
+        Self {
+            config,
+            policies,
+            identities,
+            audit,
+            cancels: CancelRegistry::default(),
+        }
+    }
+}
+
+/// Accept connections on `listener` forever, one task per client.
+///
+/// Only PostgreSQL is spoken so far; the protocol detection of the shared
+/// listener arrives with the second protocol.
+pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        tokio::spawn(postgres::handle_client(stream, peer, gate.clone()));
+    }
+}
+
+/// Bind the shared listener and every resource's own port.
+pub async fn bind_all(config: &ConnectorConfig) -> Result<Vec<(SocketAddr, TcpListener)>, String> {
+    let shared = parse_listen_addr(&config.listen_addr)?;
+    let mut addrs = vec![shared];
+    for resource in &config.resources {
+        if let (Some(port), Protocol::Postgres) = (resource.listen_port, resource.protocol) {
+            let port = u16::try_from(port)
+                .map_err(|_| format!("resources: listen_port {port} out of range"))?;
+            addrs.push(SocketAddr::new(shared.ip(), port));
+        }
+    }
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        listeners.push((bound, listener));
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,497 @@
+//! PostgreSQL through Gate with real clients (psql, pgbench) against a real
+//! PostgreSQL 15: login, routing, session and pre_request policies, rewrites,
+//! extended protocol, cancel, upstream SCRAM and md5, audit events.
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gate_config::{ConnectorConfig, load_str};
+use gate_connector::audit::AuditSink;
+use gate_connector::server::{Gate, serve};
+use gate_testkit::{PgAuth, Postgres, PostgresOptions};
+
+const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
+const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A real upstream plus Gate in front of it, serving on a free port.
+struct Stack {
+    pg: Postgres,
+    port: u16,
+    audit: PathBuf,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+const SEED: &str = "
+    create role gate_app login password 'gate-app-pw';
+    create table customers (id int primary key, name text, email text, ssn text);
+    insert into customers values (1, 'Alice', 'alice@example.com', '123-45-6789');
+    grant all on customers to gate_app;
+    grant create on schema public to gate_app;
+";
+
+fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
+    let pg = Postgres::start(PostgresOptions {
+        auth,
+        databases: vec!["appdb".into()],
+        seed: vec![("appdb".into(), SEED.into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\
+         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw}}\n{policy_yaml}",
+        pg.port()
+    );
+    let config: ConnectorConfig =
+        load_str("test.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let policies =
+        gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
+    let audit = dir.path().join("audit.jsonl");
+    let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
+    let gate = Arc::new(Gate::new(config, policies, sink));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(serve(listener, gate));
+    Stack {
+        pg,
+        port,
+        audit,
+        _dir: dir,
+        _runtime: runtime,
+    }
+}
+
+fn example_policy() -> String {
+    let path = repo().join("policies/example.rego").display().to_string();
+    format!(
+        "policies:\n  - {{path: \"{path}\", stage: session}}\n  - {{path: \"{path}\", stage: pre_request}}\n  - {{path: \"{path}\", stage: post_request}}\n"
+    )
+}
+
+fn psql(stack: &Stack, user: &str, password: &str, database: &str, commands: &[&str]) -> Output {
+    let mut cmd = Command::new(PSQL);
+    cmd.env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            database,
+        ]);
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn direct(stack: &Stack, sql: &str) -> String {
+    stack.pg.psql("appdb", sql).unwrap()
+}
+
+#[test]
+fn queries_pass_and_a_blocked_drop_leaves_the_session_usable() {
+    let stack = start(
+        PgAuth::Scram {
+            password: "super".into(),
+        },
+        &example_policy(),
+    );
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &[
+            "select name from customers",
+            "drop table customers",
+            "select count(*) from customers",
+            "select current_user",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["Alice", "1", "gate_app"],
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR:  destructive queries are not allowed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        direct(&stack, "select count(*) from customers"),
+        "1",
+        "the table must still exist"
+    );
+}
+
+#[test]
+fn the_refusal_is_sqlstate_42501() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &["\\set VERBOSITY verbose", "truncate customers"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ERROR:  42501: destructive queries are not allowed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_multi_statement_query_with_one_blocked_statement_runs_none() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &["insert into customers values (2, 'Bob', 'b@x', '1'); drop table customers"],
+    );
+    assert!(text(&out.stderr).contains("destructive queries are not allowed"));
+    assert_eq!(
+        direct(&stack, "select count(*) from customers"),
+        "1",
+        "the insert must not have run"
+    );
+}
+
+#[test]
+fn a_blocked_statement_aborts_the_transaction_like_a_server_error() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &[
+            "begin; insert into customers values (3, 'C', 'c@x', '3'); drop table customers; commit;",
+        ],
+    );
+    assert!(text(&out.stderr).contains("destructive queries are not allowed"));
+    assert_eq!(
+        direct(&stack, "select count(*) from customers where id = 3"),
+        "0"
+    );
+}
+
+#[test]
+fn wrong_password_and_unknown_user_look_the_same() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let wrong = text(&psql(&stack, "app", "nope", "appdb", &["select 1"]).stderr);
+    assert!(
+        wrong.contains("FATAL:  password authentication failed for user \"app\""),
+        "{wrong}"
+    );
+    let unknown = text(&psql(&stack, "mallory", "nope", "appdb", &["select 1"]).stderr);
+    assert!(
+        unknown.contains("FATAL:  password authentication failed for user \"mallory\""),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn an_unknown_database_reveals_nothing_else() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let out = text(&psql(&stack, "app", "app", "nosuchdb", &["select 1"]).stderr);
+    assert!(
+        out.contains("FATAL:  database \"nosuchdb\" does not exist"),
+        "{out}"
+    );
+    // Routing by resource name works as well as by database name.
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "primary-db",
+        &["select current_database()"],
+    );
+    assert_eq!(text(&out.stdout).trim(), "appdb", "{}", text(&out.stderr));
+}
+
+#[test]
+fn the_session_policy_can_refuse_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("admins_only.rego");
+    std::fs::write(
+        &policy,
+        "package admins_only\nimport rego.v1\ndefault session := {\"action\": \"block\", \"reason\": \"only admins may connect\"}\n\
+         session := {\"action\": \"allow\"} if \"admins\" in input.user.groups\n\
+         pre_request := {\"action\": \"allow\"}\n",
+    )
+    .unwrap();
+    let stack = start(
+        PgAuth::Trust,
+        &format!(
+            "policies:\n  - {{path: \"{}\", stage: session}}\n  - {{path: \"{}\", stage: pre_request}}\n",
+            policy.display(),
+            policy.display()
+        ),
+    );
+    let out = text(&psql(&stack, "app", "app", "appdb", &["select 1"]).stderr);
+    assert!(out.contains("FATAL:  only admins may connect"), "{out}");
+    let out = psql(&stack, "boss", "boss", "appdb", &["select 1"]);
+    assert_eq!(text(&out.stdout).trim(), "1", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_rewrite_replaces_the_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("rewrite.rego");
+    std::fs::write(
+        &policy,
+        "package rewrite\nimport rego.v1\ndefault session := {\"action\": \"allow\"}\ndefault pre_request := {\"action\": \"allow\"}\n\
+         pre_request := {\"action\": \"rewrite\", \"query\": \"select 'rewritten'\"} if input.query.tables == [\"customers\"]\n",
+    )
+    .unwrap();
+    let stack = start(
+        PgAuth::Trust,
+        &format!(
+            "policies:\n  - {{path: \"{}\", stage: session}}\n  - {{path: \"{}\", stage: pre_request}}\n",
+            policy.display(),
+            policy.display()
+        ),
+    );
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &["select ssn from customers", "select 'untouched'"],
+    );
+    assert_eq!(
+        text(&out.stdout).lines().collect::<Vec<_>>(),
+        ["rewritten", "untouched"],
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn upstream_md5_login_works() {
+    let stack = start(
+        PgAuth::Md5 {
+            password: "super".into(),
+        },
+        &example_policy(),
+    );
+    // The seed set gate_app's password while SCRAM was the default; store it as md5.
+    direct(
+        &stack,
+        "set password_encryption = 'md5'; alter role gate_app password 'gate-app-pw'",
+    );
+    let out = psql(&stack, "app", "app", "appdb", &["select current_user"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "gate_app",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pgbench_extended_and_prepared_protocols_pass_and_blocks_apply() {
+    let stack = start(
+        PgAuth::Scram {
+            password: "super".into(),
+        },
+        &example_policy(),
+    );
+    let init = Command::new(PGBENCH)
+        .args(["-i", "-q", "-s", "1", "-h"])
+        .arg(stack.pg.socket_dir())
+        .args([
+            "-p",
+            &stack.pg.port().to_string(),
+            "-U",
+            "postgres",
+            "appdb",
+        ])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    direct(
+        &stack,
+        "grant select on all tables in schema public to gate_app",
+    );
+    for mode in ["simple", "extended", "prepared"] {
+        let out = Command::new(PGBENCH)
+            .env("PGPASSWORD", "app")
+            .args([
+                "-n",
+                "-S",
+                "-t",
+                "50",
+                "-c",
+                "2",
+                "-M",
+                mode,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &stack.port.to_string(),
+                "-U",
+                "app",
+                "appdb",
+            ])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {}\n{stdout}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("number of transactions actually processed: 100/100"),
+            "{mode}: {stdout}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("drop.sql");
+    std::fs::write(&script, "drop table pgbench_branches;\n").unwrap();
+    let out = Command::new(PGBENCH)
+        .env("PGPASSWORD", "app")
+        .args(["-n", "-t", "1", "-M", "extended", "-f"])
+        .arg(&script)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+            "-U",
+            "app",
+            "appdb",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("destructive queries are not allowed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(direct(&stack, "select count(*) from pgbench_branches"), "1");
+}
+
+#[test]
+fn cancel_reaches_the_upstream_backend() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let child = Command::new(PSQL)
+        .env("PGPASSWORD", "app")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+            "-U",
+            "app",
+            "-d",
+            "appdb",
+            "-c",
+            "select pg_sleep(30)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the statement runs upstream, then interrupt psql (it sends a CancelRequest).
+    let started = Instant::now();
+    while direct(
+        &stack,
+        "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)'",
+    ) != "1"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sleep never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        text(&out.stderr).contains("canceling statement due to user request"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn every_decision_is_audited() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &["select 1", "drop table customers"],
+    );
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&stack.audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("session", "allow"),
+            ("statement", "allow"),
+            ("statement", "block")
+        ]
+    );
+    let blocked = &events[2];
+    assert_eq!(blocked["identity"], "app");
+    assert_eq!(blocked["resource"], "primary-db");
+    assert_eq!(blocked["reason"], "destructive queries are not allowed");
+    assert_eq!(blocked["policies"], serde_json::json!(["example"]));
+    assert_eq!(blocked["statement"], "DROP TABLE customers");
+    assert!(
+        blocked["client"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
