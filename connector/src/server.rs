@@ -7,11 +7,12 @@ use std::sync::Arc;
 use gate_config::ConnectorConfig;
 use gate_config::connector::{Protocol, parse_listen_addr};
 use gate_policy::PolicyEngine;
+use gate_policy::mask::MaskingKey;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
 use crate::identity::Identities;
-use crate::protocols::postgres::{self, CancelRegistry};
+use crate::protocols::postgres::{self, CancelRegistry, Catalogs};
 
 /// Everything sessions share.
 #[derive(Debug)]
@@ -21,18 +22,29 @@ pub struct Gate {
     pub identities: Identities,
     pub audit: AuditSink,
     pub cancels: CancelRegistry,
+    /// Column provenance caches for PostgreSQL resources.
+    pub catalogs: Catalogs,
+    /// Key of the `hash` masking strategy (`masking.hash_key`).
+    pub masking_key: Option<MaskingKey>,
 }
 
 impl Gate {
     /// Build the shared state from a loaded configuration.
     pub fn new(config: ConnectorConfig, policies: PolicyEngine, audit: AuditSink) -> Self {
         let identities = Identities::new(&config.identities);
+        let masking_key = config
+            .masking
+            .hash_key
+            .as_deref()
+            .and_then(|k| MaskingKey::new(k.as_bytes()));
         Self {
             config,
             policies,
             identities,
             audit,
             cancels: CancelRegistry::default(),
+            catalogs: Catalogs::default(),
+            masking_key,
         }
     }
 }

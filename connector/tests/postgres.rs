@@ -3,118 +3,13 @@
 //! extended protocol, cancel, upstream SCRAM and md5, audit events.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Arc;
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gate_config::{ConnectorConfig, load_str};
-use gate_connector::audit::AuditSink;
-use gate_connector::server::{Gate, serve};
-use gate_testkit::{PgAuth, Postgres, PostgresOptions};
-
-const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
-const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-/// A real upstream plus Gate in front of it, serving on a free port.
-struct Stack {
-    pg: Postgres,
-    port: u16,
-    audit: PathBuf,
-    _dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
-const SEED: &str = "
-    create role gate_app login password 'gate-app-pw';
-    create table customers (id int primary key, name text, email text, ssn text);
-    insert into customers values (1, 'Alice', 'alice@example.com', '123-45-6789');
-    grant all on customers to gate_app;
-    grant create on schema public to gate_app;
-";
-
-fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
-    let pg = Postgres::start(PostgresOptions {
-        auth,
-        databases: vec!["appdb".into()],
-        seed: vec![("appdb".into(), SEED.into())],
-        ..Default::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\
-         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw}}\n{policy_yaml}",
-        pg.port()
-    );
-    let config: ConnectorConfig =
-        load_str("test.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    let policies =
-        gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
-    let audit = dir.path().join("audit.jsonl");
-    let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
-    let gate = Arc::new(Gate::new(config, policies, sink));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(serve(listener, gate));
-    Stack {
-        pg,
-        port,
-        audit,
-        _dir: dir,
-        _runtime: runtime,
-    }
-}
-
-fn example_policy() -> String {
-    let path = repo().join("policies/example.rego").display().to_string();
-    format!(
-        "policies:\n  - {{path: \"{path}\", stage: session}}\n  - {{path: \"{path}\", stage: pre_request}}\n  - {{path: \"{path}\", stage: post_request}}\n"
-    )
-}
-
-fn psql(stack: &Stack, user: &str, password: &str, database: &str, commands: &[&str]) -> Output {
-    let mut cmd = Command::new(PSQL);
-    cmd.env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-w",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &stack.port.to_string(),
-            "-U",
-            user,
-            "-d",
-            database,
-        ]);
-    for c in commands {
-        cmd.args(["-c", c]);
-    }
-    cmd.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn direct(stack: &Stack, sql: &str) -> String {
-    stack.pg.psql("appdb", sql).unwrap()
-}
+use common::*;
+use gate_testkit::PgAuth;
 
 #[test]
 fn queries_pass_and_a_blocked_drop_leaves_the_session_usable() {

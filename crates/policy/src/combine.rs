@@ -82,6 +82,11 @@ impl Verdict {
         self.action == Action::Block
     }
 
+    /// A block with no reason yet, decided by no policy (the caller fills the reason).
+    pub fn refusal() -> Self {
+        Self::new(Action::Block)
+    }
+
     fn new(action: Action) -> Self {
         Self {
             action,

@@ -395,6 +395,62 @@ pub fn put_parse_with(out: &mut BytesMut, name: &str, sql: &str, param_types: &[
     });
 }
 
+/// The fields of a Bind message Gate tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind<'a> {
+    pub portal: &'a str,
+    pub statement: &'a str,
+    pub result_formats: Vec<i16>,
+}
+
+/// Decode a Bind body.
+pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, CodecError> {
+    let mut r = Reader::new(body);
+    let portal = r.cstr()?;
+    let statement = r.cstr()?;
+    let param_formats = r.i16()?;
+    r.bytes(
+        usize::try_from(param_formats).map_err(|_| CodecError::Malformed { what: "bind" })? * 2,
+    )?;
+    let params = r.i16()?;
+    for _ in 0..params {
+        let len = r.i32()?;
+        if len > 0 {
+            r.bytes(len as usize)?;
+        }
+    }
+    let count = r.i16()?;
+    let mut result_formats = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for _ in 0..count {
+        result_formats.push(r.i16()?);
+    }
+    Ok(Bind {
+        portal,
+        statement,
+        result_formats,
+    })
+}
+
+/// Decode a Describe or Close body: (`S` statement | `P` portal, name).
+pub fn parse_target(body: &[u8]) -> Result<(u8, &str), CodecError> {
+    let mut r = Reader::new(body);
+    let kind = r.u8()?;
+    if kind != b'S' && kind != b'P' {
+        return Err(CodecError::Malformed {
+            what: "describe/close target",
+        });
+    }
+    Ok((kind, r.cstr()?))
+}
+
+/// Append a Describe of a statement (`S`) or portal (`P`).
+pub fn put_describe(out: &mut BytesMut, kind: u8, name: &str) {
+    put_message(out, b'D', |b| {
+        b.put_u8(kind);
+        put_cstr(b, name);
+    });
+}
+
 /// Decode a Query body.
 pub fn parse_query(body: &[u8]) -> Result<&str, CodecError> {
     Reader::new(body).cstr()

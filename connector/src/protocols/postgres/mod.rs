@@ -15,12 +15,16 @@
 //! statement the server refused (pipelines skip to Sync, a transaction
 //! block is aborted), and the connection stays usable.
 
+mod catalog;
 pub mod codec;
 mod error;
+mod relay;
+pub mod rows;
 pub mod scram;
 mod session;
 pub mod sql;
 mod upstream;
 
+pub use catalog::Catalogs;
 pub use error::PgError;
 pub use session::{CancelRegistry, handle_client};

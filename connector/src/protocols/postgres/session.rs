@@ -3,32 +3,28 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{
-    Action, ConnectionInfo, PolicyInput, ResourceInfo, SessionInput, Stage, TimeInfo, UserInfo,
-    Verdict,
+    ConnectionInfo, PolicyInput, ResourceInfo, SessionInput, Stage, TimeInfo, UserInfo, Verdict,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::codec::{self, ErrorFields, Frame, Reader, Startup, auth};
+use super::codec::{self, Frame, Reader, Startup, auth};
 use super::error::PgError;
+use super::relay::Context;
 use super::scram::ServerExchange;
-use super::sql::classify;
 use super::upstream::{self, Upstream};
 use crate::audit::{AuditEvent, truncate};
 use crate::random;
 use crate::server::Gate;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Statement text that fails upstream with a syntax error naming it; its
-/// error is replaced by the policy's refusal on the way back.
-const BLOCK_MARKER: &str = "gate_policy_block_";
 /// Client startup parameters passed on to the upstream.
 const FORWARDED_PARAMS: &[&str] = &[
     "application_name",
@@ -77,7 +73,12 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
     let _ = client.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(8192);
     match setup(&mut client, &mut buf, peer, &gate).await {
-        Ok(Some(session)) => session.run(client, buf, &gate).await,
+        Ok(Some((session, resource))) => {
+            // The resource exists: setup just routed to it.
+            if let Some(resource) = gate.config.resources.iter().find(|r| r.name == resource) {
+                session.run(client, buf, &gate, resource).await;
+            }
+        }
         Ok(None) => {}
         Err(error) => {
             if let Some(fields) = error.to_fatal() {
@@ -94,10 +95,11 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
 struct Session {
     upstream: Upstream,
     input: SessionInput,
-    resource: String,
     identity: String,
     client: String,
     cancel_key: (u32, u32),
+    upstream_user: String,
+    upstream_db: String,
 }
 
 async fn read_startup(client: &mut TcpStream, buf: &mut BytesMut) -> Result<Startup, PgError> {
@@ -144,7 +146,7 @@ async fn setup(
     buf: &mut BytesMut,
     peer: SocketAddr,
     gate: &Gate,
-) -> Result<Option<Session>, PgError> {
+) -> Result<Option<(Session, String)>, PgError> {
     let params = tokio::time::timeout(STARTUP_TIMEOUT, async {
         loop {
             match read_startup(client, buf).await? {
@@ -260,14 +262,16 @@ async fn setup(
     codec::put_backend_key(&mut out, cancel_key.0, cancel_key.1);
     codec::put_ready(&mut out, b'I');
     client.write_all(&out).await?;
-    Ok(Some(Session {
+    let session = Session {
         upstream,
         input: session_input,
-        resource: resource.name.clone(),
         identity,
         client: client_addr,
         cancel_key,
-    }))
+        upstream_user,
+        upstream_db,
+    };
+    Ok(Some((session, resource.name.clone())))
 }
 
 /// The PostgreSQL resource for a startup `database`: by name, else by database.
@@ -325,7 +329,7 @@ async fn login(
     Ok(identity.name.clone())
 }
 
-fn audit(
+pub(super) fn audit(
     gate: &Gate,
     kind: &'static str,
     identity: &str,
@@ -348,25 +352,23 @@ fn audit(
     });
 }
 
-/// What to do with one client message that carries SQL.
-enum Plan {
-    Forward,
-    Rewrite(String),
-    Block(String),
-}
-
-/// Blocked statements waiting for their upstream error: marker id → reason.
-type Pending = Arc<Mutex<HashMap<u64, String>>>;
-
 impl Session {
-    async fn run(self, client: TcpStream, client_buf: BytesMut, gate: &Arc<Gate>) {
+    async fn run(
+        self,
+        client: TcpStream,
+        client_buf: BytesMut,
+        gate: &Arc<Gate>,
+        resource: &ResourceConfig,
+    ) {
         let Session {
             upstream,
             input,
-            resource,
             identity,
             client: client_addr,
             cancel_key,
+            upstream_user,
+            upstream_db,
+            ..
         } = self;
         let Upstream {
             stream: upstream_stream,
@@ -375,14 +377,17 @@ impl Session {
         } = upstream;
         let (mut client_read, mut client_write) = client.into_split();
         let (mut upstream_read, mut upstream_write) = upstream_stream.into_split();
-        let pending: Pending = Arc::default();
-        let next_marker = AtomicU64::new(1);
-        let ctx = StatementContext {
+        let ctx = Context {
             gate,
             input: &input,
-            resource: &resource,
+            resource,
             identity: &identity,
             client: &client_addr,
+            catalog: gate.catalogs.get(&resource.name, &upstream_db),
+            upstream_user: &upstream_user,
+            upstream_db: &upstream_db,
+            tracker: Mutex::default(),
+            next_marker: AtomicU64::new(1),
         };
 
         let to_upstream = async {
@@ -393,10 +398,10 @@ impl Session {
                     break;
                 };
                 let terminate = frame.tag == b'X';
-                relay_client_frame(&frame, &ctx, &pending, &next_marker, &mut out)?;
+                ctx.relay_client_frame(&frame, &mut out)?;
                 // Forward everything already buffered in one write.
                 while let Some(frame) = codec::decode_frame(&mut buf)? {
-                    relay_client_frame(&frame, &ctx, &pending, &next_marker, &mut out)?;
+                    ctx.relay_client_frame(&frame, &mut out)?;
                 }
                 upstream_write.write_all(&out).await?;
                 out.clear();
@@ -413,9 +418,14 @@ impl Session {
                 let Some(frame) = read_frame(&mut upstream_read, &mut buf).await? else {
                     break;
                 };
-                relay_upstream_frame(frame, &pending, &mut out)?;
+                ctx.relay_upstream_frame(frame, &mut out).await?;
                 while let Some(frame) = codec::decode_frame(&mut buf)? {
-                    relay_upstream_frame(frame, &pending, &mut out)?;
+                    ctx.relay_upstream_frame(frame, &mut out).await?;
+                    // Rows stream: never hold more than ~64 KiB for the client.
+                    if out.len() > 65_536 {
+                        client_write.write_all(&out).await?;
+                        out.clear();
+                    }
                 }
                 client_write.write_all(&out).await?;
                 out.clear();
@@ -429,153 +439,9 @@ impl Session {
         gate.cancels.remove(cancel_key);
         if let Err(e) = result {
             eprintln!(
-                "gate-connector: postgres session {client_addr} ({identity} on {resource}) ended: {e}"
+                "gate-connector: postgres session {client_addr} ({identity} on {}) ended: {e}",
+                resource.name
             );
         }
     }
-}
-
-struct StatementContext<'a> {
-    gate: &'a Gate,
-    input: &'a SessionInput,
-    resource: &'a str,
-    identity: &'a str,
-    client: &'a str,
-}
-
-impl StatementContext<'_> {
-    /// Classify `sql`, evaluate `pre_request` per statement and audit each decision.
-    fn plan(&self, sql: &str) -> Plan {
-        let statements = classify(sql);
-        let single = statements.len() == 1;
-        let mut plan = Plan::Forward;
-        for query in statements {
-            let statement = query.statement.clone().unwrap_or_else(|| query.raw.clone());
-            let request = PolicyInput {
-                time: Some(TimeInfo::now()),
-                query: Some(query),
-                ..Default::default()
-            };
-            let verdict = self.gate.policies.evaluate(
-                Stage::PreRequest,
-                self.resource,
-                &self.input.request(Stage::PreRequest, &request),
-            );
-            audit(
-                self.gate,
-                "statement",
-                self.identity,
-                self.resource,
-                self.client,
-                Some(&statement),
-                &verdict,
-            );
-            match (verdict.action, &plan) {
-                (_, Plan::Block(_)) => {}
-                (Action::Block, _) => {
-                    plan = Plan::Block(
-                        verdict
-                            .reason
-                            .unwrap_or_else(|| "statement refused by policy".into()),
-                    );
-                }
-                (Action::Rewrite, _) if single => {
-                    plan = Plan::Rewrite(verdict.query.unwrap_or_default())
-                }
-                (Action::Rewrite, _) => {
-                    plan = Plan::Block(
-                        "a policy rewrite cannot apply to one statement of a multi-statement query"
-                            .into(),
-                    );
-                }
-                _ => {}
-            }
-        }
-        plan
-    }
-}
-
-fn marker(pending: &Pending, next: &AtomicU64, reason: String) -> String {
-    let id = next.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut p) = pending.lock() {
-        p.insert(id, reason);
-    }
-    format!("{BLOCK_MARKER}{id}")
-}
-
-/// Append what goes upstream for one client frame.
-fn relay_client_frame(
-    frame: &Frame,
-    ctx: &StatementContext<'_>,
-    pending: &Pending,
-    next: &AtomicU64,
-    out: &mut BytesMut,
-) -> Result<(), PgError> {
-    match frame.tag {
-        b'Q' => match ctx.plan(codec::parse_query(frame.body())?) {
-            Plan::Forward => out.extend_from_slice(&frame.raw),
-            Plan::Rewrite(sql) => codec::put_query(out, &sql),
-            Plan::Block(reason) => codec::put_query(out, &marker(pending, next, reason)),
-        },
-        b'P' => {
-            let parse = codec::parse_parse(frame.body())?;
-            match ctx.plan(parse.query) {
-                Plan::Forward => out.extend_from_slice(&frame.raw),
-                Plan::Rewrite(sql) => {
-                    codec::put_parse_with(out, parse.name, &sql, parse.param_types)
-                }
-                Plan::Block(reason) => {
-                    codec::put_parse_with(out, parse.name, &marker(pending, next, reason), &[])
-                }
-            }
-        }
-        _ => out.extend_from_slice(&frame.raw),
-    }
-    Ok(())
-}
-
-/// Append what goes to the client for one upstream frame.
-fn relay_upstream_frame(
-    frame: Frame,
-    pending: &Pending,
-    out: &mut BytesMut,
-) -> Result<(), PgError> {
-    if frame.tag == b'E' {
-        let reason = pending_reason(&frame, pending)?;
-        if let Some(reason) = reason {
-            codec::put_error(
-                out,
-                &ErrorFields {
-                    severity: "ERROR",
-                    code: "42501",
-                    message: reason,
-                },
-            );
-            return Ok(());
-        }
-    }
-    out.extend_from_slice(&frame.raw);
-    Ok(())
-}
-
-/// The policy reason for an upstream error caused by a block marker.
-fn pending_reason(frame: &Frame, pending: &Pending) -> Result<Option<String>, PgError> {
-    let Ok(mut pending) = pending.lock() else {
-        return Ok(None);
-    };
-    if pending.is_empty() {
-        return Ok(None);
-    }
-    let (_, message) = codec::parse_error(frame.body())?;
-    let Some(at) = message.find(BLOCK_MARKER) else {
-        return Ok(None);
-    };
-    let digits: String = message[at + BLOCK_MARKER.len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Ok(digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| pending.remove(&id)))
 }

@@ -196,6 +196,54 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Run one simple query on a logged-in connection; rows as text (None = NULL).
+pub(super) async fn simple_query(
+    conn: &mut Upstream,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, PgError> {
+    let mut out = BytesMut::new();
+    codec::put_query(&mut out, sql);
+    conn.stream.write_all(&out).await?;
+    let mut rows = Vec::new();
+    let mut error = None;
+    loop {
+        let frame = loop {
+            if let Some(frame) = codec::decode_frame(&mut conn.leftover)? {
+                break frame;
+            }
+            if conn.stream.read_buf(&mut conn.leftover).await? == 0 {
+                return Err(PgError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        match frame.tag {
+            b'D' => {
+                let mut r = Reader::new(frame.body());
+                let n = r.i16()?;
+                let mut row = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                for _ in 0..n {
+                    let len = r.i32()?;
+                    row.push(if len < 0 {
+                        None
+                    } else {
+                        Some(String::from_utf8_lossy(r.bytes(len as usize)?).into_owned())
+                    });
+                }
+                rows.push(row);
+            }
+            b'E' => error = Some(codec::parse_error(frame.body())?),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some((code, message)) => Err(PgError::Upstream {
+            resource: "catalog".into(),
+            detail: format!("{code} {message}"),
+        }),
+        None => Ok(rows),
+    }
+}
+
 /// Send a CancelRequest for `pid`/`secret` to `addr`.
 pub(super) async fn cancel(addr: &str, pid: u32, secret: u32) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(addr).await?;

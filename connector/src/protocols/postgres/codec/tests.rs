@@ -163,3 +163,25 @@ fn reader_is_bounds_checked() {
     assert_eq!(r.i16(), Ok(1));
     assert!(r.u8().is_err());
 }
+
+#[test]
+fn bind_describe_and_close_fields() {
+    // Bind portal "p1" to "s1": 1 param format (binary), 2 params (NULL, "42"), result formats [1, 0].
+    let body = b"p1\0s1\0\x00\x01\x00\x01\x00\x02\xff\xff\xff\xff\x00\x00\x00\x0242\x00\x02\x00\x01\x00\x00";
+    let bind = parse_bind(body).unwrap();
+    assert_eq!(
+        bind,
+        Bind {
+            portal: "p1",
+            statement: "s1",
+            result_formats: vec![1, 0]
+        }
+    );
+    assert!(parse_bind(&body[..body.len() - 1]).is_err());
+    assert_eq!(parse_target(b"Ss1\0"), Ok((b'S', "s1")));
+    assert_eq!(parse_target(b"P\0"), Ok((b'P', "")));
+    assert!(parse_target(b"Xs1\0").is_err());
+    let mut out = BytesMut::new();
+    put_describe(&mut out, b'S', "s1");
+    assert_eq!(&out[..], b"D\x00\x00\x00\x08Ss1\x00");
+}
