@@ -2,13 +2,16 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps build test lint fmt generate verify-generated bench policy-test
+.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
 deps: ## install missing system packages the tests need (apt, when root)
 	@scripts/deps.sh
+
+dev: deps ## local stack: sample PostgreSQL + gate-connector on :6432 (Ctrl-C stops it)
+	@scripts/dev.sh
 
 build: ## build every crate and binary
 	$(CARGO) build --workspace $(CARGO_FLAGS)

@@ -10,8 +10,9 @@ use clap::Parser;
 /// policies per session and per statement, masks results and audits every
 /// decision.
 ///
-/// Status: PostgreSQL with SCRAM login for static identities, session and
-/// pre_request policies; masking, TLS, pooling and metrics are not built yet.
+/// Status: PostgreSQL (SCRAM login for static identities, session and
+/// pre_request policies, masking). TLS, pooling, metrics, JWT login and the
+/// other protocols are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {
@@ -48,8 +49,54 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "gate-connector: the data plane is not implemented yet; only --check works (see README.md)"
-    );
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("gate-connector: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(loaded))
+}
+
+/// Bind every listener, serve until Ctrl-C or SIGTERM.
+async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
+    use std::sync::Arc;
+
+    use gate_connector::audit::AuditSink;
+    use gate_connector::server::{Gate, bind_all, serve};
+
+    let listeners = match bind_all(&loaded.config).await {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            eprintln!("gate-connector: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let gate = Arc::new(Gate::new(
+        loaded.config,
+        loaded.policies,
+        AuditSink::stdout(),
+    ));
+    for (addr, listener) in listeners {
+        eprintln!("gate-connector: listening on {addr} (postgres)");
+        tokio::spawn(serve(listener, gate.clone()));
+    }
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                eprintln!("gate-connector: cannot watch SIGTERM: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("gate-connector: shutting down");
+    ExitCode::SUCCESS
 }

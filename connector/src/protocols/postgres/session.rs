@@ -86,7 +86,12 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
                 codec::put_error(&mut out, &fields);
                 let _ = client.write_all(&out).await;
             }
-            eprintln!("gate-connector: postgres session from {peer} ended: {error}");
+            // A client that connects and leaves without a word (a port probe) is not news.
+            let probe =
+                matches!(&error, PgError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+            if !probe {
+                eprintln!("gate-connector: postgres session from {peer} ended: {error}");
+            }
         }
     }
 }

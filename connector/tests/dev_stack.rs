@@ -1,0 +1,116 @@
+//! `make dev` end to end: scripts/dev.sh starts PostgreSQL with sample data
+//! and the real gate-connector binary; psql sees masked data and a refused
+//! DROP; SIGTERM stops everything and removes the sample database.
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the dev stack's process group if the test fails midway.
+struct Group(i32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
+
+#[test]
+fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
+    let repo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let port = gate_testkit::free_port().unwrap();
+    let health = gate_testkit::free_port().unwrap();
+    let mut dev = Command::new(repo.join("scripts/dev.sh"))
+        .current_dir(repo)
+        .env("GATE_CONNECTOR_BIN", env!("CARGO_BIN_EXE_gate-connector"))
+        .env("GATE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("GATE_HEALTH_ADDR", format!("127.0.0.1:{health}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = Group(dev.id() as i32);
+    let mut stderr = BufReader::new(dev.stderr.take().unwrap());
+    let mut log = String::new();
+    let started = Instant::now();
+    let mut temp_dir = None;
+    while !log.contains("Ctrl-C stops everything") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "dev stack not ready:\n{log}"
+        );
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("dev.sh exited early:\n{log}");
+        }
+        if let Some(dir) = line.split('(').nth(1).and_then(|s| s.strip_suffix(")\n")) {
+            temp_dir.get_or_insert_with(|| dir.to_owned());
+        }
+        log.push_str(&line);
+    }
+    assert!(
+        log.contains(&format!(
+            "PGPASSWORD=app psql -h localhost -p {port} -U app -d appdb"
+        )),
+        "{log}"
+    );
+
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .env("PGPASSWORD", "app")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "app",
+            "-d",
+            "appdb",
+        ])
+        .args([
+            "-c",
+            "select email, ssn from customers where id = 1",
+            "-c",
+            "select email as x from customers where id = 2",
+        ])
+        .args([
+            "-c",
+            "drop table customers",
+            "-c",
+            "select count(*) from customers",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["*************.com|***", "*****************.org", "3"],
+        "{err}"
+    );
+    assert!(err.contains("destructive queries are not allowed"), "{err}");
+
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(dev.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "dev.sh exit: {status}");
+    let dir = temp_dir.expect("dev.sh names its temp dir");
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "gate-connector still listening"
+    );
+}

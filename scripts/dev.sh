@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `make dev`: a throwaway PostgreSQL with sample data and gate-connector in
+# front of it, using config/connector.yaml and policies/example.rego.
+# Ctrl-C stops everything this script started and deletes the sample database.
+#
+# Environment (all optional):
+#   GATE_LISTEN_ADDR     connector listen address        (default :6432)
+#   PRIMARY_DB_PORT      sample PostgreSQL port          (default: a free port)
+#   GATE_CONNECTOR_BIN   prebuilt gate-connector binary  (default: cargo build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin
+[ -x "$PG_BIN/initdb" ] || { echo "dev: PostgreSQL 15 is missing; run 'make deps' first" >&2; exit 1; }
+
+export GATE_LISTEN_ADDR=${GATE_LISTEN_ADDR:-:6432}
+if [ -z "${PRIMARY_DB_PORT:-}" ]; then
+  PRIMARY_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+export PRIMARY_DB_PORT PRIMARY_DB_USER=gate_app PRIMARY_DB_PASSWORD=gate_app
+
+if [ -z "${GATE_CONNECTOR_BIN:-}" ]; then
+  cargo build --locked -q -p gate-connector
+  GATE_CONNECTOR_BIN=target/debug/gate-connector
+fi
+
+dir=$(mktemp -d /tmp/gate-dev.XXXXXX)
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres: "$dir"
+  as_pg=(runuser -u postgres --)
+fi
+connector_pid=""
+cleanup() {
+  trap - INT TERM EXIT
+  [ -n "$connector_pid" ] && kill "$connector_pid" 2>/dev/null && wait "$connector_pid" 2>/dev/null || true
+  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  echo "dev: stopped" >&2
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
+
+echo "dev: starting PostgreSQL 15 on 127.0.0.1:$PRIMARY_DB_PORT ($dir)" >&2
+"${as_pg[@]}" "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -o \
+  "-p $PRIMARY_DB_PORT -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$PRIMARY_DB_PORT" -U postgres "$@"; }
+psql_admin -d postgres -c "create role gate_app login password 'gate_app'"
+psql_admin -d postgres -c "create database appdb owner gate_app"
+psql_admin -d appdb <<'SQL'
+set role gate_app;
+create table customers (id int primary key, name text not null, email text, ssn text);
+insert into customers values
+  (1, 'Alice Johnson', 'alice@example.com', '123-45-6789'),
+  (2, 'Bob Smith', 'bob.smith@example.org', '987-65-4321'),
+  (3, 'Carol Díaz', 'carol@example.net', '555-12-3456');
+SQL
+
+"$GATE_CONNECTOR_BIN" --config config/connector.yaml &
+connector_pid=$!
+port=${GATE_LISTEN_ADDR##*:}
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  kill -0 "$connector_pid" 2>/dev/null || { echo "dev: gate-connector exited" >&2; exit 1; }
+  sleep 0.1
+done
+cat >&2 <<MSG
+
+dev: ready. Connect through Gate (masked emails and SSNs, DROP refused):
+
+  PGPASSWORD=app psql -h localhost -p $port -U app -d appdb
+
+  appdb=> select * from customers;
+  appdb=> select email as x from customers;   -- still masked
+  appdb=> drop table customers;               -- refused by policies/example.rego
+
+Audit events are printed below as JSON lines. Ctrl-C stops everything.
+MSG
+wait "$connector_pid"
