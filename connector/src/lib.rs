@@ -3,7 +3,9 @@
 //! `pre_request` policies, pass-through of everything else.
 
 pub mod audit;
+pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod protocols;
 mod random;
 pub mod server;

@@ -76,15 +76,36 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let health_addr = match gate_config::connector::parse_listen_addr(&loaded.config.health_addr) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("gate-connector: health_addr: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let health_listener = match tokio::net::TcpListener::bind(health_addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("gate-connector: cannot listen on {health_addr} (health_addr): {e}");
+            return ExitCode::from(1);
+        }
+    };
     let gate = Arc::new(Gate::new(
         loaded.config,
         loaded.policies,
         AuditSink::stdout(),
     ));
+    eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
+    tokio::spawn(gate_connector::health::serve(
+        health_listener,
+        gate.health.clone(),
+        gate.metrics.clone(),
+    ));
     for (addr, listener) in listeners {
         eprintln!("gate-connector: listening on {addr} (postgres)");
         tokio::spawn(serve(listener, gate.clone()));
     }
+    gate.health.set_ready();
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

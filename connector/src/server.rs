@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use gate_config::ConnectorConfig;
 use gate_config::connector::{Protocol, parse_listen_addr};
-use gate_policy::PolicyEngine;
+use std::time::Instant;
+
 use gate_policy::mask::MaskingKey;
+use gate_policy::{PolicyEngine, Stage, Value, Verdict};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
+use crate::health::Health;
 use crate::identity::Identities;
+use crate::metrics::Metrics;
 use crate::protocols::postgres::{self, CancelRegistry, Catalogs};
 
 /// Everything sessions share.
@@ -26,12 +30,25 @@ pub struct Gate {
     pub catalogs: Catalogs,
     /// Key of the `hash` masking strategy (`masking.hash_key`).
     pub masking_key: Option<MaskingKey>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
 }
 
 impl Gate {
     /// Build the shared state from a loaded configuration.
     pub fn new(config: ConnectorConfig, policies: PolicyEngine, audit: AuditSink) -> Self {
         let identities = Identities::new(&config.identities);
+        let metrics = Metrics::default();
+        for r in &config.resources {
+            let upstream = format!("{}:{}", r.host, r.port);
+            let labels = [
+                ("resource", r.name.as_str()),
+                ("upstream", upstream.as_str()),
+            ];
+            metrics.touch("gate_connpool_active_connections", &labels);
+            metrics.touch("gate_connpool_waiters", &labels);
+            metrics.touch("gate_connpool_exhausted_total", &labels);
+        }
         let masking_key = config
             .masking
             .hash_key
@@ -45,7 +62,29 @@ impl Gate {
             cancels: CancelRegistry::default(),
             catalogs: Catalogs::default(),
             masking_key,
+            metrics: Arc::new(metrics),
+            health: Arc::default(),
         }
+    }
+}
+
+impl Gate {
+    /// Evaluate and combine one stage, recording its duration in
+    /// `gate_policy_evaluation_duration_seconds`.
+    pub fn evaluate(&self, protocol: &str, stage: Stage, resource: &str, input: &Value) -> Verdict {
+        let started = Instant::now();
+        let verdict = self.policies.evaluate(stage, resource, input);
+        self.metrics.observe(
+            "gate_policy_evaluation_duration_seconds",
+            &[
+                ("protocol", protocol),
+                ("resource", resource),
+                ("stage", stage.as_str()),
+                ("action", verdict.action.as_str()),
+            ],
+            started.elapsed(),
+        );
+        verdict
     }
 }
 

@@ -100,6 +100,17 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     );
     assert!(err.contains("destructive queries are not allowed"), "{err}");
 
+    let ready = Command::new("curl")
+        .arg("-sf")
+        .arg(format!("http://127.0.0.1:{health}/readyz"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ready.stdout),
+        "ready\n",
+        "the real binary serves /readyz"
+    );
+
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(dev.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -19,6 +19,7 @@ pub(crate) fn repo() -> &'static Path {
 
 /// A real upstream plus Gate in front of it, serving on a free port.
 pub(crate) struct Stack {
+    pub(crate) health_port: u16,
     pub(crate) pg: Postgres,
     pub(crate) port: u16,
     pub(crate) audit: PathBuf,
@@ -64,8 +65,19 @@ pub(crate) fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
+    let health = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let health_port = health.local_addr().unwrap().port();
+    runtime.spawn(gate_connector::health::serve(
+        health,
+        gate.health.clone(),
+        gate.metrics.clone(),
+    ));
+    gate.health.set_ready();
     runtime.spawn(serve(listener, gate));
     Stack {
+        health_port,
         pg,
         port,
         audit,
@@ -109,6 +121,18 @@ pub(crate) fn psql(
         cmd.args(["-c", c]);
     }
     cmd.output().unwrap()
+}
+
+/// GET a path on the health port with curl: (status code, body).
+pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (code.to_owned(), body.to_owned())
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {

@@ -33,6 +33,18 @@ pub enum PgError {
 }
 
 impl PgError {
+    /// The `outcome` label of `gate_sessions_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            PgError::ClientProtocol(_) | PgError::ClientUnexpected(_) => "protocol_error",
+            PgError::UnknownDatabase(_) => "unknown_database",
+            PgError::AuthFailed(_) => "auth_failed",
+            PgError::SessionBlocked(_) => "blocked",
+            PgError::Upstream { .. } => "upstream_error",
+            PgError::Io(_) | PgError::Timeout(_) => "disconnected",
+        }
+    }
+
     /// The FATAL ErrorResponse a client sees, or `None` when the socket is gone.
     pub fn to_fatal(&self) -> Option<ErrorFields> {
         let (code, message) = match self {

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use gate_config::connector::ResourceConfig;
@@ -48,6 +49,7 @@ const WHOLE_ROW: &[&str] = &[
 enum Expect {
     Query {
         sql: Arc<str>,
+        started: Instant,
     },
     Describe {
         statement: bool,
@@ -57,7 +59,9 @@ enum Expect {
     Execute {
         portal: String,
     },
-    Sync,
+    Sync {
+        started: Instant,
+    },
 }
 
 /// What to do with the rows of one result shape.
@@ -127,7 +131,8 @@ impl Context<'_> {
     }
 
     fn evaluate(&self, stage: Stage, request: PolicyInput) -> Verdict {
-        self.gate.policies.evaluate(
+        self.gate.evaluate(
+            "postgres",
             stage,
             &self.resource.name,
             &self.input.request(stage, &request),
@@ -211,9 +216,10 @@ impl Context<'_> {
                         marker
                     }
                 };
-                self.track()
-                    .expect
-                    .push_back(Expect::Query { sql: sql.into() });
+                self.track().expect.push_back(Expect::Query {
+                    sql: sql.into(),
+                    started: Instant::now(),
+                });
             }
             b'P' => {
                 let parse = codec::parse_parse(frame.body())?;
@@ -270,7 +276,9 @@ impl Context<'_> {
                 out.extend_from_slice(&frame.raw);
             }
             b'S' => {
-                self.track().expect.push_back(Expect::Sync);
+                self.track().expect.push_back(Expect::Sync {
+                    started: Instant::now(),
+                });
                 out.extend_from_slice(&frame.raw);
             }
             b'C' => {
@@ -374,7 +382,12 @@ impl Context<'_> {
                 let mut track = self.track();
                 track.current = None;
                 while let Some(e) = track.expect.pop_front() {
-                    if matches!(e, Expect::Sync | Expect::Query { .. }) {
+                    if let Expect::Sync { started } | Expect::Query { started, .. } = e {
+                        self.gate.metrics.observe(
+                            "gate_request_duration_seconds",
+                            &[("protocol", "postgres"), ("resource", &self.resource.name)],
+                            started.elapsed(),
+                        );
                         break;
                     }
                 }
@@ -409,7 +422,7 @@ impl Context<'_> {
         let target = {
             let track = self.track();
             match track.expect.front() {
-                Some(Expect::Query { sql }) => Target::Query(sql.clone()),
+                Some(Expect::Query { sql, .. }) => Target::Query(sql.clone()),
                 Some(Expect::Describe {
                     statement: true,
                     name,

@@ -76,11 +76,38 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
         Ok(Some((session, resource))) => {
             // The resource exists: setup just routed to it.
             if let Some(resource) = gate.config.resources.iter().find(|r| r.name == resource) {
+                let upstream = format!("{}:{}", resource.host, resource.port);
+                let pool = [
+                    ("resource", resource.name.as_str()),
+                    ("upstream", upstream.as_str()),
+                ];
+                gate.metrics.add(
+                    "gate_sessions_total",
+                    &[
+                        ("protocol", "postgres"),
+                        ("resource", &resource.name),
+                        ("outcome", "ok"),
+                    ],
+                    1.0,
+                );
+                gate.metrics
+                    .add("gate_connpool_active_connections", &pool, 1.0);
                 session.run(client, buf, &gate, resource).await;
+                gate.metrics
+                    .add("gate_connpool_active_connections", &pool, -1.0);
             }
         }
         Ok(None) => {}
         Err(error) => {
+            gate.metrics.add(
+                "gate_sessions_total",
+                &[
+                    ("protocol", "postgres"),
+                    ("resource", "-"),
+                    ("outcome", error.outcome()),
+                ],
+                1.0,
+            );
             if let Some(fields) = error.to_fatal() {
                 let mut out = BytesMut::new();
                 codec::put_error(&mut out, &fields);
@@ -220,7 +247,8 @@ async fn setup(
         time: Some(TimeInfo::now()),
         ..Default::default()
     };
-    let verdict = gate.policies.evaluate(
+    let verdict = gate.evaluate(
+        "postgres",
         Stage::Session,
         &resource.name,
         &session_input.request(Stage::Session, &request),
