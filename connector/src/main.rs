@@ -11,7 +11,7 @@ use clap::Parser;
 /// decision.
 ///
 /// Status: PostgreSQL (SCRAM login for static identities, session and
-/// pre_request policies, masking). TLS, pooling, metrics, JWT login and the
+/// pre_request policies, masking, pooling, metrics). TLS, JWT login and the
 /// other protocols are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]

@@ -16,7 +16,7 @@ use crate::audit::AuditSink;
 use crate::health::Health;
 use crate::identity::Identities;
 use crate::metrics::Metrics;
-use crate::protocols::postgres::{self, CancelRegistry, Catalogs};
+use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools};
 
 /// Everything sessions share.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct Gate {
     pub cancels: CancelRegistry,
     /// Column provenance caches for PostgreSQL resources.
     pub catalogs: Catalogs,
+    /// Upstream connection pools for PostgreSQL resources.
+    pub pools: Pools,
     /// Key of the `hash` masking strategy (`masking.hash_key`).
     pub masking_key: Option<MaskingKey>,
     pub metrics: Arc<Metrics>,
@@ -61,6 +63,7 @@ impl Gate {
             audit,
             cancels: CancelRegistry::default(),
             catalogs: Catalogs::default(),
+            pools: Pools::default(),
             masking_key,
             metrics: Arc::new(metrics),
             health: Arc::default(),

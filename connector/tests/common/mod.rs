@@ -36,6 +36,11 @@ pub(crate) const SEED: &str = "
 ";
 
 pub(crate) fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
+    start_with(auth, "", policy_yaml)
+}
+
+/// Like [`start`], with extra fields for the resource (`, pool: {...}`).
+pub(crate) fn start_with(auth: PgAuth, resource_extra: &str, policy_yaml: &str) -> Stack {
     let pg = Postgres::start(PostgresOptions {
         auth,
         databases: vec!["appdb".into()],
@@ -46,7 +51,7 @@ pub(crate) fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\
-         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw}}\n{policy_yaml}",
+         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw{resource_extra}}}\n{policy_yaml}",
         pg.port()
     );
     let config: ConnectorConfig =

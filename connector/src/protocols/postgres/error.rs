@@ -24,6 +24,9 @@ pub enum PgError {
     /// The upstream could not be reached or refused Gate's login.
     #[error("upstream {resource}: {detail}")]
     Upstream { resource: String, detail: String },
+    /// Every upstream connection stayed busy for `acquire_timeout`.
+    #[error("no upstream connection to resource \"{0}\" became free in time")]
+    PoolExhausted(String),
     /// Socket I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -41,6 +44,7 @@ impl PgError {
             PgError::AuthFailed(_) => "auth_failed",
             PgError::SessionBlocked(_) => "blocked",
             PgError::Upstream { .. } => "upstream_error",
+            PgError::PoolExhausted(_) => "pool_exhausted",
             PgError::Io(_) | PgError::Timeout(_) => "disconnected",
         }
     }
@@ -59,6 +63,7 @@ impl PgError {
                 format!("could not connect to resource \"{resource}\""),
             ),
             PgError::Timeout(what) => ("08006", format!("timed out waiting for the {what}")),
+            PgError::PoolExhausted(_) => ("53300", self.to_string()),
             PgError::Io(_) => return None,
         };
         Some(ErrorFields {

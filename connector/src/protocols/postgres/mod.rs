@@ -18,6 +18,7 @@
 mod catalog;
 pub mod codec;
 mod error;
+mod pool;
 mod relay;
 pub mod rows;
 pub mod scram;
@@ -27,4 +28,5 @@ mod upstream;
 
 pub use catalog::Catalogs;
 pub use error::PgError;
+pub use pool::Pools;
 pub use session::{CancelRegistry, handle_client};

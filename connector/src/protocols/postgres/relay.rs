@@ -87,6 +87,8 @@ pub(super) struct Tracker {
     blocked: HashMap<u64, String>,
     /// Plan of the simple-query result being streamed.
     current: Option<ResultPlan>,
+    /// Transaction status of the last ReadyForQuery (`I`, `T`, `E`).
+    last_status: u8,
 }
 
 /// Everything a session's statements need.
@@ -111,6 +113,12 @@ enum Plan {
 }
 
 impl Context<'_> {
+    /// Whether the upstream is idle: no response outstanding, not in a transaction.
+    pub(super) fn idle(&self) -> bool {
+        let track = self.track();
+        track.expect.is_empty() && matches!(track.last_status, 0 | b'I')
+    }
+
     fn track(&self) -> std::sync::MutexGuard<'_, Tracker> {
         // A poisoned lock only means another thread panicked mid-update; keep going with its state.
         self.tracker
@@ -381,6 +389,7 @@ impl Context<'_> {
             b'Z' => {
                 let mut track = self.track();
                 track.current = None;
+                track.last_status = frame.body().first().copied().unwrap_or(b'E');
                 while let Some(e) = track.expect.pop_front() {
                     if let Expect::Sync { started } | Expect::Query { started, .. } = e {
                         self.gate.metrics.observe(

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::codec::{self, Frame, Reader, Startup, auth};
 use super::error::PgError;
+use super::pool::{Lease, Pool};
 use super::relay::Context;
 use super::scram::ServerExchange;
 use super::upstream::{self, Upstream};
@@ -76,11 +77,6 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
         Ok(Some((session, resource))) => {
             // The resource exists: setup just routed to it.
             if let Some(resource) = gate.config.resources.iter().find(|r| r.name == resource) {
-                let upstream = format!("{}:{}", resource.host, resource.port);
-                let pool = [
-                    ("resource", resource.name.as_str()),
-                    ("upstream", upstream.as_str()),
-                ];
                 gate.metrics.add(
                     "gate_sessions_total",
                     &[
@@ -90,11 +86,7 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
                     ],
                     1.0,
                 );
-                gate.metrics
-                    .add("gate_connpool_active_connections", &pool, 1.0);
                 session.run(client, buf, &gate, resource).await;
-                gate.metrics
-                    .add("gate_connpool_active_connections", &pool, -1.0);
             }
         }
         Ok(None) => {}
@@ -125,7 +117,8 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
 
 /// A logged-in session, ready to relay.
 struct Session {
-    upstream: Upstream,
+    lease: Lease,
+    pool: Arc<Pool>,
     input: SessionInput,
     identity: String,
     client: String,
@@ -280,7 +273,11 @@ async fn setup(
         .filter(|(k, _)| FORWARDED_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let upstream = upstream::connect(resource, &upstream_user, &upstream_db, &forwarded).await?;
+    let pool = gate.pools.get(resource, &gate.metrics);
+    let lease = pool
+        .acquire(&upstream_user, &upstream_db, &forwarded)
+        .await?;
+    let upstream = &lease.upstream;
 
     let cancel_key = (random::u32() & 0x7fff_ffff, random::u32());
     gate.cancels.register(
@@ -296,7 +293,8 @@ async fn setup(
     codec::put_ready(&mut out, b'I');
     client.write_all(&out).await?;
     let session = Session {
-        upstream,
+        lease,
+        pool,
         input: session_input,
         identity,
         client: client_addr,
@@ -385,31 +383,32 @@ pub(super) fn audit(
     });
 }
 
+/// How the relay ended.
+enum Ended {
+    /// The client said goodbye (Terminate) or closed its socket.
+    Client,
+    /// The upstream closed its socket.
+    Upstream,
+}
+
 impl Session {
     async fn run(
         self,
-        client: TcpStream,
+        mut client: TcpStream,
         client_buf: BytesMut,
         gate: &Arc<Gate>,
         resource: &ResourceConfig,
     ) {
         let Session {
-            upstream,
+            mut lease,
+            pool,
             input,
             identity,
             client: client_addr,
             cancel_key,
             upstream_user,
             upstream_db,
-            ..
         } = self;
-        let Upstream {
-            stream: upstream_stream,
-            leftover,
-            ..
-        } = upstream;
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut upstream_read, mut upstream_write) = upstream_stream.into_split();
         let ctx = Context {
             gate,
             input: &input,
@@ -422,54 +421,71 @@ impl Session {
             tracker: Mutex::default(),
             next_marker: AtomicU64::new(1),
         };
-
-        let to_upstream = async {
-            let mut buf = client_buf;
-            let mut out = BytesMut::with_capacity(8192);
-            loop {
-                let Some(frame) = read_frame(&mut client_read, &mut buf).await? else {
-                    break;
-                };
-                let terminate = frame.tag == b'X';
-                ctx.relay_client_frame(&frame, &mut out)?;
-                // Forward everything already buffered in one write.
-                while let Some(frame) = codec::decode_frame(&mut buf)? {
+        let result = {
+            let (mut client_read, mut client_write) = client.split();
+            let Upstream {
+                stream, leftover, ..
+            } = &mut lease.upstream;
+            let (mut upstream_read, mut upstream_write) = stream.split();
+            let to_upstream = async {
+                let mut buf = client_buf;
+                let mut out = BytesMut::with_capacity(8192);
+                loop {
+                    let Some(frame) = read_frame(&mut client_read, &mut buf).await? else {
+                        break;
+                    };
+                    // Terminate ends the session here; the upstream connection stays open for the pool.
+                    if frame.tag == b'X' {
+                        break;
+                    }
                     ctx.relay_client_frame(&frame, &mut out)?;
-                }
-                upstream_write.write_all(&out).await?;
-                out.clear();
-                if terminate {
-                    break;
-                }
-            }
-            Ok::<(), PgError>(())
-        };
-        let to_client = async {
-            let mut buf = leftover;
-            let mut out = BytesMut::with_capacity(8192);
-            loop {
-                let Some(frame) = read_frame(&mut upstream_read, &mut buf).await? else {
-                    break;
-                };
-                ctx.relay_upstream_frame(frame, &mut out).await?;
-                while let Some(frame) = codec::decode_frame(&mut buf)? {
-                    ctx.relay_upstream_frame(frame, &mut out).await?;
-                    // Rows stream: never hold more than ~64 KiB for the client.
-                    if out.len() > 65_536 {
-                        client_write.write_all(&out).await?;
-                        out.clear();
+                    // Forward everything already buffered in one write.
+                    let mut terminated = false;
+                    while let Some(frame) = codec::decode_frame(&mut buf)? {
+                        if frame.tag == b'X' {
+                            terminated = true;
+                            break;
+                        }
+                        ctx.relay_client_frame(&frame, &mut out)?;
+                    }
+                    upstream_write.write_all(&out).await?;
+                    out.clear();
+                    if terminated {
+                        break;
                     }
                 }
-                client_write.write_all(&out).await?;
-                out.clear();
+                Ok::<Ended, PgError>(Ended::Client)
+            };
+            let to_client = async {
+                let mut out = BytesMut::with_capacity(8192);
+                loop {
+                    let Some(frame) = read_frame(&mut upstream_read, leftover).await? else {
+                        break;
+                    };
+                    ctx.relay_upstream_frame(frame, &mut out).await?;
+                    while let Some(frame) = codec::decode_frame(leftover)? {
+                        ctx.relay_upstream_frame(frame, &mut out).await?;
+                        // Rows stream: never hold more than ~64 KiB for the client.
+                        if out.len() > 65_536 {
+                            client_write.write_all(&out).await?;
+                            out.clear();
+                        }
+                    }
+                    client_write.write_all(&out).await?;
+                    out.clear();
+                }
+                Ok::<Ended, PgError>(Ended::Upstream)
+            };
+            tokio::select! {
+                r = to_upstream => r,
+                r = to_client => r,
             }
-            Ok::<(), PgError>(())
-        };
-        let result = tokio::select! {
-            r = to_upstream => r,
-            r = to_client => r,
         };
         gate.cancels.remove(cancel_key);
+        // Reuse only a connection that is idle with nothing in flight.
+        let reusable =
+            matches!(result, Ok(Ended::Client)) && ctx.idle() && lease.upstream.leftover.is_empty();
+        pool.release(lease, reusable).await;
         if let Err(e) = result {
             eprintln!(
                 "gate-connector: postgres session {client_addr} ({identity} on {}) ended: {e}",
