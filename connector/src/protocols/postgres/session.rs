@@ -26,16 +26,11 @@ use crate::random;
 use crate::server::Gate;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Client startup parameters passed on to the upstream.
-const FORWARDED_PARAMS: &[&str] = &[
-    "application_name",
-    "client_encoding",
-    "DateStyle",
-    "TimeZone",
-    "extra_float_digits",
-    "IntervalStyle",
-    "search_path",
-];
+/// Startup parameters Gate does not pass upstream: it chooses the upstream
+/// user and database itself, and replication sessions are not proxied. Every
+/// other parameter is a setting the user could `SET` anyway (`TimeZone`,
+/// `application_name`, `options`, …).
+const WITHHELD_PARAMS: &[&str] = &["user", "database", "replication"];
 
 /// An upstream backend to cancel: address, backend pid, secret.
 type CancelTarget = (String, u32, u32);
@@ -270,7 +265,7 @@ async fn setup(
         .unwrap_or_else(|| database.clone());
     let forwarded: Vec<(&str, &str)> = params
         .iter()
-        .filter(|(k, _)| FORWARDED_PARAMS.contains(&k.as_str()))
+        .filter(|(k, _)| !WITHHELD_PARAMS.iter().any(|w| w.eq_ignore_ascii_case(k)))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let pool = gate.pools.get(resource, &gate.metrics);
