@@ -42,3 +42,4 @@ verify-generated: ## fail if generated files are stale (nothing is generated yet
 
 bench: ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
+	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench

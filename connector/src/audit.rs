@@ -49,9 +49,11 @@ pub fn truncate(text: &str) -> String {
     }
 }
 
-/// Where events go.
+/// Where events go: serialized on the caller's task, written by a
+/// background thread that drains the queue every 5 ms and writes the batch,
+/// so a busy session never waits on the sink and causes no wakeup per event.
 pub struct AuditSink {
-    out: Mutex<Box<dyn Write + Send>>,
+    lines: Mutex<std::sync::mpsc::Sender<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -68,20 +70,48 @@ impl AuditSink {
 
     /// Events to any writer (tests use a file).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("gate-audit".into())
+            .spawn(move || {
+                // Drain on a short tick rather than waking per event: one
+                // wakeup and one write per 5 ms, however busy the sessions.
+                let mut out = std::io::BufWriter::new(out);
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    let mut wrote = false;
+                    loop {
+                        match rx.try_recv() {
+                            Ok(line) => {
+                                let _ = out.write_all(&line);
+                                wrote = true;
+                            }
+                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                                let _ = out.flush();
+                                return;
+                            }
+                        }
+                    }
+                    if wrote {
+                        let _ = out.flush();
+                    }
+                }
+            })
+            .ok();
         Self {
-            out: Mutex::new(out),
+            lines: Mutex::new(tx),
         }
     }
 
-    /// Write one event as a JSON line.
+    /// Queue one event as a JSON line.
     pub fn emit(&self, event: &AuditEvent) {
         let Ok(mut line) = serde_json::to_vec(event) else {
             return;
         };
         line.push(b'\n');
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(&line);
-            let _ = out.flush();
+        if let Ok(tx) = self.lines.lock() {
+            let _ = tx.send(line);
         }
     }
 }

@@ -49,10 +49,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    // GATE_WORKER_THREADS sizes the runtime (default: one worker per core).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("GATE_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
     {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gate-connector: cannot start the runtime: {e}");

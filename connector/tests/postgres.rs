@@ -360,11 +360,18 @@ fn every_decision_is_audited() {
         "appdb",
         &["select 1", "drop table customers"],
     );
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(&stack.audit)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // The audit sink writes in the background: wait for the three events.
+    let started = Instant::now();
+    let events: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&stack.audit).unwrap();
+        if text.lines().count() >= 3 || started.elapsed() > Duration::from_secs(5) {
+            break text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let kinds: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["kind"].as_str().unwrap(), e["action"].as_str().unwrap()))
@@ -382,7 +389,10 @@ fn every_decision_is_audited() {
     assert_eq!(blocked["resource"], "primary-db");
     assert_eq!(blocked["reason"], "destructive queries are not allowed");
     assert_eq!(blocked["policies"], serde_json::json!(["example"]));
-    assert_eq!(blocked["statement"], "DROP TABLE customers");
+    assert_eq!(
+        blocked["statement"], "drop table customers",
+        "the statement as the client sent it"
+    );
     assert!(
         blocked["client"]
             .as_str()

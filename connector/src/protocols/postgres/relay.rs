@@ -89,6 +89,31 @@ pub(super) struct Tracker {
     current: Option<ResultPlan>,
     /// Transaction status of the last ReadyForQuery (`I`, `T`, `E`).
     last_status: u8,
+    /// Recent result plans by shape (see [`plan_key`]), for one second.
+    plans: HashMap<(Vec<u8>, String), (ResultPlan, Verdict, Instant)>,
+}
+
+/// How long a result plan is reused for the same shape.
+const PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The cache key of a result plan: the RowDescription bytes plus, when every
+/// column comes from a table, the statement's kind and tables; when any
+/// column is computed, the whole statement text (whether it derives from a
+/// masked column depends on the text).
+fn plan_key(
+    raw: &[u8],
+    fields: &[Field],
+    sql: &str,
+    query: Option<&gate_policy::QueryInfo>,
+) -> (Vec<u8>, String) {
+    let context = if fields.iter().any(|f| f.table_oid == 0) {
+        sql.to_owned()
+    } else {
+        query
+            .map(|q| format!("{}:{}", q.kind, q.tables.join(",")))
+            .unwrap_or_else(|| sql.to_owned())
+    };
+    (raw.to_vec(), context)
 }
 
 /// Everything a session's statements need.
@@ -102,6 +127,9 @@ pub(super) struct Context<'a> {
     pub(super) upstream_user: &'a str,
     pub(super) upstream_db: &'a str,
     pub(super) tracker: Mutex<Tracker>,
+    /// Recent classifications by statement text: the result stage reuses
+    /// what the request stage parsed.
+    pub(super) classified: Mutex<HashMap<String, Vec<gate_policy::QueryInfo>>>,
     pub(super) next_marker: AtomicU64,
 }
 
@@ -148,8 +176,24 @@ impl Context<'_> {
     }
 
     /// Classify `sql`, evaluate `pre_request` per statement and audit each decision.
-    fn plan(&self, sql: &str) -> Plan {
+    fn classify(&self, sql: &str) -> Vec<gate_policy::QueryInfo> {
+        if let Ok(memo) = self.classified.lock()
+            && let Some(found) = memo.get(sql)
+        {
+            return found.clone();
+        }
         let statements = classify(sql);
+        if let Ok(mut memo) = self.classified.lock() {
+            if memo.len() >= 128 {
+                memo.clear();
+            }
+            memo.insert(sql.to_owned(), statements.clone());
+        }
+        statements
+    }
+
+    fn plan(&self, sql: &str) -> Plan {
+        let statements = self.classify(sql);
         let single = statements.len() == 1;
         let mut plan = Plan::Forward;
         for query in statements {
@@ -471,7 +515,7 @@ impl Context<'_> {
             Target::Unknown => {
                 ResultPlan::Refuse("Gate cannot tell which statement produced this result".into())
             }
-            _ => self.result_plan(&fields, &sql).await,
+            _ => self.result_plan(frame.body(), &fields, &sql).await,
         };
         let mut track = self.track();
         match target {
@@ -504,8 +548,29 @@ impl Context<'_> {
 
     /// Decide how to mask a result of `fields` produced by `sql`; audit
     /// results that are masked or refused.
-    async fn result_plan(&self, fields: &[Field], sql: &str) -> ResultPlan {
-        let (plan, mut verdict) = self.decide_result(fields, sql).await;
+    async fn result_plan(&self, raw: &[u8], fields: &[Field], sql: &str) -> ResultPlan {
+        let query = self.classify(sql).into_iter().next();
+        let key = plan_key(raw, fields, sql, query.as_ref());
+        let cached = self
+            .track()
+            .plans
+            .get(&key)
+            .filter(|(_, _, at)| at.elapsed() < PLAN_TTL)
+            .map(|(p, v, _)| (p.clone(), v.clone()));
+        let (plan, mut verdict) = match cached {
+            Some(hit) => hit,
+            None => {
+                let decided = self.decide_result(fields, sql).await;
+                let mut track = self.track();
+                if track.plans.len() >= 256 {
+                    track.plans.clear();
+                }
+                track
+                    .plans
+                    .insert(key, (decided.0.clone(), decided.1.clone(), Instant::now()));
+                decided
+            }
+        };
         match &plan {
             ResultPlan::Pass => {}
             ResultPlan::Mask(_) => self.audit("result", Some(sql), &verdict),
@@ -550,7 +615,7 @@ impl Context<'_> {
                 type_name: Some(f.type_oid.to_string()),
             })
             .collect();
-        let query = classify(sql).into_iter().next();
+        let query = self.classify(sql).into_iter().next();
         let verdict = self.evaluate(
             Stage::PostRequest,
             PolicyInput {

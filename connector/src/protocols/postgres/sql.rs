@@ -12,16 +12,25 @@ use sqlparser::parser::Parser;
 /// Classify every statement in `sql`.
 pub fn classify(sql: &str) -> Vec<QueryInfo> {
     match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
-        Ok(statements) if !statements.is_empty() => statements
-            .iter()
-            .map(|statement| QueryInfo {
-                raw: sql.to_owned(),
-                kind: kind(statement),
-                statement: Some(statement.to_string()),
-                tables: tables(statement),
-                ..Default::default()
-            })
-            .collect(),
+        Ok(statements) if !statements.is_empty() => {
+            let single = statements.len() == 1;
+            statements
+                .iter()
+                .map(|statement| QueryInfo {
+                    raw: sql.to_owned(),
+                    kind: kind(statement),
+                    // One statement: its text as sent; several: each rendered from the parse.
+                    statement: Some(if single {
+                        sql.trim().trim_end_matches(';').trim_end().to_owned()
+                    } else {
+                        statement.to_string()
+                    }),
+                    tables: tables(statement),
+                    ..Default::default()
+                })
+                .collect()
+        }
+
         Ok(_) => Vec::new(),
         Err(_) => vec![QueryInfo {
             raw: sql.to_owned(),

@@ -1,0 +1,354 @@
+//! `make bench`: pgbench `-S` at 1 and 8 clients, and `-S -C` (a new
+//! connection per transaction), through Gate (release build, example.rego
+//! active, masking on) vs a direct connection vs PgBouncer (session mode,
+//! same pool size), all in one invocation on loopback. Reports TPS, p50/p99
+//! latency and Gate's CPU-µs per query, and checks the targets. Every client
+//! logs in with SCRAM-SHA-256 (direct, through PgBouncer and through Gate).
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gate_testkit::{PgAuth, Postgres, PostgresOptions, free_port};
+
+const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
+const POOL: u32 = 20;
+
+struct Run {
+    tps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    transactions: u64,
+}
+
+fn seconds() -> u32 {
+    std::env::var("GATE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8)
+}
+
+fn pgbench(
+    port: u16,
+    user: &str,
+    password: &str,
+    clients: u32,
+    reconnect: bool,
+    log_dir: &Path,
+) -> Run {
+    let _ = std::fs::remove_dir_all(log_dir);
+    std::fs::create_dir_all(log_dir).unwrap();
+    let mut cmd = Command::new(PGBENCH);
+    cmd.env("PGPASSWORD", password)
+        .current_dir(log_dir)
+        .args([
+            "-n",
+            "-S",
+            "-M",
+            "simple",
+            "-T",
+            &seconds().to_string(),
+            "-c",
+            &clients.to_string(),
+        ])
+        .args([
+            "-j",
+            &clients.min(2).to_string(),
+            "-l",
+            "--log-prefix",
+            "tx",
+        ])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "appdb",
+        ]);
+    if reconnect {
+        cmd.arg("-C");
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap();
+    let mut latencies: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(log_dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        latencies.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
+        );
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    Run {
+        tps,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        transactions: latencies.len() as u64,
+    }
+}
+
+/// utime + stime of a process, in microseconds.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_gate(dir: &Path, pg_port: u16) -> (Proc, u16) {
+    let port = free_port().unwrap();
+    let health = free_port().unwrap();
+    let example = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/example.rego"
+    ));
+    let config = dir.join("gate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
+             identities: [{{name: app, password: app}}]\n\
+             resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg_port}, database: appdb, username: gate_app, password: gate-app-pw, pool: {{max_connections: {POOL}}}}}\n\
+             policies:\n  - {{path: \"{e}\", stage: session}}\n  - {{path: \"{e}\", stage: pre_request}}\n  - {{path: \"{e}\", stage: post_request}}\n",
+            e = example.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gate-connector"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    (Proc(child), port)
+}
+
+fn start_pgbouncer(dir: &Path, pg_port: u16) -> (Proc, u16) {
+    let port = free_port().unwrap();
+    let ini = dir.join("pgbouncer.ini");
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "\"gate_app\" \"gate-app-pw\"\n").unwrap();
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\nappdb = host=127.0.0.1 port={pg_port} dbname=appdb\n\
+             [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = scram-sha-256\nauth_file = {}\n\
+             pool_mode = session\ndefault_pool_size = {POOL}\nmax_client_conn = 200\nunix_socket_dir =\n\
+             logfile = {}\npidfile = {}\n",
+            users.display(),
+            dir.join("pgbouncer.log").display(),
+            dir.join("pgbouncer.pid").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("/usr/sbin/pgbouncer");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        // PgBouncer refuses to run as root.
+        cmd.args(["-u", "postgres"]);
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg("postgres:")
+            .arg(dir)
+            .status();
+    }
+    let child = cmd
+        .arg(&ini)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    (Proc(child), port)
+}
+
+fn main() {
+    let pg = Postgres::start(PostgresOptions {
+        // Every path authenticates with SCRAM-SHA-256, as in production.
+        auth: PgAuth::Scram { password: "bench-super".into() },
+        databases: vec!["appdb".into()],
+        seed: vec![("appdb".into(), "create role gate_app login password 'gate-app-pw'; grant create on schema public to gate_app".into())],
+        settings: vec![("max_connections".into(), "200".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let init = Command::new(PGBENCH)
+        .args(["-i", "-q", "-s", "1", "-h"])
+        .arg(pg.socket_dir())
+        .args(["-p", &pg.port().to_string(), "-U", "gate_app", "appdb"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base: PathBuf = dir.path().to_path_buf();
+    let (gate, gate_port) = start_gate(&base, pg.port());
+    let bouncer_dir = base.join("pgbouncer");
+    std::fs::create_dir_all(&bouncer_dir).unwrap();
+    let (_bouncer, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
+
+    println!(
+        "pgbench -S (select only), {}s per run, pool size {POOL}, 2 cores shared by client, proxy and PostgreSQL",
+        seconds()
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>14}",
+        "run", "tps", "p50 µs", "p99 µs", "gate CPU-µs/q"
+    );
+    let mut results = Vec::new();
+    for (label, clients, reconnect) in [
+        ("-S -c1", 1, false),
+        ("-S -c8", 8, false),
+        ("-S -c8 -C", 8, true),
+    ] {
+        let direct = pgbench(
+            pg.port(),
+            "gate_app",
+            "gate-app-pw",
+            clients,
+            reconnect,
+            &base.join("direct"),
+        );
+        let bouncer = pgbench(
+            bouncer_port,
+            "gate_app",
+            "gate-app-pw",
+            clients,
+            reconnect,
+            &base.join("bouncer"),
+        );
+        let before = cpu_us(gate.0.id());
+        let through = pgbench(
+            gate_port,
+            "app",
+            "app",
+            clients,
+            reconnect,
+            &base.join("gate"),
+        );
+        let cpu_per_query =
+            (cpu_us(gate.0.id()) - before) as f64 / through.transactions.max(1) as f64;
+        for (who, run, cpu) in [
+            ("direct", &direct, None),
+            ("pgbouncer", &bouncer, None),
+            ("gate", &through, Some(cpu_per_query)),
+        ] {
+            let cpu = cpu.map_or(String::from("-"), |c| format!("{c:.1}"));
+            println!(
+                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>14}",
+                format!("{label} {who}"),
+                run.tps,
+                run.p50_us,
+                run.p99_us,
+                cpu
+            );
+        }
+        results.push((label, direct, bouncer, through, cpu_per_query));
+    }
+
+    let mut failed = false;
+    let mut check = |name: &str, ok: bool, detail: String| {
+        println!(
+            "  target {name}: {} ({detail})",
+            if ok { "PASS" } else { "FAIL" }
+        );
+        failed |= !ok;
+    };
+    for (label, direct, bouncer, gate, cpu) in &results {
+        let ratio = gate.tps / bouncer.tps;
+        match *label {
+            "-S -c8 -C" => {
+                let vs_direct = gate.tps / direct.tps;
+                check(
+                    "-S -C gate ≥ 2× direct",
+                    vs_direct >= 2.0,
+                    format!("{vs_direct:.2}×"),
+                );
+            }
+            _ => check(
+                &format!("{label} gate ≥ 0.9× pgbouncer"),
+                ratio >= 0.9,
+                format!(
+                    "{ratio:.2}×, pgbouncer {:.2}× direct",
+                    bouncer.tps / direct.tps
+                ),
+            ),
+        }
+        if *label == "-S -c1" {
+            let added = gate.p50_us - direct.p50_us;
+            check(
+                "p50 added latency at 1 client ≤ 50 µs",
+                added <= 50.0,
+                format!("{added:.0} µs"),
+            );
+        }
+        if *label != "-S -c8 -C" {
+            check(
+                &format!("{label} gate CPU ≤ 45 µs per query"),
+                *cpu <= 45.0,
+                format!("{cpu:.1} µs"),
+            );
+        }
+    }
+    drop(gate);
+    if failed {
+        std::process::exit(1);
+    }
+}
