@@ -10,3 +10,5 @@ pub mod protocols;
 mod random;
 pub mod server;
 pub mod startup;
+pub mod stream;
+pub mod tls;

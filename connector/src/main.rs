@@ -11,8 +11,8 @@ use clap::Parser;
 /// decision.
 ///
 /// Status: PostgreSQL (SCRAM login for static identities, session and
-/// pre_request policies, masking, pooling, metrics). TLS, JWT login and the
-/// other protocols are not built yet.
+/// pre_request policies, masking, pooling, metrics, client TLS). Upstream TLS,
+/// JWT login and the other protocols are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {
@@ -95,11 +95,9 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let gate = Arc::new(Gate::new(
-        loaded.config,
-        loaded.policies,
-        AuditSink::stdout(),
-    ));
+    let gate = Arc::new(
+        Gate::new(loaded.config, loaded.policies, AuditSink::stdout()).with_tls(loaded.tls),
+    );
     eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
     tokio::spawn(gate_connector::health::serve(
         health_listener,

@@ -17,6 +17,7 @@ use crate::health::Health;
 use crate::identity::Identities;
 use crate::metrics::Metrics;
 use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools};
+use crate::tls::TlsFiles;
 
 /// Everything sessions share.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct Gate {
     pub masking_key: Option<MaskingKey>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// Client-facing TLS (`tls.enabled`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Gate {
@@ -67,7 +70,14 @@ impl Gate {
             masking_key,
             metrics: Arc::new(metrics),
             health: Arc::default(),
+            tls: None,
         }
+    }
+
+    /// Serve TLS to clients that ask for it.
+    pub fn with_tls(mut self, tls: Option<TlsFiles>) -> Self {
+        self.tls = tls;
+        self
     }
 }
 

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use gate_config::ConnectorConfig;
+
+use crate::tls::TlsFiles;
 use gate_policy::{DefaultAction, EngineOptions, PolicyEngine, PolicySpec, Stage};
 
 /// The configuration and its compiled policies, ready to serve.
@@ -11,6 +13,7 @@ use gate_policy::{DefaultAction, EngineOptions, PolicyEngine, PolicySpec, Stage}
 pub struct Loaded {
     pub config: ConnectorConfig,
     pub policies: PolicyEngine,
+    pub tls: Option<TlsFiles>,
 }
 
 /// Load `path` and compile every local policy; returns every problem found, one per line.
@@ -22,7 +25,17 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             .collect::<Vec<_>>()
     })?;
     let policies = compile_policies(&config)?;
-    Ok(Loaded { config, policies })
+    let tls = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) if config.tls.enabled => {
+            Some(TlsFiles::load(cert, key).map_err(|e| vec![e])?)
+        }
+        _ => None,
+    };
+    Ok(Loaded {
+        config,
+        policies,
+        tls,
+    })
 }
 
 /// Group `policies: [{path, stage}]` by file (one policy per file, evaluated at

@@ -115,6 +115,7 @@ fn a_full_pool_makes_new_sessions_wait_then_fail_with_53300() {
         PgAuth::Trust,
         ", pool: {max_connections: 1, acquire_timeout: 300ms}",
         &example_policy(),
+        None,
     );
     let holder = Command::new(PSQL)
         .env("PGPASSWORD", "app")
@@ -177,6 +178,7 @@ fn idle_connections_expire() {
         PgAuth::Trust,
         ", pool: {idle_timeout: 200ms}",
         &example_policy(),
+        None,
     );
     let first = backend_pid(&stack, &[]);
     std::thread::sleep(Duration::from_millis(500));

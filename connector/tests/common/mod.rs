@@ -36,11 +36,16 @@ pub(crate) const SEED: &str = "
 ";
 
 pub(crate) fn start(auth: PgAuth, policy_yaml: &str) -> Stack {
-    start_with(auth, "", policy_yaml)
+    start_with(auth, "", policy_yaml, None)
 }
 
 /// Like [`start`], with extra fields for the resource (`, pool: {...}`).
-pub(crate) fn start_with(auth: PgAuth, resource_extra: &str, policy_yaml: &str) -> Stack {
+pub(crate) fn start_with(
+    auth: PgAuth,
+    resource_extra: &str,
+    policy_yaml: &str,
+    tls: Option<gate_connector::tls::TlsFiles>,
+) -> Stack {
     let pg = Postgres::start(PostgresOptions {
         auth,
         databases: vec!["appdb".into()],
@@ -60,7 +65,7 @@ pub(crate) fn start_with(auth: PgAuth, resource_extra: &str, policy_yaml: &str) 
         gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
     let audit = dir.path().join("audit.jsonl");
     let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
-    let gate = Arc::new(Gate::new(config, policies, sink));
+    let gate = Arc::new(Gate::new(config, policies, sink).with_tls(tls));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -24,6 +24,7 @@ use super::upstream::{self, Upstream};
 use crate::audit::{AuditEvent, truncate};
 use crate::random;
 use crate::server::Gate;
+use crate::stream::ClientStream;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Startup parameters Gate does not pass upstream: it chooses the upstream
@@ -65,10 +66,27 @@ impl CancelRegistry {
 }
 
 /// Serve one client connection to completion.
-pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
-    let _ = client.set_nodelay(true);
+pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+    let _ = tcp.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(8192);
-    match setup(&mut client, &mut buf, peer, &gate).await {
+    let negotiated = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        negotiate(ClientStream::Plain(tcp), &mut buf, &gate),
+    )
+    .await;
+    let (mut client, params) = match negotiated {
+        Ok(Ok(Some(started))) => started,
+        Ok(Ok(None)) => return,
+        Ok(Err(error)) => {
+            report(&gate, peer, &error);
+            return;
+        }
+        Err(_) => {
+            report(&gate, peer, &PgError::Timeout("startup message"));
+            return;
+        }
+    };
+    match setup(&mut client, &mut buf, peer, &gate, params).await {
         Ok(Some((session, resource))) => {
             // The resource exists: setup just routed to it.
             if let Some(resource) = gate.config.resources.iter().find(|r| r.name == resource) {
@@ -86,26 +104,90 @@ pub async fn handle_client(mut client: TcpStream, peer: SocketAddr, gate: Arc<Ga
         }
         Ok(None) => {}
         Err(error) => {
-            gate.metrics.add(
-                "gate_sessions_total",
-                &[
-                    ("protocol", "postgres"),
-                    ("resource", "-"),
-                    ("outcome", error.outcome()),
-                ],
-                1.0,
-            );
             if let Some(fields) = error.to_fatal() {
                 let mut out = BytesMut::new();
                 codec::put_error(&mut out, &fields);
                 let _ = client.write_all(&out).await;
             }
-            // A client that connects and leaves without a word (a port probe) is not news.
-            let probe =
-                matches!(&error, PgError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
-            if !probe {
-                eprintln!("gate-connector: postgres session from {peer} ended: {error}");
+            report(&gate, peer, &error);
+        }
+    }
+}
+
+/// Count and log a session that did not get going.
+fn report(gate: &Gate, peer: SocketAddr, error: &PgError) {
+    gate.metrics.add(
+        "gate_sessions_total",
+        &[
+            ("protocol", "postgres"),
+            ("resource", "-"),
+            ("outcome", error.outcome()),
+        ],
+        1.0,
+    );
+    // A client that connects and leaves without a word (a port probe) is not news.
+    let probe = matches!(error, PgError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+    if !probe {
+        eprintln!("gate-connector: postgres session from {peer} ended: {error}");
+    }
+}
+
+/// The startup phase before login: answer SSLRequest (`S` and a TLS
+/// handshake when TLS is configured, else `N`) and GSSENCRequest (`N`),
+/// route a CancelRequest, and return the StartupMessage's parameters.
+async fn negotiate(
+    mut client: ClientStream,
+    buf: &mut BytesMut,
+    gate: &Gate,
+) -> Result<Option<(ClientStream, Vec<(String, String)>)>, PgError> {
+    loop {
+        let packet = match read_startup(&mut client, buf).await {
+            Ok(packet) => packet,
+            Err(error) => {
+                if let Some(fields) = error.to_fatal() {
+                    let mut out = BytesMut::new();
+                    codec::put_error(&mut out, &fields);
+                    let _ = client.write_all(&out).await;
+                }
+                return Err(error);
             }
+        };
+        match packet {
+            Startup::Ssl => {
+                let acceptor = match (&client, gate.tls.as_ref()) {
+                    (ClientStream::Plain(_), Some(files)) => match files.acceptor() {
+                        Ok(acceptor) => Some(acceptor),
+                        Err(e) => {
+                            eprintln!("gate-connector: TLS unavailable, declining SSLRequest: {e}");
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                let Some(acceptor) = acceptor else {
+                    client.write_all(b"N").await?;
+                    continue;
+                };
+                // Bytes sent before the handshake would be read as if they came over TLS.
+                if !buf.is_empty() {
+                    return Err(PgError::ClientUnexpected(
+                        "data sent after SSLRequest before the TLS handshake".into(),
+                    ));
+                }
+                client.write_all(b"S").await?;
+                let ClientStream::Plain(tcp) = client else {
+                    return Err(PgError::ClientUnexpected(
+                        "SSLRequest on an encrypted connection".into(),
+                    ));
+                };
+                client = ClientStream::Tls(Box::new(acceptor.accept(tcp).await?));
+            }
+            Startup::GssEnc => client.write_all(b"N").await?,
+            Startup::Cancel { pid, secret } => {
+                gate.cancels.cancel(pid, secret).await;
+                return Ok(None);
+            }
+            Startup::Message { params } => return Ok(Some((client, params))),
         }
     }
 }
@@ -122,7 +204,10 @@ struct Session {
     upstream_db: String,
 }
 
-async fn read_startup(client: &mut TcpStream, buf: &mut BytesMut) -> Result<Startup, PgError> {
+async fn read_startup<S: AsyncRead + Unpin>(
+    client: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Startup, PgError> {
     loop {
         if let Some(startup) = codec::decode_startup(buf)? {
             return Ok(startup);
@@ -148,7 +233,7 @@ async fn read_frame<S: AsyncRead + Unpin>(
 }
 
 async fn expect_password_frame(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     buf: &mut BytesMut,
 ) -> Result<Frame, PgError> {
     match read_frame(client, buf).await? {
@@ -162,29 +247,12 @@ async fn expect_password_frame(
 }
 
 async fn setup(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     buf: &mut BytesMut,
     peer: SocketAddr,
     gate: &Gate,
+    params: Vec<(String, String)>,
 ) -> Result<Option<(Session, String)>, PgError> {
-    let params = tokio::time::timeout(STARTUP_TIMEOUT, async {
-        loop {
-            match read_startup(client, buf).await? {
-                // TLS and GSS encryption are declined; the client may continue in plain text.
-                Startup::Ssl | Startup::GssEnc => client.write_all(b"N").await?,
-                Startup::Cancel { pid, secret } => {
-                    gate.cancels.cancel(pid, secret).await;
-                    return Ok(None);
-                }
-                Startup::Message { params } => return Ok::<_, PgError>(Some(params)),
-            }
-        }
-    })
-    .await
-    .map_err(|_| PgError::Timeout("startup message"))??;
-    let Some(params) = params else {
-        return Ok(None);
-    };
     let user = Startup::param(&params, "user")
         .unwrap_or_default()
         .to_owned();
@@ -222,7 +290,7 @@ async fn setup(
         connection: Some(ConnectionInfo {
             client_ip: Some(peer.ip().to_string()),
             client_port: Some(peer.port()),
-            tls: false,
+            tls: client.is_tls(),
             application_name,
             database: Some(database.clone()),
             db_user: Some(user.clone()),
@@ -314,7 +382,7 @@ fn route<'a>(resources: &'a [ResourceConfig], database: &str) -> Option<&'a Reso
 
 /// SCRAM-SHA-256 against the static identities; returns the identity name.
 async fn login(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     buf: &mut BytesMut,
     gate: &Gate,
     user: &str,
@@ -389,7 +457,7 @@ enum Ended {
 impl Session {
     async fn run(
         self,
-        mut client: TcpStream,
+        mut client: ClientStream,
         client_buf: BytesMut,
         gate: &Arc<Gate>,
         resource: &ResourceConfig,
@@ -418,7 +486,7 @@ impl Session {
             next_marker: AtomicU64::new(1),
         };
         let result = {
-            let (mut client_read, mut client_write) = client.split();
+            let (mut client_read, mut client_write) = tokio::io::split(&mut client);
             let Upstream {
                 stream, leftover, ..
             } = &mut lease.upstream;
