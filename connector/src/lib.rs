@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod health;
 pub mod identity;
+pub mod jwt;
 pub mod metrics;
 pub mod protocols;
 mod random;

@@ -10,9 +10,9 @@ use clap::Parser;
 /// policies per session and per statement, masks results and audits every
 /// decision.
 ///
-/// Status: PostgreSQL (SCRAM login for static identities, session and
-/// pre_request policies, masking, pooling, metrics, client TLS). Upstream TLS,
-/// JWT login and the other protocols are not built yet.
+/// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
+/// pre_request policies, masking, pooling, metrics, client TLS). Upstream TLS
+/// and the other protocols are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {
@@ -96,7 +96,9 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         }
     };
     let gate = Arc::new(
-        Gate::new(loaded.config, loaded.policies, AuditSink::stdout()).with_tls(loaded.tls),
+        Gate::new(loaded.config, loaded.policies, AuditSink::stdout())
+            .with_tls(loaded.tls)
+            .with_jwt(loaded.jwt),
     );
     eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
     tokio::spawn(gate_connector::health::serve(

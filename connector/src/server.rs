@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::audit::AuditSink;
 use crate::health::Health;
 use crate::identity::Identities;
+use crate::jwt::JwtVerifier;
 use crate::metrics::Metrics;
 use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools};
 use crate::tls::TlsFiles;
@@ -37,6 +38,8 @@ pub struct Gate {
     pub health: Arc<Health>,
     /// Client-facing TLS (`tls.enabled`).
     pub tls: Option<TlsFiles>,
+    /// Trusted token issuers (`auth.jwt`).
+    pub jwt: Option<JwtVerifier>,
 }
 
 impl Gate {
@@ -71,7 +74,14 @@ impl Gate {
             metrics: Arc::new(metrics),
             health: Arc::default(),
             tls: None,
+            jwt: None,
         }
+    }
+
+    /// Accept tokens from these issuers.
+    pub fn with_jwt(mut self, jwt: Option<JwtVerifier>) -> Self {
+        self.jwt = jwt;
+        self
     }
 
     /// Serve TLS to clients that ask for it.

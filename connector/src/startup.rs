@@ -5,6 +5,7 @@ use std::path::Path;
 
 use gate_config::ConnectorConfig;
 
+use crate::jwt::JwtVerifier;
 use crate::tls::TlsFiles;
 use gate_policy::{DefaultAction, EngineOptions, PolicyEngine, PolicySpec, Stage};
 
@@ -14,6 +15,7 @@ pub struct Loaded {
     pub config: ConnectorConfig,
     pub policies: PolicyEngine,
     pub tls: Option<TlsFiles>,
+    pub jwt: Option<JwtVerifier>,
 }
 
 /// Load `path` and compile every local policy; returns every problem found, one per line.
@@ -31,10 +33,12 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
         }
         _ => None,
     };
+    let jwt = JwtVerifier::load(&config.auth).map_err(|e| vec![e])?;
     Ok(Loaded {
         config,
         policies,
         tls,
+        jwt,
     })
 }
 

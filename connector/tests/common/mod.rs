@@ -65,7 +65,12 @@ pub(crate) fn start_with(
         gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
     let audit = dir.path().join("audit.jsonl");
     let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
-    let gate = Arc::new(Gate::new(config, policies, sink).with_tls(tls));
+    let jwt = gate_connector::jwt::JwtVerifier::load(&config.auth).unwrap();
+    let gate = Arc::new(
+        Gate::new(config, policies, sink)
+            .with_tls(tls)
+            .with_jwt(jwt),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -18,6 +18,9 @@ pub enum PgError {
     /// Login failed (unknown user or wrong password; never says which).
     #[error("password authentication failed for user \"{0}\"")]
     AuthFailed(String),
+    /// A token login over an unencrypted, non-loopback connection.
+    #[error("token logins require TLS (connect with sslmode=require)")]
+    TlsRequired,
     /// The session policy refused the connection.
     #[error("{0}")]
     SessionBlocked(String),
@@ -41,7 +44,7 @@ impl PgError {
         match self {
             PgError::ClientProtocol(_) | PgError::ClientUnexpected(_) => "protocol_error",
             PgError::UnknownDatabase(_) => "unknown_database",
-            PgError::AuthFailed(_) => "auth_failed",
+            PgError::AuthFailed(_) | PgError::TlsRequired => "auth_failed",
             PgError::SessionBlocked(_) => "blocked",
             PgError::Upstream { .. } => "upstream_error",
             PgError::PoolExhausted(_) => "pool_exhausted",
@@ -56,6 +59,7 @@ impl PgError {
             PgError::ClientUnexpected(m) => ("08P01", m.clone()),
             PgError::UnknownDatabase(_) => ("3D000", self.to_string()),
             PgError::AuthFailed(_) => ("28P01", self.to_string()),
+            PgError::TlsRequired => ("28000", self.to_string()),
             PgError::SessionBlocked(reason) => ("42501", reason.clone()),
             // Upstream details (credentials, addresses) stay in Gate's log.
             PgError::Upstream { resource, .. } => (

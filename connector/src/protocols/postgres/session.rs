@@ -262,14 +262,13 @@ async fn setup(
     let resource = route(&gate.config.resources, &database)
         .ok_or_else(|| PgError::UnknownDatabase(database.clone()))?;
 
-    let identity = tokio::time::timeout(STARTUP_TIMEOUT, login(client, buf, gate, &user))
-        .await
-        .map_err(|_| PgError::Timeout("password"))??;
-    let groups = gate
-        .identities
-        .get(&identity)
-        .map(|i| i.groups.clone())
-        .unwrap_or_default();
+    let who = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        authenticate(client, buf, gate, &user, peer),
+    )
+    .await
+    .map_err(|_| PgError::Timeout("password"))??;
+    let identity = who.name.clone().unwrap_or_default();
     let application_name = Startup::param(&params, "application_name").map(str::to_owned);
 
     let session_input = SessionInput::new(&PolicyInput {
@@ -281,12 +280,7 @@ async fn setup(
             database: resource.database.clone(),
             labels: resource.labels.clone(),
         }),
-        user: Some(UserInfo {
-            name: Some(identity.clone()),
-            groups,
-            kind: Some("user".into()),
-            ..Default::default()
-        }),
+        user: Some(who),
         connection: Some(ConnectionInfo {
             client_ip: Some(peer.ip().to_string()),
             client_port: Some(peer.port()),
@@ -378,6 +372,58 @@ fn route<'a>(resources: &'a [ResourceConfig], database: &str) -> Option<&'a Reso
     postgres()
         .find(|r| r.name == database)
         .or_else(|| postgres().find(|r| r.database.as_deref() == Some(database)))
+}
+
+/// Who the client is: a static identity over SCRAM-SHA-256, or, for any
+/// other user name when JWT issuers are configured, a token in the password
+/// field (cleartext request, so TLS is required unless the client is on loopback).
+async fn authenticate(
+    client: &mut ClientStream,
+    buf: &mut BytesMut,
+    gate: &Gate,
+    user: &str,
+    peer: SocketAddr,
+) -> Result<UserInfo, PgError> {
+    let static_identity = gate.identities.get(user);
+    let Some(jwt) = gate.jwt.as_ref().filter(|_| static_identity.is_none()) else {
+        let name = login(client, buf, gate, user).await?;
+        let groups = gate
+            .identities
+            .get(&name)
+            .map(|i| i.groups.clone())
+            .unwrap_or_default();
+        return Ok(UserInfo {
+            name: Some(name),
+            groups,
+            kind: Some("user".into()),
+            ..Default::default()
+        });
+    };
+    if !client.is_tls() && !peer.ip().is_loopback() {
+        return Err(PgError::TlsRequired);
+    }
+    let mut out = BytesMut::new();
+    codec::put_auth(&mut out, auth::CLEARTEXT, &[]);
+    client.write_all(&out).await?;
+    let frame = expect_password_frame(client, buf).await?;
+    let token = Reader::new(frame.body()).cstr()?;
+    let claims = jwt.verify(token).map_err(|reason| {
+        eprintln!("gate-connector: JWT login as {user:?} refused: {reason}");
+        PgError::AuthFailed(user.to_owned())
+    })?;
+    let name = claims
+        .name
+        .clone()
+        .or_else(|| claims.sub.clone())
+        .or_else(|| claims.email.clone());
+    Ok(UserInfo {
+        sub: claims.sub,
+        name,
+        email: claims.email,
+        groups: claims.groups,
+        kind: Some("user".into()),
+        issuer: claims.iss,
+    })
 }
 
 /// SCRAM-SHA-256 against the static identities; returns the identity name.

@@ -1,0 +1,153 @@
+//! Token logins: a JWT in psql's password field, verified against a JWKS
+//! file (signature, `exp`, `aud`, `iss`); its `groups` reach the policies.
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use common::*;
+use gate_testkit::PgAuth;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+const ISSUER: &str = "https://idp.example";
+
+/// An Ed25519 key pair: the PEM private key and a one-key JWKS.
+fn keypair(dir: &Path, name: &str, kid: &str) -> (Vec<u8>, String) {
+    let key = dir.join(format!("{name}.pem"));
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .stdout;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+    let jwks = format!(
+        r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{x}", "kid": "{kid}", "alg": "EdDSA", "use": "sig"}}]}}"#
+    );
+    (std::fs::read(&key).unwrap(), jwks)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(pem: &[u8], kid: &str, claims: serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    encode(&header, &claims, &EncodingKey::from_ed_pem(pem).unwrap()).unwrap()
+}
+
+fn claims(name: &str, groups: &[&str], aud: &str, exp: u64) -> serde_json::Value {
+    serde_json::json!({"iss": ISSUER, "sub": format!("user-{name}"), "name": name, "groups": groups, "aud": aud, "exp": exp})
+}
+
+fn login(stack: &Stack, user: &str, password: &str, sql: &str) -> (String, String) {
+    let out = Command::new(PSQL)
+        .env("PGPASSWORD", password)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "appdb",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    (text(&out.stdout).trim().to_owned(), text(&out.stderr))
+}
+
+#[test]
+fn tokens_log_in_and_their_groups_reach_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, jwks) = keypair(dir.path(), "idp", "k1");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let (other_pem, _) = keypair(dir.path(), "other", "k1");
+    let auth = format!(
+        "auth: {{jwt: {{issuers: [{{issuer: \"{ISSUER}\", jwks_file: \"{}\", audience: gate}}]}}}}\n",
+        jwks_file.display()
+    );
+    let stack = start(PgAuth::Trust, &(auth + &example_policy()));
+    let hour = now() + 3600;
+
+    let admin = token(&pem, "k1", claims("alice", &["admins"], "gate", hour));
+    assert_eq!(
+        login(&stack, "alice", &admin, "select email from customers").0,
+        "alice@example.com"
+    );
+    let engineer = token(&pem, "k1", claims("bob", &["engineering"], "gate", hour));
+    assert_eq!(
+        login(&stack, "bob", &engineer, "select email from customers").0,
+        "*************.com"
+    );
+
+    for (why, bad) in [
+        (
+            "expired",
+            token(
+                &pem,
+                "k1",
+                claims("alice", &["admins"], "gate", now() - 3600),
+            ),
+        ),
+        (
+            "wrong audience",
+            token(
+                &pem,
+                "k1",
+                claims("alice", &["admins"], "someone-else", hour),
+            ),
+        ),
+        (
+            "signed by another key",
+            token(&other_pem, "k1", claims("alice", &["admins"], "gate", hour)),
+        ),
+        (
+            "unknown kid",
+            token(&pem, "k9", claims("alice", &["admins"], "gate", hour)),
+        ),
+        (
+            "HS256 with the public key as secret",
+            encode(
+                &Header::new(Algorithm::HS256),
+                &claims("alice", &["admins"], "gate", hour),
+                &EncodingKey::from_secret(b"k1"),
+            )
+            .unwrap(),
+        ),
+        ("not a token", "hunter2".to_owned()),
+    ] {
+        let (out, err) = login(&stack, "alice", &bad, "select 1");
+        assert_eq!(out, "", "{why}: must not log in");
+        assert!(
+            err.contains("FATAL:  password authentication failed for user \"alice\""),
+            "{why}: {err}"
+        );
+    }
+
+    // Static identities keep logging in with SCRAM.
+    assert_eq!(login(&stack, "app", "app", "select 1").0, "1");
+}
