@@ -51,6 +51,20 @@ select count(*) from tx;
 commit;
 copy (select id, name, amount from tx order by id) to stdout;
 copy (select id, name from tx order by id) to stdout with (format csv, header true);
+create table cp (a int, b text);
+copy cp from stdin;
+1	one
+2	two with	tab
+\N	null row
+\.
+copy cp from stdin with (format csv);
+3,"quoted, comma"
+\.
+select * from cp order by a nulls last;
+copy cp from stdin;
+not-a-number	x
+\.
+drop table cp;
 prepare p1(int) as select $1 * 2, $1::text;
 execute p1(21);
 deallocate p1;
