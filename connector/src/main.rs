@@ -11,8 +11,8 @@ use clap::Parser;
 /// decision.
 ///
 /// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
-/// pre_request policies, masking, pooling, metrics, client TLS). Upstream TLS
-/// and the other protocols are not built yet.
+/// pre_request policies, masking, pooling, metrics, client and upstream TLS).
+/// The other protocols are not built yet.
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {

@@ -48,7 +48,7 @@ fn psql_verifies_gates_certificate_and_policies_see_tls() {
     let stack = tls_stack(dir.path(), &cert);
     let out = psql_tls(
         &stack,
-        &format!("sslmode=verify-full sslrootcert={}", cert.cert.display()),
+        &format!("sslmode=verify-full sslrootcert={}", cert.ca.display()),
         "select 'over tls'",
     );
     assert_eq!(
@@ -59,7 +59,7 @@ fn psql_verifies_gates_certificate_and_policies_see_tls() {
     );
     let out = psql_tls(
         &stack,
-        &format!("sslmode=verify-full sslrootcert={}", cert.cert.display()),
+        &format!("sslmode=verify-full sslrootcert={}", cert.ca.display()),
         "\\conninfo",
     );
     assert!(
@@ -86,6 +86,7 @@ fn a_rotated_certificate_is_served_without_restart() {
     let served = SelfSignedCert {
         cert: dir.path().join("served.crt"),
         key: dir.path().join("served.key"),
+        ca: first.ca.clone(),
     };
     std::fs::copy(&first.cert, &served.cert).unwrap();
     std::fs::copy(&first.key, &served.key).unwrap();
@@ -97,17 +98,17 @@ fn a_rotated_certificate_is_served_without_restart() {
             "select 1",
         )
     };
-    assert!(verify(&first.cert).status.success());
+    assert!(verify(&first.ca).status.success());
 
     std::fs::copy(&second.cert, &served.cert).unwrap();
     std::fs::copy(&second.key, &served.key).unwrap();
-    let out = verify(&second.cert);
+    let out = verify(&second.ca);
     assert!(
         out.status.success(),
         "the new certificate is served: {}",
         text(&out.stderr)
     );
-    let old = verify(&first.cert);
+    let old = verify(&first.ca);
     assert!(!old.status.success());
     assert!(
         text(&old.stderr).contains("certificate verify failed"),

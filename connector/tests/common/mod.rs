@@ -46,13 +46,28 @@ pub(crate) fn start_with(
     policy_yaml: &str,
     tls: Option<gate_connector::tls::TlsFiles>,
 ) -> Stack {
-    let pg = Postgres::start(PostgresOptions {
+    start_on(upstream(auth, false), resource_extra, policy_yaml, tls)
+}
+
+/// A seeded upstream PostgreSQL (optionally serving TLS).
+pub(crate) fn upstream(auth: PgAuth, tls: bool) -> Postgres {
+    Postgres::start(PostgresOptions {
         auth,
+        tls,
         databases: vec!["appdb".into()],
         seed: vec![("appdb".into(), SEED.into())],
         ..Default::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Gate in front of `pg`.
+pub(crate) fn start_on(
+    pg: Postgres,
+    resource_extra: &str,
+    policy_yaml: &str,
+    tls: Option<gate_connector::tls::TlsFiles>,
+) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\

@@ -199,6 +199,14 @@ impl Default for UpstreamTls {
 }
 
 impl UpstreamTls {
+    /// The CA bundle for `verify-full`, when given.
+    pub fn ca_file(&self) -> Option<&str> {
+        match self {
+            UpstreamTls::Detailed { ca_file, .. } => ca_file.as_deref(),
+            UpstreamTls::Enabled(_) => None,
+        }
+    }
+
     /// The effective mode (`true` means verify-full against system roots).
     pub fn mode(&self) -> TlsMode {
         match self {

@@ -90,7 +90,7 @@ fn postgres_tls_serves_the_generated_certificate() {
         ..Default::default()
     })
     .unwrap();
-    let cert = pg.tls_cert().expect("tls on").cert.display().to_string();
+    let cert = pg.tls_cert().expect("tls on").ca.display().to_string();
     let (ok, out, err) = output(&mut psql_tcp(
         &pg,
         None,

@@ -24,7 +24,7 @@ use super::upstream::{self, Upstream};
 use crate::audit::{AuditEvent, truncate};
 use crate::random;
 use crate::server::Gate;
-use crate::stream::ClientStream;
+use crate::stream::{ClientStream, MaybeTls};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Startup parameters Gate does not pass upstream: it chooses the upstream
@@ -71,7 +71,7 @@ pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     let mut buf = BytesMut::with_capacity(8192);
     let negotiated = tokio::time::timeout(
         STARTUP_TIMEOUT,
-        negotiate(ClientStream::Plain(tcp), &mut buf, &gate),
+        negotiate(MaybeTls::Plain(tcp), &mut buf, &gate),
     )
     .await;
     let (mut client, params) = match negotiated {
@@ -155,7 +155,7 @@ async fn negotiate(
         match packet {
             Startup::Ssl => {
                 let acceptor = match (&client, gate.tls.as_ref()) {
-                    (ClientStream::Plain(_), Some(files)) => match files.acceptor() {
+                    (MaybeTls::Plain(_), Some(files)) => match files.acceptor() {
                         Ok(acceptor) => Some(acceptor),
                         Err(e) => {
                             eprintln!("gate-connector: TLS unavailable, declining SSLRequest: {e}");
@@ -175,12 +175,12 @@ async fn negotiate(
                     ));
                 }
                 client.write_all(b"S").await?;
-                let ClientStream::Plain(tcp) = client else {
+                let MaybeTls::Plain(tcp) = client else {
                     return Err(PgError::ClientUnexpected(
                         "SSLRequest on an encrypted connection".into(),
                     ));
                 };
-                client = ClientStream::Tls(Box::new(acceptor.accept(tcp).await?));
+                client = MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?));
             }
             Startup::GssEnc => client.write_all(b"N").await?,
             Startup::Cancel { pid, secret } => {
@@ -536,7 +536,7 @@ impl Session {
             let Upstream {
                 stream, leftover, ..
             } = &mut lease.upstream;
-            let (mut upstream_read, mut upstream_write) = stream.split();
+            let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
             let to_upstream = async {
                 let mut buf = client_buf;
                 let mut out = BytesMut::with_capacity(8192);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use gate_config::connector::ResourceConfig;
+use gate_config::connector::{ResourceConfig, TlsMode};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,13 +13,14 @@ use super::codec::{self, Frame, Reader, auth};
 use super::error::PgError;
 use super::scram::ClientExchange;
 use crate::random;
+use crate::stream::{MaybeTls, UpstreamStream};
 
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A logged-in upstream connection.
 #[derive(Debug)]
 pub(super) struct Upstream {
-    pub(super) stream: TcpStream,
+    pub(super) stream: UpstreamStream,
     /// Bytes read past the first ReadyForQuery.
     pub(super) leftover: BytesMut,
     /// ParameterStatus frames to relay to the client.
@@ -58,10 +59,14 @@ async fn login(
     client_params: &[(&str, &str)],
 ) -> Result<Upstream, PgError> {
     let addr = format!("{}:{}", resource.host, resource.port);
-    let mut stream = TcpStream::connect(&addr)
+    let tcp = TcpStream::connect(&addr)
         .await
         .map_err(|e| upstream(resource, format!("connect {addr}: {e}")))?;
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match resource.upstream_tls.mode() {
+        TlsMode::Disable => MaybeTls::Plain(tcp),
+        mode => MaybeTls::Tls(Box::new(start_tls(tcp, resource, mode).await?)),
+    };
     let mut params = vec![("user", user), ("database", database)];
     params.extend(
         client_params
@@ -164,7 +169,7 @@ async fn login(
 }
 
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamStream,
     buf: &mut BytesMut,
     resource: &ResourceConfig,
 ) -> Result<Frame, PgError> {
@@ -181,6 +186,40 @@ async fn read_frame(
             ));
         }
     }
+}
+
+/// SSLRequest, then a TLS handshake as the resource's `upstream_tls` says.
+async fn start_tls(
+    mut tcp: TcpStream,
+    resource: &ResourceConfig,
+    mode: TlsMode,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, PgError> {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    tcp.write_all(&out).await?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    if answer != *b"S" {
+        return Err(upstream(
+            resource,
+            format!("upstream_tls.mode is {mode:?} but the server does not accept TLS"),
+        ));
+    }
+    let config = crate::tls::upstream_config(mode, resource.upstream_tls.ca_file())
+        .map_err(|e| upstream(resource, e))?;
+    let name = rustls_pki_types::ServerName::try_from(resource.host.clone()).map_err(|e| {
+        upstream(
+            resource,
+            format!(
+                "host {:?} is not a valid TLS server name: {e}",
+                resource.host
+            ),
+        )
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| upstream(resource, format!("TLS handshake: {e}")))
 }
 
 /// `md5` + hex(md5(hex(md5(password + user)) + salt)).
