@@ -13,6 +13,9 @@ use clap::Parser;
 /// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
 /// pre_request policies, masking, pooling, metrics, client and upstream TLS).
 /// The other protocols are not built yet.
+///
+/// Environment: GATE_WORKER_THREADS sets the number of runtime worker
+/// threads (default: half the cores, at least one).
 #[derive(Debug, Parser)]
 #[command(name = "gate-connector", version)]
 struct Args {
@@ -49,14 +52,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    // GATE_WORKER_THREADS sizes the runtime (default: one worker per core).
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("GATE_WORKER_THREADS")
+    // Worker threads: GATE_WORKER_THREADS, else half the cores (at least one).
+    // A proxy shares its machine with clients and servers; on 2 cores one
+    // worker costs ~25% less CPU per query than two (docs/benchmarks.md).
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = std::env::var("GATE_WORKER_THREADS")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
-    {
-        builder.worker_threads(n.max(1));
-    }
+        .unwrap_or(cores / 2)
+        .max(1);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers);
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
