@@ -242,7 +242,7 @@ fn main() {
     let (gate, gate_port) = start_gate(&base, pg.port());
     let bouncer_dir = base.join("pgbouncer");
     std::fs::create_dir_all(&bouncer_dir).unwrap();
-    let (_bouncer, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
+    let (bouncer, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
 
     println!(
         "pgbench -S (select only), {}s per run, pool size {POOL}, 2 cores shared by client, proxy and PostgreSQL",
@@ -347,7 +347,10 @@ fn main() {
             );
         }
     }
+    // Stop every server before exiting: `exit` skips destructors.
+    drop(bouncer);
     drop(gate);
+    drop(pg);
     if failed {
         std::process::exit(1);
     }
