@@ -1,1 +1,15 @@
-//! The Gate control plane: store, admin API, gRPC services and connector sync (built by the control-plane issue).
+//! The Gate control plane: store (PostgreSQL or SQLite), admin API over HTTP `/api/v1` and gRPC
+//! (`gate.v1.ControlPlaneService`, `gate.v1.ConnectorService`) sharing one implementation, auth,
+//! identity tokens, audit ingest and connector sync.
+
+pub mod auth;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tokens;
+pub mod util;

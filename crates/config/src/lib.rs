@@ -11,6 +11,7 @@
 //! ```
 
 pub mod connector;
+pub mod control;
 mod duration;
 mod env;
 mod error;
@@ -18,6 +19,7 @@ mod load;
 mod number;
 
 pub use connector::ConnectorConfig;
+pub use control::ControlConfig;
 pub use duration::parse_duration;
 pub use env::{EnvError, expand};
 pub use error::{ConfigError, ConfigErrors, Problems};

@@ -1,0 +1,133 @@
+//! gRPC adapters: `gate.v1.ControlPlaneService` and `gate.v1.ConnectorService` call the same
+//! [`ControlPlane`] functions as HTTP; auth comes from `authorization` and `x-org-id` metadata.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use gate_proto::v1::connector_service_server::{ConnectorService, ConnectorServiceServer};
+use gate_proto::v1::control_plane_service_server::{ControlPlaneService, ControlPlaneServiceServer};
+use gate_proto::v1::*;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::service::ControlPlane;
+
+/// Both gRPC services over one shared control plane.
+#[derive(Clone, Debug)]
+pub struct Grpc {
+    cp: Arc<ControlPlane>,
+}
+
+impl Grpc {
+    pub fn new(cp: Arc<ControlPlane>) -> Self {
+        Self { cp }
+    }
+
+    /// The tonic routes, ready to merge into the axum router.
+    pub fn routes(&self) -> tonic::service::Routes {
+        tonic::service::Routes::new(ControlPlaneServiceServer::new(self.clone()))
+            .add_service(ConnectorServiceServer::new(self.clone()))
+    }
+
+    async fn caller(&self, metadata: &MetadataMap, operation: &'static str) -> Result<Caller, Status> {
+        let text = |name| metadata.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        match self.cp.authenticate(text("authorization"), text("x-org-id"), operation).await {
+            Ok(caller) => Ok(caller),
+            Err(e) => {
+                self.cp.metrics.request("grpc", operation, e.code.as_str());
+                Err(e.into())
+            }
+        }
+    }
+
+    fn finish<T>(&self, operation: &'static str, result: ApiResult<T>) -> Result<Response<T>, Status> {
+        let code = result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
+        self.cp.metrics.request("grpc", operation, code);
+        result.map(Response::new).map_err(Status::from)
+    }
+}
+
+/// Implements a tonic service trait whose methods are all unary calls of `ControlPlane` functions.
+macro_rules! unary_service {
+    ($trait:ident { $($method:ident => $function:ident ($req:ty) -> $resp:ty;)* } $($extra:tt)*) => {
+        #[tonic::async_trait]
+        impl $trait for Grpc {
+            $(
+                async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    let caller = self.caller(request.metadata(), stringify!($method)).await?;
+                    let result = self.cp.$function(&caller, request.into_inner()).await;
+                    self.finish(stringify!($method), result)
+                }
+            )*
+            $($extra)*
+        }
+    };
+}
+
+unary_service!(ControlPlaneService {
+    create_organization => create_organization(CreateOrganizationRequest) -> Organization;
+    get_organization => get_organization(GetOrganizationRequest) -> Organization;
+    list_organizations => list_organizations(ListOrganizationsRequest) -> ListOrganizationsResponse;
+    delete_organization => delete_organization(DeleteOrganizationRequest) -> DeleteResponse;
+    create_api_key => create_api_key(CreateApiKeyRequest) -> CreateApiKeyResponse;
+    list_api_keys => list_api_keys(ListApiKeysRequest) -> ListApiKeysResponse;
+    revoke_api_key => revoke_api_key(RevokeApiKeyRequest) -> ApiKey;
+    create_resource => create_resource(CreateResourceRequest) -> Resource;
+    get_resource => get_resource(GetResourceRequest) -> Resource;
+    list_resources => list_resources(ListResourcesRequest) -> ListResourcesResponse;
+    update_resource => update_resource(UpdateResourceRequest) -> Resource;
+    delete_resource => delete_resource(DeleteResourceRequest) -> DeleteResponse;
+    create_policy => create_policy(CreatePolicyRequest) -> Policy;
+    get_policy => get_policy(GetPolicyRequest) -> Policy;
+    list_policies => list_policies(ListPoliciesRequest) -> ListPoliciesResponse;
+    update_policy => update_policy(UpdatePolicyRequest) -> Policy;
+    set_policy_state => set_policy_state(SetPolicyStateRequest) -> Policy;
+    get_policy_history => get_policy_history(GetPolicyHistoryRequest) -> PolicyHistory;
+    delete_policy => delete_policy(DeletePolicyRequest) -> DeleteResponse;
+    simulate_policy => simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
+    create_identity => create_identity(CreateIdentityRequest) -> Identity;
+    get_identity => get_identity(GetIdentityRequest) -> Identity;
+    list_identities => list_identities(ListIdentitiesRequest) -> ListIdentitiesResponse;
+    update_identity => update_identity(UpdateIdentityRequest) -> Identity;
+    delete_identity => delete_identity(DeleteIdentityRequest) -> DeleteResponse;
+    issue_identity_token => issue_identity_token(IssueIdentityTokenRequest) -> IssueIdentityTokenResponse;
+    create_group => create_group(CreateGroupRequest) -> Group;
+    get_group => get_group(GetGroupRequest) -> Group;
+    list_groups => list_groups(ListGroupsRequest) -> ListGroupsResponse;
+    update_group => update_group(UpdateGroupRequest) -> Group;
+    delete_group => delete_group(DeleteGroupRequest) -> DeleteResponse;
+    add_group_member => add_group_member(GroupMemberRequest) -> Group;
+    remove_group_member => remove_group_member(GroupMemberRequest) -> Group;
+    list_connectors => list_connectors(ListConnectorsRequest) -> ListConnectorsResponse;
+    query_audit => query_audit(QueryAuditRequest) -> QueryAuditResponse;
+});
+
+/// The snapshot stream type of `WatchSnapshot`.
+pub type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send + 'static>>;
+
+unary_service!(ConnectorService {
+    register => register_connector(RegisterConnectorRequest) -> RegisterConnectorResponse;
+    heartbeat => heartbeat(HeartbeatRequest) -> HeartbeatResponse;
+    deregister => deregister_connector(DeregisterConnectorRequest) -> DeleteResponse;
+    fetch_snapshot => fetch_snapshot(FetchSnapshotRequest) -> Snapshot;
+    ingest_audit => ingest_audit(IngestAuditRequest) -> IngestAuditResponse;
+}
+    type WatchSnapshotStream = SnapshotStream;
+
+    async fn watch_snapshot(
+        &self,
+        request: Request<WatchSnapshotRequest>,
+    ) -> Result<Response<Self::WatchSnapshotStream>, Status> {
+        let caller = self.caller(request.metadata(), "watch_snapshot").await?;
+        let result = Arc::clone(&self.cp).watch_snapshot(&caller, request.into_inner()).await;
+        let receiver = self.finish("watch_snapshot", result)?.into_inner();
+        let stream = tokio_stream::StreamExt::map(ReceiverStream::new(receiver), |item: ApiResult<Snapshot>| {
+            item.map_err(|e: ApiError| Status::from(e))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+);

@@ -1,0 +1,216 @@
+//! `/api/v1` handlers: turn path, query and JSON body into the protobuf request, call the same
+//! [`ControlPlane`] function as gRPC, and return its answer as JSON.
+
+use std::collections::HashMap;
+
+use gate_proto::v1::*;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::service::ControlPlane;
+
+/// A handler's answer.
+#[derive(Debug)]
+pub enum Reply {
+    Json(serde_json::Value),
+    /// JSON lines (`application/x-ndjson`).
+    Lines(String),
+}
+
+/// The HTTP request parts a handler may use.
+#[derive(Debug, Default)]
+pub struct Call<'a> {
+    pub params: HashMap<String, String>,
+    pub query: HashMap<String, String>,
+    pub body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn param(&self, name: &str) -> String {
+        self.params.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Parse the JSON body; an empty body is `{}`. Errors name the field path.
+    fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { self.body };
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path.is_empty() || path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(&field, e.into_inner().to_string())
+        })
+    }
+
+    /// Only the named query parameters are allowed.
+    fn query_only(&self, allowed: &[&str]) -> ApiResult<()> {
+        match self.query.keys().find(|k| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(ApiError::invalid(
+                unknown,
+                format!("unknown query parameter; expected {}", if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }),
+            )),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: T) -> ApiResult<Reply> {
+    serde_json::to_value(value)
+        .map(Reply::Json)
+        .map_err(|e| ApiError::new(Code::Internal, format!("cannot encode the response: {e}")))
+}
+
+/// `POST /api/v1/policies/simulate` takes the input as a JSON object.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SimulateBody {
+    policy_id: String,
+    rego: String,
+    stage: String,
+    input: Option<serde_json::Value>,
+}
+
+const AUDIT_FILTERS: &[&str] = &["from", "to", "identity", "resource", "action", "limit", "cursor"];
+
+fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
+    call.query_only(AUDIT_FILTERS)?;
+    let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
+    let limit = match call.query.get("limit") {
+        None => 0,
+        Some(text) => text.parse().map_err(|_| ApiError::invalid("limit", "expected a whole number"))?,
+    };
+    Ok(QueryAuditRequest {
+        from: q("from"),
+        to: q("to"),
+        identity: q("identity"),
+        resource: q("resource"),
+        action: q("action"),
+        limit,
+        cursor: q("cursor"),
+    })
+}
+
+/// Run `operation` (a name from the route table) for `caller`.
+pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call: &Call<'_>) -> ApiResult<Reply> {
+    if operation != "QueryAudit" && operation != "ExportAudit" {
+        call.query_only(&[])?;
+    }
+    let id = || call.param("id");
+    match operation {
+        "ListOrganizations" => json(cp.list_organizations(caller, ListOrganizationsRequest {}).await?),
+        "CreateOrganization" => json(cp.create_organization(caller, call.body()?).await?),
+        "GetOrganization" => json(cp.get_organization(caller, GetOrganizationRequest { id: id() }).await?),
+        "DeleteOrganization" => json(cp.delete_organization(caller, DeleteOrganizationRequest { id: id() }).await?),
+        "ListApiKeys" => json(cp.list_api_keys(caller, ListApiKeysRequest {}).await?),
+        "CreateApiKey" => json(cp.create_api_key(caller, call.body()?).await?),
+        "RevokeApiKey" => json(cp.revoke_api_key(caller, RevokeApiKeyRequest { id: id() }).await?),
+        "ListResources" => json(cp.list_resources(caller, ListResourcesRequest {}).await?),
+        "CreateResource" => {
+            let resource = Some(call.body()?);
+            json(cp.create_resource(caller, CreateResourceRequest { resource }).await?)
+        }
+        "GetResource" => json(cp.get_resource(caller, GetResourceRequest { id: id() }).await?),
+        "UpdateResource" => {
+            let resource = Resource { id: id(), ..call.body()? };
+            json(cp.update_resource(caller, UpdateResourceRequest { resource: Some(resource) }).await?)
+        }
+        "DeleteResource" => json(cp.delete_resource(caller, DeleteResourceRequest { id: id() }).await?),
+        "ListPolicies" => json(cp.list_policies(caller, ListPoliciesRequest {}).await?),
+        "CreatePolicy" => json(cp.create_policy(caller, call.body()?).await?),
+        "GetPolicy" => json(cp.get_policy(caller, GetPolicyRequest { id: id() }).await?),
+        "UpdatePolicy" => {
+            // Fields present in the JSON object are changed; absent ones are kept.
+            let present: serde_json::Map<String, serde_json::Value> = call.body()?;
+            let request: UpdatePolicyRequest = call.body()?;
+            let request = UpdatePolicyRequest {
+                id: id(),
+                set_stages: request.set_stages || present.contains_key("stages"),
+                set_targets: request.set_targets || present.contains_key("targets"),
+                ..request
+            };
+            json(cp.update_policy(caller, request).await?)
+        }
+        "SetPolicyState" => {
+            let request = SetPolicyStateRequest { id: id(), ..call.body()? };
+            json(cp.set_policy_state(caller, request).await?)
+        }
+        "GetPolicyHistory" => json(cp.get_policy_history(caller, GetPolicyHistoryRequest { id: id() }).await?),
+        "DeletePolicy" => json(cp.delete_policy(caller, DeletePolicyRequest { id: id() }).await?),
+        "SimulatePolicy" => {
+            let body: SimulateBody = call.body()?;
+            let input_json = body.input.map(|v| v.to_string()).unwrap_or_default();
+            let request = SimulatePolicyRequest {
+                policy_id: body.policy_id,
+                rego: body.rego,
+                stage: body.stage,
+                input_json,
+            };
+            json(cp.simulate_policy(caller, request).await?)
+        }
+        "ListIdentities" => json(cp.list_identities(caller, ListIdentitiesRequest {}).await?),
+        "CreateIdentity" => {
+            let identity = Some(call.body()?);
+            json(cp.create_identity(caller, CreateIdentityRequest { identity }).await?)
+        }
+        "GetIdentity" => json(cp.get_identity(caller, GetIdentityRequest { id: id() }).await?),
+        "UpdateIdentity" => {
+            let identity = Identity { id: id(), ..call.body()? };
+            json(cp.update_identity(caller, UpdateIdentityRequest { identity: Some(identity) }).await?)
+        }
+        "DeleteIdentity" => json(cp.delete_identity(caller, DeleteIdentityRequest { id: id() }).await?),
+        "IssueIdentityToken" => {
+            let request = IssueIdentityTokenRequest { identity_id: id(), ..call.body()? };
+            json(cp.issue_identity_token(caller, request).await?)
+        }
+        "ListGroups" => json(cp.list_groups(caller, ListGroupsRequest {}).await?),
+        "CreateGroup" => {
+            let group = Some(call.body()?);
+            json(cp.create_group(caller, CreateGroupRequest { group }).await?)
+        }
+        "GetGroup" => json(cp.get_group(caller, GetGroupRequest { id: id() }).await?),
+        "UpdateGroup" => {
+            let group = Group { id: id(), ..call.body()? };
+            json(cp.update_group(caller, UpdateGroupRequest { group: Some(group) }).await?)
+        }
+        "DeleteGroup" => json(cp.delete_group(caller, DeleteGroupRequest { id: id() }).await?),
+        "AddGroupMember" | "RemoveGroupMember" => {
+            let request = GroupMemberRequest {
+                group_id: id(),
+                identity_id: call.param("identity_id"),
+            };
+            if operation == "AddGroupMember" {
+                json(cp.add_group_member(caller, request).await?)
+            } else {
+                json(cp.remove_group_member(caller, request).await?)
+            }
+        }
+        "ListConnectors" => json(cp.list_connectors(caller, ListConnectorsRequest {}).await?),
+        "Register" => json(cp.register_connector(caller, call.body()?).await?),
+        "Heartbeat" => json(cp.heartbeat(caller, HeartbeatRequest { connector_id: id() }).await?),
+        "Deregister" => {
+            json(cp.deregister_connector(caller, DeregisterConnectorRequest { connector_id: id() }).await?)
+        }
+        "FetchSnapshot" => json(cp.fetch_snapshot(caller, FetchSnapshotRequest::default()).await?),
+        "QueryAudit" => json(cp.query_audit(caller, audit_query(call)?).await?),
+        "IngestAudit" => json(cp.ingest_audit(caller, call.body()?).await?),
+        "ExportAudit" => {
+            let mut request = audit_query(call)?;
+            request.limit = 1000;
+            let mut lines = String::new();
+            loop {
+                let page = cp.query_audit(caller, request.clone()).await?;
+                for event in &page.events {
+                    lines.push_str(&serde_json::to_string(event).unwrap_or_default());
+                    lines.push('\n');
+                }
+                if page.next_cursor.is_empty() {
+                    break;
+                }
+                request.cursor = page.next_cursor;
+            }
+            Ok(Reply::Lines(lines))
+        }
+        other => Err(ApiError::new(Code::Unimplemented, format!("operation {other} is not implemented"))),
+    }
+}

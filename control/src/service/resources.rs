@@ -1,0 +1,88 @@
+//! Resources: validated, org-scoped CRUD.
+
+use gate_proto::v1::{
+    CreateResourceRequest, DeleteResourceRequest, DeleteResponse, GetResourceRequest, ListResourcesRequest,
+    ListResourcesResponse, Resource, UpdateResourceRequest,
+};
+
+use super::{ControlPlane, validate};
+use crate::auth::{Caller, Need};
+use crate::error::{ApiError, ApiResult};
+use crate::util::new_id;
+
+const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
+pub(crate) const ORIGINS: &[&str] = &["api", "kubernetes"];
+
+fn check(r: &Resource) -> ApiResult<()> {
+    validate::name("resource.name", &r.name)?;
+    validate::one_of("resource.protocol", &r.protocol, PROTOCOLS)?;
+    if r.host.is_empty() {
+        return Err(ApiError::invalid("resource.host", "is required"));
+    }
+    validate::text("resource.host", &r.host, 253)?;
+    if r.port == 0 || r.port > 65_535 {
+        return Err(ApiError::invalid("resource.port", "expected 1-65535"));
+    }
+    validate::text("resource.database", &r.database, 128)?;
+    for (key, value) in &r.labels {
+        validate::name(&format!("resource.labels.{key}"), key)?;
+        validate::text(&format!("resource.labels.{key}"), value, 256)?;
+    }
+    Ok(())
+}
+
+fn origin(value: &str) -> ApiResult<String> {
+    if value.is_empty() {
+        return Ok("api".to_owned());
+    }
+    validate::one_of("resource.origin", value, ORIGINS)?;
+    Ok(value.to_owned())
+}
+
+impl ControlPlane {
+    pub async fn create_resource(&self, caller: &Caller, req: CreateResourceRequest) -> ApiResult<Resource> {
+        let org = caller.org(Need::Write)?;
+        let mut r = req.resource.ok_or_else(|| ApiError::invalid("resource", "is required"))?;
+        check(&r)?;
+        r.id = new_id();
+        r.org_id = org.to_owned();
+        r.origin = origin(&r.origin)?;
+        let created = self.store.insert_resource(&r).await?;
+        self.changed();
+        Ok(created)
+    }
+
+    pub async fn get_resource(&self, caller: &Caller, req: GetResourceRequest) -> ApiResult<Resource> {
+        let org = caller.org(Need::Read)?;
+        validate::id("id", &req.id)?;
+        self.store.get_resource(org, &req.id).await?.ok_or_else(|| ApiError::not_found("resource"))
+    }
+
+    pub async fn list_resources(&self, caller: &Caller, _req: ListResourcesRequest) -> ApiResult<ListResourcesResponse> {
+        let org = caller.org(Need::Read)?;
+        Ok(ListResourcesResponse {
+            resources: self.store.list_resources(org).await?,
+        })
+    }
+
+    pub async fn update_resource(&self, caller: &Caller, req: UpdateResourceRequest) -> ApiResult<Resource> {
+        let org = caller.org(Need::Write)?;
+        let mut r = req.resource.ok_or_else(|| ApiError::invalid("resource", "is required"))?;
+        validate::id("resource.id", &r.id)?;
+        check(&r)?;
+        r.org_id = org.to_owned();
+        let updated = self.store.update_resource(&r).await?.ok_or_else(|| ApiError::not_found("resource"))?;
+        self.changed();
+        Ok(updated)
+    }
+
+    pub async fn delete_resource(&self, caller: &Caller, req: DeleteResourceRequest) -> ApiResult<DeleteResponse> {
+        let org = caller.org(Need::Write)?;
+        validate::id("id", &req.id)?;
+        if !self.store.delete_resource(org, &req.id).await? {
+            return Err(ApiError::not_found("resource"));
+        }
+        self.changed();
+        Ok(DeleteResponse {})
+    }
+}

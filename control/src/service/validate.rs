@@ -1,0 +1,68 @@
+//! Request validation shared by every operation; each failure names its field.
+
+use crate::error::{ApiError, ApiResult};
+
+/// Object names: 1–128 characters of letters, digits, `-`, `_`, `.`, `@`.
+pub(crate) fn name(field: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if value.chars().count() > 128 {
+        return Err(ApiError::invalid(field, "must be at most 128 characters"));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')))
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!("must contain only letters, digits, '-', '_', '.', '@' (found {bad:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// An id path parameter or field.
+pub(crate) fn id(field: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty() {
+        Err(ApiError::invalid(field, "is required"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `value` is one of `allowed`.
+pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("expected one of {}, got {value:?}", allowed.join(", ")),
+        ))
+    }
+}
+
+/// Free text of at most `max` characters.
+pub(crate) fn text(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.chars().count() > max {
+        Err(ApiError::invalid(field, format!("must be at most {max} characters")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Resource names or shell globs (`prod-*`, `db-[0-9]`).
+pub(crate) fn targets(field: &str, values: &[String]) -> ApiResult<()> {
+    for (i, target) in values.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        if target.is_empty() {
+            return Err(ApiError::invalid(&field, "must not be empty"));
+        }
+        if target.matches('[').count() != target.matches(']').count() {
+            return Err(ApiError::invalid(&field, "unbalanced [ ] in glob"));
+        }
+        text(&field, target, 128)?;
+    }
+    Ok(())
+}

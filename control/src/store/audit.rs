@@ -1,0 +1,130 @@
+//! Audit events: idempotent ingest by event id, filtered queries with keyset (cursor) pagination.
+
+use gate_proto::v1::AuditEvent;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, json_list, parse_list};
+use crate::util::rfc3339;
+
+/// What to look for; times are epoch milliseconds.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub identity: Option<String>,
+    pub resource: Option<String>,
+    pub action: Option<String>,
+    /// Events strictly older than (time, id): the cursor of the previous page.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        time: rfc3339(row.try_get("time")?),
+        connector: row.try_get("connector")?,
+        identity: row.try_get("identity")?,
+        resource: row.try_get("resource")?,
+        protocol: row.try_get("protocol")?,
+        client_addr: row.try_get("client_addr")?,
+        stage: row.try_get("stage")?,
+        action: row.try_get("action")?,
+        reason: row.try_get("reason")?,
+        statement: row.try_get("statement")?,
+        policies: parse_list(&row.try_get::<String, _>("policies")?)?,
+        rows: u64::try_from(row.try_get::<i64, _>("row_count")?).unwrap_or(0),
+        duration_us: u64::try_from(row.try_get::<i64, _>("duration_us")?).unwrap_or(0),
+        details_json: row.try_get("details")?,
+    })
+}
+
+impl Store {
+    /// Store events (already validated, `time_ms` parsed); returns (accepted, duplicates).
+    pub async fn ingest_audit(
+        &self,
+        org_id: &str,
+        events: &[(i64, AuditEvent)],
+    ) -> Result<(u32, u32), StoreError> {
+        let mut accepted = 0u32;
+        let mut tx = self.pool().begin().await?;
+        for (time_ms, e) in events {
+            let result = sqlx::query(
+                "INSERT INTO audit_events (id, org_id, time, connector, identity, resource, protocol, \
+                 client_addr, stage, action, reason, statement, policies, row_count, duration_us, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(org_id)
+            .bind(*time_ms)
+            .bind(&e.connector)
+            .bind(&e.identity)
+            .bind(&e.resource)
+            .bind(&e.protocol)
+            .bind(&e.client_addr)
+            .bind(&e.stage)
+            .bind(&e.action)
+            .bind(&e.reason)
+            .bind(&e.statement)
+            .bind(json_list(&e.policies))
+            .bind(i64::try_from(e.rows).unwrap_or(i64::MAX))
+            .bind(i64::try_from(e.duration_us).unwrap_or(i64::MAX))
+            .bind(if e.details_json.is_empty() { "{}" } else { e.details_json.as_str() })
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() > 0 {
+                accepted += 1;
+            }
+        }
+        tx.commit().await?;
+        let total = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        Ok((accepted, total - accepted))
+    }
+
+    /// Newest first, at most `filter.limit`.
+    pub async fn query_audit(&self, org_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut sql = String::from("SELECT * FROM audit_events WHERE org_id = $1");
+        let mut n = 1;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.from_ms.is_some() {
+            sql += &format!(" AND time >= {}", param());
+        }
+        if filter.to_ms.is_some() {
+            sql += &format!(" AND time < {}", param());
+        }
+        for (column, value) in [
+            ("identity", &filter.identity),
+            ("resource", &filter.resource),
+            ("action", &filter.action),
+        ] {
+            if value.is_some() {
+                sql += &format!(" AND {column} = {}", param());
+            }
+        }
+        if filter.before.is_some() {
+            let (time, id) = (param(), param());
+            sql += &format!(" AND (time < {time} OR (time = {time} AND id < {id}))");
+        }
+        sql += &format!(" ORDER BY time DESC, id DESC LIMIT {}", filter.limit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
+        if let Some(from) = filter.from_ms {
+            query = query.bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            query = query.bind(to);
+        }
+        for value in [&filter.identity, &filter.resource, &filter.action].into_iter().flatten() {
+            query = query.bind(value.clone());
+        }
+        if let Some((time, id)) = &filter.before {
+            query = query.bind(*time).bind(id.clone());
+        }
+        query.fetch_all(self.pool()).await?.iter().map(event).collect()
+    }
+}

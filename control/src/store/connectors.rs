@@ -1,0 +1,121 @@
+//! Connectors: registration (by name, idempotent), heartbeats, deregistration and status.
+
+use gate_proto::v1::Connector;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, json_list, parse_list};
+use crate::util::{new_id, now_ms, rfc3339};
+
+use crate::service::HEARTBEAT_SECONDS;
+
+/// online: heartbeat within 3 intervals; stale: within 10; offline: older or deregistered.
+fn status(now: i64, last_heartbeat: i64, deregistered: bool) -> &'static str {
+    let age = now.saturating_sub(last_heartbeat);
+    let interval = i64::from(HEARTBEAT_SECONDS) * 1000;
+    if deregistered || age > 10 * interval {
+        "offline"
+    } else if age > 3 * interval {
+        "stale"
+    } else {
+        "online"
+    }
+}
+
+fn connector(row: &AnyRow, now: i64) -> Result<Connector, StoreError> {
+    let last: i64 = row.try_get("last_heartbeat_at")?;
+    let deregistered: Option<i64> = row.try_get("deregistered_at")?;
+    Ok(Connector {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        resources: parse_list(&row.try_get::<String, _>("resources")?)?,
+        host: row.try_get("host")?,
+        status: status(now, last, deregistered.is_some()).to_owned(),
+        registered_at: rfc3339(row.try_get("registered_at")?),
+        last_heartbeat_at: rfc3339(last),
+    })
+}
+
+impl Store {
+    /// Register (or re-register, keeping the id) a connector by name.
+    pub async fn register_connector(
+        &self,
+        org_id: &str,
+        name: &str,
+        version: &str,
+        resources: &[String],
+        host: &str,
+    ) -> Result<Connector, StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO connectors (id, org_id, name, version, resources, host, registered_at, last_heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (org_id, name) DO UPDATE SET version = $4, resources = $5, host = $6, \
+             registered_at = $7, last_heartbeat_at = $7, deregistered_at = NULL",
+        )
+        .bind(new_id())
+        .bind(org_id)
+        .bind(name)
+        .bind(version)
+        .bind(json_list(resources))
+        .bind(host)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query("SELECT * FROM connectors WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?;
+        connector(&row, now)
+    }
+
+    /// Record a heartbeat; false when the connector is unknown in `org_id`.
+    pub async fn heartbeat(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE connectors SET last_heartbeat_at = $1, deregistered_at = NULL WHERE org_id = $2 AND id = $3",
+        )
+        .bind(now_ms())
+        .bind(org_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub async fn deregister(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE connectors SET deregistered_at = $1 WHERE org_id = $2 AND id = $3")
+            .bind(now_ms())
+            .bind(org_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub async fn list_connectors(&self, org_id: &str) -> Result<Vec<Connector>, StoreError> {
+        let now = now_ms();
+        sqlx::query("SELECT * FROM connectors WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| connector(row, now))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status;
+
+    #[test]
+    fn status_follows_heartbeat_age() {
+        assert_eq!(status(100_000, 100_000, false), "online");
+        assert_eq!(status(100_000, 60_000, false), "stale");
+        assert_eq!(status(200_000, 60_000, false), "offline");
+        assert_eq!(status(100_000, 100_000, true), "offline");
+    }
+}

@@ -1,0 +1,206 @@
+//! `gate-control` configuration (`config/control.yaml`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::connector::{DeliveryConfig, DirConfig, LoggingConfig};
+use crate::error::Problems;
+use crate::load::Validate;
+
+/// The whole control-plane configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// One listener for the admin UI, `/api/v1`, `/health`, `/metrics` and gRPC.
+    #[serde(default = "default_listen_addr")]
+    pub listen_addr: String,
+    /// The system (root) key. Empty: start only with `--insecure` / `GATE_INSECURE=true`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// The URL clients use to reach this control plane; the `iss` of identity tokens.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub identity_tokens: IdentityTokenConfig,
+    #[serde(default)]
+    pub recording: Option<DirConfig>,
+    #[serde(default)]
+    pub delivery: Option<DeliveryConfig>,
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+fn default_listen_addr() -> String {
+    ":8080".to_owned()
+}
+fn default_public_url() -> String {
+    "http://localhost:8080".to_owned()
+}
+
+/// The store: PostgreSQL when `dsn` is set, else embedded SQLite at `sqlite_path`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db?sslmode=disable`.
+    #[serde(default)]
+    pub dsn: Option<String>,
+    #[serde(default = "default_max_open", deserialize_with = "crate::number::u32_field")]
+    pub max_open_conns: u32,
+    #[serde(default = "default_min_conns", deserialize_with = "crate::number::u32_field")]
+    pub min_conns: u32,
+    /// Read migrations from this directory instead of the ones built into the binary.
+    #[serde(default)]
+    pub migrations_path: Option<String>,
+    /// The embedded store's file (created on first start).
+    #[serde(default = "default_sqlite_path")]
+    pub sqlite_path: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            dsn: None,
+            max_open_conns: default_max_open(),
+            min_conns: default_min_conns(),
+            migrations_path: None,
+            sqlite_path: default_sqlite_path(),
+        }
+    }
+}
+
+fn default_max_open() -> u32 {
+    25
+}
+fn default_min_conns() -> u32 {
+    0
+}
+fn default_sqlite_path() -> String {
+    ".data/gate.db".to_owned()
+}
+
+/// Identity tokens issued by `POST /api/v1/identities/{id}/tokens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTokenConfig {
+    /// The `aud` claim; connectors list it as the issuer's `audience`.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    #[serde(default = "default_ttl", deserialize_with = "crate::duration::deserialize")]
+    pub default_ttl: Duration,
+}
+
+impl Default for IdentityTokenConfig {
+    fn default() -> Self {
+        Self {
+            audience: default_audience(),
+            default_ttl: default_ttl(),
+        }
+    }
+}
+
+fn default_audience() -> String {
+    "gate".to_owned()
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+/// Slack approvals (used by the Slack issue; accepted and validated now).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub bot_token: String,
+    pub signing_secret: String,
+    #[serde(default)]
+    pub default_approval_channel: Option<String>,
+    #[serde(default)]
+    pub org_approval_channels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resource_approval_channels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub requester_mappings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub slack_base_url: Option<String>,
+}
+
+impl Validate for ControlConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if let Err(e) = crate::connector::parse_listen_addr(&self.listen_addr) {
+            problems.push("listen_addr", e);
+        }
+        if self.api_key.as_deref().is_some_and(|k| k.len() < 16 && !k.is_empty()) {
+            problems.push("api_key", "must be at least 16 characters (or empty with --insecure)");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            problems.push("public_url", "expected an http:// or https:// URL");
+        }
+        if let Some(dsn) = self.database.dsn.as_deref().filter(|d| !d.is_empty())
+            && !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://"))
+        {
+            problems.push("database.dsn", "expected a postgres:// URL (leave empty for SQLite)");
+        }
+        if self.database.max_open_conns == 0 {
+            problems.push("database.max_open_conns", "must be at least 1");
+        }
+        if self.database.min_conns > self.database.max_open_conns {
+            problems.push("database.min_conns", "must not exceed database.max_open_conns");
+        }
+        if self.identity_tokens.default_ttl.is_zero()
+            || self.identity_tokens.default_ttl > Duration::from_secs(86_400)
+        {
+            problems.push("identity_tokens.default_ttl", "must be between 1s and 24h");
+        }
+        if !matches!(self.logging.level.as_str(), "debug" | "info" | "warn" | "error") {
+            problems.push("logging.level", "expected debug, info, warn or error");
+        }
+        if !matches!(self.logging.format.as_str(), "json" | "text") {
+            problems.push("logging.format", "expected json or text");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::load_str;
+
+    fn load(yaml: &str) -> Result<ControlConfig, crate::ConfigErrors> {
+        load_str("control.yaml", yaml, &|name| (name == "KEY").then(|| "k".repeat(20)))
+    }
+
+    #[test]
+    fn defaults_use_sqlite_and_port_8080() {
+        let config = load("").unwrap();
+        assert_eq!(config.listen_addr, ":8080");
+        assert!(config.database.dsn.is_none());
+        assert_eq!(config.database.sqlite_path, ".data/gate.db");
+        assert_eq!(config.api_key, None);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let err = load("listen_addr: nope\napi_key: short\ndatabase: {dsn: 'mysql://x', max_open_conns: 0}\nlogging: {level: loud}\n")
+            .unwrap_err();
+        let paths: Vec<&str> = err.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["listen_addr", "api_key", "database.dsn", "database.max_open_conns", "logging.level"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path_and_env_expands() {
+        let err = load("database: {dsn_typo: x}\n").unwrap_err();
+        assert_eq!(err.errors[0].path, "database");
+        assert!(err.errors[0].message.contains("dsn_typo"), "{err}");
+        let config = load("api_key: ${KEY}\n").unwrap();
+        assert_eq!(config.api_key.as_deref(), Some("kkkkkkkkkkkkkkkkkkkk"));
+    }
+}
