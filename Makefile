@@ -34,11 +34,11 @@ lint: ## rustfmt check and clippy with -D warnings
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-generate: ## regenerate committed generated files (nothing is generated yet)
-	@echo "generate: nothing to generate yet"
+generate: ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed)
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen
 
-verify-generated: ## fail if generated files are stale (nothing is generated yet)
-	@echo "verify-generated: nothing is generated yet"
+verify-generated: ## fail if committed generated code differs from what `make generate` would write
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
 
 bench: ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
