@@ -110,12 +110,13 @@ impl ControlPlane {
         let (tx, rx) = mpsc::channel(4);
         let mut changes = self.subscribe();
         tokio::spawn(async move {
-            let mut sent = req.known_version;
+            // The version the connector has; `None` forces a first full snapshot.
+            let mut sent = (req.known_version != 0).then_some(req.known_version);
             loop {
                 changes.mark_unchanged();
                 match self.snapshot(&org, 0).await {
-                    Ok(snapshot) if snapshot.version != sent || sent == 0 => {
-                        sent = snapshot.version.max(1);
+                    Ok(snapshot) if sent != Some(snapshot.version) => {
+                        sent = Some(snapshot.version);
                         if tx.send(Ok(snapshot)).await.is_err() {
                             return;
                         }
