@@ -38,7 +38,7 @@ impl Call<'_> {
         let de = &mut serde_json::Deserializer::from_slice(body);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path.is_empty() || path == "." { "body".to_owned() } else { path };
+            let field = if path.is_empty() || path == "." || path == "?" { "body".to_owned() } else { path };
             ApiError::invalid(&field, e.into_inner().to_string())
         })
     }
