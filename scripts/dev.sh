@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# `make dev`: a throwaway PostgreSQL with sample data and gate-connector in
-# front of it, using config/connector.yaml and policies/example.rego.
-# Ctrl-C stops everything this script started and deletes the sample database.
+# `make dev`: the local stack. gate-control on :8080 (embedded SQLite, insecure:
+# local development only), a throwaway PostgreSQL with sample data, and
+# gate-connector in front of it using config/connector.yaml and
+# policies/example.rego. The connector starts only once the control plane
+# answers /health. Ctrl-C stops everything this script started and deletes the
+# sample database (the control plane's .data/gate.db is kept).
 #
 # Environment (all optional):
-#   GATE_LISTEN_ADDR     connector listen address        (default :6432)
-#   PRIMARY_DB_PORT      sample PostgreSQL port          (default: a free port)
-#   GATE_CONNECTOR_BIN   prebuilt gate-connector binary  (default: cargo build)
+#   GATE_LISTEN_ADDR          connector listen address        (default :6432)
+#   GATE_CONTROL_LISTEN_ADDR  control-plane listen address    (default :8080)
+#   GATE_SQLITE_PATH          control-plane SQLite file       (default .data/gate.db)
+#   PRIMARY_DB_PORT           sample PostgreSQL port          (default: a free port)
+#   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
+#   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,14 +20,17 @@ PG_BIN=/usr/lib/postgresql/15/bin
 [ -x "$PG_BIN/initdb" ] || { echo "dev: PostgreSQL 15 is missing; run 'make deps' first" >&2; exit 1; }
 
 export GATE_LISTEN_ADDR=${GATE_LISTEN_ADDR:-:6432}
+export GATE_CONTROL_LISTEN_ADDR=${GATE_CONTROL_LISTEN_ADDR:-:8080}
+export GATE_SQLITE_PATH=${GATE_SQLITE_PATH:-.data/gate.db}
 if [ -z "${PRIMARY_DB_PORT:-}" ]; then
   PRIMARY_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 export PRIMARY_DB_PORT PRIMARY_DB_USER=gate_app PRIMARY_DB_PASSWORD=gate_app
 
-if [ -z "${GATE_CONNECTOR_BIN:-}" ]; then
-  cargo build --locked -q -p gate-connector
-  GATE_CONNECTOR_BIN=target/debug/gate-connector
+if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
+  cargo build --locked -q -p gate-connector -p gate-control
+  GATE_CONNECTOR_BIN=${GATE_CONNECTOR_BIN:-target/debug/gate-connector}
+  GATE_CONTROL_BIN=${GATE_CONTROL_BIN:-target/debug/gate-control}
 fi
 
 dir=$(mktemp -d /tmp/gate-dev.XXXXXX)
@@ -31,9 +40,11 @@ if [ "$(id -u)" -eq 0 ]; then
   as_pg=(runuser -u postgres --)
 fi
 connector_pid=""
+control_pid=""
 cleanup() {
   trap - INT TERM EXIT
   [ -n "$connector_pid" ] && kill "$connector_pid" 2>/dev/null && wait "$connector_pid" 2>/dev/null || true
+  [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null && wait "$control_pid" 2>/dev/null || true
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$dir"
   echo "dev: stopped" >&2
@@ -57,6 +68,18 @@ insert into customers values
   (3, 'Carol Díaz', 'carol@example.net', '555-12-3456');
 SQL
 
+control_port=${GATE_CONTROL_LISTEN_ADDR##*:}
+echo "dev: starting gate-control on :$control_port (SQLite $GATE_SQLITE_PATH, insecure)" >&2
+GATE_INSECURE=true GATE_API_KEY="" "$GATE_CONTROL_BIN" --config config/control.yaml &
+control_pid=$!
+for i in $(seq 1 100); do
+  if curl -sf "http://127.0.0.1:$control_port/health" >/dev/null 2>&1; then break; fi
+  kill -0 "$control_pid" 2>/dev/null || { echo "dev: gate-control exited" >&2; exit 1; }
+  [ "$i" -eq 100 ] && { echo "dev: gate-control did not become healthy" >&2; exit 1; }
+  sleep 0.1
+done
+echo "dev: gate-control healthy at http://127.0.0.1:$control_port/health" >&2
+
 "$GATE_CONNECTOR_BIN" --config config/connector.yaml &
 connector_pid=$!
 port=${GATE_LISTEN_ADDR##*:}
@@ -74,6 +97,11 @@ dev: ready. Connect through Gate (masked emails and SSNs, DROP refused):
   appdb=> select * from customers;
   appdb=> select email as x from customers;   -- still masked
   appdb=> drop table customers;               -- refused by policies/example.rego
+
+The control plane (insecure, local only) answers on http://localhost:$control_port:
+
+  curl -s localhost:$control_port/api/v1/resources
+  curl -s localhost:$control_port/api/v1/openapi.json
 
 Audit events are printed below as JSON lines. Ctrl-C stops everything.
 MSG

@@ -26,11 +26,22 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     let repo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let port = gate_testkit::free_port().unwrap();
     let health = gate_testkit::free_port().unwrap();
-    let mut dev = Command::new(repo.join("scripts/dev.sh"))
+    let control = gate_testkit::free_port().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let connector_bin = Path::new(env!("CARGO_BIN_EXE_gate-connector"));
+    let mut dev = Command::new(repo.join("scripts/dev.sh"));
+    // A workspace test run has built gate-control next to gate-connector; otherwise dev.sh builds it.
+    let control_bin = connector_bin.with_file_name("gate-control");
+    if control_bin.exists() {
+        dev.env("GATE_CONTROL_BIN", &control_bin);
+    }
+    let mut dev = dev
         .current_dir(repo)
-        .env("GATE_CONNECTOR_BIN", env!("CARGO_BIN_EXE_gate-connector"))
+        .env("GATE_CONNECTOR_BIN", connector_bin)
         .env("GATE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("GATE_HEALTH_ADDR", format!("127.0.0.1:{health}"))
+        .env("GATE_CONTROL_LISTEN_ADDR", format!("127.0.0.1:{control}"))
+        .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -50,7 +61,11 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         if stderr.read_line(&mut line).unwrap() == 0 {
             panic!("dev.sh exited early:\n{log}");
         }
-        if let Some(dir) = line.split('(').nth(1).and_then(|s| s.strip_suffix(")\n")) {
+        if let Some(dir) = line
+            .strip_prefix("dev: starting PostgreSQL")
+            .and_then(|l| l.split('(').nth(1))
+            .and_then(|s| s.strip_suffix(")\n"))
+        {
             temp_dir.get_or_insert_with(|| dir.to_owned());
         }
         log.push_str(&line);
@@ -111,6 +126,22 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         "the real binary serves /readyz"
     );
 
+    // The control plane is up, healthy and serving the API (insecure, as make dev runs it).
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .arg("-s")
+            .arg(format!("http://127.0.0.1:{control}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("/health"), r#"{"database":"ok","status":"ok"}"#);
+    assert_eq!(curl("/api/v1/resources"), r#"{"resources":[]}"#);
+    assert!(
+        state.path().join("gate.db").exists(),
+        "SQLite store created on first start"
+    );
+
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(dev.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -123,5 +154,9 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "gate-connector still listening"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", control)).is_err(),
+        "gate-control still listening"
     );
 }

@@ -76,7 +76,11 @@ pub enum Principal {
     /// No key, control plane started with `--insecure`.
     Insecure,
     /// An organization key.
-    Key { id: String, name: String, role: Role },
+    Key {
+        id: String,
+        name: String,
+        role: Role,
+    },
 }
 
 /// A caller with its effective organization.
@@ -124,14 +128,20 @@ impl fmt::Display for Caller {
 /// The bearer token in an `Authorization` value, if it has the right shape.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Constant-time comparison of two secrets' SHA-256 digests.
 pub fn same_secret(a: &str, b: &str) -> bool {
     use sha2::{Digest, Sha256};
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

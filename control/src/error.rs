@@ -114,10 +114,15 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => ApiError::new(Code::AlreadyExists, format!("{what} already exists")),
+            StoreError::Conflict(what) => {
+                ApiError::new(Code::AlreadyExists, format!("{what} already exists"))
+            }
             other => {
                 crate::log::error("store failure", &[("error", &other.to_string())]);
-                ApiError::new(Code::Internal, "internal error (logged by the control plane)")
+                ApiError::new(
+                    Code::Internal,
+                    "internal error (logged by the control plane)",
+                )
             }
         }
     }

@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use gate_proto::v1::connector_service_server::{ConnectorService, ConnectorServiceServer};
-use gate_proto::v1::control_plane_service_server::{ControlPlaneService, ControlPlaneServiceServer};
+use gate_proto::v1::control_plane_service_server::{
+    ControlPlaneService, ControlPlaneServiceServer,
+};
 use gate_proto::v1::*;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,9 +35,17 @@ impl Grpc {
             .add_service(ConnectorServiceServer::new(self.clone()))
     }
 
-    async fn caller(&self, metadata: &MetadataMap, operation: &'static str) -> Result<Caller, Status> {
+    async fn caller(
+        &self,
+        metadata: &MetadataMap,
+        operation: &'static str,
+    ) -> Result<Caller, Status> {
         let text = |name| metadata.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        match self.cp.authenticate(text("authorization"), text("x-org-id"), operation).await {
+        match self
+            .cp
+            .authenticate(text("authorization"), text("x-org-id"), operation)
+            .await
+        {
             Ok(caller) => Ok(caller),
             Err(e) => {
                 self.cp.metrics.request("grpc", operation, e.code.as_str());
@@ -44,7 +54,11 @@ impl Grpc {
         }
     }
 
-    fn finish<T>(&self, operation: &'static str, result: ApiResult<T>) -> Result<Response<T>, Status> {
+    fn finish<T>(
+        &self,
+        operation: &'static str,
+        result: ApiResult<T>,
+    ) -> Result<Response<T>, Status> {
         let code = result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
         self.cp.metrics.request("grpc", operation, code);
         result.map(Response::new).map_err(Status::from)

@@ -23,7 +23,10 @@ fn emit(level: u8, name: &str, message: &str, fields: &[(&str, &str)]) {
     }
     let line = if JSON.load(Ordering::Relaxed) == 1 {
         let mut map = serde_json::Map::new();
-        map.insert("ts".into(), crate::util::rfc3339(crate::util::now_ms()).into());
+        map.insert(
+            "ts".into(),
+            crate::util::rfc3339(crate::util::now_ms()).into(),
+        );
         map.insert("level".into(), name.into());
         map.insert("msg".into(), message.into());
         for (k, v) in fields {

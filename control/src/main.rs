@@ -41,7 +41,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     gate_control::log::configure(&config.logging.level, &config.logging.format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gate-control: cannot start the runtime: {e}");
@@ -59,7 +62,12 @@ async fn run(config: ControlConfig, insecure: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = if config.database.dsn.as_deref().is_some_and(|d| !d.is_empty()) {
+    let store = if config
+        .database
+        .dsn
+        .as_deref()
+        .is_some_and(|d| !d.is_empty())
+    {
         "postgres".to_owned()
     } else {
         format!("sqlite {}", config.database.sqlite_path)
@@ -67,10 +75,24 @@ async fn run(config: ControlConfig, insecure: bool) -> ExitCode {
     let addr = running.addr.to_string();
     gate_control::log::info(
         "gate-control listening (HTTP /api/v1, gRPC, admin UI)",
-        &[("addr", &addr), ("store", &store), ("insecure", if running.control.insecure() { "true" } else { "false" })],
+        &[
+            ("addr", &addr),
+            ("store", &store),
+            (
+                "insecure",
+                if running.control.insecure() {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+        ],
     );
     if running.control.insecure() {
-        gate_control::log::warn("no api_key: running insecure, every request is unauthenticated", &[]);
+        gate_control::log::warn(
+            "no api_key: running insecure, every request is unauthenticated",
+            &[],
+        );
     }
     wait_for_signal().await;
     gate_control::log::info("gate-control shutting down", &[]);

@@ -18,13 +18,16 @@ impl Metrics {
     /// Count one finished request.
     pub fn request(&self, transport: &'static str, operation: &str, code: &'static str) {
         if let Ok(mut map) = self.requests.lock() {
-            *map.entry((transport, operation.to_owned(), code)).or_default() += 1;
+            *map.entry((transport, operation.to_owned(), code))
+                .or_default() += 1;
         }
     }
 
     pub fn audit_ingested(&self, accepted: u32, duplicates: u32) {
-        self.audit_accepted.fetch_add(u64::from(accepted), Ordering::Relaxed);
-        self.audit_duplicates.fetch_add(u64::from(duplicates), Ordering::Relaxed);
+        self.audit_accepted
+            .fetch_add(u64::from(accepted), Ordering::Relaxed);
+        self.audit_duplicates
+            .fetch_add(u64::from(duplicates), Ordering::Relaxed);
     }
 
     /// The exposition text.

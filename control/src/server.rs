@@ -27,7 +27,9 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     /// The base URL (`http://127.0.0.1:port`).
@@ -40,9 +42,13 @@ impl Running {
 pub async fn start(config: &ControlConfig, insecure: bool) -> Result<Running, String> {
     let addr = gate_config::connector::parse_listen_addr(&config.listen_addr)
         .map_err(|e| format!("listen_addr: {e}"))?;
-    let store = Store::open(&config.database).await.map_err(|e| format!("database: {e}"))?;
+    let store = Store::open(&config.database)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
     let control = Arc::new(ControlPlane::new(config, store, insecure).await?);
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} (listen_addr): {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (listen_addr): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = crate::http::router(Arc::clone(&control));
     let (stop, stopped) = oneshot::channel::<()>();

@@ -15,8 +15,9 @@ use crate::util::{now_ms, random_bytes, rfc3339};
 
 const KEY_ID: &str = "gate-identity-1";
 /// PKCS#8 v1 header for a raw Ed25519 seed (RFC 8410).
-const PKCS8_ED25519_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 /// Signs identity tokens.
 pub struct TokenIssuer {
@@ -28,7 +29,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,7 +52,11 @@ struct Claims<'a> {
 
 impl TokenIssuer {
     /// Use the stored signing key, creating it on first start.
-    pub async fn load_or_create(store: &Store, issuer: &str, audience: &str) -> Result<Self, StoreError> {
+    pub async fn load_or_create(
+        store: &Store,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, StoreError> {
         let seed = random_bytes::<32>();
         sqlx::query(
             "INSERT INTO signing_keys (id, algorithm, private_key, public_key, created_at) \

@@ -29,22 +29,67 @@ fn unique(prefix: &str) -> String {
 /// A fresh object of the kind a path addresses, in `org`; returns the substituted path.
 async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
     let create = |path: &'static str, body: Value| async move {
-        let (status, reply) = cp.root("POST", path, Some(org), Some(&body.to_string())).await;
-        assert!(status == 201 || status == 200, "fixture {path}: {status} {reply}");
+        let (status, reply) = cp
+            .root("POST", path, Some(org), Some(&body.to_string()))
+            .await;
+        assert!(
+            status == 201 || status == 200,
+            "fixture {path}: {status} {reply}"
+        );
         reply
     };
     let segment = route.path.split('/').nth(3).unwrap();
     let id = match segment {
         // Deleting an organization gets a throwaway one; reading one addresses `org` itself.
-        "organizations" if route.operation == "DeleteOrganization" => cp.org(&unique("doomed")).await,
+        "organizations" if route.operation == "DeleteOrganization" => {
+            cp.org(&unique("doomed")).await
+        }
         "organizations" => org.to_owned(),
-        "api-keys" => create("/api/v1/api-keys", json!({"name": "fixture", "role": "readonly"})).await["api_key"]["id"].clone().as_str().unwrap().to_owned(),
-        "resources" => create("/api/v1/resources", json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 5432})).await["id"].as_str().unwrap().to_owned(),
-        "policies" => create("/api/v1/policies", json!({"name": unique("p"), "rego": common::BLOCK_DROP})).await["id"].as_str().unwrap().to_owned(),
-        "identities" => create("/api/v1/identities", json!({"name": unique("i")})).await["id"].as_str().unwrap().to_owned(),
-        "groups" => create("/api/v1/groups", json!({"name": unique("g")})).await["id"].as_str().unwrap().to_owned(),
-        "connectors" => create("/api/v1/connectors", json!({"name": unique("c"), "version": "1"})).await["connector"]["id"].as_str().unwrap().to_owned(),
-        other => panic!("no fixture for /api/v1/{other} ({}); extend the matrix", route.operation),
+        "api-keys" => create(
+            "/api/v1/api-keys",
+            json!({"name": "fixture", "role": "readonly"}),
+        )
+        .await["api_key"]["id"]
+            .clone()
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "resources" => create(
+            "/api/v1/resources",
+            json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 5432}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "policies" => create(
+            "/api/v1/policies",
+            json!({"name": unique("p"), "rego": common::BLOCK_DROP}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "identities" => create("/api/v1/identities", json!({"name": unique("i")})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "groups" => create("/api/v1/groups", json!({"name": unique("g")})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "connectors" => create(
+            "/api/v1/connectors",
+            json!({"name": unique("c"), "version": "1"}),
+        )
+        .await["connector"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        other => panic!(
+            "no fixture for /api/v1/{other} ({}); extend the matrix",
+            route.operation
+        ),
     };
     let mut path = route.path.replace("{id}", &id);
     if path.contains("{identity_id}") {
@@ -60,16 +105,22 @@ fn body(route: &Route) -> Option<String> {
     let body = match route.operation {
         "CreateOrganization" => json!({"name": unique("org")}),
         "CreateApiKey" => json!({"name": "k", "role": "readonly"}),
-        "CreateResource" | "UpdateResource" => json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 5432}),
+        "CreateResource" | "UpdateResource" => {
+            json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 5432})
+        }
         "CreatePolicy" => json!({"name": unique("p"), "rego": common::BLOCK_DROP}),
         "UpdatePolicy" => json!({"description": "changed"}),
         "SetPolicyState" => json!({"state": "active"}),
-        "SimulatePolicy" => json!({"rego": common::BLOCK_DROP, "stage": "pre_request", "input": {"query": {"type": "drop"}}}),
+        "SimulatePolicy" => {
+            json!({"rego": common::BLOCK_DROP, "stage": "pre_request", "input": {"query": {"type": "drop"}}})
+        }
         "CreateIdentity" | "UpdateIdentity" => json!({"name": unique("i")}),
         "IssueIdentityToken" => json!({"ttl_seconds": 60}),
         "CreateGroup" | "UpdateGroup" => json!({"name": unique("g")}),
         "Register" => json!({"name": unique("c"), "version": "1"}),
-        "IngestAudit" => json!({"events": [{"id": gate_control::util::new_id(), "time": "2026-11-23T10:00:00Z", "action": "allow"}]}),
+        "IngestAudit" => {
+            json!({"events": [{"id": gate_control::util::new_id(), "time": "2026-11-23T10:00:00Z", "action": "allow"}]})
+        }
         _ => return route.body.map(|_| "{}".to_owned()),
     };
     Some(body.to_string())
@@ -90,7 +141,12 @@ async fn every_endpoint_by_role_and_organization() {
     }
     // Something in the other org that must never show up in own-org lists.
     let (_, secret) = cp
-        .root("POST", "/api/v1/resources", Some(&other), Some(r#"{"name":"other-secret-db","protocol":"postgres","host":"h","port":1}"#))
+        .root(
+            "POST",
+            "/api/v1/resources",
+            Some(&other),
+            Some(r#"{"name":"other-secret-db","protocol":"postgres","host":"h","port":1}"#),
+        )
         .await;
     let secret_id = secret["id"].as_str().unwrap().to_owned();
 
@@ -105,8 +161,20 @@ async fn every_endpoint_by_role_and_organization() {
                 if target == &other && !has_object {
                     continue;
                 }
-                let path = if has_object { fixture_path(&cp, route, target).await } else { route.path.to_owned() };
-                let (status, reply) = http(cp.addr(), &method, &path, Some(key), None, body(route).as_deref()).await;
+                let path = if has_object {
+                    fixture_path(&cp, route, target).await
+                } else {
+                    route.path.to_owned()
+                };
+                let (status, reply) = http(
+                    cp.addr(),
+                    &method,
+                    &path,
+                    Some(key),
+                    None,
+                    body(route).as_deref(),
+                )
+                .await;
                 cases += 1;
                 let expected = match (allowed(role, route.access), target == &own) {
                     (false, _) => "403",
@@ -119,28 +187,66 @@ async fn every_endpoint_by_role_and_organization() {
                     _ => ok(status),
                 };
                 if !good {
-                    failures.push(format!("{} {path} as {role} ({}): expected {expected}, got {status} {reply}", route.operation, if target == &own { "own" } else { "other" }));
+                    failures.push(format!(
+                        "{} {path} as {role} ({}): expected {expected}, got {status} {reply}",
+                        route.operation,
+                        if target == &own { "own" } else { "other" }
+                    ));
                 }
                 if ok(status) && reply.contains(&secret_id) {
-                    failures.push(format!("{} as {role} leaked another organization's row: {reply}", route.operation));
+                    failures.push(format!(
+                        "{} as {role} leaked another organization's row: {reply}",
+                        route.operation
+                    ));
                 }
             }
         }
         // The system key may do everything in the organization it names.
-        let path = if has_object { fixture_path(&cp, route, &own).await } else { route.path.to_owned() };
-        let (status, reply) = http(cp.addr(), &method, &path, Some(ROOT_KEY), Some(&own), body(route).as_deref()).await;
+        let path = if has_object {
+            fixture_path(&cp, route, &own).await
+        } else {
+            route.path.to_owned()
+        };
+        let (status, reply) = http(
+            cp.addr(),
+            &method,
+            &path,
+            Some(ROOT_KEY),
+            Some(&own),
+            body(route).as_deref(),
+        )
+        .await;
         cases += 1;
         if !ok(status) {
-            failures.push(format!("{} {path} as system: expected 2xx, got {status} {reply}", route.operation));
+            failures.push(format!(
+                "{} {path} as system: expected 2xx, got {status} {reply}",
+                route.operation
+            ));
         }
         // No key: 401 everywhere.
-        let (status, reply) = http(cp.addr(), &method, &path, None, None, body(route).as_deref()).await;
+        let (status, reply) = http(
+            cp.addr(),
+            &method,
+            &path,
+            None,
+            None,
+            body(route).as_deref(),
+        )
+        .await;
         cases += 1;
         if status != 401 {
-            failures.push(format!("{} {path} without a key: expected 401, got {status} {reply}", route.operation));
+            failures.push(format!(
+                "{} {path} without a key: expected 401, got {status} {reply}",
+                route.operation
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(cases > 300, "the matrix ran only {cases} cases");
 }
 
@@ -148,24 +254,62 @@ async fn every_endpoint_by_role_and_organization() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_keys_stop_working_and_secrets_are_shown_once() {
     let cp = start_cp(Db::Sqlite).await;
-    let (status, created) = cp.root("POST", "/api/v1/api-keys", None, Some(r#"{"name":"ci","role":"editor"}"#)).await;
+    let (status, created) = cp
+        .root(
+            "POST",
+            "/api/v1/api-keys",
+            None,
+            Some(r#"{"name":"ci","role":"editor"}"#),
+        )
+        .await;
     assert_eq!(status, 201);
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("gk_") && secret.len() > 40, "{secret}");
-    let (status, _) = http(cp.addr(), "GET", "/api/v1/resources", Some(secret), None, None).await;
+    let (status, _) = http(
+        cp.addr(),
+        "GET",
+        "/api/v1/resources",
+        Some(secret),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, listed) = cp.root("GET", "/api/v1/api-keys", None, None).await;
-    assert!(!listed.to_string().contains(secret), "a listing must not contain the secret");
+    assert!(
+        !listed.to_string().contains(secret),
+        "a listing must not contain the secret"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (_, listed) = cp.root("GET", "/api/v1/api-keys", None, None).await;
-    assert_ne!(listed["api_keys"][0]["last_used_at"], "", "last use is recorded");
+    assert_ne!(
+        listed["api_keys"][0]["last_used_at"], "",
+        "last use is recorded"
+    );
     let id = created["api_key"]["id"].as_str().unwrap();
-    let (status, revoked) = cp.root("DELETE", &format!("/api/v1/api-keys/{id}"), None, None).await;
+    let (status, revoked) = cp
+        .root("DELETE", &format!("/api/v1/api-keys/{id}"), None, None)
+        .await;
     assert_eq!(status, 200);
     assert_ne!(revoked["revoked_at"], "");
-    let (status, body) = http(cp.addr(), "GET", "/api/v1/resources", Some(secret), None, None).await;
+    let (status, body) = http(
+        cp.addr(),
+        "GET",
+        "/api/v1/resources",
+        Some(secret),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     assert!(body.contains("api key revoked"), "{body}");
-    let (status, body) = cp.root("POST", "/api/v1/api-keys", None, Some(r#"{"name":"x","role":"owner"}"#)).await;
+    let (status, body) = cp
+        .root(
+            "POST",
+            "/api/v1/api-keys",
+            None,
+            Some(r#"{"name":"x","role":"owner"}"#),
+        )
+        .await;
     assert_eq!((status, body["field"].as_str()), (400, Some("role")));
 }

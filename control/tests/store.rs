@@ -29,7 +29,11 @@ async fn open(db: Db) -> Opened {
         }
     };
     let store = Store::open(&config).await.unwrap();
-    Opened { store, _dir: dir, _pg: pg }
+    Opened {
+        store,
+        _dir: dir,
+        _pg: pg,
+    }
 }
 
 /// Run one suite function against both stores.
@@ -78,26 +82,51 @@ async fn resources_are_scoped_to_their_organization(db: Db) {
     let opened = open(db).await;
     let store = &opened.store;
     let other = store.create_org("acme").await.unwrap();
-    let created = store.insert_resource(&resource("default", "primary-db")).await.unwrap();
+    let created = store
+        .insert_resource(&resource("default", "primary-db"))
+        .await
+        .unwrap();
     assert_eq!(created.labels["env"], "prod");
     assert!(created.require_access_grant);
     // The same name in another org is fine; twice in one org is a conflict.
-    store.insert_resource(&resource(&other.id, "primary-db")).await.unwrap();
-    let err = store.insert_resource(&resource("default", "primary-db")).await.unwrap_err();
+    store
+        .insert_resource(&resource(&other.id, "primary-db"))
+        .await
+        .unwrap();
+    let err = store
+        .insert_resource(&resource("default", "primary-db"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
 
-    let fetched = store.get_resource("default", &created.id).await.unwrap().unwrap();
+    let fetched = store
+        .get_resource("default", &created.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fetched.host, "db.internal");
     assert_eq!(fetched.port, 5432);
-    assert!(store.get_resource(&other.id, &created.id).await.unwrap().is_none());
+    assert!(
+        store
+            .get_resource(&other.id, &created.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.list_resources("default").await.unwrap().len(), 1);
 
     let mut changed = fetched.clone();
     changed.port = 6543;
     changed.org_id = other.id.clone();
-    assert!(store.update_resource(&changed).await.unwrap().is_none(), "another org cannot update it");
+    assert!(
+        store.update_resource(&changed).await.unwrap().is_none(),
+        "another org cannot update it"
+    );
     changed.org_id = "default".into();
-    assert_eq!(store.update_resource(&changed).await.unwrap().unwrap().port, 6543);
+    assert_eq!(
+        store.update_resource(&changed).await.unwrap().unwrap().port,
+        6543
+    );
     assert!(!store.delete_resource(&other.id, &created.id).await.unwrap());
     assert!(store.delete_resource("default", &created.id).await.unwrap());
     assert!(store.list_resources("default").await.unwrap().is_empty());
@@ -129,32 +158,76 @@ async fn policy_versions_states_and_history(db: Db) {
         rego: Some("package a\n# v2\n"),
         ..PolicyPatch::default()
     };
-    let v2 = store.update_policy("default", &policy.id, patch, "bob").await.unwrap().unwrap();
-    assert_eq!((v2.version, v2.rego.as_str(), v2.updated_by.as_str()), (2, "package a\n# v2\n", "bob"));
+    let v2 = store
+        .update_policy("default", &policy.id, patch, "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v2.version, v2.rego.as_str(), v2.updated_by.as_str()),
+        (2, "package a\n# v2\n", "bob")
+    );
     assert_eq!(v2.description, "first", "unset fields are kept");
 
-    let active = store.set_policy_state("default", &policy.id, "active", None, "carol").await.unwrap().unwrap();
+    let active = store
+        .set_policy_state("default", &policy.id, "active", None, "carol")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((active.state.as_str(), active.version), ("active", 2));
-    let rolled = store.set_policy_state("default", &policy.id, "dry_run", Some(1), "dave").await.unwrap().unwrap();
-    assert_eq!((rolled.state.as_str(), rolled.version, rolled.rego.as_str()), ("dry_run", 1, "package a\n"));
-    let err = store.set_policy_state("default", &policy.id, "active", Some(9), "eve").await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("version 9")), "{err}");
+    let rolled = store
+        .set_policy_state("default", &policy.id, "dry_run", Some(1), "dave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rolled.state.as_str(), rolled.version, rolled.rego.as_str()),
+        ("dry_run", 1, "package a\n")
+    );
+    let err = store
+        .set_policy_state("default", &policy.id, "active", Some(9), "eve")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("version 9")),
+        "{err}"
+    );
 
     // A new text after a rollback is version 3, not 2 again.
     let patch = PolicyPatch {
         rego: Some("package a\n# v3\n"),
         ..PolicyPatch::default()
     };
-    let v3 = store.update_policy("default", &policy.id, patch, "frank").await.unwrap().unwrap();
+    let v3 = store
+        .update_policy("default", &policy.id, patch, "frank")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v3.version, 3);
 
-    let history = store.policy_history("default", &policy.id).await.unwrap().unwrap();
-    let versions: Vec<(u32, &str)> = history.versions.iter().map(|v| (v.version, v.created_by.as_str())).collect();
+    let history = store
+        .policy_history("default", &policy.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let versions: Vec<(u32, &str)> = history
+        .versions
+        .iter()
+        .map(|v| (v.version, v.created_by.as_str()))
+        .collect();
     assert_eq!(versions, [(1, "alice"), (2, "bob"), (3, "frank")]);
     let changes: Vec<(&str, &str, u32, u32, &str)> = history
         .changes
         .iter()
-        .map(|c| (c.from_state.as_str(), c.to_state.as_str(), c.from_version, c.to_version, c.changed_by.as_str()))
+        .map(|c| {
+            (
+                c.from_state.as_str(),
+                c.to_state.as_str(),
+                c.from_version,
+                c.to_version,
+                c.changed_by.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         changes,
@@ -166,9 +239,21 @@ async fn policy_versions_states_and_history(db: Db) {
             ("dry_run", "dry_run", 1, 3, "frank"),
         ]
     );
-    assert!(store.policy_history("other", &policy.id).await.unwrap().is_none());
+    assert!(
+        store
+            .policy_history("other", &policy.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.delete_policy("default", &policy.id).await.unwrap());
-    assert!(store.get_policy("default", &policy.id).await.unwrap().is_none());
+    assert!(
+        store
+            .get_policy("default", &policy.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn identities_get_groups_from_membership(db: Db) {
@@ -195,20 +280,65 @@ async fn identities_get_groups_from_membership(db: Db) {
             ..Group::default()
         };
         store.insert_group(&group).await.unwrap();
-        store.set_membership("default", &group.id, &alice.id, true).await.unwrap();
+        store
+            .set_membership("default", &group.id, &alice.id, true)
+            .await
+            .unwrap();
     }
     // Adding twice is harmless.
-    store.set_membership("default", "g-admins", &alice.id, true).await.unwrap();
-    let fetched = store.get_identity("default", &alice.id).await.unwrap().unwrap();
+    store
+        .set_membership("default", "g-admins", &alice.id, true)
+        .await
+        .unwrap();
+    let fetched = store
+        .get_identity("default", &alice.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fetched.groups, ["admins", "engineering"]);
-    assert_eq!(store.list_identities("default").await.unwrap()[0].groups, ["admins", "engineering"]);
-    assert_eq!(store.get_group("default", "g-admins").await.unwrap().unwrap().members, ["id-alice"]);
+    assert_eq!(
+        store.list_identities("default").await.unwrap()[0].groups,
+        ["admins", "engineering"]
+    );
+    assert_eq!(
+        store
+            .get_group("default", "g-admins")
+            .await
+            .unwrap()
+            .unwrap()
+            .members,
+        ["id-alice"]
+    );
 
-    store.set_membership("default", "g-admins", &alice.id, false).await.unwrap();
-    assert!(store.delete_group("default", "g-engineering").await.unwrap());
-    assert!(store.get_identity("default", &alice.id).await.unwrap().unwrap().groups.is_empty());
+    store
+        .set_membership("default", "g-admins", &alice.id, false)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .delete_group("default", "g-engineering")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_identity("default", &alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .groups
+            .is_empty()
+    );
     assert!(store.delete_identity("default", &alice.id).await.unwrap());
-    assert!(store.get_group("default", "g-admins").await.unwrap().unwrap().members.is_empty());
+    assert!(
+        store
+            .get_group("default", "g-admins")
+            .await
+            .unwrap()
+            .unwrap()
+            .members
+            .is_empty()
+    );
 }
 
 fn event(i: usize, identity: &str) -> (i64, AuditEvent) {
@@ -219,7 +349,7 @@ fn event(i: usize, identity: &str) -> (i64, AuditEvent) {
             id: format!("evt-{i:05}"),
             identity: identity.into(),
             resource: "primary-db".into(),
-            action: if i % 2 == 0 { "allow" } else { "block" }.into(),
+            action: if i.is_multiple_of(2) { "allow" } else { "block" }.into(),
             statement: format!("select {i}"),
             policies: vec!["example".into()],
             rows: 1,
@@ -231,13 +361,24 @@ fn event(i: usize, identity: &str) -> (i64, AuditEvent) {
 async fn audit_ingest_is_idempotent_and_filters_page_newest_first(db: Db) {
     let opened = open(db).await;
     let store = &opened.store;
-    let events: Vec<_> = (0..300).map(|i| event(i, if i < 200 { "alice" } else { "bob" })).collect();
-    assert_eq!(store.ingest_audit("default", &events).await.unwrap(), (300, 0));
+    let events: Vec<_> = (0..300)
+        .map(|i| event(i, if i < 200 { "alice" } else { "bob" }))
+        .collect();
+    assert_eq!(
+        store.ingest_audit("default", &events).await.unwrap(),
+        (300, 0)
+    );
     // A retried batch that overlaps: only the new ones count.
     let retry: Vec<_> = (250..350).map(|i| event(i, "bob")).collect();
-    assert_eq!(store.ingest_audit("default", &retry).await.unwrap(), (50, 50));
+    assert_eq!(
+        store.ingest_audit("default", &retry).await.unwrap(),
+        (50, 50)
+    );
 
-    let all = AuditFilter { limit: 1000, ..AuditFilter::default() };
+    let all = AuditFilter {
+        limit: 1000,
+        ..AuditFilter::default()
+    };
     let stored = store.query_audit("default", &all).await.unwrap();
     assert_eq!(stored.len(), 350);
     assert_eq!(stored[0].id, "evt-00349", "newest first");
@@ -251,17 +392,39 @@ async fn audit_ingest_is_idempotent_and_filters_page_newest_first(db: Db) {
         limit: 1000,
         ..AuditFilter::default()
     };
-    let ids: Vec<String> = store.query_audit("default", &filter).await.unwrap().into_iter().map(|e| e.id).collect();
-    assert_eq!(ids, ["evt-00019", "evt-00017", "evt-00015", "evt-00013", "evt-00011"]);
+    let ids: Vec<String> = store
+        .query_audit("default", &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "evt-00019",
+            "evt-00017",
+            "evt-00015",
+            "evt-00013",
+            "evt-00011"
+        ]
+    );
 
     // Keyset pages: every event exactly once.
     let mut seen = Vec::new();
     let mut before = None;
     loop {
-        let page = AuditFilter { limit: 64, before: before.clone(), ..AuditFilter::default() };
+        let page = AuditFilter {
+            limit: 64,
+            before: before.clone(),
+            ..AuditFilter::default()
+        };
         let events = store.query_audit("default", &page).await.unwrap();
         let Some(last) = events.last() else { break };
-        before = Some((gate_control::util::parse_rfc3339(&last.time).unwrap(), last.id.clone()));
+        before = Some((
+            gate_control::util::parse_rfc3339(&last.time).unwrap(),
+            last.id.clone(),
+        ));
         seen.extend(events.into_iter().map(|e| e.id));
     }
     assert_eq!(seen.len(), 350);
@@ -273,10 +436,23 @@ async fn connectors_register_by_name_and_go_offline(db: Db) {
     let opened = open(db).await;
     let store = &opened.store;
     let resources = vec!["primary-db".to_owned()];
-    let first = store.register_connector("default", "edge-1", "0.1.0", &resources, "node-a").await.unwrap();
+    let first = store
+        .register_connector("default", "edge-1", "0.1.0", &resources, "node-a")
+        .await
+        .unwrap();
     assert_eq!(first.status, "online");
-    let again = store.register_connector("default", "edge-1", "0.2.0", &resources, "node-b").await.unwrap();
-    assert_eq!((again.id.as_str(), again.version.as_str(), again.host.as_str()), (first.id.as_str(), "0.2.0", "node-b"));
+    let again = store
+        .register_connector("default", "edge-1", "0.2.0", &resources, "node-b")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.id.as_str(),
+            again.version.as_str(),
+            again.host.as_str()
+        ),
+        (first.id.as_str(), "0.2.0", "node-b")
+    );
     assert!(store.heartbeat("default", &first.id).await.unwrap());
     assert!(!store.heartbeat("other", &first.id).await.unwrap());
     assert!(store.deregister("default", &first.id).await.unwrap());
@@ -290,16 +466,35 @@ async fn deleting_an_organization_deletes_its_rows(db: Db) {
     let opened = open(db).await;
     let store = &opened.store;
     let acme = store.create_org("acme").await.unwrap();
-    assert!(matches!(store.create_org("acme").await.unwrap_err(), StoreError::Conflict(_)));
-    store.insert_resource(&resource(&acme.id, "db")).await.unwrap();
-    store.insert_resource(&resource("default", "db")).await.unwrap();
-    store.ingest_audit(&acme.id, &[event(1, "alice")]).await.unwrap();
+    assert!(matches!(
+        store.create_org("acme").await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    store
+        .insert_resource(&resource(&acme.id, "db"))
+        .await
+        .unwrap();
+    store
+        .insert_resource(&resource("default", "db"))
+        .await
+        .unwrap();
+    store
+        .ingest_audit(&acme.id, &[event(1, "alice")])
+        .await
+        .unwrap();
     assert!(store.delete_org(&acme.id).await.unwrap());
     assert!(store.get_org(&acme.id).await.unwrap().is_none());
     assert!(store.list_resources(&acme.id).await.unwrap().is_empty());
-    let all = AuditFilter { limit: 10, ..AuditFilter::default() };
+    let all = AuditFilter {
+        limit: 10,
+        ..AuditFilter::default()
+    };
     assert!(store.query_audit(&acme.id, &all).await.unwrap().is_empty());
-    assert_eq!(store.list_resources("default").await.unwrap().len(), 1, "other orgs keep their rows");
+    assert_eq!(
+        store.list_resources("default").await.unwrap().len(),
+        1,
+        "other orgs keep their rows"
+    );
     assert!(!store.delete_org(&acme.id).await.unwrap());
 }
 
@@ -307,7 +502,10 @@ async fn revisions_grow_with_every_change(db: Db) {
     let opened = open(db).await;
     let store = &opened.store;
     let start = store.revision("default").await.unwrap();
-    let r = store.insert_resource(&resource("default", "db")).await.unwrap();
+    let r = store
+        .insert_resource(&resource("default", "db"))
+        .await
+        .unwrap();
     store.delete_resource("default", &r.id).await.unwrap();
     assert_eq!(store.revision("default").await.unwrap(), start + 2);
     assert_eq!(store.revision("elsewhere").await.unwrap(), 0);
@@ -319,9 +517,14 @@ async fn migrations_from_a_directory_refuse_edited_files() {
     let dir = tempfile::tempdir().unwrap();
     let migrations = dir.path().join("migrations");
     std::fs::create_dir_all(migrations.join("sqlite")).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite/0001_init.sql");
+    let repo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite/0001_init.sql");
     std::fs::copy(&repo, migrations.join("sqlite/0001_init.sql")).unwrap();
-    std::fs::write(migrations.join("sqlite/0002_extra.sql"), "CREATE TABLE extra_notes (id TEXT PRIMARY KEY);\n").unwrap();
+    std::fs::write(
+        migrations.join("sqlite/0002_extra.sql"),
+        "CREATE TABLE extra_notes (id TEXT PRIMARY KEY);\n",
+    )
+    .unwrap();
     let config = DatabaseConfig {
         sqlite_path: dir.path().join("gate.db").display().to_string(),
         migrations_path: Some(migrations.display().to_string()),
@@ -330,10 +533,20 @@ async fn migrations_from_a_directory_refuse_edited_files() {
     let store = Store::open(&config).await.unwrap();
     drop(store);
     Store::open(&config).await.unwrap();
-    std::fs::write(migrations.join("sqlite/0002_extra.sql"), "CREATE TABLE extra_notes (id TEXT);\n").unwrap();
+    std::fs::write(
+        migrations.join("sqlite/0002_extra.sql"),
+        "CREATE TABLE extra_notes (id TEXT);\n",
+    )
+    .unwrap();
     let err = Store::open(&config).await.unwrap_err().to_string();
-    assert!(err.contains("0002_extra.sql was changed after it was applied"), "{err}");
+    assert!(
+        err.contains("0002_extra.sql was changed after it was applied"),
+        "{err}"
+    );
     std::fs::write(migrations.join("sqlite/bad-name.sql"), "").unwrap();
     let err = Store::open(&config).await.unwrap_err().to_string();
-    assert!(err.contains("bad-name.sql: expected a name like 0001_description.sql"), "{err}");
+    assert!(
+        err.contains("bad-name.sql: expected a name like 0001_description.sql"),
+        "{err}"
+    );
 }

@@ -57,9 +57,14 @@ impl Credentials {
 }
 
 impl Interceptor for Credentials {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(bearer) = &self.bearer {
-            request.metadata_mut().insert("authorization", bearer.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
         }
         if let Some(org) = &self.org {
             request.metadata_mut().insert("x-org-id", org.clone());
@@ -74,13 +79,20 @@ pub type AdminClient = ControlPlaneServiceClient<InterceptedService<Channel, Cre
 pub type ConnectorClient = ConnectorServiceClient<InterceptedService<Channel, Credentials>>;
 
 async fn channel(url: &str) -> Result<Channel, ClientError> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::Url(e.to_string()))?;
+    let endpoint =
+        Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::Url(e.to_string()))?;
     endpoint.connect().await.map_err(ClientError::Connect)
 }
 
 /// Connect an admin client to `url` (`http://127.0.0.1:8080`).
-pub async fn connect_admin(url: &str, credentials: Credentials) -> Result<AdminClient, ClientError> {
-    Ok(ControlPlaneServiceClient::with_interceptor(channel(url).await?, credentials))
+pub async fn connect_admin(
+    url: &str,
+    credentials: Credentials,
+) -> Result<AdminClient, ClientError> {
+    Ok(ControlPlaneServiceClient::with_interceptor(
+        channel(url).await?,
+        credentials,
+    ))
 }
 
 /// Connect a connector-service client to `url`.
@@ -88,5 +100,8 @@ pub async fn connect_connector(
     url: &str,
     credentials: Credentials,
 ) -> Result<ConnectorClient, ClientError> {
-    Ok(ConnectorServiceClient::with_interceptor(channel(url).await?, credentials))
+    Ok(ConnectorServiceClient::with_interceptor(
+        channel(url).await?,
+        credentials,
+    ))
 }

@@ -34,11 +34,19 @@ impl Call<'_> {
 
     /// Parse the JSON body; an empty body is `{}`. Errors name the field path.
     fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
-        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { self.body };
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            self.body
+        };
         let de = &mut serde_json::Deserializer::from_slice(body);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path.is_empty() || path == "." || path == "?" { "body".to_owned() } else { path };
+            let field = if path.is_empty() || path == "." || path == "?" {
+                "body".to_owned()
+            } else {
+                path
+            };
             ApiError::invalid(&field, e.into_inner().to_string())
         })
     }
@@ -49,7 +57,14 @@ impl Call<'_> {
             None => Ok(()),
             Some(unknown) => Err(ApiError::invalid(
                 unknown,
-                format!("unknown query parameter; expected {}", if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }),
+                format!(
+                    "unknown query parameter; expected {}",
+                    if allowed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
             )),
         }
     }
@@ -71,14 +86,18 @@ struct SimulateBody {
     input: Option<serde_json::Value>,
 }
 
-const AUDIT_FILTERS: &[&str] = &["from", "to", "identity", "resource", "action", "limit", "cursor"];
+const AUDIT_FILTERS: &[&str] = &[
+    "from", "to", "identity", "resource", "action", "limit", "cursor",
+];
 
 fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
     call.query_only(AUDIT_FILTERS)?;
     let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
     let limit = match call.query.get("limit") {
         None => 0,
-        Some(text) => text.parse().map_err(|_| ApiError::invalid("limit", "expected a whole number"))?,
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::invalid("limit", "expected a whole number"))?,
     };
     Ok(QueryAuditRequest {
         from: q("from"),
@@ -92,30 +111,67 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
 }
 
 /// Run `operation` (a name from the route table) for `caller`.
-pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call: &Call<'_>) -> ApiResult<Reply> {
+pub async fn dispatch(
+    cp: &ControlPlane,
+    caller: &Caller,
+    operation: &str,
+    call: &Call<'_>,
+) -> ApiResult<Reply> {
     if operation != "QueryAudit" && operation != "ExportAudit" {
         call.query_only(&[])?;
     }
     let id = || call.param("id");
     match operation {
-        "ListOrganizations" => json(cp.list_organizations(caller, ListOrganizationsRequest {}).await?),
+        "ListOrganizations" => json(
+            cp.list_organizations(caller, ListOrganizationsRequest {})
+                .await?,
+        ),
         "CreateOrganization" => json(cp.create_organization(caller, call.body()?).await?),
-        "GetOrganization" => json(cp.get_organization(caller, GetOrganizationRequest { id: id() }).await?),
-        "DeleteOrganization" => json(cp.delete_organization(caller, DeleteOrganizationRequest { id: id() }).await?),
+        "GetOrganization" => json(
+            cp.get_organization(caller, GetOrganizationRequest { id: id() })
+                .await?,
+        ),
+        "DeleteOrganization" => json(
+            cp.delete_organization(caller, DeleteOrganizationRequest { id: id() })
+                .await?,
+        ),
         "ListApiKeys" => json(cp.list_api_keys(caller, ListApiKeysRequest {}).await?),
         "CreateApiKey" => json(cp.create_api_key(caller, call.body()?).await?),
-        "RevokeApiKey" => json(cp.revoke_api_key(caller, RevokeApiKeyRequest { id: id() }).await?),
+        "RevokeApiKey" => json(
+            cp.revoke_api_key(caller, RevokeApiKeyRequest { id: id() })
+                .await?,
+        ),
         "ListResources" => json(cp.list_resources(caller, ListResourcesRequest {}).await?),
         "CreateResource" => {
             let resource = Some(call.body()?);
-            json(cp.create_resource(caller, CreateResourceRequest { resource }).await?)
+            json(
+                cp.create_resource(caller, CreateResourceRequest { resource })
+                    .await?,
+            )
         }
-        "GetResource" => json(cp.get_resource(caller, GetResourceRequest { id: id() }).await?),
+        "GetResource" => json(
+            cp.get_resource(caller, GetResourceRequest { id: id() })
+                .await?,
+        ),
         "UpdateResource" => {
-            let resource = Resource { id: id(), ..call.body()? };
-            json(cp.update_resource(caller, UpdateResourceRequest { resource: Some(resource) }).await?)
+            let resource = Resource {
+                id: id(),
+                ..call.body()?
+            };
+            json(
+                cp.update_resource(
+                    caller,
+                    UpdateResourceRequest {
+                        resource: Some(resource),
+                    },
+                )
+                .await?,
+            )
         }
-        "DeleteResource" => json(cp.delete_resource(caller, DeleteResourceRequest { id: id() }).await?),
+        "DeleteResource" => json(
+            cp.delete_resource(caller, DeleteResourceRequest { id: id() })
+                .await?,
+        ),
         "ListPolicies" => json(cp.list_policies(caller, ListPoliciesRequest {}).await?),
         "CreatePolicy" => json(cp.create_policy(caller, call.body()?).await?),
         "GetPolicy" => json(cp.get_policy(caller, GetPolicyRequest { id: id() }).await?),
@@ -132,11 +188,20 @@ pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call:
             json(cp.update_policy(caller, request).await?)
         }
         "SetPolicyState" => {
-            let request = SetPolicyStateRequest { id: id(), ..call.body()? };
+            let request = SetPolicyStateRequest {
+                id: id(),
+                ..call.body()?
+            };
             json(cp.set_policy_state(caller, request).await?)
         }
-        "GetPolicyHistory" => json(cp.get_policy_history(caller, GetPolicyHistoryRequest { id: id() }).await?),
-        "DeletePolicy" => json(cp.delete_policy(caller, DeletePolicyRequest { id: id() }).await?),
+        "GetPolicyHistory" => json(
+            cp.get_policy_history(caller, GetPolicyHistoryRequest { id: id() })
+                .await?,
+        ),
+        "DeletePolicy" => json(
+            cp.delete_policy(caller, DeletePolicyRequest { id: id() })
+                .await?,
+        ),
         "SimulatePolicy" => {
             let body: SimulateBody = call.body()?;
             let input_json = body.input.map(|v| v.to_string()).unwrap_or_default();
@@ -151,29 +216,64 @@ pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call:
         "ListIdentities" => json(cp.list_identities(caller, ListIdentitiesRequest {}).await?),
         "CreateIdentity" => {
             let identity = Some(call.body()?);
-            json(cp.create_identity(caller, CreateIdentityRequest { identity }).await?)
+            json(
+                cp.create_identity(caller, CreateIdentityRequest { identity })
+                    .await?,
+            )
         }
-        "GetIdentity" => json(cp.get_identity(caller, GetIdentityRequest { id: id() }).await?),
+        "GetIdentity" => json(
+            cp.get_identity(caller, GetIdentityRequest { id: id() })
+                .await?,
+        ),
         "UpdateIdentity" => {
-            let identity = Identity { id: id(), ..call.body()? };
-            json(cp.update_identity(caller, UpdateIdentityRequest { identity: Some(identity) }).await?)
+            let identity = Identity {
+                id: id(),
+                ..call.body()?
+            };
+            json(
+                cp.update_identity(
+                    caller,
+                    UpdateIdentityRequest {
+                        identity: Some(identity),
+                    },
+                )
+                .await?,
+            )
         }
-        "DeleteIdentity" => json(cp.delete_identity(caller, DeleteIdentityRequest { id: id() }).await?),
+        "DeleteIdentity" => json(
+            cp.delete_identity(caller, DeleteIdentityRequest { id: id() })
+                .await?,
+        ),
         "IssueIdentityToken" => {
-            let request = IssueIdentityTokenRequest { identity_id: id(), ..call.body()? };
+            let request = IssueIdentityTokenRequest {
+                identity_id: id(),
+                ..call.body()?
+            };
             json(cp.issue_identity_token(caller, request).await?)
         }
         "ListGroups" => json(cp.list_groups(caller, ListGroupsRequest {}).await?),
         "CreateGroup" => {
             let group = Some(call.body()?);
-            json(cp.create_group(caller, CreateGroupRequest { group }).await?)
+            json(
+                cp.create_group(caller, CreateGroupRequest { group })
+                    .await?,
+            )
         }
         "GetGroup" => json(cp.get_group(caller, GetGroupRequest { id: id() }).await?),
         "UpdateGroup" => {
-            let group = Group { id: id(), ..call.body()? };
-            json(cp.update_group(caller, UpdateGroupRequest { group: Some(group) }).await?)
+            let group = Group {
+                id: id(),
+                ..call.body()?
+            };
+            json(
+                cp.update_group(caller, UpdateGroupRequest { group: Some(group) })
+                    .await?,
+            )
         }
-        "DeleteGroup" => json(cp.delete_group(caller, DeleteGroupRequest { id: id() }).await?),
+        "DeleteGroup" => json(
+            cp.delete_group(caller, DeleteGroupRequest { id: id() })
+                .await?,
+        ),
         "AddGroupMember" | "RemoveGroupMember" => {
             let request = GroupMemberRequest {
                 group_id: id(),
@@ -187,11 +287,18 @@ pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call:
         }
         "ListConnectors" => json(cp.list_connectors(caller, ListConnectorsRequest {}).await?),
         "Register" => json(cp.register_connector(caller, call.body()?).await?),
-        "Heartbeat" => json(cp.heartbeat(caller, HeartbeatRequest { connector_id: id() }).await?),
-        "Deregister" => {
-            json(cp.deregister_connector(caller, DeregisterConnectorRequest { connector_id: id() }).await?)
-        }
-        "FetchSnapshot" => json(cp.fetch_snapshot(caller, FetchSnapshotRequest::default()).await?),
+        "Heartbeat" => json(
+            cp.heartbeat(caller, HeartbeatRequest { connector_id: id() })
+                .await?,
+        ),
+        "Deregister" => json(
+            cp.deregister_connector(caller, DeregisterConnectorRequest { connector_id: id() })
+                .await?,
+        ),
+        "FetchSnapshot" => json(
+            cp.fetch_snapshot(caller, FetchSnapshotRequest::default())
+                .await?,
+        ),
         "QueryAudit" => json(cp.query_audit(caller, audit_query(call)?).await?),
         "IngestAudit" => json(cp.ingest_audit(caller, call.body()?).await?),
         "ExportAudit" => {
@@ -211,6 +318,9 @@ pub async fn dispatch(cp: &ControlPlane, caller: &Caller, operation: &str, call:
             }
             Ok(Reply::Lines(lines))
         }
-        other => Err(ApiError::new(Code::Unimplemented, format!("operation {other} is not implemented"))),
+        other => Err(ApiError::new(
+            Code::Unimplemented,
+            format!("operation {other} is not implemented"),
+        )),
     }
 }

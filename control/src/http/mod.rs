@@ -33,8 +33,21 @@ pub fn router(cp: Arc<ControlPlane>) -> Router {
                             params: RawPathParams,
                             Query(query): Query<HashMap<String, String>>,
                             body: Bytes| async move {
-            let params = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-            handle(&cp, operation, &headers, Call { params, query, body: &body }).await
+            let params = params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            handle(
+                &cp,
+                operation,
+                &headers,
+                Call {
+                    params,
+                    query,
+                    body: &body,
+                },
+            )
+            .await
         };
         let filter = match route.verb {
             Verb::Get => MethodFilter::GET,
@@ -63,7 +76,12 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
-async fn handle(cp: &ControlPlane, operation: &'static str, headers: &HeaderMap, call: Call<'_>) -> Response {
+async fn handle(
+    cp: &ControlPlane,
+    operation: &'static str,
+    headers: &HeaderMap,
+    call: Call<'_>,
+) -> Response {
     let authorization = header_text(headers, header::AUTHORIZATION.as_str());
     let org = header_text(headers, "x-org-id");
     let result = match cp.authenticate(authorization, org, operation).await {
@@ -74,10 +92,16 @@ async fn handle(cp: &ControlPlane, operation: &'static str, headers: &HeaderMap,
     cp.metrics.request("http", operation, code);
     match result {
         Ok(Reply::Json(value)) => {
-            let status = if operation.starts_with("Create") { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if operation.starts_with("Create") {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             (status, axum::Json(value)).into_response()
         }
-        Ok(Reply::Lines(text)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response(),
+        Ok(Reply::Lines(text)) => {
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -95,7 +119,11 @@ async fn health(State(cp): State<Arc<ControlPlane>>) -> Response {
 }
 
 async fn metrics(State(cp): State<Arc<ControlPlane>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], cp.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        cp.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn jwks(State(cp): State<Arc<ControlPlane>>) -> Response {

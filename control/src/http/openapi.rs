@@ -33,12 +33,18 @@ pub fn document() -> Value {
             }
         }
         if matches!(route.operation, "QueryAudit" | "ExportAudit") {
-            for name in ["from", "to", "identity", "resource", "action", "limit", "cursor"] {
+            for name in [
+                "from", "to", "identity", "resource", "action", "limit", "cursor",
+            ] {
                 parameters.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}}));
             }
         }
         let error = json!({"$ref": "#/components/responses/Error"});
-        let ok = if route.operation.starts_with("Create") { "201" } else { "200" };
+        let ok = if route.operation.starts_with("Create") {
+            "201"
+        } else {
+            "200"
+        };
         let mut operation = json!({
             "operationId": route.operation,
             "summary": route.summary,
@@ -60,7 +66,9 @@ pub fn document() -> Value {
                 json!({"type": "object", "description": format!("gate.v1.{} as JSON (proto field names)", route.response)}),
             );
         }
-        let item = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        let item = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
         item[route.verb.as_str()] = operation;
     }
     schemas.insert(

@@ -11,17 +11,18 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::service::ControlPlane;
 
 fn escape(text: &str) -> String {
-    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-        out
-    })
+    text.chars()
+        .fold(String::with_capacity(text.len()), |mut out, c| {
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+            out
+        })
 }
 
 fn page(body: &str) -> String {
@@ -58,7 +59,9 @@ fn table(out: &mut String, title: &str, headings: &[&str], rows: Vec<Vec<String>
 
 /// `GET /`.
 pub(super) async fn index(State(cp): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let org = headers.get("x-org-id").and_then(|v| v.to_str().ok());
     let caller = match cp.authenticate(authorization, org, "AdminUi").await {
         Ok(caller) => caller,
@@ -71,14 +74,20 @@ pub(super) async fn index(State(cp): State<Arc<ControlPlane>>, headers: HeaderMa
             return (StatusCode::UNAUTHORIZED, Html(page(&body))).into_response();
         }
     };
-    let mut out = format!("<p>Organization <code>{}</code>.</p>", escape(&caller.org_id));
+    let mut out = format!(
+        "<p>Organization <code>{}</code>.</p>",
+        escape(&caller.org_id)
+    );
     let org = caller.org_id.as_str();
     let resources = cp.store.list_resources(org).await.unwrap_or_default();
     table(
         &mut out,
         "Resources",
         &["name", "protocol", "host", "port"],
-        resources.into_iter().map(|r| vec![r.name, r.protocol, r.host, r.port.to_string()]).collect(),
+        resources
+            .into_iter()
+            .map(|r| vec![r.name, r.protocol, r.host, r.port.to_string()])
+            .collect(),
     );
     let policies = cp.store.list_policies(org).await.unwrap_or_default();
     table(
@@ -95,7 +104,10 @@ pub(super) async fn index(State(cp): State<Arc<ControlPlane>>, headers: HeaderMa
         &mut out,
         "Identities",
         &["name", "email", "groups"],
-        identities.into_iter().map(|i| vec![i.name, i.email, i.groups.join(", ")]).collect(),
+        identities
+            .into_iter()
+            .map(|i| vec![i.name, i.email, i.groups.join(", ")])
+            .collect(),
     );
     let connectors = cp.store.list_connectors(org).await.unwrap_or_default();
     table(

@@ -1,7 +1,9 @@
 //! Audit: idempotent ingest from connectors, and queries with cursor pagination.
 
 use base64::Engine;
-use gate_proto::v1::{IngestAuditRequest, IngestAuditResponse, QueryAuditRequest, QueryAuditResponse};
+use gate_proto::v1::{
+    IngestAuditRequest, IngestAuditResponse, QueryAuditRequest, QueryAuditResponse,
+};
 
 use super::{ControlPlane, validate};
 use crate::auth::{Caller, Need};
@@ -16,9 +18,9 @@ fn time(field: &str, value: &str) -> ApiResult<Option<i64>> {
     if value.is_empty() {
         return Ok(None);
     }
-    parse_rfc3339(value)
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid(field, format!("expected an RFC 3339 time, got {value:?}")))
+    parse_rfc3339(value).map(Some).ok_or_else(|| {
+        ApiError::invalid(field, format!("expected an RFC 3339 time, got {value:?}"))
+    })
 }
 
 fn encode_cursor(time_ms: i64, id: &str) -> String {
@@ -27,7 +29,9 @@ fn encode_cursor(time_ms: i64, id: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> ApiResult<(i64, String)> {
     let bad = || ApiError::invalid("cursor", "not a cursor returned by this API");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (time, id) = text.split_once('/').ok_or_else(bad)?;
     Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
@@ -35,16 +39,26 @@ fn decode_cursor(cursor: &str) -> ApiResult<(i64, String)> {
 
 impl ControlPlane {
     /// Store a batch; events already stored (same id) are counted as duplicates, never twice.
-    pub async fn ingest_audit(&self, caller: &Caller, req: IngestAuditRequest) -> ApiResult<IngestAuditResponse> {
+    pub async fn ingest_audit(
+        &self,
+        caller: &Caller,
+        req: IngestAuditRequest,
+    ) -> ApiResult<IngestAuditResponse> {
         let org = caller.org(Need::Connector)?;
         if req.events.len() > MAX_BATCH {
-            return Err(ApiError::invalid("events", format!("at most {MAX_BATCH} events per batch")));
+            return Err(ApiError::invalid(
+                "events",
+                format!("at most {MAX_BATCH} events per batch"),
+            ));
         }
         let mut events = Vec::with_capacity(req.events.len());
         for (i, event) in req.events.into_iter().enumerate() {
             let field = |name: &str| format!("events[{i}].{name}");
             if event.id.is_empty() || event.id.len() > 64 {
-                return Err(ApiError::invalid(&field("id"), "is required (a UUIDv7, at most 64 characters)"));
+                return Err(ApiError::invalid(
+                    &field("id"),
+                    "is required (a UUIDv7, at most 64 characters)",
+                ));
             }
             let time_ms = time(&field("time"), &event.time)?
                 .ok_or_else(|| ApiError::invalid(&field("time"), "is required"))?;
@@ -53,18 +67,29 @@ impl ControlPlane {
             }
             validate::text(&field("statement"), &event.statement, 16 * 1024)?;
             if !event.details_json.is_empty()
-                && !serde_json::from_str::<serde_json::Value>(&event.details_json).is_ok_and(|v| v.is_object())
+                && !serde_json::from_str::<serde_json::Value>(&event.details_json)
+                    .is_ok_and(|v| v.is_object())
             {
-                return Err(ApiError::invalid(&field("details_json"), "expected a JSON object"));
+                return Err(ApiError::invalid(
+                    &field("details_json"),
+                    "expected a JSON object",
+                ));
             }
             events.push((time_ms, event));
         }
         let (accepted, duplicates) = self.store.ingest_audit(org, &events).await?;
         self.metrics.audit_ingested(accepted, duplicates);
-        Ok(IngestAuditResponse { accepted, duplicates })
+        Ok(IngestAuditResponse {
+            accepted,
+            duplicates,
+        })
     }
 
-    pub async fn query_audit(&self, caller: &Caller, req: QueryAuditRequest) -> ApiResult<QueryAuditResponse> {
+    pub async fn query_audit(
+        &self,
+        caller: &Caller,
+        req: QueryAuditRequest,
+    ) -> ApiResult<QueryAuditResponse> {
         let org = caller.org(Need::Read)?;
         if req.limit > 1000 {
             return Err(ApiError::invalid("limit", "must be at most 1000"));
@@ -76,7 +101,11 @@ impl ControlPlane {
             identity: Some(req.identity).filter(|s| !s.is_empty()),
             resource: Some(req.resource).filter(|s| !s.is_empty()),
             action: Some(req.action).filter(|s| !s.is_empty()),
-            before: if req.cursor.is_empty() { None } else { Some(decode_cursor(&req.cursor)?) },
+            before: if req.cursor.is_empty() {
+                None
+            } else {
+                Some(decode_cursor(&req.cursor)?)
+            },
             limit: limit + 1,
         };
         let mut events = self.store.query_audit(org, &filter).await?;
@@ -86,6 +115,9 @@ impl ControlPlane {
             Some(last) if more => encode_cursor(parse_rfc3339(&last.time).unwrap_or(0), &last.id),
             _ => String::new(),
         };
-        Ok(QueryAuditResponse { events, next_cursor })
+        Ok(QueryAuditResponse {
+            events,
+            next_cursor,
+        })
     }
 }

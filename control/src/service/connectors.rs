@@ -14,7 +14,6 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult};
 use crate::util::{now_ms, rfc3339};
 
-
 /// Heartbeat interval the control plane asks connectors to keep.
 pub const HEARTBEAT_SECONDS: u32 = 10;
 
@@ -31,11 +30,17 @@ impl ControlPlane {
         for (i, resource) in req.resources.iter().enumerate() {
             validate::name(&format!("resources[{i}]"), resource)?;
         }
-        let connector: Connector =
-            self.store.register_connector(org, &req.name, &req.version, &req.resources, &req.host).await?;
+        let connector: Connector = self
+            .store
+            .register_connector(org, &req.name, &req.version, &req.resources, &req.host)
+            .await?;
         crate::log::info(
             "connector registered",
-            &[("connector", &connector.name), ("id", &connector.id), ("org", org)],
+            &[
+                ("connector", &connector.name),
+                ("id", &connector.id),
+                ("org", org),
+            ],
         );
         Ok(RegisterConnectorResponse {
             connector: Some(connector),
@@ -43,7 +48,11 @@ impl ControlPlane {
         })
     }
 
-    pub async fn heartbeat(&self, caller: &Caller, req: HeartbeatRequest) -> ApiResult<HeartbeatResponse> {
+    pub async fn heartbeat(
+        &self,
+        caller: &Caller,
+        req: HeartbeatRequest,
+    ) -> ApiResult<HeartbeatResponse> {
         let org = caller.org(Need::Connector)?;
         validate::id("connector_id", &req.connector_id)?;
         if !self.store.heartbeat(org, &req.connector_id).await? {
@@ -67,7 +76,11 @@ impl ControlPlane {
         Ok(DeleteResponse {})
     }
 
-    pub async fn list_connectors(&self, caller: &Caller, _req: ListConnectorsRequest) -> ApiResult<ListConnectorsResponse> {
+    pub async fn list_connectors(
+        &self,
+        caller: &Caller,
+        _req: ListConnectorsRequest,
+    ) -> ApiResult<ListConnectorsResponse> {
         let org = caller.org(Need::Read)?;
         Ok(ListConnectorsResponse {
             connectors: self.store.list_connectors(org).await?,
@@ -75,7 +88,11 @@ impl ControlPlane {
     }
 
     /// The whole state a connector enforces; only the version when `known_version` is current.
-    pub async fn fetch_snapshot(&self, caller: &Caller, req: FetchSnapshotRequest) -> ApiResult<Snapshot> {
+    pub async fn fetch_snapshot(
+        &self,
+        caller: &Caller,
+        req: FetchSnapshotRequest,
+    ) -> ApiResult<Snapshot> {
         let org = caller.org(Need::Connector)?;
         self.snapshot(org, req.known_version).await
     }

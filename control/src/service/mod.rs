@@ -44,9 +44,11 @@ impl ControlPlane {
     pub async fn new(config: &ControlConfig, store: Store, insecure: bool) -> Result<Self, String> {
         let api_key = config.api_key.clone().filter(|k| !k.is_empty());
         if api_key.is_none() && !insecure {
-            return Err("api_key is empty: set it (GATE_API_KEY) or start with --insecure / \
+            return Err(
+                "api_key is empty: set it (GATE_API_KEY) or start with --insecure / \
                  GATE_INSECURE=true for local development"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         let tokens = TokenIssuer::load_or_create(
             &store,
@@ -88,8 +90,17 @@ impl ControlPlane {
                 );
                 Principal::Insecure
             }
-            None => return Err(ApiError::unauthenticated("missing bearer token (authorization header)")),
-            Some(token) if self.api_key.as_deref().is_some_and(|k| same_secret(k, token)) => {
+            None => {
+                return Err(ApiError::unauthenticated(
+                    "missing bearer token (authorization header)",
+                ));
+            }
+            Some(token)
+                if self
+                    .api_key
+                    .as_deref()
+                    .is_some_and(|k| same_secret(k, token)) =>
+            {
                 Principal::System
             }
             Some(token) => {

@@ -2,9 +2,10 @@
 
 use base64::Engine;
 use gate_proto::v1::{
-    ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateOrganizationRequest, DeleteOrganizationRequest,
-    DeleteResponse, GetOrganizationRequest, ListApiKeysRequest, ListApiKeysResponse, ListOrganizationsRequest,
-    ListOrganizationsResponse, Organization, RevokeApiKeyRequest,
+    ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateOrganizationRequest,
+    DeleteOrganizationRequest, DeleteResponse, GetOrganizationRequest, ListApiKeysRequest,
+    ListApiKeysResponse, ListOrganizationsRequest, ListOrganizationsResponse, Organization,
+    RevokeApiKeyRequest,
 };
 
 use super::{ControlPlane, DEFAULT_ORG, validate};
@@ -13,20 +14,31 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::util::{new_id, random_bytes, sha256_hex};
 
 impl ControlPlane {
-    pub async fn create_organization(&self, caller: &Caller, req: CreateOrganizationRequest) -> ApiResult<Organization> {
+    pub async fn create_organization(
+        &self,
+        caller: &Caller,
+        req: CreateOrganizationRequest,
+    ) -> ApiResult<Organization> {
         require_system(caller)?;
         validate::name("name", &req.name)?;
         Ok(self.store.create_org(&req.name).await?)
     }
 
     /// System callers see any organization; others only their own.
-    pub async fn get_organization(&self, caller: &Caller, req: GetOrganizationRequest) -> ApiResult<Organization> {
+    pub async fn get_organization(
+        &self,
+        caller: &Caller,
+        req: GetOrganizationRequest,
+    ) -> ApiResult<Organization> {
         let own = caller.org(Need::Read)?;
         validate::id("id", &req.id)?;
         if !caller.is_system() && req.id != own {
             return Err(ApiError::not_found("organization"));
         }
-        self.store.get_org(&req.id).await?.ok_or_else(|| ApiError::not_found("organization"))
+        self.store
+            .get_org(&req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("organization"))
     }
 
     pub async fn list_organizations(
@@ -42,7 +54,11 @@ impl ControlPlane {
         Ok(ListOrganizationsResponse { organizations })
     }
 
-    pub async fn delete_organization(&self, caller: &Caller, req: DeleteOrganizationRequest) -> ApiResult<DeleteResponse> {
+    pub async fn delete_organization(
+        &self,
+        caller: &Caller,
+        req: DeleteOrganizationRequest,
+    ) -> ApiResult<DeleteResponse> {
         require_system(caller)?;
         validate::id("id", &req.id)?;
         if req.id == DEFAULT_ORG {
@@ -60,11 +76,21 @@ impl ControlPlane {
     }
 
     /// A new key for the caller's organization; the secret is in this response only.
-    pub async fn create_api_key(&self, caller: &Caller, req: CreateApiKeyRequest) -> ApiResult<CreateApiKeyResponse> {
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        req: CreateApiKeyRequest,
+    ) -> ApiResult<CreateApiKeyResponse> {
         let org = caller.org(Need::Admin)?;
         validate::name("name", &req.name)?;
         let role = Role::parse(&req.role).ok_or_else(|| {
-            ApiError::invalid("role", format!("expected readonly, editor, admin or connector, got {:?}", req.role))
+            ApiError::invalid(
+                "role",
+                format!(
+                    "expected readonly, editor, admin or connector, got {:?}",
+                    req.role
+                ),
+            )
         })?;
         let secret = format!(
             "gk_{}",
@@ -85,17 +111,28 @@ impl ControlPlane {
         })
     }
 
-    pub async fn list_api_keys(&self, caller: &Caller, _req: ListApiKeysRequest) -> ApiResult<ListApiKeysResponse> {
+    pub async fn list_api_keys(
+        &self,
+        caller: &Caller,
+        _req: ListApiKeysRequest,
+    ) -> ApiResult<ListApiKeysResponse> {
         let org = caller.org(Need::Admin)?;
         Ok(ListApiKeysResponse {
             api_keys: self.store.list_keys(org).await?,
         })
     }
 
-    pub async fn revoke_api_key(&self, caller: &Caller, req: RevokeApiKeyRequest) -> ApiResult<ApiKey> {
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        req: RevokeApiKeyRequest,
+    ) -> ApiResult<ApiKey> {
         let org = caller.org(Need::Admin)?;
         validate::id("id", &req.id)?;
-        self.store.revoke_key(org, &req.id).await?.ok_or_else(|| ApiError::not_found("api key"))
+        self.store
+            .revoke_key(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("api key"))
     }
 }
 
@@ -103,6 +140,8 @@ fn require_system(caller: &Caller) -> ApiResult<()> {
     if caller.is_system() {
         Ok(())
     } else {
-        Err(ApiError::denied("managing organizations needs a system key"))
+        Err(ApiError::denied(
+            "managing organizations needs a system key",
+        ))
     }
 }

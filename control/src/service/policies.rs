@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use gate_policy::{DefaultAction, EngineOptions, PolicyEngine, PolicySpec, Stage, Value};
 use gate_proto::v1::{
-    CreatePolicyRequest, DeletePolicyRequest, DeleteResponse, GetPolicyHistoryRequest, GetPolicyRequest,
-    ListPoliciesRequest, ListPoliciesResponse, Policy, PolicyHistory, SetPolicyStateRequest,
-    SimulatePolicyRequest, SimulatePolicyResponse, UpdatePolicyRequest,
+    CreatePolicyRequest, DeletePolicyRequest, DeleteResponse, GetPolicyHistoryRequest,
+    GetPolicyRequest, ListPoliciesRequest, ListPoliciesResponse, Policy, PolicyHistory,
+    SetPolicyStateRequest, SimulatePolicyRequest, SimulatePolicyResponse, UpdatePolicyRequest,
 };
 
 use super::{ControlPlane, validate};
@@ -26,7 +26,11 @@ fn check_stages(stages: &[String]) -> ApiResult<Vec<String>> {
         validate::one_of(&format!("stages[{i}]"), stage, STAGES)?;
         seen.insert(stage.clone());
     }
-    Ok(STAGES.iter().filter(|s| seen.contains(**s)).map(|s| (*s).to_owned()).collect())
+    Ok(STAGES
+        .iter()
+        .filter(|s| seen.contains(**s))
+        .map(|s| (*s).to_owned())
+        .collect())
 }
 
 /// Compile `rego` as the policy `name`; errors name the file, line and column.
@@ -35,7 +39,10 @@ fn compile(name: &str, rego: &str) -> ApiResult<PolicyEngine> {
         return Err(ApiError::invalid("rego", "is required"));
     }
     if rego.len() > MAX_REGO {
-        return Err(ApiError::invalid("rego", format!("must be at most {MAX_REGO} bytes")));
+        return Err(ApiError::invalid(
+            "rego",
+            format!("must be at most {MAX_REGO} bytes"),
+        ));
     }
     let spec = PolicySpec::from_source(name, format!("{name}.rego"), rego);
     let options = EngineOptions {
@@ -50,19 +57,29 @@ fn compile(name: &str, rego: &str) -> ApiResult<PolicyEngine> {
 
 fn version_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(message) if message.starts_with("version") => ApiError::invalid("version", message),
+        StoreError::Conflict(message) if message.starts_with("version") => {
+            ApiError::invalid("version", message)
+        }
         other => other.into(),
     }
 }
 
 impl ControlPlane {
-    pub async fn create_policy(&self, caller: &Caller, req: CreatePolicyRequest) -> ApiResult<Policy> {
+    pub async fn create_policy(
+        &self,
+        caller: &Caller,
+        req: CreatePolicyRequest,
+    ) -> ApiResult<Policy> {
         let org = caller.org(Need::Write)?;
         validate::name("name", &req.name)?;
         validate::text("description", &req.description, 1024)?;
         let stages = check_stages(&req.stages)?;
         validate::targets("targets", &req.targets)?;
-        let state = if req.state.is_empty() { "draft" } else { req.state.as_str() };
+        let state = if req.state.is_empty() {
+            "draft"
+        } else {
+            req.state.as_str()
+        };
         validate::one_of("state", state, STATES)?;
         compile(&req.name, &req.rego)?;
         let by = caller.actor();
@@ -87,24 +104,43 @@ impl ControlPlane {
     pub async fn get_policy(&self, caller: &Caller, req: GetPolicyRequest) -> ApiResult<Policy> {
         let org = caller.org(Need::Read)?;
         validate::id("id", &req.id)?;
-        self.store.get_policy(org, &req.id).await?.ok_or_else(|| ApiError::not_found("policy"))
+        self.store
+            .get_policy(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("policy"))
     }
 
-    pub async fn list_policies(&self, caller: &Caller, _req: ListPoliciesRequest) -> ApiResult<ListPoliciesResponse> {
+    pub async fn list_policies(
+        &self,
+        caller: &Caller,
+        _req: ListPoliciesRequest,
+    ) -> ApiResult<ListPoliciesResponse> {
         let org = caller.org(Need::Read)?;
         Ok(ListPoliciesResponse {
             policies: self.store.list_policies(org).await?,
         })
     }
 
-    pub async fn update_policy(&self, caller: &Caller, req: UpdatePolicyRequest) -> ApiResult<Policy> {
+    pub async fn update_policy(
+        &self,
+        caller: &Caller,
+        req: UpdatePolicyRequest,
+    ) -> ApiResult<Policy> {
         let org = caller.org(Need::Write)?;
         validate::id("id", &req.id)?;
-        let current = self.store.get_policy(org, &req.id).await?.ok_or_else(|| ApiError::not_found("policy"))?;
+        let current = self
+            .store
+            .get_policy(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("policy"))?;
         if let Some(description) = &req.description {
             validate::text("description", description, 1024)?;
         }
-        let stages = if req.set_stages { Some(check_stages(&req.stages)?) } else { None };
+        let stages = if req.set_stages {
+            Some(check_stages(&req.stages)?)
+        } else {
+            None
+        };
         if req.set_targets {
             validate::targets("targets", &req.targets)?;
         }
@@ -127,7 +163,11 @@ impl ControlPlane {
     }
 
     /// draft → dry_run → active and back; `version` rolls back (or forward) to a saved text.
-    pub async fn set_policy_state(&self, caller: &Caller, req: SetPolicyStateRequest) -> ApiResult<Policy> {
+    pub async fn set_policy_state(
+        &self,
+        caller: &Caller,
+        req: SetPolicyStateRequest,
+    ) -> ApiResult<Policy> {
         let org = caller.org(Need::Write)?;
         validate::id("id", &req.id)?;
         validate::one_of("state", &req.state, STATES)?;
@@ -144,13 +184,24 @@ impl ControlPlane {
         Ok(updated)
     }
 
-    pub async fn get_policy_history(&self, caller: &Caller, req: GetPolicyHistoryRequest) -> ApiResult<PolicyHistory> {
+    pub async fn get_policy_history(
+        &self,
+        caller: &Caller,
+        req: GetPolicyHistoryRequest,
+    ) -> ApiResult<PolicyHistory> {
         let org = caller.org(Need::Read)?;
         validate::id("id", &req.id)?;
-        self.store.policy_history(org, &req.id).await?.ok_or_else(|| ApiError::not_found("policy"))
+        self.store
+            .policy_history(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("policy"))
     }
 
-    pub async fn delete_policy(&self, caller: &Caller, req: DeletePolicyRequest) -> ApiResult<DeleteResponse> {
+    pub async fn delete_policy(
+        &self,
+        caller: &Caller,
+        req: DeletePolicyRequest,
+    ) -> ApiResult<DeleteResponse> {
         let org = caller.org(Need::Write)?;
         validate::id("id", &req.id)?;
         if !self.store.delete_policy(org, &req.id).await? {
@@ -161,33 +212,56 @@ impl ControlPlane {
     }
 
     /// Evaluate a saved policy or a text against an input; nothing is stored.
-    pub async fn simulate_policy(&self, caller: &Caller, req: SimulatePolicyRequest) -> ApiResult<SimulatePolicyResponse> {
+    pub async fn simulate_policy(
+        &self,
+        caller: &Caller,
+        req: SimulatePolicyRequest,
+    ) -> ApiResult<SimulatePolicyResponse> {
         let org = caller.org(Need::Read)?;
-        let stage: Stage = req
-            .stage
-            .parse()
-            .map_err(|_| ApiError::invalid("stage", format!("expected one of {}", STAGES.join(", "))))?;
+        let stage: Stage = req.stage.parse().map_err(|_| {
+            ApiError::invalid("stage", format!("expected one of {}", STAGES.join(", ")))
+        })?;
         let (name, rego) = match (req.policy_id.is_empty(), req.rego.is_empty()) {
             (false, true) => {
-                let policy =
-                    self.store.get_policy(org, &req.policy_id).await?.ok_or_else(|| ApiError::not_found("policy"))?;
+                let policy = self
+                    .store
+                    .get_policy(org, &req.policy_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("policy"))?;
                 (policy.name, policy.rego)
             }
             (true, false) => ("simulation".to_owned(), req.rego),
-            _ => return Err(ApiError::invalid("policy_id", "give exactly one of policy_id and rego")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "policy_id",
+                    "give exactly one of policy_id and rego",
+                ));
+            }
         };
-        let input_json = if req.input_json.trim().is_empty() { "{}" } else { req.input_json.as_str() };
+        let input_json = if req.input_json.trim().is_empty() {
+            "{}"
+        } else {
+            req.input_json.as_str()
+        };
         let input = serde_json::from_str::<serde_json::Value>(input_json)
             .map_err(|e| ApiError::invalid("input", format!("not valid JSON: {e}")))?;
         if !input.is_object() {
             return Err(ApiError::invalid("input", "expected a JSON object"));
         }
-        let resource = input.pointer("/resource/name").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let resource = input
+            .pointer("/resource/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
         let engine = compile(&name, &rego)?;
         let value = Value::from_json_str(input_json)
             .map_err(|e| ApiError::invalid("input", format!("not valid JSON: {e}")))?;
         let verdict = engine.evaluate(stage, &resource, &value);
-        let action = if verdict.defaulted { "none" } else { verdict.action.as_str() };
+        let action = if verdict.defaulted {
+            "none"
+        } else {
+            verdict.action.as_str()
+        };
         Ok(SimulatePolicyResponse {
             action: action.to_owned(),
             reason: verdict.reason.clone().unwrap_or_default(),
@@ -195,4 +269,3 @@ impl ControlPlane {
         })
     }
 }
-

@@ -1,8 +1,8 @@
 //! Resources: validated, org-scoped CRUD.
 
 use gate_proto::v1::{
-    CreateResourceRequest, DeleteResourceRequest, DeleteResponse, GetResourceRequest, ListResourcesRequest,
-    ListResourcesResponse, Resource, UpdateResourceRequest,
+    CreateResourceRequest, DeleteResourceRequest, DeleteResponse, GetResourceRequest,
+    ListResourcesRequest, ListResourcesResponse, Resource, UpdateResourceRequest,
 };
 
 use super::{ControlPlane, validate};
@@ -40,9 +40,15 @@ fn origin(value: &str) -> ApiResult<String> {
 }
 
 impl ControlPlane {
-    pub async fn create_resource(&self, caller: &Caller, req: CreateResourceRequest) -> ApiResult<Resource> {
+    pub async fn create_resource(
+        &self,
+        caller: &Caller,
+        req: CreateResourceRequest,
+    ) -> ApiResult<Resource> {
         let org = caller.org(Need::Write)?;
-        let mut r = req.resource.ok_or_else(|| ApiError::invalid("resource", "is required"))?;
+        let mut r = req
+            .resource
+            .ok_or_else(|| ApiError::invalid("resource", "is required"))?;
         check(&r)?;
         r.id = new_id();
         r.org_id = org.to_owned();
@@ -52,31 +58,56 @@ impl ControlPlane {
         Ok(created)
     }
 
-    pub async fn get_resource(&self, caller: &Caller, req: GetResourceRequest) -> ApiResult<Resource> {
+    pub async fn get_resource(
+        &self,
+        caller: &Caller,
+        req: GetResourceRequest,
+    ) -> ApiResult<Resource> {
         let org = caller.org(Need::Read)?;
         validate::id("id", &req.id)?;
-        self.store.get_resource(org, &req.id).await?.ok_or_else(|| ApiError::not_found("resource"))
+        self.store
+            .get_resource(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("resource"))
     }
 
-    pub async fn list_resources(&self, caller: &Caller, _req: ListResourcesRequest) -> ApiResult<ListResourcesResponse> {
+    pub async fn list_resources(
+        &self,
+        caller: &Caller,
+        _req: ListResourcesRequest,
+    ) -> ApiResult<ListResourcesResponse> {
         let org = caller.org(Need::Read)?;
         Ok(ListResourcesResponse {
             resources: self.store.list_resources(org).await?,
         })
     }
 
-    pub async fn update_resource(&self, caller: &Caller, req: UpdateResourceRequest) -> ApiResult<Resource> {
+    pub async fn update_resource(
+        &self,
+        caller: &Caller,
+        req: UpdateResourceRequest,
+    ) -> ApiResult<Resource> {
         let org = caller.org(Need::Write)?;
-        let mut r = req.resource.ok_or_else(|| ApiError::invalid("resource", "is required"))?;
+        let mut r = req
+            .resource
+            .ok_or_else(|| ApiError::invalid("resource", "is required"))?;
         validate::id("resource.id", &r.id)?;
         check(&r)?;
         r.org_id = org.to_owned();
-        let updated = self.store.update_resource(&r).await?.ok_or_else(|| ApiError::not_found("resource"))?;
+        let updated = self
+            .store
+            .update_resource(&r)
+            .await?
+            .ok_or_else(|| ApiError::not_found("resource"))?;
         self.changed();
         Ok(updated)
     }
 
-    pub async fn delete_resource(&self, caller: &Caller, req: DeleteResourceRequest) -> ApiResult<DeleteResponse> {
+    pub async fn delete_resource(
+        &self,
+        caller: &Caller,
+        req: DeleteResourceRequest,
+    ) -> ApiResult<DeleteResponse> {
         let org = caller.org(Need::Write)?;
         validate::id("id", &req.id)?;
         if !self.store.delete_resource(org, &req.id).await? {

@@ -46,7 +46,10 @@ pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()
 /// Free text of at most `max` characters.
 pub(crate) fn text(field: &str, value: &str, max: usize) -> ApiResult<()> {
     if value.chars().count() > max {
-        Err(ApiError::invalid(field, format!("must be at most {max} characters")))
+        Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ))
     } else {
         Ok(())
     }

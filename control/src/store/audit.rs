@@ -85,7 +85,11 @@ impl Store {
     }
 
     /// Newest first, at most `filter.limit`.
-    pub async fn query_audit(&self, org_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+    pub async fn query_audit(
+        &self,
+        org_id: &str,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let mut sql = String::from("SELECT * FROM audit_events WHERE org_id = $1");
         let mut n = 1;
         let mut param = || {
@@ -119,12 +123,20 @@ impl Store {
         if let Some(to) = filter.to_ms {
             query = query.bind(to);
         }
-        for value in [&filter.identity, &filter.resource, &filter.action].into_iter().flatten() {
+        for value in [&filter.identity, &filter.resource, &filter.action]
+            .into_iter()
+            .flatten()
+        {
             query = query.bind(value.clone());
         }
         if let Some((time, id)) = &filter.before {
             query = query.bind(*time).bind(id.clone());
         }
-        query.fetch_all(self.pool()).await?.iter().map(event).collect()
+        query
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(event)
+            .collect()
     }
 }

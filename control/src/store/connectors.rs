@@ -86,12 +86,13 @@ impl Store {
     }
 
     pub async fn deregister(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE connectors SET deregistered_at = $1 WHERE org_id = $2 AND id = $3")
-            .bind(now_ms())
-            .bind(org_id)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let result =
+            sqlx::query("UPDATE connectors SET deregistered_at = $1 WHERE org_id = $2 AND id = $3")
+                .bind(now_ms())
+                .bind(org_id)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
         Ok(result.rows_affected() > 0)
     }
 

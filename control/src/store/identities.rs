@@ -57,7 +57,11 @@ impl Store {
         })
     }
 
-    pub async fn get_identity(&self, org_id: &str, id: &str) -> Result<Option<Identity>, StoreError> {
+    pub async fn get_identity(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<Identity>, StoreError> {
         let row = sqlx::query("SELECT * FROM identities WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(id)

@@ -8,10 +8,14 @@ use sqlx::Acquire;
 use super::{Backend, Store, StoreError};
 use crate::util::{now_ms, sha256_hex};
 
-const POSTGRES: &[(&str, &str)] =
-    &[("0001_init.sql", include_str!("../../../migrations/postgres/0001_init.sql"))];
-const SQLITE: &[(&str, &str)] =
-    &[("0001_init.sql", include_str!("../../../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[(&str, &str)] = &[(
+    "0001_init.sql",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+const SQLITE: &[(&str, &str)] = &[(
+    "0001_init.sql",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +51,11 @@ fn load(backend: Backend, dir: Option<&Path>) -> Result<Vec<Migration>, Migratio
     let mut migrations = Vec::new();
     match dir {
         None => {
-            let embedded = if backend == Backend::Postgres { POSTGRES } else { SQLITE };
+            let embedded = if backend == Backend::Postgres {
+                POSTGRES
+            } else {
+                SQLITE
+            };
             for (name, sql) in embedded {
                 migrations.push(Migration {
                     version: parse_name(name)?,
@@ -64,7 +72,11 @@ fn load(backend: Backend, dir: Option<&Path>) -> Result<Vec<Migration>, Migratio
             };
             for entry in std::fs::read_dir(&dir).map_err(read_err)? {
                 let path = entry.map_err(read_err)?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 if !name.ends_with(".sql") {
                     continue;
                 }
@@ -89,11 +101,15 @@ pub(super) async fn run(store: &Store, dir: Option<&Path>) -> Result<(), StoreEr
     let migrations = load(store.backend, dir)?;
     let mut conn = store.pool.acquire().await?;
     if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock(727274)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock(727274)")
+            .execute(&mut *conn)
+            .await?;
     }
     let result = apply(&mut conn, &migrations).await;
     if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(727274)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock(727274)")
+            .execute(&mut *conn)
+            .await?;
     }
     result
 }
@@ -128,7 +144,10 @@ async fn apply(
             error,
         };
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql.clone())).execute(&mut *tx).await.map_err(failed)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
         sqlx::query(
             "INSERT INTO gate_schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
         )

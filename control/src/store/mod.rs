@@ -75,7 +75,10 @@ impl Store {
                         error,
                     })?;
                 }
-                (format!("sqlite://{}?mode=rwc", config.sqlite_path), Backend::Sqlite)
+                (
+                    format!("sqlite://{}?mode=rwc", config.sqlite_path),
+                    Backend::Sqlite,
+                )
             }
         };
         let mut options = AnyPoolOptions::new()

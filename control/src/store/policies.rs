@@ -10,7 +10,8 @@ use crate::util::{new_id, now_ms, rfc3339};
 
 const COLUMNS: &str = "p.id, p.org_id, p.name, p.description, p.stages, p.targets, p.state, \
      p.version, p.origin, p.created_at, p.updated_at, p.updated_by, v.rego";
-const FROM: &str = "FROM policies p JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version";
+const FROM: &str =
+    "FROM policies p JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version";
 
 fn policy(row: &AnyRow) -> Result<Policy, StoreError> {
     let version: i64 = row.try_get("version")?;
@@ -22,7 +23,8 @@ fn policy(row: &AnyRow) -> Result<Policy, StoreError> {
         stages: parse_list(&row.try_get::<String, _>("stages")?)?,
         targets: parse_list(&row.try_get::<String, _>("targets")?)?,
         state: row.try_get("state")?,
-        version: u32::try_from(version).map_err(|_| StoreError::Corrupt("policies.version".into()))?,
+        version: u32::try_from(version)
+            .map_err(|_| StoreError::Corrupt("policies.version".into()))?,
         rego: row.try_get("rego")?,
         origin: row.try_get("origin")?,
         created_at: rfc3339(row.try_get("created_at")?),
@@ -126,15 +128,23 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let mut version = i64::from(current.version);
         if let Some(rego) = patch.rego.filter(|r| *r != current.rego) {
-            let latest: i64 = sqlx::query_scalar("SELECT latest_version FROM policies WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let latest: i64 =
+                sqlx::query_scalar("SELECT latest_version FROM policies WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             version = latest + 1;
             insert_version(&mut tx, id, version, rego, now, by).await?;
             let state = current.state.as_str();
-            insert_change(&mut tx, id, (state, state), (i64::from(current.version), version), by, now)
-                .await?;
+            insert_change(
+                &mut tx,
+                id,
+                (state, state),
+                (i64::from(current.version), version),
+                by,
+                now,
+            )
+            .await?;
         }
         sqlx::query(
             "UPDATE policies SET description = $1, stages = $2, targets = $3, version = $4, \
@@ -178,7 +188,9 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         if exists.is_none() {
-            return Err(StoreError::Conflict(format!("version {to_version} does not exist")));
+            return Err(StoreError::Conflict(format!(
+                "version {to_version} does not exist"
+            )));
         }
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
@@ -195,13 +207,25 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let from = (current.state.as_str(), state);
-        insert_change(&mut tx, id, from, (i64::from(current.version), to_version), by, now).await?;
+        insert_change(
+            &mut tx,
+            id,
+            from,
+            (i64::from(current.version), to_version),
+            by,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.bump_revision(org_id).await?;
         self.get_policy(org_id, id).await
     }
 
-    pub async fn policy_history(&self, org_id: &str, id: &str) -> Result<Option<PolicyHistory>, StoreError> {
+    pub async fn policy_history(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<PolicyHistory>, StoreError> {
         if self.get_policy(org_id, id).await?.is_none() {
             return Ok(None);
         }

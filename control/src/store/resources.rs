@@ -69,7 +69,11 @@ impl Store {
         })
     }
 
-    pub async fn get_resource(&self, org_id: &str, id: &str) -> Result<Option<Resource>, StoreError> {
+    pub async fn get_resource(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<Resource>, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM resources WHERE org_id = $1 AND id = $2"
         )))

@@ -4,7 +4,9 @@
 
 use gate_config::{ControlConfig, load_str};
 use gate_control::server::{Running, start};
-use gate_proto::client::{AdminClient, ConnectorClient, Credentials, connect_admin, connect_connector};
+use gate_proto::client::{
+    AdminClient, ConnectorClient, Credentials, connect_admin, connect_connector,
+};
 use gate_testkit::{Postgres, PostgresOptions};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,31 +33,52 @@ impl Cp {
     }
 
     pub async fn admin(&self, key: Option<&str>, org: Option<&str>) -> AdminClient {
-        connect_admin(&self.running.url(), Credentials::new(key, org).unwrap()).await.unwrap()
+        connect_admin(&self.running.url(), Credentials::new(key, org).unwrap())
+            .await
+            .unwrap()
     }
 
     pub async fn connector(&self, key: Option<&str>, org: Option<&str>) -> ConnectorClient {
-        connect_connector(&self.running.url(), Credentials::new(key, org).unwrap()).await.unwrap()
+        connect_connector(&self.running.url(), Credentials::new(key, org).unwrap())
+            .await
+            .unwrap()
     }
 
     /// An HTTP call with the root key.
-    pub async fn root(&self, method: &str, path: &str, org: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    pub async fn root(
+        &self,
+        method: &str,
+        path: &str,
+        org: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let (status, text) = http(self.addr(), method, path, Some(ROOT_KEY), org, body).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// A new API key with `role` in `org`; returns the secret.
     pub async fn key(&self, org: &str, role: &str) -> String {
         let body = format!(r#"{{"name":"{role}-key","role":"{role}"}}"#);
-        let (status, reply) = self.root("POST", "/api/v1/api-keys", Some(org), Some(&body)).await;
+        let (status, reply) = self
+            .root("POST", "/api/v1/api-keys", Some(org), Some(&body))
+            .await;
         assert_eq!(status, 201, "{reply}");
         reply["secret"].as_str().unwrap().to_owned()
     }
 
     /// A new organization; returns its id.
     pub async fn org(&self, name: &str) -> String {
-        let (status, reply) =
-            self.root("POST", "/api/v1/organizations", None, Some(&format!(r#"{{"name":"{name}"}}"#))).await;
+        let (status, reply) = self
+            .root(
+                "POST",
+                "/api/v1/organizations",
+                None,
+                Some(&format!(r#"{{"name":"{name}"}}"#)),
+            )
+            .await;
         assert_eq!(status, 201, "{reply}");
         reply["id"].as_str().unwrap().to_owned()
     }
@@ -136,8 +159,17 @@ pub async fn http(
     let text = String::from_utf8(raw).unwrap();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(rest) } else { rest.to_owned() })
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_owned()
+        },
+    )
 }
 
 fn dechunk(mut rest: &str) -> String {

@@ -50,9 +50,15 @@ pub struct DatabaseConfig {
     /// `postgres://user:password@host:port/db?sslmode=disable`.
     #[serde(default)]
     pub dsn: Option<String>,
-    #[serde(default = "default_max_open", deserialize_with = "crate::number::u32_field")]
+    #[serde(
+        default = "default_max_open",
+        deserialize_with = "crate::number::u32_field"
+    )]
     pub max_open_conns: u32,
-    #[serde(default = "default_min_conns", deserialize_with = "crate::number::u32_field")]
+    #[serde(
+        default = "default_min_conns",
+        deserialize_with = "crate::number::u32_field"
+    )]
     pub min_conns: u32,
     /// Read migrations from this directory instead of the ones built into the binary.
     #[serde(default)]
@@ -91,7 +97,10 @@ pub struct IdentityTokenConfig {
     /// The `aud` claim; connectors list it as the issuer's `audience`.
     #[serde(default = "default_audience")]
     pub audience: String,
-    #[serde(default = "default_ttl", deserialize_with = "crate::duration::deserialize")]
+    #[serde(
+        default = "default_ttl",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub default_ttl: Duration,
 }
 
@@ -134,8 +143,15 @@ impl Validate for ControlConfig {
         if let Err(e) = crate::connector::parse_listen_addr(&self.listen_addr) {
             problems.push("listen_addr", e);
         }
-        if self.api_key.as_deref().is_some_and(|k| k.len() < 16 && !k.is_empty()) {
-            problems.push("api_key", "must be at least 16 characters (or empty with --insecure)");
+        if self
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.len() < 16 && !k.is_empty())
+        {
+            problems.push(
+                "api_key",
+                "must be at least 16 characters (or empty with --insecure)",
+            );
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             problems.push("public_url", "expected an http:// or https:// URL");
@@ -143,20 +159,29 @@ impl Validate for ControlConfig {
         if let Some(dsn) = self.database.dsn.as_deref().filter(|d| !d.is_empty())
             && !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://"))
         {
-            problems.push("database.dsn", "expected a postgres:// URL (leave empty for SQLite)");
+            problems.push(
+                "database.dsn",
+                "expected a postgres:// URL (leave empty for SQLite)",
+            );
         }
         if self.database.max_open_conns == 0 {
             problems.push("database.max_open_conns", "must be at least 1");
         }
         if self.database.min_conns > self.database.max_open_conns {
-            problems.push("database.min_conns", "must not exceed database.max_open_conns");
+            problems.push(
+                "database.min_conns",
+                "must not exceed database.max_open_conns",
+            );
         }
         if self.identity_tokens.default_ttl.is_zero()
             || self.identity_tokens.default_ttl > Duration::from_secs(86_400)
         {
             problems.push("identity_tokens.default_ttl", "must be between 1s and 24h");
         }
-        if !matches!(self.logging.level.as_str(), "debug" | "info" | "warn" | "error") {
+        if !matches!(
+            self.logging.level.as_str(),
+            "debug" | "info" | "warn" | "error"
+        ) {
             problems.push("logging.level", "expected debug, info, warn or error");
         }
         if !matches!(self.logging.format.as_str(), "json" | "text") {
@@ -172,7 +197,9 @@ mod tests {
     use crate::load_str;
 
     fn load(yaml: &str) -> Result<ControlConfig, crate::ConfigErrors> {
-        load_str("control.yaml", yaml, &|name| (name == "KEY").then(|| "k".repeat(20)))
+        load_str("control.yaml", yaml, &|name| {
+            (name == "KEY").then(|| "k".repeat(20))
+        })
     }
 
     #[test]
@@ -191,7 +218,13 @@ mod tests {
         let paths: Vec<&str> = err.errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["listen_addr", "api_key", "database.dsn", "database.max_open_conns", "logging.level"]
+            [
+                "listen_addr",
+                "api_key",
+                "database.dsn",
+                "database.max_open_conns",
+                "logging.level"
+            ]
         );
     }
 

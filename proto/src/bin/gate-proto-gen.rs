@@ -17,7 +17,8 @@ const PROTOS: &[&str] = &[
 
 /// Every message gets serde so the HTTP API speaks the same shapes as gRPC;
 /// unknown JSON fields are refused with their name.
-const SERDE: &str = "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]";
+const SERDE: &str =
+    "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]";
 
 fn generate(out_dir: &Path) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -49,7 +50,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if !check {
-        println!("gate-proto-gen: wrote {}", committed.join("gate.v1.rs").display());
+        println!(
+            "gate-proto-gen: wrote {}",
+            committed.join("gate.v1.rs").display()
+        );
         return ExitCode::SUCCESS;
     }
     let fresh = std::fs::read(out_dir.join("gate.v1.rs"));
