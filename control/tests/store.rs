@@ -349,7 +349,12 @@ fn event(i: usize, identity: &str) -> (i64, AuditEvent) {
             id: format!("evt-{i:05}"),
             identity: identity.into(),
             resource: "primary-db".into(),
-            action: if i.is_multiple_of(2) { "allow" } else { "block" }.into(),
+            action: if i.is_multiple_of(2) {
+                "allow"
+            } else {
+                "block"
+            }
+            .into(),
             statement: format!("select {i}"),
             policies: vec!["example".into()],
             rows: 1,
