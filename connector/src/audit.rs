@@ -1,6 +1,6 @@
 //! Audit events: one JSON line per session decision and per statement
-//! decision, written to the audit sink (stdout by default). The control-plane
-//! issue ships them.
+//! decision, written to the audit sink (stdout by default) and, when a control
+//! plane is configured, handed to the shipper (`control::ship`) as well.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -14,6 +14,8 @@ pub const MAX_STATEMENT: usize = 1024;
 /// One decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
+    /// UUIDv7; the control plane stores each id once, so retries never duplicate.
+    pub id: String,
     /// Milliseconds since the Unix epoch.
     pub ts_ms: u64,
     /// `session` or `statement`.
@@ -32,6 +34,32 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The contract form sent to the control plane.
+    pub fn to_proto(&self, connector: &str) -> gate_proto::v1::AuditEvent {
+        let stage = match self.kind {
+            "session" => "session",
+            "statement" => "pre_request",
+            _ => "post_request",
+        };
+        let details = serde_json::json!({"kind": self.kind, "dry_run": self.dry_run});
+        gate_proto::v1::AuditEvent {
+            id: self.id.clone(),
+            time: gate_proto::wire::rfc3339(i64::try_from(self.ts_ms).unwrap_or(i64::MAX)),
+            connector: connector.to_owned(),
+            identity: self.identity.clone(),
+            resource: self.resource.clone(),
+            protocol: "postgres".to_owned(),
+            client_addr: self.client.clone(),
+            stage: stage.to_owned(),
+            action: self.action.clone(),
+            reason: self.reason.clone().unwrap_or_default(),
+            statement: self.statement.clone().unwrap_or_default(),
+            policies: self.policies.clone(),
+            details_json: details.to_string(),
+            ..Default::default()
+        }
+    }
+
     /// Now, in milliseconds.
     pub fn now_ms() -> u64 {
         SystemTime::now()
@@ -54,6 +82,8 @@ pub fn truncate(text: &str) -> String {
 /// so a busy session never waits on the sink and causes no wakeup per event.
 pub struct AuditSink {
     lines: Mutex<std::sync::mpsc::Sender<Vec<u8>>>,
+    /// The control-plane shipper's queue and this connector's name.
+    shipper: Option<(tokio::sync::mpsc::UnboundedSender<gate_proto::v1::AuditEvent>, String)>,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -101,11 +131,25 @@ impl AuditSink {
             .ok();
         Self {
             lines: Mutex::new(tx),
+            shipper: None,
         }
+    }
+
+    /// Also hand every event to the control-plane shipper, as connector `name`.
+    pub fn with_shipper(
+        mut self,
+        queue: tokio::sync::mpsc::UnboundedSender<gate_proto::v1::AuditEvent>,
+        name: &str,
+    ) -> Self {
+        self.shipper = Some((queue, name.to_owned()));
+        self
     }
 
     /// Queue one event as a JSON line.
     pub fn emit(&self, event: &AuditEvent) {
+        if let Some((queue, name)) = &self.shipper {
+            let _ = queue.send(event.to_proto(name));
+        }
         let Ok(mut line) = serde_json::to_vec(event) else {
             return;
         };

@@ -3,9 +3,12 @@
 //! `pre_request` policies, pass-through of everything else.
 
 pub mod audit;
+pub mod control;
+pub mod grants;
 pub mod health;
 pub mod identity;
 pub mod jwt;
+pub mod managed;
 pub mod metrics;
 pub mod protocols;
 mod random;

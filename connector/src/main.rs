@@ -101,11 +101,49 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let control_plane = loaded.config.control_plane.clone();
+    let spool_dir = loaded
+        .config
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_dir.clone())
+        .unwrap_or_else(|| gate_connector::control::DEFAULT_SPOOL_DIR.to_owned());
+    let mut sink = AuditSink::stdout();
+    let mut queue = None;
+    if let Some(cp) = &control_plane {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        sink = sink.with_shipper(tx, &gate_connector::control::connector_name(cp));
+        queue = Some(rx);
+    }
+    let options = loaded.policies.options().clone();
     let gate = Arc::new(
-        Gate::new(loaded.config, loaded.policies, AuditSink::stdout())
+        Gate::new(loaded.config, loaded.policies, sink)
             .with_tls(loaded.tls)
             .with_jwt(loaded.jwt),
     );
+    let mut link = None;
+    if let (Some(cp), Some(queue)) = (&control_plane, queue) {
+        // The last good snapshot is in force before the first client arrives.
+        if let Some(version) =
+            gate_connector::control::restore(&gate, &cp.state_dir, &loaded.local_specs, &options)
+        {
+            eprintln!("gate-connector: restored snapshot {version} from {}", cp.state_dir);
+        }
+        match gate_connector::control::ControlLink::start(
+            gate.clone(),
+            cp,
+            &spool_dir,
+            loaded.local_specs.clone(),
+            queue,
+        ) {
+            Ok(started) => link = Some(started),
+            Err(e) => {
+                eprintln!("gate-connector: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        eprintln!("gate-connector: control plane {} (audit spool {spool_dir})", cp.url);
+    }
     eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
     tokio::spawn(gate_connector::health::serve(
         health_listener,
@@ -130,5 +168,8 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         _ = terminate.recv() => {}
     }
     eprintln!("gate-connector: shutting down");
+    if let Some(link) = link {
+        link.shutdown().await;
+    }
     ExitCode::SUCCESS
 }

@@ -16,6 +16,7 @@ use crate::audit::AuditSink;
 use crate::health::Health;
 use crate::identity::Identities;
 use crate::jwt::JwtVerifier;
+use crate::managed::Live;
 use crate::metrics::Metrics;
 use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools};
 use crate::tls::TlsFiles;
@@ -24,7 +25,8 @@ use crate::tls::TlsFiles;
 #[derive(Debug)]
 pub struct Gate {
     pub config: ConnectorConfig,
-    pub policies: PolicyEngine,
+    /// Policies and control-plane state in force now (replaced on every snapshot).
+    pub live: Live,
     pub identities: Identities,
     pub audit: AuditSink,
     pub cancels: CancelRegistry,
@@ -64,7 +66,7 @@ impl Gate {
             .and_then(|k| MaskingKey::new(k.as_bytes()));
         Self {
             config,
-            policies,
+            live: Live::new(policies),
             identities,
             audit,
             cancels: CancelRegistry::default(),
@@ -96,7 +98,7 @@ impl Gate {
     /// `gate_policy_evaluation_duration_seconds`.
     pub fn evaluate(&self, protocol: &str, stage: Stage, resource: &str, input: &Value) -> Verdict {
         let started = Instant::now();
-        let verdict = self.policies.evaluate(stage, resource, input);
+        let verdict = self.live.engine().evaluate(stage, resource, input);
         self.metrics.observe(
             "gate_policy_evaluation_duration_seconds",
             &[

@@ -14,6 +14,8 @@ use gate_policy::{DefaultAction, EngineOptions, PolicyEngine, PolicySpec, Stage}
 pub struct Loaded {
     pub config: ConnectorConfig,
     pub policies: PolicyEngine,
+    /// The local policies, kept to rebuild the engine with managed ones on every snapshot.
+    pub local_specs: Vec<PolicySpec>,
     pub tls: Option<TlsFiles>,
     pub jwt: Option<JwtVerifier>,
 }
@@ -26,7 +28,9 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             .map(|err| format!("{}: {err}", e.file))
             .collect::<Vec<_>>()
     })?;
-    let policies = compile_policies(&config)?;
+    let local_specs = local_specs(&config)?;
+    let policies = PolicyEngine::new(local_specs.clone(), engine_options(&config))
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let tls = match (&config.tls.cert_file, &config.tls.key_file) {
         (Some(cert), Some(key)) if config.tls.enabled => {
             Some(TlsFiles::load(cert, key).map_err(|e| vec![e])?)
@@ -37,6 +41,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     Ok(Loaded {
         config,
         policies,
+        local_specs,
         tls,
         jwt,
     })
@@ -45,6 +50,12 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
 /// Group `policies: [{path, stage}]` by file (one policy per file, evaluated at
 /// the listed stages) and compile them.
 pub fn compile_policies(config: &ConnectorConfig) -> Result<PolicyEngine, Vec<String>> {
+    PolicyEngine::new(local_specs(config)?, engine_options(config))
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+/// The local policies of `config`: one spec per file with the stages it is listed for.
+pub fn local_specs(config: &ConnectorConfig) -> Result<Vec<PolicySpec>, Vec<String>> {
     let mut by_path: BTreeMap<&str, BTreeSet<Stage>> = BTreeMap::new();
     for policy in &config.policies {
         // The config validation already rejected unknown stages.
@@ -66,19 +77,17 @@ pub fn compile_policies(config: &ConnectorConfig) -> Result<PolicyEngine, Vec<St
             Err(e) => errors.push(format!("policies ({path}, entry {i}): {e}")),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    if errors.is_empty() { Ok(specs) } else { Err(errors) }
+}
+
+/// Engine settings from `config` (`default_action`).
+pub fn engine_options(config: &ConnectorConfig) -> EngineOptions {
     let default_action = match config.default_action.as_str() {
         "allow" => DefaultAction::Allow,
         _ => DefaultAction::Block,
     };
-    PolicyEngine::new(
-        specs,
-        EngineOptions {
-            default_action,
-            ..Default::default()
-        },
-    )
-    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    EngineOptions {
+        default_action,
+        ..Default::default()
+    }
 }

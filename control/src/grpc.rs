@@ -118,6 +118,13 @@ unary_service!(ControlPlaneService {
     remove_group_member => remove_group_member(GroupMemberRequest) -> Group;
     list_connectors => list_connectors(ListConnectorsRequest) -> ListConnectorsResponse;
     query_audit => query_audit(QueryAuditRequest) -> QueryAuditResponse;
+    create_access_request => create_access_request(CreateAccessRequestRequest) -> AccessRequest;
+    get_access_request => get_access_request(GetAccessRequestRequest) -> AccessRequest;
+    list_access_requests => list_access_requests(ListAccessRequestsRequest) -> ListAccessRequestsResponse;
+    approve_access_request => approve_access_request(ApproveAccessRequestRequest) -> AccessRequest;
+    deny_access_request => deny_access_request(DenyAccessRequestRequest) -> AccessRequest;
+    revoke_access_request => revoke_access_request(RevokeAccessRequestRequest) -> AccessRequest;
+    expire_access_request => expire_access_request(ExpireAccessRequestRequest) -> AccessRequest;
 });
 
 /// The snapshot stream type of `WatchSnapshot`.

@@ -100,9 +100,14 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
     path
 }
 
-/// A valid body for the operation (so an allowed call succeeds).
-fn body(route: &Route) -> Option<String> {
+/// A valid body for the operation in `org` (so an allowed call succeeds).
+async fn body(cp: &Cp, route: &Route, org: &str) -> Option<String> {
     let body = match route.operation {
+        "CreateAccessRequest" => {
+            let resource = json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 1});
+            let (_, resource) = cp.root("POST", "/api/v1/resources", Some(org), Some(&resource.to_string())).await;
+            json!({"subject": "alice", "resource_id": resource["id"], "duration_seconds": 60, "reason": "incident"})
+        }
         "CreateOrganization" => json!({"name": unique("org")}),
         "CreateApiKey" => json!({"name": "k", "role": "readonly"}),
         "CreateResource" | "UpdateResource" => {
@@ -166,13 +171,14 @@ async fn every_endpoint_by_role_and_organization() {
                 } else {
                     route.path.to_owned()
                 };
+                let body = body(&cp, route, &own).await;
                 let (status, reply) = http(
                     cp.addr(),
                     &method,
                     &path,
                     Some(key),
                     None,
-                    body(route).as_deref(),
+                    body.as_deref(),
                 )
                 .await;
                 cases += 1;
@@ -207,13 +213,14 @@ async fn every_endpoint_by_role_and_organization() {
         } else {
             route.path.to_owned()
         };
+        let body = body(&cp, route, &own).await;
         let (status, reply) = http(
             cp.addr(),
             &method,
             &path,
             Some(ROOT_KEY),
             Some(&own),
-            body(route).as_deref(),
+            body.as_deref(),
         )
         .await;
         cases += 1;
@@ -230,7 +237,7 @@ async fn every_endpoint_by_role_and_organization() {
             &path,
             None,
             None,
-            body(route).as_deref(),
+            body.as_deref(),
         )
         .await;
         cases += 1;

@@ -105,6 +105,7 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
         identity: q("identity"),
         resource: q("resource"),
         action: q("action"),
+        stage: q("stage"),
         limit,
         cursor: q("cursor"),
     })
@@ -117,7 +118,7 @@ pub async fn dispatch(
     operation: &str,
     call: &Call<'_>,
 ) -> ApiResult<Reply> {
-    if operation != "QueryAudit" && operation != "ExportAudit" {
+    if !matches!(operation, "QueryAudit" | "ExportAudit" | "ListAccessRequests") {
         call.query_only(&[])?;
     }
     let id = || call.param("id");
@@ -301,6 +302,26 @@ pub async fn dispatch(
         ),
         "QueryAudit" => json(cp.query_audit(caller, audit_query(call)?).await?),
         "IngestAudit" => json(cp.ingest_audit(caller, call.body()?).await?),
+        "ListAccessRequests" => {
+            call.query_only(&["status"])?;
+            let status = call.query.get("status").cloned().unwrap_or_default();
+            json(cp.list_access_requests(caller, ListAccessRequestsRequest { status }).await?)
+        }
+        "CreateAccessRequest" => json(cp.create_access_request(caller, call.body()?).await?),
+        "GetAccessRequest" => json(cp.get_access_request(caller, GetAccessRequestRequest { id: id() }).await?),
+        "ApproveAccessRequest" => {
+            let request = ApproveAccessRequestRequest { id: id(), ..call.body()? };
+            json(cp.approve_access_request(caller, request).await?)
+        }
+        "DenyAccessRequest" => {
+            let request = DenyAccessRequestRequest { id: id(), ..call.body()? };
+            json(cp.deny_access_request(caller, request).await?)
+        }
+        "RevokeAccessRequest" => {
+            let request = RevokeAccessRequestRequest { id: id(), ..call.body()? };
+            json(cp.revoke_access_request(caller, request).await?)
+        }
+        "ExpireAccessRequest" => json(cp.expire_access_request(caller, ExpireAccessRequestRequest { id: id() }).await?),
         "ExportAudit" => {
             let mut request = audit_query(call)?;
             request.limit = 1000;

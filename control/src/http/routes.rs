@@ -105,5 +105,12 @@ routes! {
     Get "/api/v1/snapshot" => "FetchSnapshot", Connector, None, "Snapshot", "The versioned snapshot connectors enforce (connector key)";
     Get "/api/v1/audit" => "QueryAudit", Read, None, "QueryAuditResponse", "Query audit events (from, to, identity, resource, action, limit, cursor)";
     Post "/api/v1/audit" => "IngestAudit", Connector, Some("IngestAuditRequest"), "IngestAuditResponse", "Ingest a batch of audit events idempotently (connector key)";
+    Get "/api/v1/access-requests" => "ListAccessRequests", Read, None, "ListAccessRequestsResponse", "List access requests (optional ?status=pending|approved|denied|revoked|expired)";
+    Post "/api/v1/access-requests" => "CreateAccessRequest", Read, Some("CreateAccessRequestRequest"), "AccessRequest", "Ask for just-in-time access to a resource";
+    Get "/api/v1/access-requests/{id}" => "GetAccessRequest", Read, None, "AccessRequest", "Get an access request";
+    Post "/api/v1/access-requests/{id}/approve" => "ApproveAccessRequest", Admin, Some("ApproveAccessRequestRequest"), "AccessRequest", "Approve: access until approval time + duration";
+    Post "/api/v1/access-requests/{id}/deny" => "DenyAccessRequest", Admin, Some("DenyAccessRequestRequest"), "AccessRequest", "Deny a pending request";
+    Post "/api/v1/access-requests/{id}/revoke" => "RevokeAccessRequest", Admin, Some("RevokeAccessRequestRequest"), "AccessRequest", "Revoke an approved request (open sessions are closed)";
+    Post "/api/v1/access-requests/{id}/expire" => "ExpireAccessRequest", Admin, None, "AccessRequest", "End an approved request now";
     Get "/api/v1/audit/export" => "ExportAudit", Read, None, "JSON lines", "Export matching audit events as JSON lines (same filters as QueryAudit)";
 }

@@ -101,6 +101,7 @@ impl ControlPlane {
             identity: Some(req.identity).filter(|s| !s.is_empty()),
             resource: Some(req.resource).filter(|s| !s.is_empty()),
             action: Some(req.action).filter(|s| !s.is_empty()),
+            stage: Some(req.stage).filter(|s| !s.is_empty()),
             before: if req.cursor.is_empty() {
                 None
             } else {

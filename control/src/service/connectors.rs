@@ -110,7 +110,7 @@ impl ControlPlane {
             version,
             resources: self.store.list_resources(org).await?,
             policies: self.store.list_policies(org).await?,
-            grants: Vec::new(),
+            grants: self.store.active_grants(org).await?,
             identities: self.store.list_identities(org).await?,
             generated_at: rfc3339(now_ms()),
         })

@@ -1,6 +1,7 @@
 //! The business logic every transport calls: one function per operation, taking the caller and the
 //! protobuf request and returning the protobuf response or an [`ApiError`]. Auth is decided here.
 
+mod access;
 mod audit;
 mod connectors;
 mod identities;

@@ -15,6 +15,7 @@ pub struct AuditFilter {
     pub identity: Option<String>,
     pub resource: Option<String>,
     pub action: Option<String>,
+    pub stage: Option<String>,
     /// Events strictly older than (time, id): the cursor of the previous page.
     pub before: Option<(i64, String)>,
     pub limit: u32,
@@ -106,6 +107,7 @@ impl Store {
             ("identity", &filter.identity),
             ("resource", &filter.resource),
             ("action", &filter.action),
+            ("stage", &filter.stage),
         ] {
             if value.is_some() {
                 sql += &format!(" AND {column} = {}", param());

@@ -1,6 +1,7 @@
 //! The control-plane store: sqlx's Any driver over PostgreSQL (`database.dsn`) or embedded SQLite
 //! (`.data/gate.db`), with the same queries on both; every query is scoped to one organization.
 
+mod access;
 mod audit;
 mod connectors;
 mod identities;
@@ -17,6 +18,7 @@ use gate_config::control::DatabaseConfig;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use access::Transition;
 pub use audit::AuditFilter;
 pub use keys::StoredKey;
 pub use migrate::MigrationError;

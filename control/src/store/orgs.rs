@@ -27,6 +27,7 @@ const ORG_TABLES: &[&str] = &[
     "DELETE FROM identities WHERE org_id = $1",
     "DELETE FROM connectors WHERE org_id = $1",
     "DELETE FROM audit_events WHERE org_id = $1",
+    "DELETE FROM access_requests WHERE org_id = $1",
     "DELETE FROM org_revisions WHERE org_id = $1",
     "DELETE FROM organizations WHERE id = $1",
 ];

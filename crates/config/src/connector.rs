@@ -115,6 +115,16 @@ pub struct ControlPlaneConfig {
     pub sync_interval: Duration,
     #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub sync_jitter: Duration,
+    /// The name this connector registers under (default: the host name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where the last good snapshot is kept, to enforce it when the control plane is unreachable.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+}
+
+fn default_state_dir() -> String {
+    ".data/connector".to_owned()
 }
 
 fn default_sync_interval() -> Duration {
@@ -401,13 +411,19 @@ impl Validate for ConnectorConfig {
                 }
             }
         }
-        if let Some(cp) = &self.control_plane
-            && !(cp.url.starts_with("http://") || cp.url.starts_with("https://"))
-        {
-            p.push(
-                "control_plane.url",
-                format!("expected an http:// or https:// URL, got {:?}", cp.url),
-            );
+        if let Some(cp) = &self.control_plane {
+            if !(cp.url.starts_with("http://") || cp.url.starts_with("https://")) {
+                p.push(
+                    "control_plane.url",
+                    format!("expected an http:// or https:// URL, got {:?}", cp.url),
+                );
+            }
+            if cp.sync_interval.is_zero() {
+                p.push("control_plane.sync_interval", "must be greater than 0");
+            }
+            if cp.state_dir.is_empty() {
+                p.push("control_plane.state_dir", "must not be empty");
+            }
         }
         let mut resource_names = HashSet::new();
         for (i, r) in self.resources.iter().enumerate() {

@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn unknown_fields_name_their_path_and_env_expands() {
         let err = load("database: {dsn_typo: x}\n").unwrap_err();
-        assert_eq!(err.errors[0].path, "database");
+        assert_eq!(err.errors[0].path, "database.dsn_typo");
         assert!(err.errors[0].message.contains("dsn_typo"), "{err}");
         let config = load("api_key: ${KEY}\n").unwrap();
         assert_eq!(config.api_key.as_deref(), Some("kkkkkkkkkkkkkkkkkkkk"));

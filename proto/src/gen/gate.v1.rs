@@ -598,6 +598,87 @@ pub struct AccessRequest {
     pub created_at: ::prost::alloc::string::String,
     #[prost(string, tag = "14")]
     pub updated_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "15")]
+    pub revoked_by: ::prost::alloc::string::String,
+    /// The resource's name (resolved by the control plane).
+    #[prost(string, tag = "16")]
+    pub resource: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateAccessRequestRequest {
+    /// Who asks (an email or user name); the caller's key name when empty.
+    #[prost(string, tag = "1")]
+    pub requested_by: ::prost::alloc::string::String,
+    /// The identity that gets access (an identity name).
+    #[prost(string, tag = "2")]
+    pub subject: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub resource_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub reason: ::prost::alloc::string::String,
+    /// How long access lasts once approved (at most 7 days).
+    #[prost(uint32, tag = "5")]
+    pub duration_seconds: u32,
+    #[prost(message, repeated, tag = "6")]
+    pub scopes: ::prost::alloc::vec::Vec<GrantScope>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetAccessRequestRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListAccessRequestsRequest {
+    /// Only requests with this status; empty = all.
+    #[prost(string, tag = "1")]
+    pub status: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListAccessRequestsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub access_requests: ::prost::alloc::vec::Vec<AccessRequest>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ApproveAccessRequestRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub approved_by: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DenyAccessRequestRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub denied_by: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RevokeAccessRequestRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub revoked_by: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExpireAccessRequestRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
 }
 /// An approved, unexpired access request as connectors enforce it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -679,6 +760,9 @@ pub struct QueryAuditRequest {
     /// From a previous response's next_cursor.
     #[prost(string, tag = "7")]
     pub cursor: ::prost::alloc::string::String,
+    /// "session", "pre_request" or "post_request"; empty = all.
+    #[prost(string, tag = "8")]
+    pub stage: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -2410,6 +2494,175 @@ pub mod control_plane_service_client {
                 .insert(GrpcMethod::new("gate.v1.ControlPlaneService", "QueryAudit"));
             self.inner.unary(req, path, codec).await
         }
+        /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
+        /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
+        pub async fn create_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CreateAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/CreateAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "CreateAccessRequest"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn get_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/GetAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "GetAccessRequest"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_access_requests(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListAccessRequestsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAccessRequestsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ListAccessRequests",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "ListAccessRequests"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn approve_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ApproveAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ApproveAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "gate.v1.ControlPlaneService",
+                        "ApproveAccessRequest",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn deny_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DenyAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/DenyAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "DenyAccessRequest"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn revoke_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RevokeAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/RevokeAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "RevokeAccessRequest"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn expire_access_request(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ExpireAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ExpireAccessRequest",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "ExpireAccessRequest"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2598,6 +2851,39 @@ pub mod control_plane_service_server {
             tonic::Response<super::QueryAuditResponse>,
             tonic::Status,
         >;
+        /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
+        /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
+        async fn create_access_request(
+            &self,
+            request: tonic::Request<super::CreateAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
+        async fn get_access_request(
+            &self,
+            request: tonic::Request<super::GetAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
+        async fn list_access_requests(
+            &self,
+            request: tonic::Request<super::ListAccessRequestsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAccessRequestsResponse>,
+            tonic::Status,
+        >;
+        async fn approve_access_request(
+            &self,
+            request: tonic::Request<super::ApproveAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
+        async fn deny_access_request(
+            &self,
+            request: tonic::Request<super::DenyAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
+        async fn revoke_access_request(
+            &self,
+            request: tonic::Request<super::RevokeAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
+        async fn expire_access_request(
+            &self,
+            request: tonic::Request<super::ExpireAccessRequestRequest>,
+        ) -> std::result::Result<tonic::Response<super::AccessRequest>, tonic::Status>;
     }
     /// Bearer auth (`authorization: Bearer <key>`); system keys choose an
     /// organization with `x-org-id`. Roles: readonly reads; editor also writes
@@ -4299,6 +4585,349 @@ pub mod control_plane_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = QueryAuditSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/CreateAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct CreateAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::CreateAccessRequestRequest>
+                    for CreateAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CreateAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::create_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CreateAccessRequestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/GetAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::GetAccessRequestRequest>
+                    for GetAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::get_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetAccessRequestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ListAccessRequests" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListAccessRequestsSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ListAccessRequestsRequest>
+                    for ListAccessRequestsSvc<T> {
+                        type Response = super::ListAccessRequestsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListAccessRequestsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::list_access_requests(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListAccessRequestsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ApproveAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct ApproveAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ApproveAccessRequestRequest>
+                    for ApproveAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ApproveAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::approve_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ApproveAccessRequestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/DenyAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct DenyAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::DenyAccessRequestRequest>
+                    for DenyAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DenyAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::deny_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DenyAccessRequestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/RevokeAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct RevokeAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::RevokeAccessRequestRequest>
+                    for RevokeAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RevokeAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::revoke_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RevokeAccessRequestSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ExpireAccessRequest" => {
+                    #[allow(non_camel_case_types)]
+                    struct ExpireAccessRequestSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ExpireAccessRequestRequest>
+                    for ExpireAccessRequestSvc<T> {
+                        type Response = super::AccessRequest;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ExpireAccessRequestRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::expire_access_request(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ExpireAccessRequestSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -27,6 +27,12 @@ pub enum PgError {
     /// The upstream could not be reached or refused Gate's login.
     #[error("upstream {resource}: {detail}")]
     Upstream { resource: String, detail: String },
+    /// The resource needs an access grant the identity does not hold.
+    #[error("{0}")]
+    GrantRequired(String),
+    /// The grant an open session relied on expired or was revoked.
+    #[error("terminating connection: {0}")]
+    GrantEnded(String),
     /// Every upstream connection stayed busy for `acquire_timeout`.
     #[error("no upstream connection to resource \"{0}\" became free in time")]
     PoolExhausted(String),
@@ -45,7 +51,8 @@ impl PgError {
             PgError::ClientProtocol(_) | PgError::ClientUnexpected(_) => "protocol_error",
             PgError::UnknownDatabase(_) => "unknown_database",
             PgError::AuthFailed(_) | PgError::TlsRequired => "auth_failed",
-            PgError::SessionBlocked(_) => "blocked",
+            PgError::SessionBlocked(_) | PgError::GrantRequired(_) => "blocked",
+            PgError::GrantEnded(_) => "grant_ended",
             PgError::Upstream { .. } => "upstream_error",
             PgError::PoolExhausted(_) => "pool_exhausted",
             PgError::Io(_) | PgError::Timeout(_) => "disconnected",
@@ -61,6 +68,8 @@ impl PgError {
             PgError::AuthFailed(_) => ("28P01", self.to_string()),
             PgError::TlsRequired => ("28000", self.to_string()),
             PgError::SessionBlocked(reason) => ("42501", reason.clone()),
+            PgError::GrantRequired(reason) => ("28000", reason.clone()),
+            PgError::GrantEnded(_) => ("57P01", self.to_string()),
             // Upstream details (credentials, addresses) stay in Gate's log.
             PgError::Upstream { resource, .. } => (
                 "08001",

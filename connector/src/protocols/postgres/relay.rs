@@ -91,6 +91,8 @@ pub(super) struct Tracker {
     last_status: u8,
     /// Recent result plans by shape (see [`plan_key`]), for one second.
     plans: HashMap<(Vec<u8>, String), (ResultPlan, Verdict, Instant)>,
+    /// The policy generation the cached plans were made under.
+    plans_generation: u64,
 }
 
 /// How long a result plan is reused for the same shape.
@@ -551,12 +553,18 @@ impl Context<'_> {
     async fn result_plan(&self, raw: &[u8], fields: &[Field], sql: &str) -> ResultPlan {
         let query = self.classify(sql).into_iter().next();
         let key = plan_key(raw, fields, sql, query.as_ref());
-        let cached = self
-            .track()
-            .plans
-            .get(&key)
+        let generation = self.gate.live.generation();
+        let cached = {
+            let mut track = self.track();
+            if track.plans_generation != generation {
+                track.plans.clear();
+                track.plans_generation = generation;
+            }
+            track.plans.get(&key).cloned()
+        };
+        let cached = cached
             .filter(|(_, _, at)| at.elapsed() < PLAN_TTL)
-            .map(|(p, v, _)| (p.clone(), v.clone()));
+            .map(|(p, v, _)| (p, v));
         let (plan, mut verdict) = match cached {
             Some(hit) => hit,
             None => {

@@ -202,6 +202,8 @@ struct Session {
     cancel_key: (u32, u32),
     upstream_user: String,
     upstream_db: String,
+    /// The session holds an access grant and ends when it does.
+    grant_bound: bool,
 }
 
 async fn read_startup<S: AsyncRead + Unpin>(
@@ -269,6 +271,24 @@ async fn setup(
     .await
     .map_err(|_| PgError::Timeout("password"))??;
     let identity = who.name.clone().unwrap_or_default();
+    let mut who = who;
+    let managed = gate.live.managed();
+    // Control-plane group membership adds to the token's groups.
+    if let Some(groups) = managed.groups.get(&identity) {
+        for group in groups {
+            if !who.groups.contains(group) {
+                who.groups.push(group.clone());
+            }
+        }
+    }
+    let mut labels = resource.labels.clone();
+    if let Some(managed_resource) = managed.resources.get(&resource.name) {
+        for (k, v) in &managed_resource.labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let grant = crate::grants::check(gate, &resource.name, resource.require_access_grant, &identity)
+        .map_err(PgError::GrantRequired)?;
     let application_name = Startup::param(&params, "application_name").map(str::to_owned);
 
     let session_input = SessionInput::new(&PolicyInput {
@@ -278,9 +298,10 @@ async fn setup(
             host: Some(resource.host.clone()),
             port: u16::try_from(resource.port).ok(),
             database: resource.database.clone(),
-            labels: resource.labels.clone(),
+            labels,
         }),
         user: Some(who),
+        grant: grant.as_ref().map(crate::grants::input),
         connection: Some(ConnectionInfo {
             client_ip: Some(peer.ip().to_string()),
             client_port: Some(peer.port()),
@@ -358,6 +379,7 @@ async fn setup(
         cancel_key,
         upstream_user,
         upstream_db,
+        grant_bound: grant.is_some(),
     };
     Ok(Some((session, resource.name.clone())))
 }
@@ -479,6 +501,7 @@ pub(super) fn audit(
     verdict: &Verdict,
 ) {
     gate.audit.emit(&AuditEvent {
+        id: gate_proto::wire::new_id(),
         ts_ms: AuditEvent::now_ms(),
         kind,
         identity: identity.to_owned(),
@@ -517,6 +540,7 @@ impl Session {
             cancel_key,
             upstream_user,
             upstream_db,
+            grant_bound,
         } = self;
         let ctx = Context {
             gate,
@@ -586,11 +610,31 @@ impl Session {
                 }
                 Ok::<Ended, PgError>(Ended::Upstream)
             };
+            let grant_ended = async {
+                if !grant_bound {
+                    return std::future::pending().await;
+                }
+                let reason = crate::grants::ended(gate, &resource.name, resource.require_access_grant, &identity).await;
+                Err::<Ended, PgError>(PgError::GrantEnded(reason))
+            };
             tokio::select! {
                 r = to_upstream => r,
                 r = to_client => r,
+                r = grant_ended => r,
             }
         };
+        if let Err(ended @ PgError::GrantEnded(reason)) = &result {
+            audit(gate, "session", &identity, &resource.name, &client_addr, None, &{
+                let mut verdict = gate_policy::Verdict::refusal();
+                verdict.reason = Some(reason.clone());
+                verdict
+            });
+            if let Some(fields) = ended.to_fatal() {
+                let mut out = BytesMut::new();
+                codec::put_error(&mut out, &fields);
+                let _ = client.write_all(&out).await;
+            }
+        }
         gate.cancels.remove(cancel_key);
         // Reuse only a connection that is idle with nothing in flight.
         let reusable =
