@@ -83,7 +83,10 @@ pub fn truncate(text: &str) -> String {
 pub struct AuditSink {
     lines: Mutex<std::sync::mpsc::Sender<Vec<u8>>>,
     /// The control-plane shipper's queue and this connector's name.
-    shipper: Option<(tokio::sync::mpsc::UnboundedSender<gate_proto::v1::AuditEvent>, String)>,
+    shipper: Option<(
+        tokio::sync::mpsc::UnboundedSender<gate_proto::v1::AuditEvent>,
+        String,
+    )>,
 }
 
 impl std::fmt::Debug for AuditSink {

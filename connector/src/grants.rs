@@ -10,7 +10,12 @@ use crate::server::Gate;
 
 /// The grant admitting `identity` to `resource`: `Ok(None)` when none is needed, `Err` with the
 /// client-facing reason when one is needed and missing.
-pub fn check(gate: &Gate, resource: &str, local_required: bool, identity: &str) -> Result<Option<Grant>, String> {
+pub fn check(
+    gate: &Gate,
+    resource: &str,
+    local_required: bool,
+    identity: &str,
+) -> Result<Option<Grant>, String> {
     let managed = gate.live.managed();
     if !managed.requires_grant(resource, local_required) {
         return Ok(None);
@@ -52,7 +57,9 @@ pub async fn ended(gate: &Gate, resource: &str, local_required: bool, identity: 
         let Some(grant) = managed.grant_for(identity, resource, now) else {
             return format!("access grant for \"{resource}\" ended (expired or revoked)");
         };
-        let left = parse_rfc3339(&grant.expires_at).unwrap_or(now).saturating_sub(now);
+        let left = parse_rfc3339(&grant.expires_at)
+            .unwrap_or(now)
+            .saturating_sub(now);
         let left = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
         tokio::select! {
             () = tokio::time::sleep(left) => {}

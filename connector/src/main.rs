@@ -127,7 +127,10 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         if let Some(version) =
             gate_connector::control::restore(&gate, &cp.state_dir, &loaded.local_specs, &options)
         {
-            eprintln!("gate-connector: restored snapshot {version} from {}", cp.state_dir);
+            eprintln!(
+                "gate-connector: restored snapshot {version} from {}",
+                cp.state_dir
+            );
         }
         match gate_connector::control::ControlLink::start(
             gate.clone(),
@@ -142,7 +145,10 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
                 return ExitCode::from(1);
             }
         }
-        eprintln!("gate-connector: control plane {} (audit spool {spool_dir})", cp.url);
+        eprintln!(
+            "gate-connector: control plane {} (audit spool {spool_dir})",
+            cp.url
+        );
     }
     eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
     tokio::spawn(gate_connector::health::serve(

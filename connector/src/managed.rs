@@ -26,14 +26,22 @@ pub struct Managed {
 impl Managed {
     /// The grant that lets `identity` use `resource` at `now_ms`, if any.
     pub fn grant_for(&self, identity: &str, resource: &str, now_ms: i64) -> Option<&Grant> {
-        self.grants.iter().filter(|g| g.subject == identity && g.resource == resource).find(|g| {
-            gate_proto::wire::parse_rfc3339(&g.expires_at).is_some_and(|expires| expires > now_ms)
-        })
+        self.grants
+            .iter()
+            .filter(|g| g.subject == identity && g.resource == resource)
+            .find(|g| {
+                gate_proto::wire::parse_rfc3339(&g.expires_at)
+                    .is_some_and(|expires| expires > now_ms)
+            })
     }
 
     /// Whether a session on `resource` needs a grant (set locally or by the control plane).
     pub fn requires_grant(&self, resource: &str, local: bool) -> bool {
-        local || self.resources.get(resource).is_some_and(|r| r.require_access_grant)
+        local
+            || self
+                .resources
+                .get(resource)
+                .is_some_and(|r| r.require_access_grant)
     }
 }
 

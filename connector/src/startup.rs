@@ -77,7 +77,11 @@ pub fn local_specs(config: &ConnectorConfig) -> Result<Vec<PolicySpec>, Vec<Stri
             Err(e) => errors.push(format!("policies ({path}, entry {i}): {e}")),
         }
     }
-    if errors.is_empty() { Ok(specs) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Engine settings from `config` (`default_action`).

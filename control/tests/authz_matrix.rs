@@ -104,8 +104,16 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
 async fn body(cp: &Cp, route: &Route, org: &str) -> Option<String> {
     let body = match route.operation {
         "CreateAccessRequest" => {
-            let resource = json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 1});
-            let (_, resource) = cp.root("POST", "/api/v1/resources", Some(org), Some(&resource.to_string())).await;
+            let resource =
+                json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 1});
+            let (_, resource) = cp
+                .root(
+                    "POST",
+                    "/api/v1/resources",
+                    Some(org),
+                    Some(&resource.to_string()),
+                )
+                .await;
             json!({"subject": "alice", "resource_id": resource["id"], "duration_seconds": 60, "reason": "incident"})
         }
         "CreateOrganization" => json!({"name": unique("org")}),
@@ -172,15 +180,8 @@ async fn every_endpoint_by_role_and_organization() {
                     route.path.to_owned()
                 };
                 let body = body(&cp, route, &own).await;
-                let (status, reply) = http(
-                    cp.addr(),
-                    &method,
-                    &path,
-                    Some(key),
-                    None,
-                    body.as_deref(),
-                )
-                .await;
+                let (status, reply) =
+                    http(cp.addr(), &method, &path, Some(key), None, body.as_deref()).await;
                 cases += 1;
                 let expected = match (allowed(role, route.access), target == &own) {
                     (false, _) => "403",
@@ -231,15 +232,7 @@ async fn every_endpoint_by_role_and_organization() {
             ));
         }
         // No key: 401 everywhere.
-        let (status, reply) = http(
-            cp.addr(),
-            &method,
-            &path,
-            None,
-            None,
-            body.as_deref(),
-        )
-        .await;
+        let (status, reply) = http(cp.addr(), &method, &path, None, None, body.as_deref()).await;
         cases += 1;
         if status != 401 {
             failures.push(format!(

@@ -356,6 +356,7 @@ fn event(i: usize, identity: &str) -> (i64, AuditEvent) {
             }
             .into(),
             statement: format!("select {i}"),
+            stage: "pre_request".into(),
             policies: vec!["example".into()],
             rows: 1,
             ..AuditEvent::default()
@@ -414,6 +415,21 @@ async fn audit_ingest_is_idempotent_and_filters_page_newest_first(db: Db) {
             "evt-00011"
         ]
     );
+    let by_stage = |stage: &str| AuditFilter {
+        stage: Some(stage.into()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let pre = store
+        .query_audit("default", &by_stage("pre_request"))
+        .await
+        .unwrap();
+    assert_eq!(pre.len(), 350);
+    let sessions = store
+        .query_audit("default", &by_stage("session"))
+        .await
+        .unwrap();
+    assert!(sessions.is_empty());
 
     // Keyset pages: every event exactly once.
     let mut seen = Vec::new();

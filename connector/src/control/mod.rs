@@ -14,8 +14,8 @@ use gate_policy::{EngineOptions, PolicySpec};
 use gate_proto::client::{ConnectorClient, Credentials};
 use gate_proto::v1::connector_service_client::ConnectorServiceClient;
 use gate_proto::v1::{
-    DeregisterConnectorRequest, FetchSnapshotRequest, HeartbeatRequest, RegisterConnectorRequest, Snapshot,
-    WatchSnapshotRequest,
+    DeregisterConnectorRequest, FetchSnapshotRequest, HeartbeatRequest, RegisterConnectorRequest,
+    Snapshot, WatchSnapshotRequest,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -45,7 +45,11 @@ impl std::fmt::Debug for ControlLink {
 
 /// The connector's registration name: `control_plane.name`, else the host name.
 pub fn connector_name(config: &ControlPlaneConfig) -> String {
-    config.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(host_name)
+    config
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(host_name)
 }
 
 fn host_name() -> String {
@@ -65,11 +69,19 @@ pub fn client(config: &ControlPlaneConfig) -> Result<ConnectorClient, String> {
         .tcp_nodelay(true);
     let credentials = Credentials::new(config.token.as_deref().filter(|t| !t.is_empty()), None)
         .map_err(|e| format!("control_plane.token: {e}"))?;
-    Ok(ConnectorServiceClient::with_interceptor(endpoint.connect_lazy(), credentials))
+    Ok(ConnectorServiceClient::with_interceptor(
+        endpoint.connect_lazy(),
+        credentials,
+    ))
 }
 
 /// Apply the snapshot saved by an earlier run, if any; returns its version.
-pub fn restore(gate: &Gate, state_dir: &str, local: &[PolicySpec], options: &EngineOptions) -> Option<u64> {
+pub fn restore(
+    gate: &Gate,
+    state_dir: &str,
+    local: &[PolicySpec],
+    options: &EngineOptions,
+) -> Option<u64> {
     match snapshot::load(state_dir) {
         Ok(Some(saved)) => apply(gate, &saved, local, options, None).then_some(saved.version),
         Ok(None) => None,
@@ -81,7 +93,13 @@ pub fn restore(gate: &Gate, state_dir: &str, local: &[PolicySpec], options: &Eng
 }
 
 /// Put `snapshot` in force unless it is the version already in force; saves it to `state_dir`.
-fn apply(gate: &Gate, snapshot: &Snapshot, local: &[PolicySpec], options: &EngineOptions, state_dir: Option<&str>) -> bool {
+fn apply(
+    gate: &Gate,
+    snapshot: &Snapshot,
+    local: &[PolicySpec],
+    options: &EngineOptions,
+    state_dir: Option<&str>,
+) -> bool {
     let current = gate.live.managed().version;
     if snapshot.version == current && current != 0 {
         return false;
@@ -136,11 +154,22 @@ impl ControlLink {
         let register = tokio::spawn(register_and_beat(
             client.clone(),
             config.clone(),
-            gate.config.resources.iter().map(|r| r.name.clone()).collect(),
+            gate.config
+                .resources
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
             id_tx,
             stopped.clone(),
         ));
-        let sync = tokio::spawn(sync(gate, client.clone(), config.clone(), local, options, stopped));
+        let sync = tokio::spawn(sync(
+            gate,
+            client.clone(),
+            config.clone(),
+            local,
+            options,
+            stopped,
+        ));
         Ok(Self {
             client,
             connector_id,
@@ -158,13 +187,18 @@ impl ControlLink {
         }
         if let Some(id) = self.connector_id.borrow().clone() {
             let request = DeregisterConnectorRequest { connector_id: id };
-            match tokio::time::timeout(Duration::from_secs(2), self.client.deregister(request)).await {
+            match tokio::time::timeout(Duration::from_secs(2), self.client.deregister(request))
+                .await
+            {
                 Ok(Ok(_)) => eprintln!("gate-connector: deregistered from the control plane"),
                 Ok(Err(e)) => eprintln!("gate-connector: deregistration failed: {}", e.message()),
                 Err(_) => eprintln!("gate-connector: deregistration timed out"),
             }
         }
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.shipper).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.shipper)
+            .await
+            .is_err()
+        {
             eprintln!("gate-connector: audit shipping did not finish draining in 10 s");
         }
     }
@@ -193,7 +227,10 @@ async fn register_and_beat(
                 let id = reply.connector.map(|c| c.id).unwrap_or_default();
                 eprintln!("gate-connector: registered with the control plane as {name} ({id})");
                 backoff = Duration::from_secs(1);
-                (id, Duration::from_secs(u64::from(reply.heartbeat_interval_seconds.max(1))))
+                (
+                    id,
+                    Duration::from_secs(u64::from(reply.heartbeat_interval_seconds.max(1))),
+                )
             }
             Err(status) => {
                 eprintln!(
@@ -217,7 +254,12 @@ async fn register_and_beat(
                 () = tokio::time::sleep(interval) => {}
                 _ = stop.changed() => return,
             }
-            match client.heartbeat(HeartbeatRequest { connector_id: id.clone() }).await {
+            match client
+                .heartbeat(HeartbeatRequest {
+                    connector_id: id.clone(),
+                })
+                .await
+            {
                 Ok(_) => {}
                 Err(status) if status.code() == tonic::Code::NotFound => break,
                 Err(status) => eprintln!("gate-connector: heartbeat failed: {}", status.message()),
@@ -238,7 +280,13 @@ async fn sync(
     let state_dir = config.state_dir.clone();
     loop {
         let known_version = gate.live.managed().version;
-        match client.watch_snapshot(WatchSnapshotRequest { connector_id: String::new(), known_version }).await {
+        match client
+            .watch_snapshot(WatchSnapshotRequest {
+                connector_id: String::new(),
+                known_version,
+            })
+            .await
+        {
             Ok(stream) => {
                 let mut stream = stream.into_inner();
                 loop {
@@ -270,8 +318,20 @@ async fn sync(
             _ = stop.changed() => return,
         }
         let known_version = gate.live.managed().version;
-        if let Ok(reply) = client.fetch_snapshot(FetchSnapshotRequest { connector_id: String::new(), known_version }).await {
-            apply(&gate, &reply.into_inner(), &local, &options, Some(&state_dir));
+        if let Ok(reply) = client
+            .fetch_snapshot(FetchSnapshotRequest {
+                connector_id: String::new(),
+                known_version,
+            })
+            .await
+        {
+            apply(
+                &gate,
+                &reply.into_inner(),
+                &local,
+                &options,
+                Some(&state_dir),
+            );
         }
     }
 }

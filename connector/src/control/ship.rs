@@ -29,7 +29,9 @@ pub struct Shipper {
 
 impl Shipper {
     async fn send(&mut self, events: &[AuditEvent]) -> Result<(), String> {
-        let request = IngestAuditRequest { events: events.to_vec() };
+        let request = IngestAuditRequest {
+            events: events.to_vec(),
+        };
         match tokio::time::timeout(CALL_TIMEOUT, self.client.ingest_audit(request)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
@@ -56,14 +58,17 @@ impl Shipper {
         if self.spool.files().is_empty() {
             match self.send(&batch).await {
                 Ok(()) => {
-                    self.metrics.add("gate_audit_events_shipped_total", &[], count);
+                    self.metrics
+                        .add("gate_audit_events_shipped_total", &[], count);
                     return;
                 }
                 Err(e) => self.outage(&e),
             }
         }
         match self.spool.write(&batch) {
-            Ok(_) => self.metrics.add("gate_audit_events_spooled_total", &[], count),
+            Ok(_) => self
+                .metrics
+                .add("gate_audit_events_spooled_total", &[], count),
             // Nowhere to put them: say so loudly; the JSON lines on stdout still hold them.
             Err(e) => eprintln!(
                 "gate-connector: cannot spool {} audit events to {}: {e}",
@@ -79,12 +84,17 @@ impl Shipper {
             let (events, bad) = match Spool::read(&file) {
                 Ok(read) => read,
                 Err(e) => {
-                    eprintln!("gate-connector: cannot read spooled audit batch {}: {e}", file.display());
+                    eprintln!(
+                        "gate-connector: cannot read spooled audit batch {}: {e}",
+                        file.display()
+                    );
                     return;
                 }
             };
             for problem in &bad {
-                eprintln!("gate-connector: unreadable spooled audit event kept out of the replay: {problem}");
+                eprintln!(
+                    "gate-connector: unreadable spooled audit event kept out of the replay: {problem}"
+                );
             }
             for chunk in events.chunks(BATCH) {
                 if let Err(e) = self.send(chunk).await {
@@ -96,10 +106,14 @@ impl Shipper {
                 let kept = file.with_extension("unreadable");
                 let _ = std::fs::rename(&file, &kept);
             } else if let Err(e) = std::fs::remove_file(&file) {
-                eprintln!("gate-connector: cannot remove replayed batch {}: {e}", file.display());
+                eprintln!(
+                    "gate-connector: cannot remove replayed batch {}: {e}",
+                    file.display()
+                );
                 return;
             }
-            self.metrics.add("gate_audit_events_replayed_total", &[], events.len() as f64);
+            self.metrics
+                .add("gate_audit_events_replayed_total", &[], events.len() as f64);
         }
         if self.down {
             eprintln!("gate-connector: audit shipping recovered; spool replayed");
@@ -108,7 +122,11 @@ impl Shipper {
     }
 
     /// Run until `stop` turns true, then drain what is queued (send or spool) and return.
-    pub async fn run(mut self, mut queue: mpsc::UnboundedReceiver<AuditEvent>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut queue: mpsc::UnboundedReceiver<AuditEvent>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(REPLAY_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -27,7 +27,11 @@ pub fn build(
 ) -> Result<(PolicyEngine, Managed), Vec<String>> {
     let mut specs = local.to_vec();
     for policy in &snapshot.policies {
-        let stages: BTreeSet<Stage> = policy.stages.iter().filter_map(|s| s.parse().ok()).collect();
+        let stages: BTreeSet<Stage> = policy
+            .stages
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
         specs.push(PolicySpec {
             name: policy.name.clone(),
             modules: vec![PolicyModule {
@@ -41,9 +45,16 @@ pub fn build(
     }
     let engine = PolicyEngine::new(specs, options.clone())
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let groups: HashMap<String, Vec<String>> =
-        snapshot.identities.iter().map(|i| (i.name.clone(), i.groups.clone())).collect();
-    let resources = snapshot.resources.iter().map(|r| (r.name.clone(), r.clone())).collect();
+    let groups: HashMap<String, Vec<String>> = snapshot
+        .identities
+        .iter()
+        .map(|i| (i.name.clone(), i.groups.clone()))
+        .collect();
+    let resources = snapshot
+        .resources
+        .iter()
+        .map(|r| (r.name.clone(), r.clone()))
+        .collect();
     Ok((
         engine,
         Managed {
@@ -94,7 +105,8 @@ mod tests {
     use gate_policy::Value;
     use gate_proto::v1::{Identity, Policy};
 
-    const BLOCK: &str = "package m\n\npre_request := {\"action\": \"block\", \"reason\": \"managed says no\"}\n";
+    const BLOCK: &str =
+        "package m\n\npre_request := {\"action\": \"block\", \"reason\": \"managed says no\"}\n";
 
     fn snapshot(state: &str) -> Snapshot {
         Snapshot {
@@ -117,7 +129,11 @@ mod tests {
     }
 
     fn verdict(engine: &PolicyEngine, resource: &str) -> gate_policy::Verdict {
-        engine.evaluate(Stage::PreRequest, resource, &Value::from_json_str("{}").unwrap())
+        engine.evaluate(
+            Stage::PreRequest,
+            resource,
+            &Value::from_json_str("{}").unwrap(),
+        )
     }
 
     #[test]
@@ -128,7 +144,10 @@ mod tests {
         };
         let (engine, managed) = build(&snapshot("active"), &[], &options).unwrap();
         assert!(verdict(&engine, "prod-db").is_blocked());
-        assert!(!verdict(&engine, "staging-db").is_blocked(), "targets apply");
+        assert!(
+            !verdict(&engine, "staging-db").is_blocked(),
+            "targets apply"
+        );
         assert_eq!(managed.version, 7);
         assert_eq!(managed.groups["alice"], ["sre"]);
 
@@ -142,7 +161,10 @@ mod tests {
         let mut broken = snapshot("active");
         broken.policies[0].rego = "package m\npre_request := {".into();
         let errors = build(&broken, &[], &options).unwrap_err();
-        assert!(errors[0].contains("managed/managed-block.rego"), "{errors:?}");
+        assert!(
+            errors[0].contains("managed/managed-block.rego"),
+            "{errors:?}"
+        );
     }
 
     #[test]

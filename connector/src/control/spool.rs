@@ -30,7 +30,12 @@ impl Spool {
     pub fn write(&self, batch: &[AuditEvent]) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{:013}-{:06}-{}.jsonl", gate_proto::wire::now_ms(), seq, std::process::id());
+        let name = format!(
+            "{:013}-{:06}-{}.jsonl",
+            gate_proto::wire::now_ms(),
+            seq,
+            std::process::id()
+        );
         let target = self.dir.join(&name);
         let temp = self.dir.join(format!(".{name}.tmp"));
         {
@@ -63,7 +68,11 @@ impl Spool {
         let text = std::fs::read_to_string(path)?;
         let mut events = Vec::new();
         let mut bad = Vec::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             match serde_json::from_str(line) {
                 Ok(event) => events.push(event),
                 Err(e) => bad.push(format!("{}:{}: {e}", path.display(), i + 1)),
@@ -83,14 +92,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path().join("spool"));
         assert!(spool.files().is_empty());
-        let event = |id: &str| AuditEvent { id: id.into(), action: "allow".into(), ..AuditEvent::default() };
+        let event = |id: &str| AuditEvent {
+            id: id.into(),
+            action: "allow".into(),
+            ..AuditEvent::default()
+        };
         spool.write(&[event("a"), event("b")]).unwrap();
         spool.write(&[event("c")]).unwrap();
         let files = spool.files();
         assert_eq!(files.len(), 2);
         let (first, bad) = Spool::read(&files[0]).unwrap();
         assert!(bad.is_empty());
-        assert_eq!(first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         std::fs::write(&files[1], "{\"id\":\"c\"}\nnot json\n").unwrap();
         let (events, bad) = Spool::read(&files[1]).unwrap();
         assert_eq!((events.len(), bad.len()), (1, 1));

@@ -87,7 +87,7 @@ struct SimulateBody {
 }
 
 const AUDIT_FILTERS: &[&str] = &[
-    "from", "to", "identity", "resource", "action", "limit", "cursor",
+    "from", "to", "identity", "resource", "action", "stage", "limit", "cursor",
 ];
 
 fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
@@ -118,7 +118,10 @@ pub async fn dispatch(
     operation: &str,
     call: &Call<'_>,
 ) -> ApiResult<Reply> {
-    if !matches!(operation, "QueryAudit" | "ExportAudit" | "ListAccessRequests") {
+    if !matches!(
+        operation,
+        "QueryAudit" | "ExportAudit" | "ListAccessRequests"
+    ) {
         call.query_only(&[])?;
     }
     let id = || call.param("id");
@@ -305,23 +308,41 @@ pub async fn dispatch(
         "ListAccessRequests" => {
             call.query_only(&["status"])?;
             let status = call.query.get("status").cloned().unwrap_or_default();
-            json(cp.list_access_requests(caller, ListAccessRequestsRequest { status }).await?)
+            json(
+                cp.list_access_requests(caller, ListAccessRequestsRequest { status })
+                    .await?,
+            )
         }
         "CreateAccessRequest" => json(cp.create_access_request(caller, call.body()?).await?),
-        "GetAccessRequest" => json(cp.get_access_request(caller, GetAccessRequestRequest { id: id() }).await?),
+        "GetAccessRequest" => json(
+            cp.get_access_request(caller, GetAccessRequestRequest { id: id() })
+                .await?,
+        ),
         "ApproveAccessRequest" => {
-            let request = ApproveAccessRequestRequest { id: id(), ..call.body()? };
+            let request = ApproveAccessRequestRequest {
+                id: id(),
+                ..call.body()?
+            };
             json(cp.approve_access_request(caller, request).await?)
         }
         "DenyAccessRequest" => {
-            let request = DenyAccessRequestRequest { id: id(), ..call.body()? };
+            let request = DenyAccessRequestRequest {
+                id: id(),
+                ..call.body()?
+            };
             json(cp.deny_access_request(caller, request).await?)
         }
         "RevokeAccessRequest" => {
-            let request = RevokeAccessRequestRequest { id: id(), ..call.body()? };
+            let request = RevokeAccessRequestRequest {
+                id: id(),
+                ..call.body()?
+            };
             json(cp.revoke_access_request(caller, request).await?)
         }
-        "ExpireAccessRequest" => json(cp.expire_access_request(caller, ExpireAccessRequestRequest { id: id() }).await?),
+        "ExpireAccessRequest" => json(
+            cp.expire_access_request(caller, ExpireAccessRequestRequest { id: id() })
+                .await?,
+        ),
         "ExportAudit" => {
             let mut request = audit_query(call)?;
             request.limit = 1000;

@@ -34,7 +34,7 @@ pub fn document() -> Value {
         }
         if matches!(route.operation, "QueryAudit" | "ExportAudit") {
             for name in [
-                "from", "to", "identity", "resource", "action", "limit", "cursor",
+                "from", "to", "identity", "resource", "action", "stage", "limit", "cursor",
             ] {
                 parameters.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}}));
             }

@@ -2,9 +2,9 @@
 //! Approved, unexpired requests are the grants connectors enforce.
 
 use gate_proto::v1::{
-    AccessRequest, ApproveAccessRequestRequest, CreateAccessRequestRequest, DenyAccessRequestRequest,
-    ExpireAccessRequestRequest, GetAccessRequestRequest, ListAccessRequestsRequest, ListAccessRequestsResponse,
-    RevokeAccessRequestRequest,
+    AccessRequest, ApproveAccessRequestRequest, CreateAccessRequestRequest,
+    DenyAccessRequestRequest, ExpireAccessRequestRequest, GetAccessRequestRequest,
+    ListAccessRequestsRequest, ListAccessRequestsResponse, RevokeAccessRequestRequest,
 };
 
 use super::{ControlPlane, validate};
@@ -19,24 +19,46 @@ const STATUSES: &[&str] = &["pending", "approved", "denied", "revoked", "expired
 const OPERATIONS: &[&str] = &["tool", "resource", "prompt", "query", "session"];
 
 impl ControlPlane {
-    pub async fn create_access_request(&self, caller: &Caller, req: CreateAccessRequestRequest) -> ApiResult<AccessRequest> {
+    pub async fn create_access_request(
+        &self,
+        caller: &Caller,
+        req: CreateAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
         let org = caller.org(Need::Read)?;
         validate::name("subject", &req.subject)?;
         validate::id("resource_id", &req.resource_id)?;
         validate::text("reason", &req.reason, 1024)?;
         validate::text("requested_by", &req.requested_by, 254)?;
         if req.duration_seconds == 0 || req.duration_seconds > MAX_DURATION_SECONDS {
-            return Err(ApiError::invalid("duration_seconds", format!("expected 1 to {MAX_DURATION_SECONDS}")));
+            return Err(ApiError::invalid(
+                "duration_seconds",
+                format!("expected 1 to {MAX_DURATION_SECONDS}"),
+            ));
         }
         for (i, scope) in req.scopes.iter().enumerate() {
-            validate::one_of(&format!("scopes[{i}].operation"), &scope.operation, OPERATIONS)?;
-            validate::targets(&format!("scopes[{i}].target"), std::slice::from_ref(&scope.target))?;
+            validate::one_of(
+                &format!("scopes[{i}].operation"),
+                &scope.operation,
+                OPERATIONS,
+            )?;
+            validate::targets(
+                &format!("scopes[{i}].target"),
+                std::slice::from_ref(&scope.target),
+            )?;
         }
-        let resource = self.store.get_resource(org, &req.resource_id).await?.ok_or_else(|| ApiError {
-            field: Some("resource_id".to_owned()),
-            ..ApiError::not_found("resource")
-        })?;
-        let requested_by = if req.requested_by.is_empty() { caller.actor() } else { req.requested_by };
+        let resource = self
+            .store
+            .get_resource(org, &req.resource_id)
+            .await?
+            .ok_or_else(|| ApiError {
+                field: Some("resource_id".to_owned()),
+                ..ApiError::not_found("resource")
+            })?;
+        let requested_by = if req.requested_by.is_empty() {
+            caller.actor()
+        } else {
+            req.requested_by
+        };
         let request = AccessRequest {
             id: new_id(),
             org_id: org.to_owned(),
@@ -52,10 +74,17 @@ impl ControlPlane {
         Ok(self.store.insert_access_request(&request).await?)
     }
 
-    pub async fn get_access_request(&self, caller: &Caller, req: GetAccessRequestRequest) -> ApiResult<AccessRequest> {
+    pub async fn get_access_request(
+        &self,
+        caller: &Caller,
+        req: GetAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
         let org = caller.org(Need::Read)?;
         validate::id("id", &req.id)?;
-        self.store.get_access_request(org, &req.id).await?.ok_or_else(|| ApiError::not_found("access request"))
+        self.store
+            .get_access_request(org, &req.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("access request"))
     }
 
     pub async fn list_access_requests(
@@ -74,23 +103,43 @@ impl ControlPlane {
         Ok(ListAccessRequestsResponse { access_requests })
     }
 
-    pub async fn approve_access_request(&self, caller: &Caller, req: ApproveAccessRequestRequest) -> ApiResult<AccessRequest> {
+    pub async fn approve_access_request(
+        &self,
+        caller: &Caller,
+        req: ApproveAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
         let by = who(caller, &req.approved_by, "approved_by")?;
-        self.transition(caller, &req.id, Transition::Approve { by: &by }, "pending").await
+        self.transition(caller, &req.id, Transition::Approve { by: &by }, "pending")
+            .await
     }
 
-    pub async fn deny_access_request(&self, caller: &Caller, req: DenyAccessRequestRequest) -> ApiResult<AccessRequest> {
+    pub async fn deny_access_request(
+        &self,
+        caller: &Caller,
+        req: DenyAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
         let by = who(caller, &req.denied_by, "denied_by")?;
-        self.transition(caller, &req.id, Transition::Deny { by: &by }, "pending").await
+        self.transition(caller, &req.id, Transition::Deny { by: &by }, "pending")
+            .await
     }
 
-    pub async fn revoke_access_request(&self, caller: &Caller, req: RevokeAccessRequestRequest) -> ApiResult<AccessRequest> {
+    pub async fn revoke_access_request(
+        &self,
+        caller: &Caller,
+        req: RevokeAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
         let by = who(caller, &req.revoked_by, "revoked_by")?;
-        self.transition(caller, &req.id, Transition::Revoke { by: &by }, "approved").await
+        self.transition(caller, &req.id, Transition::Revoke { by: &by }, "approved")
+            .await
     }
 
-    pub async fn expire_access_request(&self, caller: &Caller, req: ExpireAccessRequestRequest) -> ApiResult<AccessRequest> {
-        self.transition(caller, &req.id, Transition::Expire, "approved").await
+    pub async fn expire_access_request(
+        &self,
+        caller: &Caller,
+        req: ExpireAccessRequestRequest,
+    ) -> ApiResult<AccessRequest> {
+        self.transition(caller, &req.id, Transition::Expire, "approved")
+            .await
     }
 
     async fn transition(
@@ -110,14 +159,22 @@ impl ControlPlane {
         if !changed {
             return Err(ApiError {
                 code: Code::FailedPrecondition,
-                message: format!("the access request is {}; this needs a {needs} request", request.status),
+                message: format!(
+                    "the access request is {}; this needs a {needs} request",
+                    request.status
+                ),
                 field: Some("id".to_owned()),
             });
         }
         self.changed();
         crate::log::info(
             "access request changed",
-            &[("id", &request.id), ("status", &request.status), ("subject", &request.subject), ("org", org)],
+            &[
+                ("id", &request.id),
+                ("status", &request.status),
+                ("subject", &request.subject),
+                ("org", org),
+            ],
         );
         Ok(request)
     }
@@ -126,5 +183,9 @@ impl ControlPlane {
 /// The actor recorded for a decision: the given name, else the caller.
 fn who(caller: &Caller, given: &str, field: &str) -> ApiResult<String> {
     validate::text(field, given, 254)?;
-    Ok(if given.is_empty() { caller.actor() } else { given.to_owned() })
+    Ok(if given.is_empty() {
+        caller.actor()
+    } else {
+        given.to_owned()
+    })
 }

@@ -8,13 +8,16 @@ use super::{Store, StoreError};
 use crate::util::{now_ms, rfc3339, rfc3339_opt};
 
 fn scopes_json(scopes: &[GrantScope]) -> String {
-    let pairs: Vec<(&str, &str)> = scopes.iter().map(|s| (s.operation.as_str(), s.target.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = scopes
+        .iter()
+        .map(|s| (s.operation.as_str(), s.target.as_str()))
+        .collect();
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn parse_scopes(text: &str) -> Result<Vec<GrantScope>, StoreError> {
-    let pairs: Vec<(String, String)> =
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("access_requests.scopes: {e}")))?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("access_requests.scopes: {e}")))?;
     Ok(pairs
         .into_iter()
         .map(|(operation, target)| GrantScope { operation, target })
@@ -58,7 +61,10 @@ pub enum Transition<'a> {
 }
 
 impl Store {
-    pub async fn insert_access_request(&self, r: &AccessRequest) -> Result<AccessRequest, StoreError> {
+    pub async fn insert_access_request(
+        &self,
+        r: &AccessRequest,
+    ) -> Result<AccessRequest, StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO access_requests (id, org_id, requested_by, subject, resource_id, resource, reason, \
@@ -82,7 +88,11 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("access request vanished after insert".into()))
     }
 
-    pub async fn get_access_request(&self, org_id: &str, id: &str) -> Result<Option<AccessRequest>, StoreError> {
+    pub async fn get_access_request(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<AccessRequest>, StoreError> {
         let now = now_ms();
         sqlx::query("SELECT * FROM access_requests WHERE org_id = $1 AND id = $2")
             .bind(org_id)
@@ -94,15 +104,20 @@ impl Store {
             .transpose()
     }
 
-    pub async fn list_access_requests(&self, org_id: &str) -> Result<Vec<AccessRequest>, StoreError> {
+    pub async fn list_access_requests(
+        &self,
+        org_id: &str,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
         let now = now_ms();
-        sqlx::query("SELECT * FROM access_requests WHERE org_id = $1 ORDER BY created_at DESC, id DESC")
-            .bind(org_id)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|row| request(row, now))
-            .collect()
+        sqlx::query(
+            "SELECT * FROM access_requests WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| request(row, now))
+        .collect()
     }
 
     /// Apply `transition` if the request is in the status it needs; returns the request as it is
@@ -138,12 +153,21 @@ impl Store {
                 "",
             ),
         };
-        let result = sqlx::query(sql).bind(by).bind(now).bind(org_id).bind(id).execute(self.pool()).await?;
+        let result = sqlx::query(sql)
+            .bind(by)
+            .bind(now)
+            .bind(org_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         let changed = result.rows_affected() > 0;
         if changed {
             self.bump_revision(org_id).await?;
         }
-        Ok(self.get_access_request(org_id, id).await?.map(|r| (r, changed)))
+        Ok(self
+            .get_access_request(org_id, id)
+            .await?
+            .map(|r| (r, changed)))
     }
 
     /// Approved requests that have not expired, as connectors enforce them.

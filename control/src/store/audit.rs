@@ -125,9 +125,14 @@ impl Store {
         if let Some(to) = filter.to_ms {
             query = query.bind(to);
         }
-        for value in [&filter.identity, &filter.resource, &filter.action]
-            .into_iter()
-            .flatten()
+        for value in [
+            &filter.identity,
+            &filter.resource,
+            &filter.action,
+            &filter.stage,
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(value.clone());
         }

@@ -8,14 +8,16 @@ use sqlx::Acquire;
 use super::{Backend, Store, StoreError};
 use crate::util::{now_ms, sha256_hex};
 
-const POSTGRES: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
-const SQLITE: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+/// Embedded migrations, in order. A new file here needs its twin in the other directory.
+macro_rules! embedded {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../migrations/", $dir, "/", $name)))),*]
+    };
+}
+
+const POSTGRES: &[(&str, &str)] =
+    embedded!("postgres": "0001_init.sql", "0002_access_requests.sql");
+const SQLITE: &[(&str, &str)] = embedded!("sqlite": "0001_init.sql", "0002_access_requests.sql");
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
@@ -161,4 +163,28 @@ async fn apply(
         tx.commit().await.map_err(failed)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in migrations/ is embedded, for both stores, in order.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        for (dir, embedded) in [("postgres", POSTGRES), ("sqlite", SQLITE)] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../migrations")
+                .join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let names: Vec<&str> = embedded.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, files, "{dir}");
+        }
+    }
 }

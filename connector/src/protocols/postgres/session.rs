@@ -287,8 +287,13 @@ async fn setup(
             labels.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let grant = crate::grants::check(gate, &resource.name, resource.require_access_grant, &identity)
-        .map_err(PgError::GrantRequired)?;
+    let grant = crate::grants::check(
+        gate,
+        &resource.name,
+        resource.require_access_grant,
+        &identity,
+    )
+    .map_err(PgError::GrantRequired)?;
     let application_name = Startup::param(&params, "application_name").map(str::to_owned);
 
     let session_input = SessionInput::new(&PolicyInput {
@@ -614,7 +619,13 @@ impl Session {
                 if !grant_bound {
                     return std::future::pending().await;
                 }
-                let reason = crate::grants::ended(gate, &resource.name, resource.require_access_grant, &identity).await;
+                let reason = crate::grants::ended(
+                    gate,
+                    &resource.name,
+                    resource.require_access_grant,
+                    &identity,
+                )
+                .await;
                 Err::<Ended, PgError>(PgError::GrantEnded(reason))
             };
             tokio::select! {
@@ -624,11 +635,19 @@ impl Session {
             }
         };
         if let Err(ended @ PgError::GrantEnded(reason)) = &result {
-            audit(gate, "session", &identity, &resource.name, &client_addr, None, &{
-                let mut verdict = gate_policy::Verdict::refusal();
-                verdict.reason = Some(reason.clone());
-                verdict
-            });
+            audit(
+                gate,
+                "session",
+                &identity,
+                &resource.name,
+                &client_addr,
+                None,
+                &{
+                    let mut verdict = gate_policy::Verdict::refusal();
+                    verdict.reason = Some(reason.clone());
+                    verdict
+                },
+            );
             if let Some(fields) = ended.to_fatal() {
                 let mut out = BytesMut::new();
                 codec::put_error(&mut out, &fields);

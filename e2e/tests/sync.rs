@@ -1,0 +1,552 @@
+//! The control plane and a connector as real processes: registration, live policy sync, audit
+//! shipping across a control-plane crash, and access grants.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gate_testkit::{Postgres, PostgresOptions, free_port};
+use serde_json::{Value, json};
+
+const ROOT: &str = "e2e-root-key-0123456789";
+
+/// A binary the workspace build produced next to this test's executable.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    pg: Postgres,
+    control_port: u16,
+    control: Option<Proc>,
+    connector_port: u16,
+    connector: Option<Proc>,
+    connector_key: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let pg = Postgres::start(PostgresOptions {
+            databases: vec!["appdb".into()],
+            seed: vec![("appdb".into(), "create table items (id int primary key, name text); insert into items select g, 'item ' || g from generate_series(1, 10) g;".into())],
+            ..PostgresOptions::default()
+        })
+        .unwrap();
+        let mut world = World {
+            dir: tempfile::tempdir().unwrap(),
+            pg,
+            control_port: free_port().unwrap(),
+            control: None,
+            connector_port: free_port().unwrap(),
+            connector: None,
+            connector_key: String::new(),
+        };
+        world.start_control();
+        let (code, key) = world.api(
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"name": "edge", "role": "connector"})),
+        );
+        assert_eq!(code, 201, "{key}");
+        world.connector_key = key["secret"].as_str().unwrap().to_owned();
+        world
+    }
+
+    fn start_control(&mut self) {
+        let config = self.dir.path().join("control.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen_addr: 127.0.0.1:{}\napi_key: {ROOT}\ndatabase: {{sqlite_path: {}/gate.db}}\nlogging: {{level: warn}}\n",
+                self.control_port,
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary("gate-control"))
+            .arg("--config")
+            .arg(&config)
+            .env_remove("GATE_INSECURE")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.control = Some(Proc(child));
+        wait_for(Duration::from_secs(30), "gate-control healthy", || {
+            self.api("GET", "/health", None).0 == 200
+        });
+    }
+
+    /// `kill -9`: no graceful shutdown.
+    fn kill_control(&mut self) {
+        let mut control = self.control.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(control.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let _ = control.0.wait();
+    }
+
+    fn start_connector(&mut self, local_policy: &str) {
+        let policy = self.dir.path().join("local.rego");
+        std::fs::write(&policy, local_policy).unwrap();
+        let config = self.dir.path().join("connector.yaml");
+        let health = free_port().unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen_addr: 127.0.0.1:{port}
+health_addr: 127.0.0.1:{health}
+default_action: allow
+identities:
+  - {{name: app, password: app-pw, groups: [engineering]}}
+  - {{name: alice, password: alice-pw}}
+control_plane:
+  url: http://127.0.0.1:{control}
+  token: {key}
+  name: e2e-edge
+  sync_interval: 1s
+  sync_jitter: 100ms
+  state_dir: {dir}/connector-state
+delivery:
+  dead_letter_dir: {dir}/spool
+policies:
+  - {{path: {policy}, stage: pre_request}}
+resources:
+  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg}, database: appdb, username: postgres, password: unused}}
+"#,
+                port = self.connector_port,
+                control = self.control_port,
+                key = self.connector_key,
+                dir = self.dir.path().display(),
+                policy = policy.display(),
+                pg = self.pg.port(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary("gate-connector"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.connector = Some(Proc(child));
+        let port = self.connector_port;
+        wait_for(Duration::from_secs(30), "gate-connector listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    fn stop_connector(&mut self) {
+        let mut connector = self.connector.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(connector.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = connector.0.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+
+    /// An API call with the root key over curl.
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-m", "5", "-w", "\n%{http_code}", "-X", method, "-H"])
+            .arg(format!("Authorization: Bearer {ROOT}"));
+        if let Some(body) = body {
+            curl.arg("-d").arg(body.to_string());
+        }
+        let out = curl
+            .arg(format!("http://127.0.0.1:{}{path}", self.control_port))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            code.parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn client(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.connector_port)
+            .user(user)
+            .password(password)
+            .dbname("primary-db")
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Statement events (`pre_request`) stored for `identity`.
+    fn statement_events(&self, identity: &str) -> Vec<Value> {
+        let (code, body) = self.api(
+            "GET",
+            &format!("/api/v1/audit?stage=pre_request&identity={identity}&limit=1000"),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let mut events = body["events"].as_array().unwrap().clone();
+        let mut cursor = body["next_cursor"].as_str().unwrap_or_default().to_owned();
+        while !cursor.is_empty() {
+            let (_, page) = self.api(
+                "GET",
+                &format!(
+                    "/api/v1/audit?stage=pre_request&identity={identity}&limit=1000&cursor={cursor}"
+                ),
+                None,
+            );
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+        }
+        events
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const ALLOW_ALL: &str = "package local\n\npre_request := {\"action\": \"allow\"}\n";
+const NO_SELECT: &str = "package managed\n\npre_request := {\"action\": \"block\", \"reason\": \"selects are paused\"} if {\n    input.query.type == \"select\"\n    input.query.tables[_] == \"items\"\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_activated_through_the_api_is_enforced_within_a_second() {
+    let mut world = World::new();
+    world.start_connector(ALLOW_ALL);
+    wait_for(Duration::from_secs(10), "the connector online", || {
+        let (_, list) = world.api("GET", "/api/v1/connectors", None);
+        list["connectors"][0]["status"] == "online" && list["connectors"][0]["name"] == "e2e-edge"
+    });
+    let (code, resource) = world.api(
+        "POST",
+        "/api/v1/resources",
+        Some(json!({"name": "primary-db", "protocol": "postgres", "host": "127.0.0.1", "port": world.pg.port(), "labels": {"tier": "gold"}})),
+    );
+    assert_eq!(code, 201, "{resource}");
+    let (code, policy) = world.api(
+        "POST",
+        "/api/v1/policies",
+        Some(json!({"name": "pause-selects", "rego": NO_SELECT, "targets": ["primary-*"], "stages": ["pre_request"]})),
+    );
+    assert_eq!(code, 201, "{policy}");
+    let id = policy["id"].as_str().unwrap();
+
+    let client = world.client("app", "app-pw").await.unwrap();
+    let rows = client
+        .query("select count(*) from items", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].get::<_, i64>(0),
+        10,
+        "a draft policy is not enforced"
+    );
+
+    let activated = Instant::now();
+    let (code, body) = world.api(
+        "POST",
+        &format!("/api/v1/policies/{id}/state"),
+        Some(json!({"state": "active"})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let error = loop {
+        match client.query("select count(*) from items", &[]).await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                activated.elapsed() < Duration::from_secs(1),
+                "not enforced within a second"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = activated.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "enforced after {elapsed:?}"
+    );
+    let db = error.as_db_error().unwrap();
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("42501", "selects are paused")
+    );
+    // Same session, other statements still work; rolling back to draft lifts it, again live.
+    client.query("select 1", &[]).await.unwrap();
+    world.api(
+        "POST",
+        &format!("/api/v1/policies/{id}/state"),
+        Some(json!({"state": "draft"})),
+    );
+    let lifted = Instant::now();
+    while client
+        .query("select count(*) from items", &[])
+        .await
+        .is_err()
+    {
+        assert!(
+            lifted.elapsed() < Duration::from_secs(1),
+            "draft not applied within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Graceful stop deregisters: the control plane shows it offline.
+    drop(client);
+    world.stop_connector();
+    let (_, list) = world.api("GET", "/api/v1/connectors", None);
+    assert_eq!(list["connectors"][0]["status"], "offline", "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_crash_loses_no_audit_event_and_keeps_the_last_snapshot() {
+    let mut world = World::new();
+    world.api(
+        "POST",
+        "/api/v1/resources",
+        Some(json!({"name": "primary-db", "protocol": "postgres", "host": "h", "port": 1})),
+    );
+    let (_, policy) = world.api(
+        "POST",
+        "/api/v1/policies",
+        Some(json!({"name": "pause-selects", "rego": NO_SELECT, "state": "active"})),
+    );
+    assert!(policy["id"].is_string(), "{policy}");
+    world.start_connector(ALLOW_ALL);
+    let client = world.client("app", "app-pw").await.unwrap();
+    wait_for_blocked(&client).await;
+
+    // 1,000 statements, with the control plane killed a third of the way in and back at two thirds.
+    for i in 0..1000 {
+        if i == 333 {
+            world.kill_control();
+        }
+        if i == 666 {
+            world.start_control();
+        }
+        client.query(&format!("select {i}"), &[]).await.unwrap();
+    }
+    // The last snapshot is still enforced (and was all along the outage).
+    assert!(
+        client
+            .query("select count(*) from items", &[])
+            .await
+            .is_err()
+    );
+
+    // Every statement event arrives, each exactly once.
+    let started = Instant::now();
+    loop {
+        let events = world.statement_events("app");
+        let numbered = events.iter().filter(|e| numbered_select(e)).count();
+        if numbered == 1000 {
+            break;
+        }
+        assert!(numbered < 1000, "duplicates: {numbered}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "only {numbered} of 1000 events arrived; first: {:?}; any: {}",
+            events.first(),
+            world.api("GET", "/api/v1/audit?limit=3", None).1
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events = world.statement_events("app");
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "an event id was stored twice");
+    let numbered = events.iter().filter(|e| numbered_select(e)).count();
+    assert_eq!(numbered, 1000);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["connector"] == "e2e-edge" && e["resource"] == "primary-db")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "block" && e["reason"] == "selects are paused")
+    );
+
+    // A connector restarted while the control plane is down enforces the snapshot it saved.
+    drop(client);
+    world.kill_control();
+    world.stop_connector();
+    world.start_connector(ALLOW_ALL);
+    let client = world.client("app", "app-pw").await.unwrap();
+    let error = client
+        .query("select count(*) from items", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.as_db_error().unwrap().message(), "selects are paused");
+}
+
+/// An event of one of the `select <n>` statements of the load.
+fn numbered_select(event: &Value) -> bool {
+    let statement = event["statement"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    statement
+        .strip_prefix("select ")
+        .is_some_and(|n| n.trim().parse::<u32>().is_ok())
+}
+
+async fn wait_for_blocked(client: &tokio_postgres::Client) {
+    let started = Instant::now();
+    while client
+        .query("select count(*) from items", &[])
+        .await
+        .is_ok()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the managed policy never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_grants_admit_refuse_and_end_sessions() {
+    let mut world = World::new();
+    let (_, resource) = world.api(
+        "POST",
+        "/api/v1/resources",
+        Some(json!({"name": "primary-db", "protocol": "postgres", "host": "h", "port": 1, "require_access_grant": true})),
+    );
+    let resource_id = resource["id"].as_str().unwrap().to_owned();
+    world.start_connector(ALLOW_ALL);
+    // Without a grant: refused at login with the reason.
+    let started = Instant::now();
+    let refused = loop {
+        match world.client("alice", "alice-pw").await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "require_access_grant never arrived"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let db = refused.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "28000");
+    assert!(
+        db.message().contains("requires an approved access request"),
+        "{}",
+        db.message()
+    );
+
+    let (code, request) = world.api(
+        "POST",
+        "/api/v1/access-requests",
+        Some(json!({"requested_by": "alice@example.com", "subject": "alice", "resource_id": resource_id, "reason": "incident 42", "duration_seconds": 600})),
+    );
+    assert_eq!(
+        (code, request["status"].as_str()),
+        (201, Some("pending")),
+        "{request}"
+    );
+    let id = request["id"].as_str().unwrap().to_owned();
+    let (code, approved) = world.api(
+        "POST",
+        &format!("/api/v1/access-requests/{id}/approve"),
+        Some(json!({"approved_by": "bob"})),
+    );
+    assert_eq!(
+        (
+            code,
+            approved["status"].as_str(),
+            approved["approved_by"].as_str()
+        ),
+        (200, Some("approved"), Some("bob"))
+    );
+    assert!(!approved["expires_at"].as_str().unwrap().is_empty());
+    let (code, again) = world.api(
+        "POST",
+        &format!("/api/v1/access-requests/{id}/approve"),
+        None,
+    );
+    assert_eq!(
+        (code, again["code"].as_str()),
+        (409, Some("failed_precondition"))
+    );
+
+    let started = Instant::now();
+    let client = loop {
+        match world.client("alice", "alice-pw").await {
+            Ok(client) => break client,
+            Err(_) => assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the grant never arrived"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    client.query("select 1", &[]).await.unwrap();
+
+    // Revoking ends the open session with a FATAL that says why.
+    let (code, revoked) = world.api(
+        "POST",
+        &format!("/api/v1/access-requests/{id}/revoke"),
+        Some(json!({"revoked_by": "carol"})),
+    );
+    assert_eq!(
+        (code, revoked["status"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    let started = Instant::now();
+    let ended = loop {
+        match client.query("select 1", &[]).await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the session outlived its grant"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let text = format!("{ended:?}");
+    assert!(
+        text.contains("57P01") || text.contains("grant") || client.is_closed(),
+        "{text}"
+    );
+    assert!(
+        world.client("alice", "alice-pw").await.is_err(),
+        "no new sessions after revocation"
+    );
+}
