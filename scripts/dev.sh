@@ -13,6 +13,8 @@
 #   PRIMARY_DB_PORT           sample PostgreSQL port          (default: a free port)
 #   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
+#   GATE_CONNECTOR_STATE_DIR  connector's last snapshot       (default .data/connector)
+#   GATE_CONNECTOR_SPOOL_DIR  connector's audit spool         (default .data/connector-deadletters)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,6 +81,7 @@ for i in $(seq 1 100); do
   sleep 0.1
 done
 echo "dev: gate-control healthy at http://127.0.0.1:$control_port/health" >&2
+export GATE_CONTROL_URL="http://127.0.0.1:$control_port"
 
 "$GATE_CONNECTOR_BIN" --config config/connector.yaml &
 connector_pid=$!
@@ -98,10 +101,12 @@ dev: ready. Connect through Gate (masked emails and SSNs, DROP refused):
   appdb=> select email as x from customers;   -- still masked
   appdb=> drop table customers;               -- refused by policies/example.rego
 
-The control plane (insecure, local only) answers on http://localhost:$control_port:
+The control plane (insecure, local only) answers on http://localhost:$control_port;
+the connector is registered to it and enforces its policies within a second:
 
-  curl -s localhost:$control_port/api/v1/resources
-  curl -s localhost:$control_port/api/v1/openapi.json
+  curl -s localhost:$control_port/api/v1/connectors
+  curl -s -X POST localhost:$control_port/api/v1/policies -d @docs/examples/close-customers.json
+  appdb=> select * from customers;            -- now: customers is closed for maintenance
 
 Audit events are printed below as JSON lines. Ctrl-C stops everything.
 MSG

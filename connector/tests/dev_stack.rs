@@ -42,6 +42,8 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         .env("GATE_HEALTH_ADDR", format!("127.0.0.1:{health}"))
         .env("GATE_CONTROL_LISTEN_ADDR", format!("127.0.0.1:{control}"))
         .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
+        .env("GATE_CONNECTOR_STATE_DIR", state.path().join("connector"))
+        .env("GATE_CONNECTOR_SPOOL_DIR", state.path().join("spool"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -141,6 +143,37 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         state.path().join("gate.db").exists(),
         "SQLite store created on first start"
     );
+
+    // The connector registered, and a policy posted to the control plane (the README's
+    // walkthrough) is enforced on the next statement.
+    let connectors = curl("/api/v1/connectors");
+    assert!(connectors.contains(r#""status":"online""#), "{connectors}");
+    let posted = Command::new("curl")
+        .args(["-s", "-X", "POST", "-d", "@docs/examples/close-customers.json"])
+        .arg(format!("http://127.0.0.1:{control}/api/v1/policies"))
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&posted.stdout).contains(r#""state":"active""#));
+    let psql_once = |sql: &str| {
+        Command::new("/usr/lib/postgresql/15/bin/psql")
+            .env("PGPASSWORD", "app")
+            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-U", "app", "-d", "appdb", "-c", sql])
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    loop {
+        let out = psql_once("select count(*) from customers");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if err.contains("customers is closed for maintenance") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "central policy not enforced: {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(state.path().join("connector/snapshot.json").exists(), "last snapshot saved");
 
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(dev.id() as i32),
