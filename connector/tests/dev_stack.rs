@@ -149,7 +149,13 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     let connectors = curl("/api/v1/connectors");
     assert!(connectors.contains(r#""status":"online""#), "{connectors}");
     let posted = Command::new("curl")
-        .args(["-s", "-X", "POST", "-d", "@docs/examples/close-customers.json"])
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-d",
+            "@docs/examples/close-customers.json",
+        ])
         .arg(format!("http://127.0.0.1:{control}/api/v1/policies"))
         .current_dir(repo)
         .output()
@@ -170,10 +176,16 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         if err.contains("customers is closed for maintenance") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "central policy not enforced: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "central policy not enforced: {err}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(state.path().join("connector/snapshot.json").exists(), "last snapshot saved");
+    assert!(
+        state.path().join("connector/snapshot.json").exists(),
+        "last snapshot saved"
+    );
 
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(dev.id() as i32),

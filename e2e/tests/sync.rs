@@ -549,4 +549,43 @@ async fn access_grants_admit_refuse_and_end_sessions() {
         world.client("alice", "alice-pw").await.is_err(),
         "no new sessions after revocation"
     );
+    let (_, listed) = world.api("GET", "/api/v1/access-requests?status=revoked", None);
+    assert_eq!(listed["access_requests"][0]["revoked_by"], "carol");
+
+    // A grant that runs out ends the session by itself, on time.
+    let (_, short) = world.api(
+        "POST",
+        "/api/v1/access-requests",
+        Some(json!({"subject": "alice", "resource_id": resource_id, "reason": "quick look", "duration_seconds": 2})),
+    );
+    let id = short["id"].as_str().unwrap().to_owned();
+    world.api(
+        "POST",
+        &format!("/api/v1/access-requests/{id}/approve"),
+        None,
+    );
+    let started = Instant::now();
+    let client = loop {
+        match world.client("alice", "alice-pw").await {
+            Ok(client) => break client,
+            Err(_) => assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the short grant never arrived"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while client.query("select 1", &[]).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the session outlived its expired grant"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "ended before the grant expired"
+    );
+    let (_, expired) = world.api("GET", &format!("/api/v1/access-requests/{id}"), None);
+    assert_eq!(expired["status"], "expired");
 }
