@@ -86,6 +86,29 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
             .as_str()
             .unwrap()
             .to_owned(),
+        "access-requests" => {
+            let resource = create(
+                "/api/v1/resources",
+                json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 1}),
+            )
+            .await;
+            let request = create(
+                "/api/v1/access-requests",
+                json!({"subject": "alice", "resource_id": resource["id"], "duration_seconds": 600}),
+            )
+            .await;
+            let id = request["id"].as_str().unwrap().to_owned();
+            // Revoking and expiring need an approved request; the rest a pending one.
+            if matches!(
+                route.operation,
+                "RevokeAccessRequest" | "ExpireAccessRequest"
+            ) {
+                let path = format!("/api/v1/access-requests/{id}/approve");
+                let (status, reply) = cp.root("POST", &path, Some(org), None).await;
+                assert_eq!(status, 200, "{reply}");
+            }
+            id
+        }
         other => panic!(
             "no fixture for /api/v1/{other} ({}); extend the matrix",
             route.operation
