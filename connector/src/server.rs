@@ -18,7 +18,7 @@ use crate::identity::Identities;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools};
+use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools, StatementCache};
 use crate::tls::TlsFiles;
 
 /// Everything sessions share.
@@ -34,6 +34,8 @@ pub struct Gate {
     pub catalogs: Catalogs,
     /// Upstream connection pools for PostgreSQL resources.
     pub pools: Pools,
+    /// PostgreSQL statement classifications by shape, shared by sessions.
+    pub statements: StatementCache,
     /// Key of the `hash` masking strategy (`masking.hash_key`).
     pub masking_key: Option<MaskingKey>,
     pub metrics: Arc<Metrics>,
@@ -72,6 +74,7 @@ impl Gate {
             cancels: CancelRegistry::default(),
             catalogs: Catalogs::default(),
             pools: Pools::default(),
+            statements: StatementCache::default(),
             masking_key,
             metrics: Arc::new(metrics),
             health: Arc::default(),

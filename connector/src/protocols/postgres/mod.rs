@@ -24,9 +24,11 @@ pub mod rows;
 pub mod scram;
 mod session;
 pub mod sql;
+pub mod statements;
 mod upstream;
 
 pub use catalog::Catalogs;
 pub use error::PgError;
 pub use pool::Pools;
 pub use session::{CancelRegistry, handle_client};
+pub use statements::StatementCache;

@@ -24,7 +24,6 @@ use super::catalog::Catalog;
 use super::codec::{self, ErrorFields, Frame};
 use super::error::PgError;
 use super::rows::{self, Field, Formats, MaskPlan};
-use super::sql::classify;
 use crate::server::Gate;
 
 /// Statement text that fails upstream with a syntax error naming it; its
@@ -184,7 +183,7 @@ impl Context<'_> {
         {
             return found.clone();
         }
-        let statements = classify(sql);
+        let statements = self.gate.statements.classify(sql);
         if let Ok(mut memo) = self.classified.lock() {
             if memo.len() >= 128 {
                 memo.clear();
