@@ -112,10 +112,33 @@ impl Default for Metrics {
             "Client sessions by outcome of their setup.",
             Kind::Counter,
         );
+        add(
+            "gate_audit_events_shipped_total",
+            "Audit events the control plane accepted on the first try.",
+            Kind::Counter,
+        );
+        add(
+            "gate_audit_events_spooled_total",
+            "Audit events written to the spool because the control plane did not take them.",
+            Kind::Counter,
+        );
+        add(
+            "gate_audit_events_replayed_total",
+            "Spooled audit events later delivered to the control plane.",
+            Kind::Counter,
+        );
         Self {
             families: Mutex::new(families),
         }
     }
+}
+
+fn same(labels: &Labels, pairs: &[(&'static str, &str)]) -> bool {
+    labels.len() == pairs.len()
+        && labels
+            .iter()
+            .zip(pairs)
+            .all(|((k, v), (pk, pv))| k == pk && v == pv)
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -134,17 +157,25 @@ impl Metrics {
     /// Record a duration in a histogram.
     pub fn observe(&self, name: &'static str, pairs: &[(&'static str, &str)], duration: Duration) {
         self.with(name, |f| {
-            f.histograms
-                .entry(labels(pairs))
-                .or_default()
-                .observe(duration.as_secs_f64())
+            // Label sets are few and long-lived: find the existing one without allocating.
+            match f.histograms.iter_mut().find(|(k, _)| same(k, pairs)) {
+                Some((_, histogram)) => histogram.observe(duration.as_secs_f64()),
+                None => f
+                    .histograms
+                    .entry(labels(pairs))
+                    .or_default()
+                    .observe(duration.as_secs_f64()),
+            }
         });
     }
 
     /// Add to a counter or gauge (negative for gauges going down).
     pub fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], delta: f64) {
         self.with(name, |f| {
-            *f.values.entry(labels(pairs)).or_default() += delta
+            match f.values.iter_mut().find(|(k, _)| same(k, pairs)) {
+                Some((_, value)) => *value += delta,
+                None => *f.values.entry(labels(pairs)).or_default() += delta,
+            }
         });
     }
 

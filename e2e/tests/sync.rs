@@ -40,6 +40,7 @@ struct World {
     control_port: u16,
     control: Option<Proc>,
     connector_port: u16,
+    health_port: u16,
     connector: Option<Proc>,
     connector_key: String,
 }
@@ -58,6 +59,7 @@ impl World {
             control_port: free_port().unwrap(),
             control: None,
             connector_port: free_port().unwrap(),
+            health_port: free_port().unwrap(),
             connector: None,
             connector_key: String::new(),
         };
@@ -111,7 +113,7 @@ impl World {
         let policy = self.dir.path().join("local.rego");
         std::fs::write(&policy, local_policy).unwrap();
         let config = self.dir.path().join("connector.yaml");
-        let health = free_port().unwrap();
+        let health = self.health_port;
         std::fs::write(
             &config,
             format!(
@@ -399,6 +401,29 @@ async fn a_control_plane_crash_loses_no_audit_event_and_keeps_the_last_snapshot(
         events
             .iter()
             .any(|e| e["action"] == "block" && e["reason"] == "selects are paused")
+    );
+
+    // The connector's metrics account for the outage: events spooled, then replayed.
+    let metrics = Command::new("curl")
+        .arg("-s")
+        .arg(format!("http://127.0.0.1:{}/metrics", world.health_port))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let spooled = value("gate_audit_events_spooled_total");
+    assert!(spooled > 0.0, "{metrics}");
+    assert_eq!(
+        value("gate_audit_events_replayed_total"),
+        spooled,
+        "{metrics}"
     );
 
     // A connector restarted while the control plane is down enforces the snapshot it saved.
