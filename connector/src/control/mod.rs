@@ -113,10 +113,14 @@ fn apply(
                 snapshot.policies.len(),
                 snapshot.grants.len()
             );
-            if let Some(dir) = state_dir
-                && let Err(e) = snapshot::save(dir, snapshot)
-            {
-                eprintln!("gate-connector: cannot save the snapshot to {dir}: {e}");
+            if let Some(dir) = state_dir {
+                // fsync off the runtime's threads.
+                let (dir, snapshot) = (dir.to_owned(), snapshot.clone());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = snapshot::save(&dir, &snapshot) {
+                        eprintln!("gate-connector: cannot save the snapshot to {dir}: {e}");
+                    }
+                });
             }
             true
         }
@@ -146,7 +150,7 @@ impl ControlLink {
         let options = gate.live.engine().options().clone();
         let shipper = Shipper {
             client: client.clone(),
-            spool: Spool::new(spool_dir),
+            spool: Arc::new(Spool::new(spool_dir)),
             metrics: gate.metrics.clone(),
             down: false,
         };

@@ -21,7 +21,7 @@ const REPLAY_EVERY: Duration = Duration::from_secs(1);
 /// Sends batches and keeps the spool.
 pub struct Shipper {
     pub(super) client: ConnectorClient,
-    pub(super) spool: Spool,
+    pub(super) spool: std::sync::Arc<Spool>,
     pub(super) metrics: std::sync::Arc<Metrics>,
     /// Whether the last call failed (to log an outage once, not per batch).
     pub(super) down: bool,
@@ -65,14 +65,18 @@ impl Shipper {
                 Err(e) => self.outage(&e),
             }
         }
-        match self.spool.write(&batch) {
+        // fsync off the runtime's threads: a session must not wait for the disk.
+        let spool = std::sync::Arc::clone(&self.spool);
+        let written = tokio::task::spawn_blocking(move || spool.write(&batch).map(|_| batch.len()))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match written {
             Ok(_) => self
                 .metrics
                 .add("gate_audit_events_spooled_total", &[], count),
             // Nowhere to put them: say so loudly; the JSON lines on stdout still hold them.
             Err(e) => eprintln!(
-                "gate-connector: cannot spool {} audit events to {}: {e}",
-                batch.len(),
+                "gate-connector: cannot spool {count} audit events to {}: {e}",
                 self.spool.dir().display()
             ),
         }

@@ -84,7 +84,7 @@ pub fn normalize(sql: &str) -> Option<String> {
             b'\'' => {
                 // A string: '' inside is a quote. Letters right before it (E'', U&'', B'', X'')
                 // were copied as an identifier; E and U& change the rules, so give up on them.
-                if out.ends_with(['e', 'E', '&']) && out.len() > 0 && !prev_is_separator(&out) {
+                if out.ends_with(['e', 'E', '&']) && !prev_is_separator(&out) {
                     return None;
                 }
                 i += 1;
