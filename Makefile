@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test
+.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test fuzz
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -43,3 +43,13 @@ verify-generated: ## fail if committed generated code differs from what `make ge
 bench: ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
+
+FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize
+FUZZ_SECONDS ?= 60
+
+fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
