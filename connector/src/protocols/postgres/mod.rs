@@ -18,8 +18,10 @@
 mod catalog;
 pub mod codec;
 mod error;
+mod login;
 mod pool;
 mod relay;
+mod results;
 pub mod rows;
 pub mod scram;
 mod session;
