@@ -299,6 +299,25 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         .await;
         assert_eq!(status, 401, "{} {path}: {body}", route.verb.as_str());
     }
+    // Schemas spell out the fields the handlers accept.
+    let resource = &doc["components"]["schemas"]["Resource"];
+    assert_eq!(
+        resource["properties"]["port"]["type"], "integer",
+        "{resource}"
+    );
+    assert_eq!(resource["properties"]["labels"]["type"], "object");
+    assert_eq!(resource["additionalProperties"], false);
+    for route in gate_control::http::routes::ROUTES {
+        for name in route.body.iter().chain([&route.response]) {
+            if *name != "JSON lines" {
+                let schema = &doc["components"]["schemas"][*name];
+                assert!(
+                    schema["properties"].is_object() || *name == "DeleteResponse",
+                    "{name} has no properties: {schema}"
+                );
+            }
+        }
+    }
     let paths: usize = doc["paths"]
         .as_object()
         .unwrap()

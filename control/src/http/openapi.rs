@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
+use gate_proto::v1::*;
+
 use super::routes::{Access, ROUTES};
 
 fn access_text(access: Access) -> &'static str {
@@ -58,13 +60,10 @@ pub fn document() -> Value {
         if let Some(body) = route.body {
             operation["requestBody"] = schema_ref(body);
             operation["requestBody"]["required"] = json!(false);
-            schemas.insert(body.to_owned(), json!({"type": "object", "description": format!("gate.v1.{body} as JSON (proto field names)")}));
+            schemas.insert(body.to_owned(), message_schema(body));
         }
         if route.response != "JSON lines" {
-            schemas.insert(
-                route.response.to_owned(),
-                json!({"type": "object", "description": format!("gate.v1.{} as JSON (proto field names)", route.response)}),
-            );
+            schemas.insert(route.response.to_owned(), message_schema(route.response));
         }
         let item = paths
             .entry(route.path.to_owned())
@@ -94,4 +93,91 @@ pub fn document() -> Value {
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
         }
     })
+}
+
+/// A JSON Schema for a value shaped like `sample` (a message serialized with every field at its
+/// default): the property names and JSON types are exactly what the handlers read and write.
+fn schema_of(sample: &Value) -> Value {
+    match sample {
+        Value::Object(fields) => {
+            let properties: Map<String, Value> = fields
+                .iter()
+                .map(|(name, value)| (name.clone(), schema_of(value)))
+                .collect();
+            json!({"type": "object", "properties": properties, "additionalProperties": false})
+        }
+        Value::Array(_) => json!({"type": "array"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Number(_) => json!({"type": "integer"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        // Optional fields and nested messages.
+        Value::Null => json!({"type": ["object", "string", "integer", "null"]}),
+    }
+}
+
+/// The schema of a request or response body by its message name.
+fn message_schema(name: &str) -> Value {
+    macro_rules! messages {
+        ($($message:ident),* $(,)?) => {
+            match name {
+                $(stringify!($message) => serde_json::to_value($message::default()).ok(),)*
+                _ => None,
+            }
+        };
+    }
+    let sample = messages!(
+        AccessRequest,
+        ApiKey,
+        ApproveAccessRequestRequest,
+        CreateAccessRequestRequest,
+        CreateApiKeyRequest,
+        CreateApiKeyResponse,
+        CreateOrganizationRequest,
+        CreatePolicyRequest,
+        DeleteResponse,
+        DenyAccessRequestRequest,
+        Group,
+        HeartbeatResponse,
+        Identity,
+        IngestAuditRequest,
+        IngestAuditResponse,
+        IssueIdentityTokenRequest,
+        IssueIdentityTokenResponse,
+        ListAccessRequestsResponse,
+        ListApiKeysResponse,
+        ListConnectorsResponse,
+        ListGroupsResponse,
+        ListIdentitiesResponse,
+        ListOrganizationsResponse,
+        ListPoliciesResponse,
+        ListResourcesResponse,
+        Organization,
+        Policy,
+        PolicyHistory,
+        QueryAuditResponse,
+        RegisterConnectorRequest,
+        RegisterConnectorResponse,
+        Resource,
+        RevokeAccessRequestRequest,
+        SetPolicyStateRequest,
+        SimulatePolicyResponse,
+        Snapshot,
+        UpdatePolicyRequest,
+    );
+    let mut schema = match (name, sample) {
+        ("SimulateBody", _) => json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "policy_id": {"type": "string"},
+                "rego": {"type": "string"},
+                "stage": {"type": "string", "enum": ["session", "pre_request", "post_request"]},
+                "input": {"type": "object"}
+            }
+        }),
+        (_, Some(sample)) => schema_of(&sample),
+        (_, None) => json!({"type": "object"}),
+    };
+    schema["description"] = json!(format!("gate.v1.{name} as JSON (proto field names)"));
+    schema
 }
