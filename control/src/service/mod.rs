@@ -58,6 +58,13 @@ impl ControlPlane {
         )
         .await
         .map_err(|e| format!("identity token signing key: {e}"))?;
+        let changes = watch::channel(0).0;
+        if let Some(dsn) = store.postgres_dsn() {
+            tokio::spawn(crate::store::listen_for_changes(
+                dsn.to_owned(),
+                changes.clone(),
+            ));
+        }
         Ok(Self {
             store,
             api_key,
@@ -65,7 +72,7 @@ impl ControlPlane {
             tokens,
             metrics: Metrics::default(),
             token_ttl: config.identity_tokens.default_ttl,
-            changes: watch::channel(0).0,
+            changes,
         })
     }
 
@@ -162,6 +169,11 @@ impl ControlPlane {
     /// Tell snapshot watchers that something changed.
     fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
+        // Other replicas on the same PostgreSQL learn of it through NOTIFY.
+        if self.store.postgres_dsn().is_some() {
+            let store = self.store.clone();
+            tokio::spawn(async move { store.notify_change().await });
+        }
     }
 
     /// A receiver that sees every change.

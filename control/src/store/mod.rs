@@ -7,6 +7,7 @@ mod connectors;
 mod identities;
 mod keys;
 mod migrate;
+mod notify;
 mod orgs;
 mod policies;
 mod resources;
@@ -22,6 +23,7 @@ pub use access::Transition;
 pub use audit::AuditFilter;
 pub use keys::StoredKey;
 pub use migrate::MigrationError;
+pub use notify::listen_for_changes;
 pub use policies::{PolicyInsert, PolicyPatch};
 
 /// Which database is behind the store.
@@ -61,6 +63,8 @@ pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL DSN, for the change listener (replicas notify each other).
+    dsn: Option<String>,
 }
 
 impl Store {
@@ -97,7 +101,8 @@ impl Store {
             });
         }
         let pool = options.connect(&url).await?;
-        let store = Self { pool, backend };
+        let dsn = (backend == Backend::Postgres).then(|| url.clone());
+        let store = Self { pool, backend, dsn };
         migrate::run(&store, config.migrations_path.as_deref().map(Path::new)).await?;
         Ok(store)
     }
@@ -108,6 +113,11 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The PostgreSQL DSN when the store is PostgreSQL.
+    pub fn postgres_dsn(&self) -> Option<&str> {
+        self.dsn.as_deref()
     }
 
     /// Is the database answering?
