@@ -1,5 +1,6 @@
 //! Verifying JWTs that clients present in a password field: the issuer's
-//! keys come from a JWKS file; signature, `exp`, `nbf`, `iss` and `aud` are
+//! keys come from a JWKS file or URL (fetched at start, every 5 minutes, and
+//! at once when a token names a key id not seen yet); signature, `exp`, `nbf`, `iss` and `aud` are
 //! checked; only asymmetric algorithms are accepted (no HS256 with a public
 //! key as the secret).
 
@@ -23,13 +24,26 @@ pub struct Claims {
 struct Issuer {
     issuer: String,
     audience: String,
-    keys: JwkSet,
+    keys: std::sync::RwLock<std::sync::Arc<JwkSet>>,
+    /// Where the keys come from when they are fetched.
+    url: Option<String>,
+}
+
+impl Issuer {
+    fn keys(&self) -> std::sync::Arc<JwkSet> {
+        match self.keys.read() {
+            Ok(keys) => std::sync::Arc::clone(&keys),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
 }
 
 /// The configured issuers and their keys.
 #[derive(Debug, Default)]
 pub struct JwtVerifier {
     issuers: Vec<Issuer>,
+    /// Woken when a token names an unknown key id, to refetch URLs early.
+    unknown_key: tokio::sync::Notify,
 }
 
 const ASYMMETRIC: &[Algorithm] = &[
@@ -52,22 +66,67 @@ impl JwtVerifier {
         };
         let mut issuers = Vec::new();
         for (i, issuer) in jwt.issuers.iter().enumerate() {
-            let Some(file) = &issuer.jwks_file else {
-                return Err(format!(
-                    "auth.jwt.issuers[{i}].jwks_url: fetching JWKS over HTTP is not supported yet; use jwks_file"
-                ));
+            // Keys from a URL arrive with the first refresh, before listeners open.
+            let keys = match &issuer.jwks_file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("auth.jwt.issuers[{i}].jwks_file {file}: {e}"))?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        format!("auth.jwt.issuers[{i}].jwks_file {file}: not a JWKS: {e}")
+                    })?
+                }
+                None => JwkSet { keys: Vec::new() },
             };
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("auth.jwt.issuers[{i}].jwks_file {file}: {e}"))?;
-            let keys: JwkSet = serde_json::from_str(&text)
-                .map_err(|e| format!("auth.jwt.issuers[{i}].jwks_file {file}: not a JWKS: {e}"))?;
             issuers.push(Issuer {
                 issuer: issuer.issuer.clone(),
                 audience: issuer.audience.clone(),
-                keys,
+                keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+                url: issuer.jwks_url.clone(),
             });
         }
-        Ok(Some(Self { issuers }))
+        Ok(Some(Self {
+            issuers,
+            unknown_key: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Fetch every `jwks_url` now; returns one message per issuer that failed (its old keys stay).
+    pub async fn refresh(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for issuer in &self.issuers {
+            let Some(url) = &issuer.url else { continue };
+            let fetched = crate::http_get::get(url).await.and_then(|body| {
+                serde_json::from_slice::<JwkSet>(&body)
+                    .map_err(|e| format!("{url}: not a JWKS: {e}"))
+            });
+            match fetched {
+                Ok(keys) => match issuer.keys.write() {
+                    Ok(mut slot) => *slot = std::sync::Arc::new(keys),
+                    Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(keys),
+                },
+                Err(e) => problems.push(format!("JWKS of {}: {e}", issuer.issuer)),
+            }
+        }
+        problems
+    }
+
+    /// Whether any issuer's keys come from a URL.
+    pub fn fetches(&self) -> bool {
+        self.issuers.iter().any(|i| i.url.is_some())
+    }
+
+    /// Refetch URLs every `every`, and early (at most every 30 s) when a token names an unknown key.
+    pub async fn refresh_forever(&self, every: std::time::Duration) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.unknown_key.notified() => {}
+            }
+            for problem in self.refresh().await {
+                eprintln!("gate-connector: {problem}");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(30).min(every)).await;
+        }
     }
 
     /// Verify `token`; the error says why (for Gate's log, never for the client).
@@ -83,11 +142,15 @@ impl JwtVerifier {
             .iter()
             .find(|i| i.issuer == unverified_iss)
             .ok_or_else(|| format!("issuer {unverified_iss:?} is not trusted"))?;
+        let keys = issuer.keys();
         let candidates: Vec<_> = match &header.kid {
-            Some(kid) => issuer.keys.find(kid).into_iter().collect(),
-            None => issuer.keys.keys.iter().collect(),
+            Some(kid) => keys.find(kid).into_iter().collect(),
+            None => keys.keys.iter().collect(),
         };
         if candidates.is_empty() {
+            if issuer.url.is_some() {
+                self.unknown_key.notify_one();
+            }
             return Err(format!(
                 "no key {:?} in the JWKS of {}",
                 header.kid, issuer.issuer

@@ -7,6 +7,7 @@ pub mod control;
 pub mod fuzzing;
 pub mod grants;
 pub mod health;
+pub mod http_get;
 pub mod identity;
 pub mod jwt;
 pub mod managed;

@@ -127,6 +127,21 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             .with_tls(loaded.tls)
             .with_jwt(loaded.jwt),
     );
+    // Keys of issuers given by URL: fetched before the first client, then kept fresh.
+    if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
+        for problem in jwt.refresh().await {
+            eprintln!(
+                "gate-connector: {problem} (tokens of that issuer are refused until it answers)"
+            );
+        }
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            if let Some(jwt) = &gate.jwt {
+                jwt.refresh_forever(std::time::Duration::from_secs(300))
+                    .await;
+            }
+        });
+    }
     let mut link = None;
     if let (Some(cp), Some(queue)) = (&control_plane, queue) {
         // The last good snapshot is in force before the first client arrives.

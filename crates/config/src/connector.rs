@@ -403,6 +403,20 @@ impl Validate for ConnectorConfig {
                         "set exactly one of jwks_file or jwks_url",
                     );
                 }
+                if let Some(url) = &issuer.jwks_url {
+                    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                        .iter()
+                        .any(|prefix| {
+                            url.strip_prefix(prefix)
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+                        });
+                    if !url.starts_with("https://") && !loopback {
+                        p.push(
+                            format!("auth.jwt.issuers[{i}].jwks_url"),
+                            "expected an https:// URL (plain http only on loopback: keys fetched in clear could be forged)",
+                        );
+                    }
+                }
                 if issuer.audience.is_empty() {
                     p.push(
                         format!("auth.jwt.issuers[{i}].audience"),
@@ -514,5 +528,48 @@ impl Validate for ConnectorConfig {
                 format!("expected json or text, got {:?}", self.logging.format),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::{ConnectorConfig, load_str};
+
+    fn problems(issuer: &str) -> Vec<String> {
+        let yaml = format!("auth:\n  jwt:\n    issuers:\n      - {issuer}\n");
+        match load_str::<ConnectorConfig>("c.yaml", &yaml, &|_| None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn jwks_urls_must_be_https_or_loopback() {
+        for ok in [
+            "{issuer: a, audience: g, jwks_url: 'https://idp.example/jwks'}",
+            "{issuer: a, audience: g, jwks_url: 'http://127.0.0.1:8080/.well-known/jwks.json'}",
+            "{issuer: a, audience: g, jwks_url: 'http://localhost/jwks'}",
+        ] {
+            assert!(problems(ok).is_empty(), "{ok}: {:?}", problems(ok));
+        }
+        for bad in [
+            "{issuer: a, audience: g, jwks_url: 'http://idp.example/jwks'}",
+            "{issuer: a, audience: g, jwks_url: 'http://localhost.evil.example/jwks'}",
+        ] {
+            let found = problems(bad);
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.starts_with("auth.jwt.issuers[0].jwks_url: expected an https://")),
+                "{bad}: {found:?}"
+            );
+        }
+        let both = problems("{issuer: a, audience: g, jwks_url: 'https://x/j', jwks_file: j.json}");
+        assert!(
+            both.iter()
+                .any(|p| p.contains("exactly one of jwks_file or jwks_url")),
+            "{both:?}"
+        );
     }
 }
