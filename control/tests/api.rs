@@ -452,3 +452,46 @@ async fn without_a_key_only_insecure_mode_starts() {
     .await;
     assert_eq!(status, 401);
 }
+
+/// `/metrics` after real traffic on both transports passes `promtool check metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let cp = start_cp(Db::Sqlite).await;
+    cp.root("GET", "/api/v1/resources", None, None).await;
+    cp.root("GET", "/api/v1/resources/missing", None, None)
+        .await;
+    let mut admin = cp.admin(Some(ROOT_KEY), None).await;
+    admin
+        .list_policies(gate_proto::v1::ListPoliciesRequest {})
+        .await
+        .unwrap();
+    let (status, metrics) = http(cp.addr(), "GET", "/metrics", None, None, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            r#"gate_control_requests_total{transport="grpc",operation="list_policies",code="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
