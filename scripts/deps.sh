@@ -17,6 +17,7 @@ needs=(
   /usr/sbin/pgbouncer:pgbouncer
   /usr/bin/promtool:prometheus
   /usr/bin/curl:curl
+  /usr/bin/jq:jq
   /usr/bin/openssl:openssl
 )
 
