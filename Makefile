@@ -2,10 +2,10 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test fuzz
+.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
 deps: ## install missing system packages the tests need (apt, when root)
 	@scripts/deps.sh
@@ -23,6 +23,10 @@ test: deps ## everything CI checks: fmt, clippy, generated files, unit + integra
 	$(CARGO) nextest run --workspace $(CARGO_FLAGS) --no-tests=pass
 	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
+
+e2e: deps ## end-to-end suite: real gate-control + gate-connector processes, PostgreSQL, curl and tokio-postgres (also part of make test)
+	$(CARGO) build --workspace $(CARGO_FLAGS)
+	$(CARGO) nextest run -p gate-e2e $(CARGO_FLAGS)
 
 policy-test: ## run the policy library's Rego tests and YAML cases
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
