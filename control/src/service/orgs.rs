@@ -19,7 +19,7 @@ impl ControlPlane {
         caller: &Caller,
         req: CreateOrganizationRequest,
     ) -> ApiResult<Organization> {
-        require_system(caller)?;
+        caller.org(Need::System)?;
         validate::name("name", &req.name)?;
         Ok(self.store.create_org(&req.name).await?)
     }
@@ -59,7 +59,7 @@ impl ControlPlane {
         caller: &Caller,
         req: DeleteOrganizationRequest,
     ) -> ApiResult<DeleteResponse> {
-        require_system(caller)?;
+        caller.org(Need::System)?;
         validate::id("id", &req.id)?;
         if req.id == DEFAULT_ORG {
             return Err(ApiError {
@@ -133,15 +133,5 @@ impl ControlPlane {
             .revoke_key(org, &req.id)
             .await?
             .ok_or_else(|| ApiError::not_found("api key"))
-    }
-}
-
-fn require_system(caller: &Caller) -> ApiResult<()> {
-    if caller.is_system() {
-        Ok(())
-    } else {
-        Err(ApiError::denied(
-            "managing organizations needs a system key",
-        ))
     }
 }

@@ -146,6 +146,8 @@ impl Store {
                  WHERE org_id = $3 AND id = $4 AND status = 'approved' AND expires_at > $2",
                 by,
             ),
+            // Every statement binds the same four parameters; PostgreSQL refuses an unreferenced
+            // one, hence the no-op `$1 = ''` here.
             Transition::Expire => (
                 "UPDATE access_requests SET status = 'expired', expires_at = \
                  CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END, updated_at = $2 \
