@@ -44,7 +44,7 @@ generate: ## regenerate committed generated code (proto/src/gen from proto/gate/
 verify-generated: ## fail if committed generated code differs from what `make generate` would write
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
 
-bench: ## run the benchmarks; each prints ratios against a baseline run in the same invocation
+bench: deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 

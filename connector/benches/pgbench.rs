@@ -109,8 +109,8 @@ fn pgbench(
     }
 }
 
-/// utime + stime of a process, in microseconds.
-fn cpu_us(pid: u32) -> u64 {
+/// (utime, stime) of a process, in microseconds.
+fn cpu_us(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -118,8 +118,16 @@ fn cpu_us(pid: u32) -> u64 {
         .1
         .split_whitespace()
         .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
+    let us = |i: usize| fields[i].parse::<u64>().unwrap() * 1_000_000 / 100; // USER_HZ is 100 on Linux
+    (us(11), us(12))
+}
+
+/// CPU-µs per query of a process between two `cpu_us` readings: (user + system, user, system).
+fn per_query(before: (u64, u64), after: (u64, u64), queries: u64) -> (f64, f64, f64) {
+    let q = queries.max(1) as f64;
+    let user = (after.0 - before.0) as f64 / q;
+    let system = (after.1 - before.1) as f64 / q;
+    (user + system, user, system)
 }
 
 struct Proc(Child);
@@ -242,15 +250,15 @@ fn main() {
     let (gate, gate_port) = start_gate(&base, pg.port());
     let bouncer_dir = base.join("pgbouncer");
     std::fs::create_dir_all(&bouncer_dir).unwrap();
-    let (bouncer, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
+    let (bouncer_proc, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
 
     println!(
         "pgbench -S (select only), {}s per run, pool size {POOL}, 2 cores shared by client, proxy and PostgreSQL",
         seconds()
     );
     println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>14}",
-        "run", "tps", "p50 µs", "p99 µs", "gate CPU-µs/q"
+        "{:<28} {:>10} {:>10} {:>10} {:>22}",
+        "run", "tps", "p50 µs", "p99 µs", "proxy CPU-µs/q"
     );
     let mut results = Vec::new();
     for (label, clients, reconnect) in [
@@ -258,6 +266,11 @@ fn main() {
         ("-S -c8", 8, false),
         ("-S -c8 -C", 8, true),
     ] {
+        if let Ok(only) = std::env::var("GATE_BENCH_ONLY")
+            && only != label
+        {
+            continue;
+        }
         let direct = pgbench(
             pg.port(),
             "gate_app",
@@ -266,6 +279,7 @@ fn main() {
             reconnect,
             &base.join("direct"),
         );
+        let bouncer_before = cpu_us(bouncer_proc.0.id());
         let bouncer = pgbench(
             bouncer_port,
             "gate_app",
@@ -274,6 +288,31 @@ fn main() {
             reconnect,
             &base.join("bouncer"),
         );
+        let bouncer_cpu = per_query(
+            bouncer_before,
+            cpu_us(bouncer_proc.0.id()),
+            bouncer.transactions,
+        );
+        // GATE_BENCH_PERF=FILE: record a CPU profile of the connector during its run.
+        let perf = std::env::var("GATE_BENCH_PERF").ok().map(|file| {
+            Command::new("perf")
+                .args([
+                    "record",
+                    "--call-graph",
+                    "dwarf,16384",
+                    "-F",
+                    "2000",
+                    "-q",
+                    "-o",
+                    &file,
+                    "-p",
+                ])
+                .arg(gate.0.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
         let before = cpu_us(gate.0.id());
         let through = pgbench(
             gate_port,
@@ -283,16 +322,24 @@ fn main() {
             reconnect,
             &base.join("gate"),
         );
-        let cpu_per_query =
-            (cpu_us(gate.0.id()) - before) as f64 / through.transactions.max(1) as f64;
+        let gate_cpu = per_query(before, cpu_us(gate.0.id()), through.transactions);
+        let cpu_per_query = gate_cpu.0;
+        if let Some(mut perf) = perf {
+            let _ = Command::new("kill")
+                .args(["-INT", &perf.id().to_string()])
+                .status();
+            let _ = perf.wait();
+        }
         for (who, run, cpu) in [
             ("direct", &direct, None),
-            ("pgbouncer", &bouncer, None),
-            ("gate", &through, Some(cpu_per_query)),
+            ("pgbouncer", &bouncer, Some(bouncer_cpu)),
+            ("gate", &through, Some(gate_cpu)),
         ] {
-            let cpu = cpu.map_or(String::from("-"), |c| format!("{c:.1}"));
+            let cpu = cpu.map_or(String::from("-"), |(total, user, system)| {
+                format!("{total:.1} ({user:.0}u+{system:.0}s)")
+            });
             println!(
-                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>14}",
+                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>22}",
                 format!("{label} {who}"),
                 run.tps,
                 run.p50_us,
@@ -348,7 +395,7 @@ fn main() {
         }
     }
     // Stop every server before exiting: `exit` skips destructors.
-    drop(bouncer);
+    drop(bouncer_proc);
     drop(gate);
     drop(pg);
     if failed {

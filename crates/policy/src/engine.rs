@@ -19,6 +19,7 @@ use crate::decision::Decision;
 use crate::error::PolicyError;
 use crate::glob::glob_match;
 use crate::input::{PolicyInput, Stage};
+use crate::reads::{InputReads, Reuse};
 
 /// One Rego source file of a policy.
 #[derive(Debug, Clone)]
@@ -110,6 +111,8 @@ struct CompiledUnit {
     /// Entry points (`data.<package>.<stage>`) per stage index.
     entries: [Vec<String>; 3],
     program: Arc<Program>,
+    /// The parts of `input` the policy reads.
+    reads: InputReads,
     /// Idle VMs with the program loaded; taken for one evaluation, then returned.
     vms: Mutex<Vec<RegoVM>>,
 }
@@ -177,6 +180,23 @@ impl PolicyEngine {
                 && !u.entries[stage.index()].is_empty()
                 && targets(u, resource)
         })
+    }
+
+    /// Whether a verdict of `stage` on `resource` can be reused for another
+    /// request of the same session that agrees on every `keyed` input path
+    /// (dotted, like `query.type`): the union of what the policies that
+    /// would run read decides (see [`InputReads::reuse`]).
+    pub fn reuse(&self, stage: Stage, resource: &str, keyed: &[&str]) -> Reuse {
+        let mut reads = InputReads::default();
+        for unit in &self.units {
+            if unit.rollout != Rollout::Draft
+                && !unit.entries[stage.index()].is_empty()
+                && targets(unit, resource)
+            {
+                reads.extend(&unit.reads);
+            }
+        }
+        reads.reuse(keyed)
     }
 
     /// Evaluate `stage` for `resource` with a typed input.
@@ -304,6 +324,7 @@ fn compile(spec: PolicySpec) -> Result<CompiledUnit, Vec<PolicyError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let reads = InputReads::of_modules(engine.get_modules().iter().map(|m| &**m));
     let mut entries: [Vec<String>; 3] = Default::default();
     let mut all_entries = Vec::new();
     // A stage rule exists when it lowers to bytecode on its own (this also
@@ -359,6 +380,7 @@ fn compile(spec: PolicySpec) -> Result<CompiledUnit, Vec<PolicyError>> {
         targets: spec.targets,
         entries,
         program,
+        reads,
         vms: Mutex::new(Vec::new()),
     })
 }

@@ -28,6 +28,7 @@ mod glob;
 mod input;
 pub mod json;
 pub mod mask;
+mod reads;
 
 pub use combine::{DefaultAction, DryRunFinding, PolicyOutcome, Rollout, Verdict, combine};
 pub use decision::{Action, Decision, Filter, FilterOp, FilterOperand, Mask, OnDerived, Strategy};
@@ -38,4 +39,5 @@ pub use input::{
     ConnectionInfo, GrantInfo, HttpInfo, McpInfo, PolicyInput, QueryInfo, ResourceInfo,
     ResponseColumn, ResponseInfo, SessionInput, SshInfo, Stage, TimeInfo, UserInfo,
 };
+pub use reads::{InputReads, Reuse};
 pub use regorus::Value;
