@@ -18,3 +18,4 @@ pub mod server;
 pub mod startup;
 pub mod stream;
 pub mod tls;
+pub mod verdicts;

@@ -23,6 +23,7 @@ use super::error::PgError;
 use super::results::{active_plan, refuse};
 use super::rows::{self, Formats, MaskPlan};
 use crate::server::Gate;
+use crate::verdicts::VerdictCache;
 
 /// Statement text that fails upstream with a syntax error naming it; its
 /// error is replaced by the policy's refusal on the way back.
@@ -95,6 +96,8 @@ pub(super) struct Context<'a> {
     /// what the request stage parsed.
     pub(super) classified: Mutex<HashMap<String, Vec<gate_policy::QueryInfo>>>,
     pub(super) next_marker: AtomicU64,
+    /// Reusable `pre_request` verdicts by statement shape.
+    pub(super) verdicts: Mutex<VerdictCache>,
 }
 
 /// What to do with one client message that carries SQL.
@@ -161,26 +164,19 @@ impl Context<'_> {
         let single = statements.len() == 1;
         let mut plan = Plan::Forward;
         for query in statements {
-            let statement = query.statement.clone().unwrap_or_else(|| query.raw.clone());
+            let statement = query.statement.as_deref().unwrap_or(&query.raw);
             if DDL.contains(&query.kind.as_str()) {
                 self.catalog.invalidate();
             }
             let copy_out = query.kind == "copy" && statement.to_ascii_uppercase().contains(" TO ");
-            let verdict = self.evaluate(
-                Stage::PreRequest,
-                PolicyInput {
-                    time: Some(TimeInfo::now()),
-                    query: Some(query.clone()),
-                    ..Default::default()
-                },
-            );
-            self.audit("statement", Some(&statement), &verdict);
+            let verdict = self.pre_request(&query);
+            self.audit("statement", Some(statement), &verdict);
             if matches!(plan, Plan::Block(_)) {
                 continue;
             }
             plan = match verdict.action {
-                Action::Block => Plan::Block(verdict.reason.unwrap_or_else(|| "statement refused by policy".into())),
-                Action::Rewrite if single => Plan::Rewrite(verdict.query.unwrap_or_default()),
+                Action::Block => Plan::Block(verdict.reason.clone().unwrap_or_else(|| "statement refused by policy".into())),
+                Action::Rewrite if single => Plan::Rewrite(verdict.query.clone().unwrap_or_default()),
                 Action::Rewrite => Plan::Block("a policy rewrite cannot apply to one statement of a multi-statement query".into()),
                 _ if copy_out && self.masks_apply(query) => {
                     Plan::Block("COPY ... TO is refused while masking applies to this session (COPY output is not masked)".into())
@@ -189,6 +185,32 @@ impl Context<'_> {
             };
         }
         plan
+    }
+
+    /// The `pre_request` verdict for one statement, reused for statements of
+    /// the same shape when the policies allow it (see [`crate::verdicts`]).
+    fn pre_request(&self, query: &gate_policy::QueryInfo) -> Arc<Verdict> {
+        let mut verdicts = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        verdicts.verdict(
+            self.gate,
+            "postgres",
+            &self.resource.name,
+            Stage::PreRequest,
+            query,
+            || {
+                self.evaluate(
+                    Stage::PreRequest,
+                    PolicyInput {
+                        time: Some(TimeInfo::now()),
+                        query: Some(query.clone()),
+                        ..Default::default()
+                    },
+                )
+            },
+        )
     }
 
     fn masks_apply(&self, query: gate_policy::QueryInfo) -> bool {

@@ -450,6 +450,7 @@ impl Session {
             tracker: Mutex::default(),
             classified: Mutex::default(),
             next_marker: AtomicU64::new(1),
+            verdicts: Mutex::default(),
         };
         let result = {
             let (mut client_read, mut client_write) = tokio::io::split(&mut client);
