@@ -18,8 +18,8 @@ use gate_policy::{QueryInfo, Reuse, Stage, Verdict};
 
 use crate::server::Gate;
 
-/// The input paths a reused verdict is keyed by.
-const KEYED: &[&str] = &[
+/// The input paths a reused verdict is keyed by: a statement's shape.
+pub const SHAPE: &[&str] = &[
     "query.type",
     "query.tables",
     "query.columns",
@@ -66,7 +66,7 @@ impl VerdictCache {
         }
         let index = stage_index(stage);
         let reuse = *self.reuse[index]
-            .get_or_insert_with(|| gate.live.engine().reuse(stage, resource, KEYED));
+            .get_or_insert_with(|| gate.live.engine().reuse(stage, resource, SHAPE));
         let second = match reuse {
             Reuse::Never => return Arc::new(evaluate()),
             Reuse::WithinSecond => Some(gate_policy::TimeInfo::now().unix_ns / 1_000_000_000),
@@ -117,7 +117,7 @@ fn stage_index(stage: Stage) -> usize {
 }
 
 /// The keyed parts of `query` (text and filter left out).
-fn shape_of(query: &QueryInfo) -> QueryInfo {
+pub fn shape_of(query: &QueryInfo) -> QueryInfo {
     QueryInfo {
         kind: query.kind.clone(),
         tables: query.tables.clone(),
@@ -129,7 +129,8 @@ fn shape_of(query: &QueryInfo) -> QueryInfo {
     }
 }
 
-fn same_shape(a: &QueryInfo, b: &QueryInfo) -> bool {
+/// Whether two statements agree on every [`SHAPE`] part.
+pub fn same_shape(a: &QueryInfo, b: &QueryInfo) -> bool {
     a.kind == b.kind
         && a.tables == b.tables
         && a.columns == b.columns
@@ -138,15 +139,20 @@ fn same_shape(a: &QueryInfo, b: &QueryInfo) -> bool {
         && a.collection == b.collection
 }
 
+/// Feed the [`SHAPE`] parts of `query` to `h`.
+pub fn hash_shape(query: &QueryInfo, h: &mut impl Hasher) {
+    query.kind.hash(h);
+    query.tables.hash(h);
+    query.columns.hash(h);
+    query.operation.hash(h);
+    query.database.hash(h);
+    query.collection.hash(h);
+}
+
 fn hash_key(stage: Stage, query: &QueryInfo, second: Option<i64>) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     stage_index(stage).hash(&mut h);
-    query.kind.hash(&mut h);
-    query.tables.hash(&mut h);
-    query.columns.hash(&mut h);
-    query.operation.hash(&mut h);
-    query.database.hash(&mut h);
-    query.collection.hash(&mut h);
+    hash_shape(query, &mut h);
     second.hash(&mut h);
     h.finish()
 }

@@ -105,6 +105,46 @@ fn on_derived_mask_masks_computed_columns_instead() {
     assert_eq!(out, "***|Alice", "{err}");
 }
 
+/// Result plans are cached per result shape within a session; a policy
+/// that reads the statement text must still be asked for each text, or a
+/// plan made for one statement would pass another statement's rows clear.
+#[test]
+fn a_policy_that_reads_the_statement_text_is_asked_for_every_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("by_text.rego");
+    std::fs::write(
+        &policy,
+        "package by_text\nimport rego.v1\ndefault session := {\"action\": \"allow\"}\ndefault pre_request := {\"action\": \"allow\"}\n\
+         post_request := {\"action\": \"mask\", \"masks\": [{\"column\": \"email\", \"strategy\": \"redact\"}]} if contains(input.query.raw, \">=\")\n",
+    )
+    .unwrap();
+    let p = policy.display();
+    let stack = start(
+        PgAuth::Trust,
+        &format!(
+            "policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n"
+        ),
+    );
+    // One session: the same result shape (same columns, same table) twice.
+    let out = psql(
+        &stack,
+        "app",
+        "app",
+        "appdb",
+        &[
+            "select email from customers where id > 0",
+            "select email from customers where id >= 1",
+            "select email from customers where id > 0",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "alice@example.com\n***\nalice@example.com",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn cursors_are_masked() {
     let stack = start(PgAuth::Trust, &example_policy());

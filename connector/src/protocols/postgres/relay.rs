@@ -15,12 +15,12 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use gate_config::connector::ResourceConfig;
-use gate_policy::{Action, PolicyInput, SessionInput, Stage, TimeInfo, Verdict};
+use gate_policy::{Action, PolicyInput, QueryInfo, Reuse, SessionInput, Stage, TimeInfo, Verdict};
 
 use super::catalog::Catalog;
 use super::codec::{self, Frame};
 use super::error::PgError;
-use super::results::{active_plan, refuse};
+use super::results::{CachedPlan, active_plan, refuse};
 use super::rows::{self, Formats, MaskPlan};
 use crate::server::Gate;
 use crate::verdicts::VerdictCache;
@@ -30,11 +30,18 @@ use crate::verdicts::VerdictCache;
 const BLOCK_MARKER: &str = "gate_policy_block_";
 /// Statement kinds after which cached column names may be stale.
 const DDL: &[&str] = &["create", "alter", "drop", "comment", "rename"];
+/// Statement text as sent upstream, with its classification.
+#[derive(Debug, Clone)]
+pub(super) struct Sql {
+    pub(super) text: Arc<str>,
+    pub(super) queries: Arc<[QueryInfo]>,
+}
+
 /// What one upstream response belongs to.
 #[derive(Debug)]
 pub(super) enum Expect {
     Query {
-        sql: Arc<str>,
+        sql: Sql,
         started: Instant,
     },
     Describe {
@@ -60,7 +67,7 @@ pub(super) enum ResultPlan {
 
 #[derive(Debug)]
 pub(super) struct Statement {
-    pub(super) sql: Arc<str>,
+    pub(super) sql: Sql,
     pub(super) plan: Option<ResultPlan>,
 }
 
@@ -75,10 +82,12 @@ pub(super) struct Tracker {
     pub(super) current: Option<ResultPlan>,
     /// Transaction status of the last ReadyForQuery (`I`, `T`, `E`).
     pub(super) last_status: u8,
-    /// Recent result plans by shape (see [`plan_key`]), for one second.
-    pub(super) plans: HashMap<(Vec<u8>, String), (ResultPlan, Verdict, Instant)>,
+    /// Recent result plans by shape, for one second (see `results::CachedPlan`).
+    pub(super) plans: HashMap<u64, CachedPlan>,
     /// The policy generation the cached plans were made under.
     pub(super) plans_generation: u64,
+    /// How plans may be reused under that generation (`results::plan_reuse`).
+    pub(super) plans_reuse: Option<Option<(bool, Reuse)>>,
 }
 
 /// Everything a session's statements need.
@@ -92,9 +101,6 @@ pub(super) struct Context<'a> {
     pub(super) upstream_user: &'a str,
     pub(super) upstream_db: &'a str,
     pub(super) tracker: Mutex<Tracker>,
-    /// Recent classifications by statement text: the result stage reuses
-    /// what the request stage parsed.
-    pub(super) classified: Mutex<HashMap<String, Vec<gate_policy::QueryInfo>>>,
     pub(super) next_marker: AtomicU64,
     /// Reusable `pre_request` verdicts by statement shape.
     pub(super) verdicts: Mutex<VerdictCache>,
@@ -105,6 +111,11 @@ enum Plan {
     Forward,
     Rewrite(String),
     Block(String),
+}
+
+/// No classification (the text Gate sends instead of a blocked statement).
+fn unclassified() -> Arc<[QueryInfo]> {
+    Arc::from(Vec::new())
 }
 
 impl Context<'_> {
@@ -142,28 +153,18 @@ impl Context<'_> {
         )
     }
 
-    /// Classify `sql`, evaluate `pre_request` per statement and audit each decision.
-    pub(super) fn classify(&self, sql: &str) -> Vec<gate_policy::QueryInfo> {
-        if let Ok(memo) = self.classified.lock()
-            && let Some(found) = memo.get(sql)
-        {
-            return found.clone();
-        }
-        let statements = self.gate.statements.classify(sql);
-        if let Ok(mut memo) = self.classified.lock() {
-            if memo.len() >= 128 {
-                memo.clear();
-            }
-            memo.insert(sql.to_owned(), statements.clone());
-        }
-        statements
+    /// Classify `sql` (kind and tables, from the shared cache by shape).
+    pub(super) fn classify(&self, sql: &str) -> Arc<[QueryInfo]> {
+        Arc::from(self.gate.statements.classify(sql))
     }
 
-    fn plan(&self, sql: &str) -> Plan {
+    /// Classify `sql`, evaluate `pre_request` per statement and audit each
+    /// decision; also returns the classification.
+    fn plan(&self, sql: &str) -> (Plan, Arc<[QueryInfo]>) {
         let statements = self.classify(sql);
         let single = statements.len() == 1;
         let mut plan = Plan::Forward;
-        for query in statements {
+        for query in statements.iter() {
             let statement = query.statement.as_deref().unwrap_or(&query.raw);
             if DDL.contains(&query.kind.as_str()) {
                 self.catalog.invalidate();
@@ -178,13 +179,13 @@ impl Context<'_> {
                 Action::Block => Plan::Block(verdict.reason.clone().unwrap_or_else(|| "statement refused by policy".into())),
                 Action::Rewrite if single => Plan::Rewrite(verdict.query.clone().unwrap_or_default()),
                 Action::Rewrite => Plan::Block("a policy rewrite cannot apply to one statement of a multi-statement query".into()),
-                _ if copy_out && self.masks_apply(query) => {
+                _ if copy_out && self.masks_apply(query.clone()) => {
                     Plan::Block("COPY ... TO is refused while masking applies to this session (COPY output is not masked)".into())
                 }
                 _ => plan,
             };
         }
-        plan
+        (plan, statements)
     }
 
     /// The `pre_request` verdict for one statement, reused for statements of
@@ -239,52 +240,67 @@ impl Context<'_> {
     ) -> Result<(), PgError> {
         match frame.tag {
             b'Q' => {
-                let sql = match self.plan(codec::parse_query(frame.body())?) {
-                    Plan::Forward => {
+                let text = codec::parse_query(frame.body())?;
+                let sql = match self.plan(text) {
+                    (Plan::Forward, queries) => {
                         out.extend_from_slice(&frame.raw);
-                        codec::parse_query(frame.body())?.to_owned()
+                        Sql {
+                            text: text.into(),
+                            queries,
+                        }
                     }
-                    Plan::Rewrite(sql) => {
+                    (Plan::Rewrite(sql), _) => {
                         codec::put_query(out, &sql);
-                        sql
+                        Sql {
+                            queries: self.classify(&sql),
+                            text: sql.into(),
+                        }
                     }
-                    Plan::Block(reason) => {
+                    (Plan::Block(reason), _) => {
                         let marker = self.marker(reason);
                         codec::put_query(out, &marker);
-                        marker
+                        Sql {
+                            text: marker.into(),
+                            queries: unclassified(),
+                        }
                     }
                 };
                 self.track().expect.push_back(Expect::Query {
-                    sql: sql.into(),
+                    sql,
                     started: Instant::now(),
                 });
             }
             b'P' => {
                 let parse = codec::parse_parse(frame.body())?;
                 let sql = match self.plan(parse.query) {
-                    Plan::Forward => {
+                    (Plan::Forward, queries) => {
                         out.extend_from_slice(&frame.raw);
-                        parse.query.to_owned()
+                        Sql {
+                            text: parse.query.into(),
+                            queries,
+                        }
                     }
-                    Plan::Rewrite(sql) => {
+                    (Plan::Rewrite(sql), _) => {
                         codec::put_parse_with(out, parse.name, &sql, parse.param_types);
-                        sql
+                        Sql {
+                            queries: self.classify(&sql),
+                            text: sql.into(),
+                        }
                     }
-                    Plan::Block(reason) => {
+                    (Plan::Block(reason), _) => {
                         let marker = self.marker(reason);
                         codec::put_parse_with(out, parse.name, &marker, &[]);
-                        marker
+                        Sql {
+                            text: marker.into(),
+                            queries: unclassified(),
+                        }
                     }
                 };
                 codec::put_describe(out, b'S', parse.name);
                 let mut track = self.track();
-                track.statements.insert(
-                    parse.name.to_owned(),
-                    Statement {
-                        sql: sql.into(),
-                        plan: None,
-                    },
-                );
+                track
+                    .statements
+                    .insert(parse.name.to_owned(), Statement { sql, plan: None });
                 track.expect.push_back(Expect::Describe {
                     statement: true,
                     name: parse.name.to_owned(),

@@ -1,19 +1,21 @@
 //! The result side of the statement loop: each RowDescription gets a plan (`post_request`)
 //! for its shape: pass, mask (re-described as text), or refuse; plans are cached per shape.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use gate_policy::{
-    Action, OnDerived, PolicyInput, ResponseColumn, ResponseInfo, Stage, Strategy, TimeInfo,
-    Verdict,
+    Action, OnDerived, PolicyInput, QueryInfo, ResponseColumn, ResponseInfo, Reuse, Stage,
+    Strategy, TimeInfo, Verdict,
 };
 
 use super::codec::{self, ErrorFields, Frame};
 use super::error::PgError;
-use super::relay::{Context, Expect, ResultPlan, Tracker};
+use super::relay::{Context, Expect, ResultPlan, Sql, Tracker};
 use super::rows::{self, Field, Formats, MaskPlan};
+use crate::verdicts;
 
 /// Functions that turn a whole row (every column, masked ones included) into one value.
 const WHOLE_ROW: &[&str] = &[
@@ -29,25 +31,81 @@ const WHOLE_ROW: &[&str] = &[
 
 /// How long a result plan is reused for the same shape.
 const PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Result shapes remembered per session.
+const PLAN_CAPACITY: usize = 256;
 
-/// The cache key of a result plan: the RowDescription bytes plus, when every
-/// column comes from a table, the statement's kind and tables; when any
-/// column is computed, the whole statement text (whether it derives from a
-/// masked column depends on the text).
-fn plan_key(
-    raw: &[u8],
-    fields: &[Field],
-    sql: &str,
-    query: Option<&gate_policy::QueryInfo>,
-) -> (Vec<u8>, String) {
-    let context = if fields.iter().any(|f| f.table_oid == 0) {
-        sql.to_owned()
-    } else {
-        query
-            .map(|q| format!("{}:{}", q.kind, q.tables.join(",")))
-            .unwrap_or_else(|| sql.to_owned())
-    };
-    (raw.to_vec(), context)
+/// What, besides the RowDescription, a cached result plan is keyed by.
+#[derive(Debug)]
+enum PlanContext {
+    /// The whole statement text: some column is computed (whether it derives
+    /// from a masked column depends on the text), or the policies read the text.
+    Text(Arc<str>),
+    /// The statement's shape (kind, tables, …; see [`verdicts::SHAPE`]).
+    Shape(Option<QueryInfo>),
+}
+
+/// A result plan remembered for one result shape.
+#[derive(Debug)]
+pub(super) struct CachedPlan {
+    description: Vec<u8>,
+    context: PlanContext,
+    second: Option<i64>,
+    plan: ResultPlan,
+    verdict: Arc<Verdict>,
+    at: Instant,
+}
+
+/// How result plans may be reused under the policies in force: keyed by
+/// shape or by text, and whether within one wall-clock second only; `None`
+/// when `post_request` must run for every result.
+pub(super) fn plan_reuse(
+    engine: &gate_policy::PolicyEngine,
+    resource: &str,
+) -> Option<(bool, Reuse)> {
+    let by_shape: Vec<&str> = verdicts::SHAPE
+        .iter()
+        .copied()
+        .chain(["response"])
+        .collect();
+    match engine.reuse(Stage::PostRequest, resource, &by_shape) {
+        Reuse::Never => {}
+        reuse => return Some((false, reuse)),
+    }
+    let by_text: Vec<&str> = by_shape
+        .iter()
+        .copied()
+        .chain(["query.raw", "query.statement"])
+        .collect();
+    match engine.reuse(Stage::PostRequest, resource, &by_text) {
+        Reuse::Never => None,
+        reuse => Some((true, reuse)),
+    }
+}
+
+fn hash_plan_key(description: &[u8], context: &PlanContext, second: Option<i64>) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    description.hash(&mut h);
+    match context {
+        PlanContext::Text(text) => text.hash(&mut h),
+        PlanContext::Shape(Some(q)) => verdicts::hash_shape(q, &mut h),
+        PlanContext::Shape(None) => {}
+    }
+    second.hash(&mut h);
+    h.finish()
+}
+
+fn same_context(
+    cached: &PlanContext,
+    text: &str,
+    query: Option<&QueryInfo>,
+    by_text: bool,
+) -> bool {
+    match (cached, by_text, query) {
+        (PlanContext::Text(t), true, _) => **t == *text,
+        (PlanContext::Shape(Some(a)), false, Some(b)) => verdicts::same_shape(a, b),
+        (PlanContext::Shape(None), false, None) => true,
+        _ => false,
+    }
 }
 
 impl Context<'_> {
@@ -62,14 +120,14 @@ impl Context<'_> {
     ) -> Result<(), PgError> {
         let fields = rows::parse_row_description(frame.body())?;
         enum Target {
-            Query(Arc<str>),
+            Query(Sql),
             Statement {
                 name: String,
                 internal: bool,
-                sql: Arc<str>,
+                sql: Sql,
             },
             Portal {
-                sql: Arc<str>,
+                sql: Sql,
             },
             Unknown,
         }
@@ -106,17 +164,13 @@ impl Context<'_> {
                 _ => Target::Unknown,
             }
         };
-        let sql = match &target {
+        let plan = match &target {
             Target::Query(sql) | Target::Statement { sql, .. } | Target::Portal { sql } => {
-                sql.clone()
+                self.result_plan(frame.body(), &fields, sql).await
             }
-            Target::Unknown => Arc::from(""),
-        };
-        let plan = match target {
             Target::Unknown => {
                 ResultPlan::Refuse("Gate cannot tell which statement produced this result".into())
             }
-            _ => self.result_plan(frame.body(), &fields, &sql).await,
         };
         let mut track = self.track();
         match target {
@@ -149,48 +203,87 @@ impl Context<'_> {
 
     /// Decide how to mask a result of `fields` produced by `sql`; audit
     /// results that are masked or refused.
-    async fn result_plan(&self, raw: &[u8], fields: &[Field], sql: &str) -> ResultPlan {
-        let query = self.classify(sql).into_iter().next();
-        let key = plan_key(raw, fields, sql, query.as_ref());
+    async fn result_plan(&self, raw: &[u8], fields: &[Field], sql: &Sql) -> ResultPlan {
+        let query = sql.queries.first();
         let generation = self.gate.live.generation();
-        let cached = {
+        // The cache key, when the policies in force allow reuse at all.
+        let key = {
             let mut track = self.track();
-            if track.plans_generation != generation {
+            if track.plans_generation != generation || track.plans_reuse.is_none() {
                 track.plans.clear();
                 track.plans_generation = generation;
+                track.plans_reuse = Some(plan_reuse(&self.gate.live.engine(), &self.resource.name));
             }
-            track.plans.get(&key).cloned()
+            track.plans_reuse.flatten().map(|(by_text, reuse)| {
+                let by_text = by_text || fields.iter().any(|f| f.table_oid == 0);
+                let second =
+                    (reuse == Reuse::WithinSecond).then(|| TimeInfo::now().unix_ns / 1_000_000_000);
+                let context = if by_text {
+                    PlanContext::Text(sql.text.clone())
+                } else {
+                    PlanContext::Shape(query.map(verdicts::shape_of))
+                };
+                (
+                    hash_plan_key(raw, &context, second),
+                    context,
+                    second,
+                    by_text,
+                )
+            })
         };
-        let cached = cached
-            .filter(|(_, _, at)| at.elapsed() < PLAN_TTL)
-            .map(|(p, v, _)| (p, v));
-        let (plan, mut verdict) = match cached {
+        let cached = key.as_ref().and_then(|(hash, _, second, by_text)| {
+            let track = self.track();
+            let hit = track.plans.get(hash)?;
+            (hit.description == raw
+                && hit.second == *second
+                && hit.at.elapsed() < PLAN_TTL
+                && same_context(&hit.context, &sql.text, query, *by_text))
+            .then(|| (hit.plan.clone(), hit.verdict.clone()))
+        });
+        let (plan, verdict) = match cached {
             Some(hit) => hit,
             None => {
-                let decided = self.decide_result(fields, sql).await;
-                let mut track = self.track();
-                if track.plans.len() >= 256 {
-                    track.plans.clear();
+                let (plan, verdict, cacheable) = self.decide_result(fields, sql).await;
+                let verdict = Arc::new(verdict);
+                if let Some((hash, context, second, _)) = key
+                    && cacheable
+                    && verdict.errors.is_empty()
+                {
+                    let mut track = self.track();
+                    if track.plans.len() >= PLAN_CAPACITY {
+                        track.plans.clear();
+                    }
+                    track.plans.insert(
+                        hash,
+                        CachedPlan {
+                            description: raw.to_vec(),
+                            context,
+                            second,
+                            plan: plan.clone(),
+                            verdict: verdict.clone(),
+                            at: Instant::now(),
+                        },
+                    );
                 }
-                track
-                    .plans
-                    .insert(key, (decided.0.clone(), decided.1.clone(), Instant::now()));
-                decided
+                (plan, verdict)
             }
         };
         match &plan {
             ResultPlan::Pass => {}
-            ResultPlan::Mask(_) => self.audit("result", Some(sql), &verdict),
+            ResultPlan::Mask(_) => self.audit("result", Some(&sql.text), &verdict),
             ResultPlan::Refuse(reason) => {
-                verdict.action = Action::Block;
-                verdict.reason = Some(reason.clone());
-                self.audit("result", Some(sql), &verdict);
+                let mut refused = (*verdict).clone();
+                refused.action = Action::Block;
+                refused.reason = Some(reason.clone());
+                self.audit("result", Some(&sql.text), &refused);
             }
         }
         plan
     }
 
-    async fn decide_result(&self, fields: &[Field], sql: &str) -> (ResultPlan, Verdict) {
+    /// The plan for a result, its verdict, and whether it may be cached (not
+    /// when the catalog could not be read).
+    async fn decide_result(&self, fields: &[Field], sql: &Sql) -> (ResultPlan, Verdict, bool) {
         let oids: Vec<u32> = fields.iter().map(|f| f.table_oid).collect();
         let tables = match self
             .catalog
@@ -200,7 +293,7 @@ impl Context<'_> {
             Ok(t) => t,
             Err(e) => {
                 let reason = format!("Gate could not resolve the result's columns: {e}");
-                return (ResultPlan::Refuse(reason), Verdict::refusal());
+                return (ResultPlan::Refuse(reason), Verdict::refusal(), false);
             }
         };
         let sources: Vec<Option<(String, String)>> = fields
@@ -222,7 +315,7 @@ impl Context<'_> {
                 type_name: Some(f.type_oid.to_string()),
             })
             .collect();
-        let query = self.classify(sql).into_iter().next();
+        let query = sql.queries.first().cloned();
         let verdict = self.evaluate(
             Stage::PostRequest,
             PolicyInput {
@@ -240,12 +333,12 @@ impl Context<'_> {
                 .reason
                 .clone()
                 .unwrap_or_else(|| "result refused by policy".into());
-            return (ResultPlan::Refuse(reason), verdict);
+            return (ResultPlan::Refuse(reason), verdict, true);
         }
         if verdict.masks.is_empty() {
-            return (ResultPlan::Pass, verdict);
+            return (ResultPlan::Pass, verdict, true);
         }
-        let lowered = sql.to_ascii_lowercase();
+        let lowered = sql.text.to_ascii_lowercase();
         let mentioned: Vec<Strategy> = verdict
             .masks
             .iter()
@@ -280,7 +373,7 @@ impl Context<'_> {
                                 "column \"{}\" is computed from a masked column (on_derived: block)",
                                 field.name
                             );
-                            return (ResultPlan::Refuse(reason), verdict);
+                            return (ResultPlan::Refuse(reason), verdict, true);
                         }
                         (Some(s), OnDerived::Mask) => Some(s),
                     }
@@ -291,14 +384,14 @@ impl Context<'_> {
         if plan.columns.contains(&Some(Strategy::Hash)) && self.gate.masking_key.is_none() {
             let reason =
                 "the hash masking strategy needs masking.hash_key to be configured".to_owned();
-            return (ResultPlan::Refuse(reason), verdict);
+            return (ResultPlan::Refuse(reason), verdict, true);
         }
         let plan = if plan.masks_anything() {
             ResultPlan::Mask(Arc::new(plan))
         } else {
             ResultPlan::Pass
         };
-        (plan, verdict)
+        (plan, verdict, true)
     }
 }
 

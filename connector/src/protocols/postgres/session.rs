@@ -448,7 +448,6 @@ impl Session {
             upstream_user: &upstream_user,
             upstream_db: &upstream_db,
             tracker: Mutex::default(),
-            classified: Mutex::default(),
             next_marker: AtomicU64::new(1),
             verdicts: Mutex::default(),
         };
