@@ -3,37 +3,97 @@
 //! plane is configured, handed to the shipper (`control::ship`) as well.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use gate_policy::{DryRunFinding, Verdict};
 use serde::Serialize;
 
 /// Longest statement text kept in an event.
 pub const MAX_STATEMENT: usize = 1024;
 
+/// Who a session's events are about; built once per session and shared by
+/// its events (a reference count, not three string copies per event).
+#[derive(Debug, Clone)]
+pub struct Parties {
+    pub identity: Arc<str>,
+    pub resource: Arc<str>,
+    /// The client's address (`ip:port`).
+    pub client: Arc<str>,
+}
+
 /// One decision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AuditEvent {
     /// UUIDv7; the control plane stores each id once, so retries never duplicate.
     pub id: String,
     /// Milliseconds since the Unix epoch.
     pub ts_ms: u64,
-    /// `session` or `statement`.
+    /// `session`, `statement` or `result`.
     pub kind: &'static str,
-    pub identity: String,
-    pub resource: String,
-    pub client: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parties: Parties,
+    /// The statement, cut to [`MAX_STATEMENT`] characters.
     pub statement: Option<String>,
-    pub action: String,
+    /// The decision: action, reason, deciding policies, dry-run findings.
+    pub verdict: Arc<Verdict>,
+}
+
+/// The JSON line of an event.
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    ts_ms: u64,
+    kind: &'a str,
+    identity: &'a str,
+    resource: &'a str,
+    client: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub policies: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dry_run: Vec<gate_policy::DryRunFinding>,
+    statement: Option<&'a str>,
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    policies: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    dry_run: &'a [DryRunFinding],
+}
+
+impl Serialize for AuditEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Line {
+            id: &self.id,
+            ts_ms: self.ts_ms,
+            kind: self.kind,
+            identity: &self.parties.identity,
+            resource: &self.parties.resource,
+            client: &self.parties.client,
+            statement: self.statement.as_deref(),
+            action: self.verdict.action.as_str(),
+            reason: self.verdict.reason.as_deref(),
+            policies: &self.verdict.policies,
+            dry_run: &self.verdict.dry_run,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl AuditEvent {
+    /// A new event, stamped now with a fresh id.
+    pub fn new(
+        kind: &'static str,
+        parties: &Parties,
+        statement: Option<&str>,
+        verdict: Arc<Verdict>,
+    ) -> Self {
+        Self {
+            id: gate_proto::wire::new_id(),
+            ts_ms: Self::now_ms(),
+            kind,
+            parties: parties.clone(),
+            statement: statement.map(truncate),
+            verdict,
+        }
+    }
+
     /// The contract form sent to the control plane.
     pub fn to_proto(&self, connector: &str) -> gate_proto::v1::AuditEvent {
         let stage = match self.kind {
@@ -41,20 +101,20 @@ impl AuditEvent {
             "statement" => "pre_request",
             _ => "post_request",
         };
-        let details = serde_json::json!({"kind": self.kind, "dry_run": self.dry_run});
+        let details = serde_json::json!({"kind": self.kind, "dry_run": self.verdict.dry_run});
         gate_proto::v1::AuditEvent {
             id: self.id.clone(),
             time: gate_proto::wire::rfc3339(i64::try_from(self.ts_ms).unwrap_or(i64::MAX)),
             connector: connector.to_owned(),
-            identity: self.identity.clone(),
-            resource: self.resource.clone(),
+            identity: self.parties.identity.to_string(),
+            resource: self.parties.resource.to_string(),
             protocol: "postgres".to_owned(),
-            client_addr: self.client.clone(),
+            client_addr: self.parties.client.to_string(),
             stage: stage.to_owned(),
-            action: self.action.clone(),
-            reason: self.reason.clone().unwrap_or_default(),
+            action: self.verdict.action.as_str().to_owned(),
+            reason: self.verdict.reason.clone().unwrap_or_default(),
             statement: self.statement.clone().unwrap_or_default(),
-            policies: self.policies.clone(),
+            policies: self.verdict.policies.clone(),
             details_json: details.to_string(),
             ..Default::default()
         }
@@ -77,11 +137,12 @@ pub fn truncate(text: &str) -> String {
     }
 }
 
-/// Where events go: serialized on the caller's task, written by a
-/// background thread that drains the queue every 5 ms and writes the batch,
-/// so a busy session never waits on the sink and causes no wakeup per event.
+/// Where events go: queued by the caller's task, serialized and written by
+/// a background thread that drains the queue every 5 ms, so a busy session
+/// never waits on the sink, spends no time on JSON, and causes no wakeup
+/// per event.
 pub struct AuditSink {
-    lines: Mutex<std::sync::mpsc::Sender<Vec<u8>>>,
+    events: Mutex<std::sync::mpsc::Sender<AuditEvent>>,
     /// The control-plane shipper's queue and this connector's name.
     shipper: Option<(
         tokio::sync::mpsc::UnboundedSender<gate_proto::v1::AuditEvent>,
@@ -103,21 +164,26 @@ impl AuditSink {
 
     /// Events to any writer (tests use a file).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (tx, rx) = std::sync::mpsc::channel::<AuditEvent>();
         std::thread::Builder::new()
             .name("gate-audit".into())
             .spawn(move || {
                 // Drain on a short tick rather than waking per event: one
                 // wakeup and one write per 5 ms, however busy the sessions.
                 let mut out = std::io::BufWriter::new(out);
+                let mut line = Vec::with_capacity(512);
                 loop {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     let mut wrote = false;
                     loop {
                         match rx.try_recv() {
-                            Ok(line) => {
-                                let _ = out.write_all(&line);
-                                wrote = true;
+                            Ok(event) => {
+                                line.clear();
+                                if serde_json::to_writer(&mut line, &event).is_ok() {
+                                    line.push(b'\n');
+                                    let _ = out.write_all(&line);
+                                    wrote = true;
+                                }
                             }
                             Err(std::sync::mpsc::TryRecvError::Empty) => break,
                             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
@@ -133,7 +199,7 @@ impl AuditSink {
             })
             .ok();
         Self {
-            lines: Mutex::new(tx),
+            events: Mutex::new(tx),
             shipper: None,
         }
     }
@@ -148,17 +214,76 @@ impl AuditSink {
         self
     }
 
-    /// Queue one event as a JSON line.
-    pub fn emit(&self, event: &AuditEvent) {
+    /// Queue one event (written as a JSON line, and shipped when a control
+    /// plane is configured).
+    pub fn emit(&self, event: AuditEvent) {
         if let Some((queue, name)) = &self.shipper {
             let _ = queue.send(event.to_proto(name));
         }
-        let Ok(mut line) = serde_json::to_vec(event) else {
-            return;
-        };
-        line.push(b'\n');
-        if let Ok(tx) = self.lines.lock() {
-            let _ = tx.send(line);
+        if let Ok(tx) = self.events.lock() {
+            let _ = tx.send(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parties() -> Parties {
+        Parties {
+            identity: "alice".into(),
+            resource: "primary-db".into(),
+            client: "127.0.0.1:5000".into(),
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_json_object_with_the_decision_fields() {
+        let mut verdict = Verdict::refusal();
+        verdict.reason = Some("no drops".into());
+        verdict.policies = vec!["example".into()];
+        let event = AuditEvent::new(
+            "statement",
+            &parties(),
+            Some("drop table t"),
+            Arc::new(verdict),
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&event).unwrap_or_default())
+                .unwrap_or_default();
+        assert_eq!(json["id"], event.id.as_str());
+        assert_eq!(json["kind"], "statement");
+        assert_eq!(json["identity"], "alice");
+        assert_eq!(json["resource"], "primary-db");
+        assert_eq!(json["client"], "127.0.0.1:5000");
+        assert_eq!(json["statement"], "drop table t");
+        assert_eq!(json["action"], "block");
+        assert_eq!(json["reason"], "no drops");
+        assert_eq!(json["policies"], serde_json::json!(["example"]));
+        // Absent parts are left out, not written as null.
+        let keys: Vec<&String> = json
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert!(!keys.iter().any(|k| *k == "dry_run"), "{keys:?}");
+    }
+
+    #[test]
+    fn long_statements_are_cut() {
+        let long = "x".repeat(MAX_STATEMENT + 10);
+        let event = AuditEvent::new(
+            "statement",
+            &parties(),
+            Some(&long),
+            Arc::new(Verdict::refusal()),
+        );
+        let kept = event.statement.unwrap_or_default();
+        assert_eq!(
+            kept.chars().count(),
+            MAX_STATEMENT + 1,
+            "cut plus an ellipsis"
+        );
+        assert!(kept.ends_with('…'));
     }
 }

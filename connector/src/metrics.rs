@@ -6,6 +6,7 @@
 //! - `gate_connpool_wait_duration_seconds{resource,upstream}` (histogram)
 //! - `gate_connpool_exhausted_total{resource,upstream}` (counter)
 //! - `gate_sessions_total{protocol,resource,outcome}` (counter)
+//! - `gate_policy_verdicts_reused_total{protocol,resource,stage}` (counter; see `verdicts`)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -86,6 +87,11 @@ impl Default for Metrics {
             "gate_policy_evaluation_duration_seconds",
             "Time to evaluate and combine the policies of one stage.",
             Kind::Histogram,
+        );
+        add(
+            "gate_policy_verdicts_reused_total",
+            "Request verdicts reused for a statement of the same shape instead of evaluating the policies again.",
+            Kind::Counter,
         );
         add(
             "gate_connpool_active_connections",

@@ -29,6 +29,9 @@ pub const SHAPE: &[&str] = &[
 ];
 /// Distinct statement shapes remembered per session.
 const CAPACITY: usize = 256;
+/// Reuses counted before they are added to the metric (one metric update
+/// per this many statements instead of one per statement).
+const COUNT_BATCH: u32 = 64;
 
 struct Entry {
     stage: Stage,
@@ -44,6 +47,8 @@ pub struct VerdictCache {
     /// Per stage, for the current generation, once asked.
     reuse: [Option<Reuse>; 3],
     entries: HashMap<u64, Entry>,
+    /// Reuses per stage not yet added to `gate_policy_verdicts_reused_total`.
+    uncounted: [u32; 3],
 }
 
 impl VerdictCache {
@@ -78,16 +83,12 @@ impl VerdictCache {
             && entry.second == second
             && same_shape(&entry.shape, query)
         {
-            gate.metrics.add(
-                "gate_policy_verdicts_reused_total",
-                &[
-                    ("protocol", protocol),
-                    ("resource", resource),
-                    ("stage", stage.as_str()),
-                ],
-                1.0,
-            );
-            return entry.verdict.clone();
+            let verdict = entry.verdict.clone();
+            self.uncounted[index] += 1;
+            if self.uncounted[index] >= COUNT_BATCH {
+                self.count(gate, protocol, resource);
+            }
+            return verdict;
         }
         let verdict = Arc::new(evaluate());
         if verdict.errors.is_empty() {
@@ -105,6 +106,27 @@ impl VerdictCache {
             );
         }
         verdict
+    }
+}
+
+impl VerdictCache {
+    /// Add the reuses counted so far to `gate_policy_verdicts_reused_total`
+    /// (at the end of a session, and every [`COUNT_BATCH`] reuses).
+    pub fn count(&mut self, gate: &Gate, protocol: &'static str, resource: &str) {
+        for stage in Stage::ALL {
+            let uncounted = std::mem::take(&mut self.uncounted[stage_index(stage)]);
+            if uncounted > 0 {
+                gate.metrics.add(
+                    "gate_policy_verdicts_reused_total",
+                    &[
+                        ("protocol", protocol),
+                        ("resource", resource),
+                        ("stage", stage.as_str()),
+                    ],
+                    f64::from(uncounted),
+                );
+            }
+        }
     }
 }
 

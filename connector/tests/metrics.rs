@@ -48,6 +48,9 @@ fn a_real_scrape_passes_promtool_and_counts_the_traffic() {
             "select 1",
             "select email from customers",
             "drop table customers",
+            // Same shape as the second (a select from customers): its
+            // pre_request verdict is reused, not evaluated again.
+            "select name from customers where id = 2",
         ],
     );
     psql(&stack, "app", "wrong", "appdb", &["select 1"]);
@@ -81,7 +84,7 @@ fn a_real_scrape_passes_promtool_and_counts_the_traffic() {
             &metrics,
             &format!("gate_request_duration_seconds_count{{{r}}}")
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         sample(
@@ -108,6 +111,17 @@ fn a_real_scrape_passes_promtool_and_counts_the_traffic() {
         ),
         1.0
     );
+    // Reuses are added when the session ends, which may be just after psql exits.
+    let reused = format!("gate_policy_verdicts_reused_total{{{r},stage=\"pre_request\"}}");
+    let mut metrics = metrics;
+    for _ in 0..50 {
+        if metrics.contains(&reused) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        metrics = http_get(stack.health_port, "/metrics").1;
+    }
+    assert_eq!(sample(&metrics, &reused), 1.0);
     assert_eq!(
         sample(
             &metrics,

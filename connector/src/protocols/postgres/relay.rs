@@ -22,6 +22,7 @@ use super::codec::{self, Frame};
 use super::error::PgError;
 use super::results::{CachedPlan, active_plan, refuse};
 use super::rows::{self, Formats, MaskPlan};
+use crate::audit::{AuditEvent, Parties};
 use crate::server::Gate;
 use crate::verdicts::VerdictCache;
 
@@ -95,8 +96,8 @@ pub(super) struct Context<'a> {
     pub(super) gate: &'a Gate,
     pub(super) input: &'a SessionInput,
     pub(super) resource: &'a ResourceConfig,
-    pub(super) identity: &'a str,
-    pub(super) client: &'a str,
+    /// Who this session's audit events are about.
+    pub(super) parties: &'a Parties,
     pub(super) catalog: Arc<Catalog>,
     pub(super) upstream_user: &'a str,
     pub(super) upstream_db: &'a str,
@@ -132,16 +133,18 @@ impl Context<'_> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn audit(&self, kind: &'static str, statement: Option<&str>, verdict: &Verdict) {
-        super::session::audit(
-            self.gate,
+    pub(super) fn audit(
+        &self,
+        kind: &'static str,
+        statement: Option<&str>,
+        verdict: &Arc<Verdict>,
+    ) {
+        self.gate.audit.emit(AuditEvent::new(
             kind,
-            self.identity,
-            &self.resource.name,
-            self.client,
+            self.parties,
             statement,
-            verdict,
-        );
+            verdict.clone(),
+        ));
     }
 
     pub(super) fn evaluate(&self, stage: Stage, request: PolicyInput) -> Verdict {

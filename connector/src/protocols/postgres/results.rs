@@ -275,7 +275,7 @@ impl Context<'_> {
                 let mut refused = (*verdict).clone();
                 refused.action = Action::Block;
                 refused.reason = Some(reason.clone());
-                self.audit("result", Some(&sql.text), &refused);
+                self.audit("result", Some(&sql.text), &Arc::new(refused));
             }
         }
         plan

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gate_config::connector::{Protocol, ResourceConfig};
-use gate_policy::{
-    ConnectionInfo, PolicyInput, ResourceInfo, SessionInput, Stage, TimeInfo, Verdict,
-};
+use gate_policy::{ConnectionInfo, PolicyInput, ResourceInfo, SessionInput, Stage, TimeInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,7 +19,7 @@ use super::login::authenticate;
 use super::pool::{Lease, Pool};
 use super::relay::Context;
 use super::upstream::{self, Upstream};
-use crate::audit::{AuditEvent, truncate};
+use crate::audit::{AuditEvent, Parties};
 use crate::random;
 use crate::server::Gate;
 use crate::stream::{ClientStream, MaybeTls};
@@ -199,6 +197,7 @@ struct Session {
     input: SessionInput,
     identity: String,
     client: String,
+    parties: Parties,
     cancel_key: (u32, u32),
     upstream_user: String,
     upstream_db: String,
@@ -309,25 +308,24 @@ async fn setup(
         time: Some(TimeInfo::now()),
         ..Default::default()
     };
-    let verdict = gate.evaluate(
+    let verdict = Arc::new(gate.evaluate(
         "postgres",
         Stage::Session,
         &resource.name,
         &session_input.request(Stage::Session, &request),
-    );
-    audit(
-        gate,
-        "session",
-        &identity,
-        &resource.name,
-        &client_addr,
-        None,
-        &verdict,
-    );
+    ));
+    let parties = Parties {
+        identity: identity.as_str().into(),
+        resource: resource.name.as_str().into(),
+        client: client_addr.as_str().into(),
+    };
+    gate.audit
+        .emit(AuditEvent::new("session", &parties, None, verdict.clone()));
     if verdict.is_blocked() {
         return Err(PgError::SessionBlocked(
             verdict
                 .reason
+                .clone()
                 .unwrap_or_else(|| "access denied by policy".into()),
         ));
     }
@@ -367,6 +365,7 @@ async fn setup(
         input: session_input,
         identity,
         client: client_addr,
+        parties,
         cancel_key,
         upstream_user,
         upstream_db,
@@ -385,30 +384,6 @@ fn route<'a>(resources: &'a [ResourceConfig], database: &str) -> Option<&'a Reso
     postgres()
         .find(|r| r.name == database)
         .or_else(|| postgres().find(|r| r.database.as_deref() == Some(database)))
-}
-
-pub(super) fn audit(
-    gate: &Gate,
-    kind: &'static str,
-    identity: &str,
-    resource: &str,
-    client: &str,
-    statement: Option<&str>,
-    verdict: &Verdict,
-) {
-    gate.audit.emit(&AuditEvent {
-        id: gate_proto::wire::new_id(),
-        ts_ms: AuditEvent::now_ms(),
-        kind,
-        identity: identity.to_owned(),
-        resource: resource.to_owned(),
-        client: client.to_owned(),
-        statement: statement.map(truncate),
-        action: verdict.action.as_str().to_owned(),
-        reason: verdict.reason.clone(),
-        policies: verdict.policies.clone(),
-        dry_run: verdict.dry_run.clone(),
-    });
 }
 
 /// How the relay ended.
@@ -433,6 +408,7 @@ impl Session {
             input,
             identity,
             client: client_addr,
+            parties,
             cancel_key,
             upstream_user,
             upstream_db,
@@ -442,8 +418,7 @@ impl Session {
             gate,
             input: &input,
             resource,
-            identity: &identity,
-            client: &client_addr,
+            parties: &parties,
             catalog: gate.catalogs.get(&resource.name, &upstream_db),
             upstream_user: &upstream_user,
             upstream_db: &upstream_db,
@@ -526,25 +501,24 @@ impl Session {
             }
         };
         if let Err(ended @ PgError::GrantEnded(reason)) = &result {
-            audit(
-                gate,
+            let mut verdict = gate_policy::Verdict::refusal();
+            verdict.reason = Some(reason.clone());
+            gate.audit.emit(AuditEvent::new(
                 "session",
-                &identity,
-                &resource.name,
-                &client_addr,
+                &parties,
                 None,
-                &{
-                    let mut verdict = gate_policy::Verdict::refusal();
-                    verdict.reason = Some(reason.clone());
-                    verdict
-                },
-            );
+                Arc::new(verdict),
+            ));
             if let Some(fields) = ended.to_fatal() {
                 let mut out = BytesMut::new();
                 codec::put_error(&mut out, &fields);
                 let _ = client.write_all(&out).await;
             }
         }
+        ctx.verdicts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .count(gate, "postgres", &resource.name);
         gate.cancels.remove(cancel_key);
         // Reuse only a connection that is idle with nothing in flight.
         let reusable =
