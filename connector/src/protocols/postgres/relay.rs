@@ -173,7 +173,7 @@ impl Context<'_> {
                 self.catalog.invalidate();
             }
             let copy_out = query.kind == "copy" && statement.to_ascii_uppercase().contains(" TO ");
-            let verdict = self.pre_request(&query);
+            let verdict = self.pre_request(query);
             self.audit("statement", Some(statement), &verdict);
             if matches!(plan, Plan::Block(_)) {
                 continue;

@@ -41,7 +41,7 @@ enum PlanContext {
     /// from a masked column depends on the text), or the policies read the text.
     Text(Arc<str>),
     /// The statement's shape (kind, tables, …; see [`verdicts::SHAPE`]).
-    Shape(Option<QueryInfo>),
+    Shape(Option<Box<QueryInfo>>),
 }
 
 /// A result plan remembered for one result shape.
@@ -221,7 +221,7 @@ impl Context<'_> {
                 let context = if by_text {
                     PlanContext::Text(sql.text.clone())
                 } else {
-                    PlanContext::Shape(query.map(verdicts::shape_of))
+                    PlanContext::Shape(query.map(|q| Box::new(verdicts::shape_of(q))))
                 };
                 (
                     hash_plan_key(raw, &context, second),
