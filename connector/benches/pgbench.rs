@@ -20,6 +20,8 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     transactions: u64,
+    /// pgbench's own CPU-µs per transaction (user + system).
+    client_cpu: f64,
 }
 
 fn seconds() -> u32 {
@@ -71,7 +73,9 @@ fn pgbench(
     if reconnect {
         cmd.arg("-C");
     }
+    let children_before = children_cpu_us();
     let out = cmd.output().unwrap();
+    let client_cpu_us = children_cpu_us() - children_before;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -106,7 +110,21 @@ fn pgbench(
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         transactions: latencies.len() as u64,
+        client_cpu: client_cpu_us as f64 / latencies.len().max(1) as f64,
     }
+}
+
+/// CPU time of this process's finished children (pgbench runs), in microseconds.
+fn children_cpu_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let us = |i: usize| fields[i].parse::<u64>().unwrap() * 1_000_000 / 100; // USER_HZ is 100 on Linux
+    us(13) + us(14)
 }
 
 /// (utime, stime) of a process, in microseconds.
@@ -257,8 +275,8 @@ fn main() {
         seconds()
     );
     println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>22}",
-        "run", "tps", "p50 µs", "p99 µs", "proxy CPU-µs/q"
+        "{:<28} {:>10} {:>10} {:>10} {:>22} {:>17}",
+        "run", "tps", "p50 µs", "p99 µs", "proxy CPU-µs/q", "pgbench CPU-µs/q"
     );
     let mut results = Vec::new();
     for (label, clients, reconnect) in [
@@ -339,12 +357,13 @@ fn main() {
                 format!("{total:.1} ({user:.0}u+{system:.0}s)")
             });
             println!(
-                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>22}",
+                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>22} {:>17.1}",
                 format!("{label} {who}"),
                 run.tps,
                 run.p50_us,
                 run.p99_us,
-                cpu
+                cpu,
+                run.client_cpu
             );
         }
         results.push((label, direct, bouncer, through, cpu_per_query));
