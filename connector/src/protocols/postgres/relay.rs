@@ -158,7 +158,7 @@ impl Context<'_> {
 
     /// Classify `sql` (kind and tables, from the shared cache by shape).
     pub(super) fn classify(&self, sql: &str) -> Arc<[QueryInfo]> {
-        Arc::from(self.gate.statements.classify(sql))
+        self.gate.statements.classify(sql)
     }
 
     /// Classify `sql`, evaluate `pre_request` per statement and audit each

@@ -82,13 +82,20 @@ pub(super) fn plan_reuse(
     }
 }
 
-fn hash_plan_key(description: &[u8], context: &PlanContext, second: Option<i64>) -> u64 {
+/// The hash of a plan's key: the RowDescription, the statement text (`by_text`) or shape, the second.
+fn hash_plan_key(
+    description: &[u8],
+    by_text: bool,
+    text: &str,
+    query: Option<&QueryInfo>,
+    second: Option<i64>,
+) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     description.hash(&mut h);
-    match context {
-        PlanContext::Text(text) => text.hash(&mut h),
-        PlanContext::Shape(Some(q)) => verdicts::hash_shape(q, &mut h),
-        PlanContext::Shape(None) => {}
+    match (by_text, query) {
+        (true, _) => text.hash(&mut h),
+        (false, Some(q)) => verdicts::hash_shape(q, &mut h),
+        (false, None) => {}
     }
     second.hash(&mut h);
     h.finish()
@@ -218,20 +225,11 @@ impl Context<'_> {
                 let by_text = by_text || fields.iter().any(|f| f.table_oid == 0);
                 let second =
                     (reuse == Reuse::WithinSecond).then(|| TimeInfo::now().unix_ns / 1_000_000_000);
-                let context = if by_text {
-                    PlanContext::Text(sql.text.clone())
-                } else {
-                    PlanContext::Shape(query.map(|q| Box::new(verdicts::shape_of(q))))
-                };
-                (
-                    hash_plan_key(raw, &context, second),
-                    context,
-                    second,
-                    by_text,
-                )
+                let hash = hash_plan_key(raw, by_text, &sql.text, query, second);
+                (hash, second, by_text)
             })
         };
-        let cached = key.as_ref().and_then(|(hash, _, second, by_text)| {
+        let cached = key.as_ref().and_then(|(hash, second, by_text)| {
             let track = self.track();
             let hit = track.plans.get(hash)?;
             (hit.description == raw
@@ -245,10 +243,15 @@ impl Context<'_> {
             None => {
                 let (plan, verdict, cacheable) = self.decide_result(fields, sql).await;
                 let verdict = Arc::new(verdict);
-                if let Some((hash, context, second, _)) = key
+                if let Some((hash, second, by_text)) = key
                     && cacheable
                     && verdict.errors.is_empty()
                 {
+                    let context = if by_text {
+                        PlanContext::Text(sql.text.clone())
+                    } else {
+                        PlanContext::Shape(query.map(|q| Box::new(verdicts::shape_of(q))))
+                    };
                     let mut track = self.track();
                     if track.plans.len() >= PLAN_CAPACITY {
                         track.plans.clear();

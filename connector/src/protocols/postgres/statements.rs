@@ -4,7 +4,7 @@
 //! text a policy sees is always the text the client sent.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use gate_policy::QueryInfo;
 
@@ -30,19 +30,19 @@ pub struct StatementCache {
 
 impl StatementCache {
     /// Like [`classify`], from the cache when a statement of the same shape was seen.
-    pub fn classify(&self, sql: &str) -> Vec<QueryInfo> {
+    pub fn classify(&self, sql: &str) -> Arc<[QueryInfo]> {
         let key = normalize(sql);
         if let Some(key) = &key
             && let Ok(shapes) = self.shapes.read()
             && let Some(shape) = shapes.get(key)
         {
-            return vec![QueryInfo {
+            return Arc::new([QueryInfo {
                 raw: sql.to_owned(),
                 kind: shape.kind.clone(),
                 statement: Some(sql.trim().trim_end_matches(';').trim_end().to_owned()),
                 tables: shape.tables.clone(),
                 ..Default::default()
-            }];
+            }]);
         }
         let classified = classify(sql);
         if let (Some(key), [single]) = (key, classified.as_slice())
@@ -60,7 +60,7 @@ impl StatementCache {
                 },
             );
         }
-        classified
+        classified.into()
     }
 }
 
