@@ -84,9 +84,10 @@ impl AuditEvent {
         statement: Option<&str>,
         verdict: Arc<Verdict>,
     ) -> Self {
+        let ts_ms = Self::now_ms();
         Self {
-            id: gate_proto::wire::new_id(),
-            ts_ms: Self::now_ms(),
+            id: gate_proto::wire::new_id_at(ts_ms),
+            ts_ms,
             kind,
             parties: parties.clone(),
             statement: statement.map(truncate),

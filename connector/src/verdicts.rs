@@ -10,12 +10,12 @@
 //! Verdicts that carry a policy error are never reused, and every policy
 //! change (a new generation) empties the cache.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use gate_policy::{QueryInfo, Reuse, Stage, Verdict};
 
+use crate::fasthash::{FastHasher, PrehashedMap};
 use crate::server::Gate;
 
 /// The input paths a reused verdict is keyed by: a statement's shape.
@@ -46,7 +46,7 @@ pub struct VerdictCache {
     generation: u64,
     /// Per stage, for the current generation, once asked.
     reuse: [Option<Reuse>; 3],
-    entries: HashMap<u64, Entry>,
+    entries: PrehashedMap<Entry>,
     /// Reuses per stage not yet added to `gate_policy_verdicts_reused_total`.
     uncounted: [u32; 3],
 }
@@ -172,7 +172,7 @@ pub fn hash_shape(query: &QueryInfo, h: &mut impl Hasher) {
 }
 
 fn hash_key(stage: Stage, query: &QueryInfo, second: Option<i64>) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = FastHasher::default();
     stage_index(stage).hash(&mut h);
     hash_shape(query, &mut h);
     second.hash(&mut h);

@@ -38,23 +38,30 @@ fn next_random() -> u64 {
 /// A new UUIDv7 (time-ordered) as a lowercase hyphenated string. The 74 random bits come from a
 /// per-thread generator seeded by the OS: unique, not secret (ids are not credentials).
 pub fn new_id() -> String {
+    new_id_at(u64::try_from(now_ms()).unwrap_or(0))
+}
+
+/// [`new_id`] for a time the caller already read (milliseconds since the epoch).
+pub fn new_id_at(ms: u64) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&next_random().to_le_bytes());
     bytes[8..].copy_from_slice(&next_random().to_le_bytes());
-    let ms = u64::try_from(now_ms()).unwrap_or(0);
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6] = (bytes[6] & 0x0f) | 0x70;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(36);
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            id.push('-');
+            at += 1;
         }
-        id.push(char::from(HEX[usize::from(byte >> 4)]));
-        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    id
+    // Hex digits and hyphens only: always ASCII.
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
@@ -196,5 +203,9 @@ mod tests {
         assert!(a < b);
         let many: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
         assert_eq!(many.len(), 10_000);
+        let hyphens: Vec<usize> = a.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(hyphens, [8, 13, 18, 23]);
+        // The first 48 bits are the time in milliseconds.
+        assert!(new_id_at(0x0123_4567_89ab).starts_with("01234567-89ab-7"));
     }
 }

@@ -23,6 +23,7 @@ use super::error::PgError;
 use super::results::{CachedPlan, active_plan, refuse};
 use super::rows::{self, Formats, MaskPlan};
 use crate::audit::{AuditEvent, Parties};
+use crate::fasthash::PrehashedMap;
 use crate::server::Gate;
 use crate::verdicts::VerdictCache;
 
@@ -84,7 +85,7 @@ pub(super) struct Tracker {
     /// Transaction status of the last ReadyForQuery (`I`, `T`, `E`).
     pub(super) last_status: u8,
     /// Recent result plans by shape, for one second (see `results::CachedPlan`).
-    pub(super) plans: HashMap<u64, CachedPlan>,
+    pub(super) plans: PrehashedMap<CachedPlan>,
     /// The policy generation the cached plans were made under.
     pub(super) plans_generation: u64,
     /// How plans may be reused under that generation (`results::plan_reuse`).

@@ -15,6 +15,7 @@ use super::codec::{self, ErrorFields, Frame};
 use super::error::PgError;
 use super::relay::{Context, Expect, ResultPlan, Sql, Tracker};
 use super::rows::{self, Field, Formats, MaskPlan};
+use crate::fasthash::FastHasher;
 use crate::verdicts;
 
 /// Functions that turn a whole row (every column, masked ones included) into one value.
@@ -90,7 +91,7 @@ fn hash_plan_key(
     query: Option<&QueryInfo>,
     second: Option<i64>,
 ) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = FastHasher::default();
     description.hash(&mut h);
     match (by_text, query) {
         (true, _) => text.hash(&mut h),
