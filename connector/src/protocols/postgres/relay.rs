@@ -106,6 +106,25 @@ pub(super) struct Context<'a> {
     pub(super) next_marker: AtomicU64,
     /// Reusable `pre_request` verdicts by statement shape.
     pub(super) verdicts: Mutex<VerdictCache>,
+    /// Audit events and durations waiting for the next write (see [`Deferred`]).
+    pub(super) deferred: Mutex<Deferred>,
+}
+
+/// The statement of an audit event not yet emitted: shared, not copied.
+pub(super) enum AuditText {
+    /// A whole statement text.
+    Text(Arc<str>),
+    /// Statement `i` of a classified message.
+    Query(Arc<[QueryInfo]>, usize),
+}
+
+/// Work that can wait until the bytes it concerns are written, so it adds
+/// nothing to the statement's latency: audit events (emitted in order, at
+/// the latest when the session ends) and request durations.
+#[derive(Default)]
+pub(super) struct Deferred {
+    audits: Vec<(&'static str, AuditText, Arc<Verdict>)>,
+    durations: Vec<std::time::Duration>,
 }
 
 /// What to do with one client message that carries SQL.
@@ -134,18 +153,38 @@ impl Context<'_> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn audit(
-        &self,
-        kind: &'static str,
-        statement: Option<&str>,
-        verdict: &Arc<Verdict>,
-    ) {
-        self.gate.audit.emit(AuditEvent::new(
-            kind,
-            self.parties,
-            statement,
-            verdict.clone(),
-        ));
+    /// Audit one decision once the bytes it concerns are written (see [`Deferred`]).
+    pub(super) fn audit(&self, kind: &'static str, text: AuditText, verdict: &Arc<Verdict>) {
+        self.deferred().audits.push((kind, text, verdict.clone()));
+    }
+
+    fn deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Emit the deferred audit events and record the deferred request durations.
+    pub(super) fn flush_deferred(&self) {
+        let mut deferred = self.deferred();
+        for (kind, text, verdict) in deferred.audits.drain(..) {
+            let statement = match &text {
+                AuditText::Text(text) => Some(&**text),
+                AuditText::Query(queries, i) => queries
+                    .get(*i)
+                    .map(|q| q.statement.as_deref().unwrap_or(&q.raw)),
+            };
+            self.gate
+                .audit
+                .emit(AuditEvent::new(kind, self.parties, statement, verdict));
+        }
+        for duration in deferred.durations.drain(..) {
+            self.gate.metrics.observe(
+                "gate_request_duration_seconds",
+                &[("protocol", "postgres"), ("resource", &self.resource.name)],
+                duration,
+            );
+        }
     }
 
     pub(super) fn evaluate(&self, stage: Stage, request: PolicyInput) -> Verdict {
@@ -168,14 +207,18 @@ impl Context<'_> {
         let statements = self.classify(sql);
         let single = statements.len() == 1;
         let mut plan = Plan::Forward;
-        for query in statements.iter() {
+        for (i, query) in statements.iter().enumerate() {
             let statement = query.statement.as_deref().unwrap_or(&query.raw);
             if DDL.contains(&query.kind.as_str()) {
                 self.catalog.invalidate();
             }
             let copy_out = query.kind == "copy" && statement.to_ascii_uppercase().contains(" TO ");
             let verdict = self.pre_request(query);
-            self.audit("statement", Some(statement), &verdict);
+            self.audit(
+                "statement",
+                AuditText::Query(statements.clone(), i),
+                &verdict,
+            );
             if matches!(plan, Plan::Block(_)) {
                 continue;
             }
@@ -442,11 +485,7 @@ impl Context<'_> {
                 track.last_status = frame.body().first().copied().unwrap_or(b'E');
                 while let Some(e) = track.expect.pop_front() {
                     if let Expect::Sync { started } | Expect::Query { started, .. } = e {
-                        self.gate.metrics.observe(
-                            "gate_request_duration_seconds",
-                            &[("protocol", "postgres"), ("resource", &self.resource.name)],
-                            started.elapsed(),
-                        );
+                        self.deferred().durations.push(started.elapsed());
                         break;
                     }
                 }
@@ -458,6 +497,14 @@ impl Context<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+impl Drop for Context<'_> {
+    /// A session dropped mid-write (shutdown, a cancelled task) still
+    /// emits the audit events it deferred.
+    fn drop(&mut self) {
+        self.flush_deferred();
     }
 }
 

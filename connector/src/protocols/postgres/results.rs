@@ -13,7 +13,7 @@ use gate_policy::{
 
 use super::codec::{self, ErrorFields, Frame};
 use super::error::PgError;
-use super::relay::{Context, Expect, ResultPlan, Sql, Tracker};
+use super::relay::{AuditText, Context, Expect, ResultPlan, Sql, Tracker};
 use super::rows::{self, Field, Formats, MaskPlan};
 use crate::fasthash::FastHasher;
 use crate::verdicts;
@@ -274,12 +274,18 @@ impl Context<'_> {
         };
         match &plan {
             ResultPlan::Pass => {}
-            ResultPlan::Mask(_) => self.audit("result", Some(&sql.text), &verdict),
+            ResultPlan::Mask(_) => {
+                self.audit("result", AuditText::Text(sql.text.clone()), &verdict);
+            }
             ResultPlan::Refuse(reason) => {
                 let mut refused = (*verdict).clone();
                 refused.action = Action::Block;
                 refused.reason = Some(reason.clone());
-                self.audit("result", Some(&sql.text), &Arc::new(refused));
+                self.audit(
+                    "result",
+                    AuditText::Text(sql.text.clone()),
+                    &Arc::new(refused),
+                );
             }
         }
         plan

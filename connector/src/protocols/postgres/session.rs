@@ -425,6 +425,7 @@ impl Session {
             tracker: Mutex::default(),
             next_marker: AtomicU64::new(1),
             verdicts: Mutex::default(),
+            deferred: Mutex::default(),
         };
         let result = {
             let (mut client_read, mut client_write) = tokio::io::split(&mut client);
@@ -455,6 +456,7 @@ impl Session {
                     }
                     upstream_write.write_all(&out).await?;
                     out.clear();
+                    ctx.flush_deferred();
                     if terminated {
                         break;
                     }
@@ -478,6 +480,7 @@ impl Session {
                     }
                     client_write.write_all(&out).await?;
                     out.clear();
+                    ctx.flush_deferred();
                 }
                 Ok::<Ended, PgError>(Ended::Upstream)
             };
@@ -500,6 +503,8 @@ impl Session {
                 r = grant_ended => r,
             }
         };
+        // Whatever ended the relay, no decision goes unaudited.
+        ctx.flush_deferred();
         if let Err(ended @ PgError::GrantEnded(reason)) = &result {
             let mut verdict = gate_policy::Verdict::refusal();
             verdict.reason = Some(reason.clone());
