@@ -428,11 +428,11 @@ impl Session {
             deferred: Mutex::default(),
         };
         let result = {
-            let (mut client_read, mut client_write) = tokio::io::split(&mut client);
+            let (mut client_read, mut client_write) = client.split();
             let Upstream {
                 stream, leftover, ..
             } = &mut lease.upstream;
-            let (mut upstream_read, mut upstream_write) = tokio::io::split(stream);
+            let (mut upstream_read, mut upstream_write) = stream.split();
             let to_upstream = async {
                 let mut buf = client_buf;
                 let mut out = BytesMut::with_capacity(8192);
