@@ -126,7 +126,9 @@ impl Context<'_> {
         frame: Frame,
         out: &mut BytesMut,
     ) -> Result<(), PgError> {
-        let fields = rows::parse_row_description(frame.body())?;
+        // The column names are only needed to decide a new plan or to
+        // re-describe masked columns, not for a cached plan.
+        let computed = rows::any_computed_column(frame.body())?;
         enum Target {
             Query(Sql),
             Statement {
@@ -174,7 +176,7 @@ impl Context<'_> {
         };
         let plan = match &target {
             Target::Query(sql) | Target::Statement { sql, .. } | Target::Portal { sql } => {
-                self.result_plan(frame.body(), &fields, sql).await
+                self.result_plan(frame.body(), computed, sql).await?
             }
             Target::Unknown => {
                 ResultPlan::Refuse("Gate cannot tell which statement produced this result".into())
@@ -185,9 +187,10 @@ impl Context<'_> {
             Target::Query(_) => {
                 match &plan {
                     ResultPlan::Refuse(reason) => refuse(out, reason.clone()),
-                    ResultPlan::Mask(mask) => {
-                        rows::put_row_description(out, &mask.describe(&fields))
-                    }
+                    ResultPlan::Mask(mask) => rows::put_row_description(
+                        out,
+                        &mask.describe(&rows::parse_row_description(frame.body())?),
+                    ),
                     ResultPlan::Pass => out.extend_from_slice(&frame.raw),
                 }
                 track.current = Some(plan);
@@ -195,7 +198,7 @@ impl Context<'_> {
             Target::Statement { name, internal, .. } => {
                 track.expect.pop_front();
                 if !internal {
-                    describe(out, &frame, &fields, &plan);
+                    describe(out, &frame, &plan)?;
                 }
                 if let Some(s) = track.statements.get_mut(&name) {
                     s.plan = Some(plan);
@@ -203,7 +206,7 @@ impl Context<'_> {
             }
             Target::Portal { .. } | Target::Unknown => {
                 track.expect.pop_front();
-                describe(out, &frame, &fields, &plan);
+                describe(out, &frame, &plan)?;
             }
         }
         Ok(())
@@ -211,7 +214,12 @@ impl Context<'_> {
 
     /// Decide how to mask a result of `fields` produced by `sql`; audit
     /// results that are masked or refused.
-    async fn result_plan(&self, raw: &[u8], fields: &[Field], sql: &Sql) -> ResultPlan {
+    async fn result_plan(
+        &self,
+        raw: &[u8],
+        computed: bool,
+        sql: &Sql,
+    ) -> Result<ResultPlan, PgError> {
         let query = sql.queries.first();
         let generation = self.gate.live.generation();
         // The cache key, when the policies in force allow reuse at all.
@@ -223,7 +231,7 @@ impl Context<'_> {
                 track.plans_reuse = Some(plan_reuse(&self.gate.live.engine(), &self.resource.name));
             }
             track.plans_reuse.flatten().map(|(by_text, reuse)| {
-                let by_text = by_text || fields.iter().any(|f| f.table_oid == 0);
+                let by_text = by_text || computed;
                 let second =
                     (reuse == Reuse::WithinSecond).then(|| TimeInfo::now().unix_ns / 1_000_000_000);
                 let hash = hash_plan_key(raw, by_text, &sql.text, query, second);
@@ -242,7 +250,8 @@ impl Context<'_> {
         let (plan, verdict) = match cached {
             Some(hit) => hit,
             None => {
-                let (plan, verdict, cacheable) = self.decide_result(fields, sql).await;
+                let fields = rows::parse_row_description(raw)?;
+                let (plan, verdict, cacheable) = self.decide_result(&fields, sql).await;
                 let verdict = Arc::new(verdict);
                 if let Some((hash, second, by_text)) = key
                     && cacheable
@@ -288,7 +297,7 @@ impl Context<'_> {
                 );
             }
         }
-        plan
+        Ok(plan)
     }
 
     /// The plan for a result, its verdict, and whether it may be cached (not
@@ -436,11 +445,15 @@ pub(super) fn active_plan(track: &Tracker) -> (ResultPlan, Formats) {
     }
 }
 
-fn describe(out: &mut BytesMut, frame: &Frame, fields: &[Field], plan: &ResultPlan) {
+fn describe(out: &mut BytesMut, frame: &Frame, plan: &ResultPlan) -> Result<(), PgError> {
     match plan {
-        ResultPlan::Mask(mask) => rows::put_row_description(out, &mask.describe(fields)),
+        ResultPlan::Mask(mask) => rows::put_row_description(
+            out,
+            &mask.describe(&rows::parse_row_description(frame.body())?),
+        ),
         _ => out.extend_from_slice(&frame.raw),
     }
+    Ok(())
 }
 
 pub(super) fn refuse(out: &mut BytesMut, reason: String) {

@@ -53,6 +53,24 @@ pub fn parse_row_description(body: &[u8]) -> Result<Vec<Field>, CodecError> {
     Ok(fields)
 }
 
+/// Whether any column of a RowDescription is computed (no source table),
+/// read without copying the column names; also checks the message's layout.
+pub fn any_computed_column(body: &[u8]) -> Result<bool, CodecError> {
+    let mut r = Reader::new(body);
+    let count = r.i16()?;
+    let mut computed = false;
+    for _ in 0..count {
+        r.cstr()?;
+        computed |= r.u32()? == 0;
+        r.i16()?;
+        r.u32()?;
+        r.i16()?;
+        r.i32()?;
+        r.i16()?;
+    }
+    Ok(computed)
+}
+
 /// Append a RowDescription.
 pub fn put_row_description(out: &mut BytesMut, fields: &[Field]) {
     put_message(out, b'T', |b| {
@@ -243,6 +261,23 @@ mod tests {
                 (len >= 0).then(|| r.bytes(len as usize).unwrap().to_vec())
             })
             .collect()
+    }
+
+    #[test]
+    fn computed_columns_are_found_without_parsing_names() {
+        let encode = |fields: &[Field]| {
+            let mut out = BytesMut::new();
+            put_row_description(&mut out, fields);
+            out[5..].to_vec() // the body, after tag and length
+        };
+        let from_tables = encode(&[field("email", 16384, 2, 25), field("id", 16384, 1, 23)]);
+        let with_computed = encode(&[field("email", 16384, 2, 25), field("lower", 0, 0, 25)]);
+        assert_eq!(any_computed_column(&from_tables).ok(), Some(false));
+        assert_eq!(any_computed_column(&with_computed).ok(), Some(true));
+        // A cut message is an error, as for the full parse.
+        let cut = &with_computed[..with_computed.len() - 3];
+        assert!(any_computed_column(cut).is_err());
+        assert!(parse_row_description(cut).is_err());
     }
 
     #[test]
