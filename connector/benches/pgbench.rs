@@ -387,6 +387,15 @@ fn main() {
                 // cannot exceed cores / client CPU per transaction.
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
                 let ceiling = cores * 1e6 / gate.client_cpu.max(1.0) / direct.tps;
+                // Everything but pgbench (PostgreSQL, the proxy, the kernel), per
+                // connection, assuming the saturated machine: what pooling saves.
+                let server_side = |run: &Run| cores * 1e6 / run.tps.max(1.0) - run.client_cpu;
+                println!(
+                    "  -C server side (all CPU but pgbench's) per connection: direct ≈{:.0} µs, gate ≈{:.0} µs ({:.1}× less)",
+                    server_side(direct),
+                    server_side(gate),
+                    server_side(direct) / server_side(gate).max(1.0)
+                );
                 check(
                     "-S -C gate ≥ 2× direct",
                     vs_direct >= 2.0,
