@@ -15,8 +15,10 @@
 //! statement the server refused (pipelines skip to Sync, a transaction
 //! block is aborted), and the connection stays usable.
 
+mod cancel;
 mod catalog;
 pub mod codec;
+mod deferred;
 mod error;
 mod login;
 mod pool;
@@ -29,8 +31,9 @@ pub mod sql;
 pub mod statements;
 mod upstream;
 
+pub use cancel::CancelRegistry;
 pub use catalog::Catalogs;
 pub use error::PgError;
 pub use pool::Pools;
-pub use session::{CancelRegistry, handle_client};
+pub use session::handle_client;
 pub use statements::StatementCache;

@@ -19,10 +19,11 @@ use gate_policy::{Action, PolicyInput, QueryInfo, Reuse, SessionInput, Stage, Ti
 
 use super::catalog::Catalog;
 use super::codec::{self, Frame};
+use super::deferred::{AuditText, Deferred};
 use super::error::PgError;
 use super::results::{CachedPlan, active_plan, refuse};
 use super::rows::{self, Formats, MaskPlan};
-use crate::audit::{AuditEvent, Parties};
+use crate::audit::Parties;
 use crate::fasthash::PrehashedMap;
 use crate::server::Gate;
 use crate::verdicts::VerdictCache;
@@ -106,25 +107,8 @@ pub(super) struct Context<'a> {
     pub(super) next_marker: AtomicU64,
     /// Reusable `pre_request` verdicts by statement shape.
     pub(super) verdicts: Mutex<VerdictCache>,
-    /// Audit events and durations waiting for the next write (see [`Deferred`]).
+    /// Audit events and durations waiting for the next write (see `deferred`).
     pub(super) deferred: Mutex<Deferred>,
-}
-
-/// The statement of an audit event not yet emitted: shared, not copied.
-pub(super) enum AuditText {
-    /// A whole statement text.
-    Text(Arc<str>),
-    /// Statement `i` of a classified message.
-    Query(Arc<[QueryInfo]>, usize),
-}
-
-/// Work that can wait until the bytes it concerns are written, so it adds
-/// nothing to the statement's latency: audit events (emitted in order, at
-/// the latest when the session ends) and request durations.
-#[derive(Default)]
-pub(super) struct Deferred {
-    audits: Vec<(&'static str, AuditText, Arc<Verdict>)>,
-    durations: Vec<std::time::Duration>,
 }
 
 /// What to do with one client message that carries SQL.
@@ -151,40 +135,6 @@ impl Context<'_> {
         self.tracker
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Audit one decision once the bytes it concerns are written (see [`Deferred`]).
-    pub(super) fn audit(&self, kind: &'static str, text: AuditText, verdict: &Arc<Verdict>) {
-        self.deferred().audits.push((kind, text, verdict.clone()));
-    }
-
-    fn deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
-        self.deferred
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Emit the deferred audit events and record the deferred request durations.
-    pub(super) fn flush_deferred(&self) {
-        let mut deferred = self.deferred();
-        for (kind, text, verdict) in deferred.audits.drain(..) {
-            let statement = match &text {
-                AuditText::Text(text) => Some(&**text),
-                AuditText::Query(queries, i) => queries
-                    .get(*i)
-                    .map(|q| q.statement.as_deref().unwrap_or(&q.raw)),
-            };
-            self.gate
-                .audit
-                .emit(AuditEvent::new(kind, self.parties, statement, verdict));
-        }
-        for duration in deferred.durations.drain(..) {
-            self.gate.metrics.observe(
-                "gate_request_duration_seconds",
-                &[("protocol", "postgres"), ("resource", &self.resource.name)],
-                duration,
-            );
-        }
     }
 
     pub(super) fn evaluate(&self, stage: Stage, request: PolicyInput) -> Verdict {
@@ -485,7 +435,7 @@ impl Context<'_> {
                 track.last_status = frame.body().first().copied().unwrap_or(b'E');
                 while let Some(e) = track.expect.pop_front() {
                     if let Expect::Sync { started } | Expect::Query { started, .. } = e {
-                        self.deferred().durations.push(started.elapsed());
+                        self.record_duration(started.elapsed());
                         break;
                     }
                 }
@@ -497,14 +447,6 @@ impl Context<'_> {
                 Ok(())
             }
         }
-    }
-}
-
-impl Drop for Context<'_> {
-    /// A session dropped mid-write (shutdown, a cancelled task) still
-    /// emits the audit events it deferred.
-    fn drop(&mut self) {
-        self.flush_deferred();
     }
 }
 

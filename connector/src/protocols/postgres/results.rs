@@ -12,8 +12,9 @@ use gate_policy::{
 };
 
 use super::codec::{self, ErrorFields, Frame};
+use super::deferred::AuditText;
 use super::error::PgError;
-use super::relay::{AuditText, Context, Expect, ResultPlan, Sql, Tracker};
+use super::relay::{Context, Expect, ResultPlan, Sql, Tracker};
 use super::rows::{self, Field, Formats, MaskPlan};
 use crate::fasthash::FastHasher;
 use crate::verdicts;

@@ -1,7 +1,6 @@
 //! One PostgreSQL client session: startup, routing, SCRAM login, session
 //! policy, upstream login, then the statement loop in both directions.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -18,7 +17,7 @@ use super::error::PgError;
 use super::login::authenticate;
 use super::pool::{Lease, Pool};
 use super::relay::Context;
-use super::upstream::{self, Upstream};
+use super::upstream::Upstream;
 use crate::audit::{AuditEvent, Parties};
 use crate::random;
 use crate::server::Gate;
@@ -30,38 +29,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// other parameter is a setting the user could `SET` anyway (`TimeZone`,
 /// `application_name`, `options`, …).
 const WITHHELD_PARAMS: &[&str] = &["user", "database", "replication"];
-
-/// An upstream backend to cancel: address, backend pid, secret.
-type CancelTarget = (String, u32, u32);
-
-/// Where to send a client's CancelRequest: Gate's key → the upstream's.
-#[derive(Debug, Default)]
-pub struct CancelRegistry {
-    targets: Mutex<HashMap<(u32, u32), CancelTarget>>,
-}
-
-impl CancelRegistry {
-    fn register(&self, key: (u32, u32), target: CancelTarget) {
-        if let Ok(mut t) = self.targets.lock() {
-            t.insert(key, target);
-        }
-    }
-    fn remove(&self, key: (u32, u32)) {
-        if let Ok(mut t) = self.targets.lock() {
-            t.remove(&key);
-        }
-    }
-    async fn cancel(&self, pid: u32, secret: u32) {
-        let target = self
-            .targets
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&(pid, secret)).cloned());
-        if let Some((addr, upstream_pid, upstream_secret)) = target {
-            let _ = upstream::cancel(&addr, upstream_pid, upstream_secret).await;
-        }
-    }
-}
 
 /// Serve one client connection to completion.
 pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
