@@ -53,11 +53,24 @@ pub fn pg_frontend(data: &[u8]) {
     });
 }
 
-/// Upstream → Gate: RowDescriptions round-trip through Gate's encoder; errors parse or fail cleanly.
+/// Upstream → Gate: RowDescriptions round-trip through Gate's encoder, and the
+/// light scan used for cached plans agrees with the full parse; errors parse
+/// or fail cleanly.
 pub fn pg_backend(data: &[u8]) {
     frames(data, |frame| match frame.tag {
         b'T' => {
-            if let Ok(fields) = rows::parse_row_description(frame.body()) {
+            let parsed = rows::parse_row_description(frame.body());
+            let scanned = rows::any_computed_column(frame.body());
+            assert_eq!(
+                scanned.as_ref().ok(),
+                parsed
+                    .as_ref()
+                    .ok()
+                    .map(|fields| fields.iter().any(|f| f.table_oid == 0))
+                    .as_ref(),
+                "the scan and the parse must accept the same messages and agree"
+            );
+            if let Ok(fields) = parsed {
                 let mut out = BytesMut::new();
                 rows::put_row_description(&mut out, &fields);
                 let again = rows::parse_row_description(&out[5..])
