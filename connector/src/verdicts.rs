@@ -107,9 +107,7 @@ impl VerdictCache {
         }
         verdict
     }
-}
 
-impl VerdictCache {
     /// Add the reuses counted so far to `gate_policy_verdicts_reused_total`
     /// (at the end of a session, and every [`COUNT_BATCH`] reuses).
     pub fn count(&mut self, gate: &Gate, protocol: &'static str, resource: &str) {
