@@ -94,13 +94,7 @@ fn on_derived_mask_masks_computed_columns_instead() {
          post_request := {\"action\": \"mask\", \"on_derived\": \"mask\", \"masks\": [{\"column\": \"email\", \"strategy\": \"redact\"}]}\n",
     )
     .unwrap();
-    let p = policy.display();
-    let stack = start(
-        PgAuth::Trust,
-        &format!(
-            "policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n"
-        ),
-    );
+    let stack = start(PgAuth::Trust, &all_stages(&policy));
     let (out, err) = app(&stack, "select lower(email), name from customers");
     assert_eq!(out, "***|Alice", "{err}");
 }
@@ -118,13 +112,7 @@ fn a_policy_that_reads_the_statement_text_is_asked_for_every_statement() {
          post_request := {\"action\": \"mask\", \"masks\": [{\"column\": \"email\", \"strategy\": \"redact\"}]} if contains(input.query.raw, \">=\")\n",
     )
     .unwrap();
-    let p = policy.display();
-    let stack = start(
-        PgAuth::Trust,
-        &format!(
-            "policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n"
-        ),
-    );
+    let stack = start(PgAuth::Trust, &all_stages(&policy));
     // One session: the same result shape (same columns, same table) twice.
     let out = psql(
         &stack,

@@ -57,14 +57,11 @@ fn the_script_gives_identical_output_through_gate_and_direct() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("allow_all.rego");
     std::fs::write(&policy, ALLOW_ALL).unwrap();
-    let p = policy.display();
     let stack = start(
         PgAuth::Scram {
             password: "super".into(),
         },
-        &format!(
-            "policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n"
-        ),
+        &all_stages(&policy),
     );
     let script = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -117,7 +117,12 @@ pub(crate) fn start_on(
 }
 
 pub(crate) fn example_policy() -> String {
-    let path = repo().join("policies/example.rego").display().to_string();
+    all_stages(&repo().join("policies/example.rego"))
+}
+
+/// The `policies:` config loading the policy file at `path` for all three stages.
+pub(crate) fn all_stages(path: &Path) -> String {
+    let path = path.display();
     format!(
         "policies:\n  - {{path: \"{path}\", stage: session}}\n  - {{path: \"{path}\", stage: pre_request}}\n  - {{path: \"{path}\", stage: post_request}}\n"
     )
