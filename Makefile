@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
+.PHONY: help deps patched-deps build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -10,13 +10,16 @@ help: ## list targets
 deps: ## install missing system packages the tests need (apt, when root)
 	@scripts/deps.sh
 
-dev: deps ## local stack: sample PostgreSQL + gate-connector on :6432 (Ctrl-C stops it)
+patched-deps: ## extract the dependencies Gate patches (third_party/) into .patched/; every cargo target runs it
+	@scripts/patch-deps.sh
+
+dev: deps patched-deps ## local stack: sample PostgreSQL + gate-connector on :6432 (Ctrl-C stops it)
 	@scripts/dev.sh
 
-build: ## build every crate and binary
+build: patched-deps ## build every crate and binary
 	$(CARGO) build --workspace $(CARGO_FLAGS)
 
-test: deps ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
+test: deps patched-deps ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
 	$(MAKE) --no-print-directory verify-generated
@@ -24,27 +27,27 @@ test: deps ## everything CI checks: fmt, clippy, generated files, unit + integra
 	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
 
-e2e: deps ## end-to-end suite: real gate-control + gate-connector processes, PostgreSQL, curl and tokio-postgres (also part of make test)
+e2e: deps patched-deps ## end-to-end suite: real gate-control + gate-connector processes, PostgreSQL, curl and tokio-postgres (also part of make test)
 	$(CARGO) build --workspace $(CARGO_FLAGS)
 	$(CARGO) nextest run -p gate-e2e $(CARGO_FLAGS)
 
-policy-test: ## run the policy library's Rego tests and YAML cases
+policy-test: patched-deps ## run the policy library's Rego tests and YAML cases
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
 
-lint: ## rustfmt check and clippy with -D warnings
+lint: patched-deps ## rustfmt check and clippy with -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
 
-fmt: ## format the code
+fmt: patched-deps ## format the code
 	$(CARGO) fmt --all
 
-generate: ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed)
+generate: patched-deps ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen
 
-verify-generated: ## fail if committed generated code differs from what `make generate` would write
+verify-generated: patched-deps ## fail if committed generated code differs from what `make generate` would write
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
 
-bench: deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
+bench: deps patched-deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 

@@ -83,6 +83,8 @@ pub struct Limits {
     pub max_instructions: usize,
     /// Wall-clock time per rule evaluation.
     pub max_duration: Duration,
+    /// Largest string (bytes) or collection (elements) one builtin call may build.
+    pub max_builtin_output: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +92,7 @@ impl Default for Limits {
         Self {
             max_instructions: 250_000,
             max_duration: Duration::from_millis(50),
+            max_builtin_output: 1 << 20,
         }
     }
 }
@@ -257,8 +260,10 @@ impl PolicyEngine {
         let mut vm = RegoVM::new();
         vm.load_program(unit.program.clone());
         vm.set_max_instructions(self.options.limits.max_instructions);
-        // A failing builtin is an error (fail closed), not an undefined value.
+        // A failing builtin, or two values of one complete rule, is an error
+        // that blocks (fail closed), not an undefined value (patched regorus).
         vm.set_strict_builtin_errors(true);
+        vm.set_max_builtin_output(Some(self.options.limits.max_builtin_output));
         vm.set_execution_timer_config(Some(ExecutionTimerConfig {
             limit: self.options.limits.max_duration,
             check_interval: NonZeroU32::MIN.saturating_add(63),
@@ -278,7 +283,7 @@ fn targets(unit: &CompiledUnit, resource: &str) -> bool {
 }
 
 fn vm_error(policy: &str, rule: &str, error: VmError) -> PolicyError {
-    let message = error.to_string();
+    let message = one_line_vm_message(&error.to_string());
     let limit = matches!(
         error,
         VmError::InstructionLimitExceeded { .. }
@@ -286,6 +291,7 @@ fn vm_error(policy: &str, rule: &str, error: VmError) -> PolicyError {
             | VmError::MemoryLimitExceeded { .. }
             | VmError::MemoryBudgetExceeded { .. }
             | VmError::RegexSizeLimitExceeded { .. }
+            | VmError::BuiltinOutputLimitExceeded { .. }
     );
     if limit {
         PolicyError::Limit {
@@ -299,6 +305,21 @@ fn vm_error(policy: &str, rule: &str, error: VmError) -> PolicyError {
             rule: rule.to_owned(),
             message,
         }
+    }
+}
+
+/// A builtin's error arrives as a multi-line diagnostic pointing at an empty
+/// `<builtin>` source; keep the first line's prefix and the `error:` text.
+fn one_line_vm_message(text: &str) -> String {
+    let Some((head, rest)) = text.split_once('\n') else {
+        return text.to_owned();
+    };
+    match rest
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("error: "))
+    {
+        Some(message) => format!("{} {}", head.trim_end(), message.trim()),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 
