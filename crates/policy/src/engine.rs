@@ -20,6 +20,8 @@ use crate::error::PolicyError;
 use crate::glob::glob_match;
 use crate::input::{PolicyInput, Stage};
 use crate::reads::{InputReads, Reuse};
+use crate::rule_graph::{MAX_RULE_CHAIN, RuleGraph};
+use crate::source_limits;
 
 /// One Rego source file of a policy.
 #[derive(Debug, Clone)]
@@ -85,6 +87,9 @@ pub struct Limits {
     pub max_duration: Duration,
     /// Largest string (bytes) or collection (elements) one builtin call may build.
     pub max_builtin_output: usize,
+    /// Wall-clock time to compile one policy (checked after the source limits
+    /// of [`crate::source_limits`] have bounded it).
+    pub max_compile_duration: Duration,
 }
 
 impl Default for Limits {
@@ -93,6 +98,7 @@ impl Default for Limits {
             max_instructions: 250_000,
             max_duration: Duration::from_millis(50),
             max_builtin_output: 1 << 20,
+            max_compile_duration: Duration::from_secs(2),
         }
     }
 }
@@ -146,7 +152,7 @@ impl PolicyEngine {
         let mut units = Vec::with_capacity(specs.len());
         let mut errors = Vec::new();
         for spec in specs {
-            match compile(spec) {
+            match compile_bounded(spec, options.limits.max_compile_duration) {
                 Ok(unit) => units.push(unit),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -323,6 +329,44 @@ fn one_line_vm_message(text: &str) -> String {
     }
 }
 
+/// Stack for the compile thread: parsing and lowering recurse per nesting level.
+const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// [`compile`] on its own thread (a large stack, off the caller's runtime),
+/// refused when it takes longer than `budget`.
+fn compile_bounded(spec: PolicySpec, budget: Duration) -> Result<CompiledUnit, Vec<PolicyError>> {
+    let name = spec.name.clone();
+    let compile_error = |message: String| {
+        vec![PolicyError::Compile {
+            policy: name.clone(),
+            message,
+        }]
+    };
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("gate-policy-compile".to_owned())
+        .stack_size(COMPILE_STACK_BYTES)
+        .spawn(move || {
+            // The receiver may have given up; nothing is left to tell.
+            let _ = send.send(compile(spec));
+        });
+    if let Err(e) = spawned {
+        return Err(compile_error(format!(
+            "cannot start the compiler thread: {e}"
+        )));
+    }
+    match receive.recv_timeout(budget) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(compile_error(format!(
+            "compiling took longer than the limit of {} ms",
+            budget.as_millis()
+        ))),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(compile_error(
+            "the compiler stopped without a result".to_owned(),
+        )),
+    }
+}
+
 /// Parse, compile and lower one policy to bytecode.
 fn compile(spec: PolicySpec) -> Result<CompiledUnit, Vec<PolicyError>> {
     let compile_error = |message: String| PolicyError::Compile {
@@ -333,6 +377,10 @@ fn compile(spec: PolicySpec) -> Result<CompiledUnit, Vec<PolicyError>> {
     let mut packages = Vec::new();
     let mut errors = Vec::new();
     for module in &spec.modules {
+        if let Err(message) = source_limits::check(&module.origin, &module.source) {
+            errors.push(compile_error(message));
+            continue;
+        }
         match engine.add_policy(module.origin.clone(), module.source.clone()) {
             Ok(package) => {
                 if !packages.contains(&package) {
@@ -344,6 +392,18 @@ fn compile(spec: PolicySpec) -> Result<CompiledUnit, Vec<PolicyError>> {
     }
     if !errors.is_empty() {
         return Err(errors);
+    }
+    let graph = RuleGraph::of_modules(engine.get_modules().iter().map(|m| &**m));
+    if let Some(cycle) = graph.recursion() {
+        return Err(vec![compile_error(cycle)]);
+    }
+    if let (depth, at) = graph.longest_chain()
+        && depth > MAX_RULE_CHAIN
+    {
+        return Err(vec![compile_error(format!(
+            "{}: the chain of rules that starts here is {depth} deep, over the limit of {MAX_RULE_CHAIN}",
+            at.unwrap_or_default()
+        ))]);
     }
     let reads = InputReads::of_modules(engine.get_modules().iter().map(|m| &**m));
     let mut entries: [Vec<String>; 3] = Default::default();

@@ -29,6 +29,8 @@ mod input;
 pub mod json;
 pub mod mask;
 mod reads;
+mod rule_graph;
+pub mod source_limits;
 
 pub use combine::{DefaultAction, DryRunFinding, PolicyOutcome, Rollout, Verdict, combine};
 pub use decision::{Action, Decision, Filter, FilterOp, FilterOperand, Mask, OnDerived, Strategy};
@@ -41,3 +43,4 @@ pub use input::{
 };
 pub use reads::{InputReads, Reuse};
 pub use regorus::Value;
+pub use rule_graph::MAX_RULE_CHAIN;

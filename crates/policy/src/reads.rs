@@ -307,7 +307,7 @@ fn literal_path(expr: &Expr) -> Option<Vec<String>> {
 }
 
 /// `a.b.c` of a call like `a.b.c(x)`.
-fn dotted_name(expr: &Expr) -> Option<String> {
+pub(crate) fn dotted_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Var { value, .. } => value.as_string().ok().map(|s| s.to_string()),
         Expr::RefDot { refr, field, .. } => {

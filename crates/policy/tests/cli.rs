@@ -221,3 +221,49 @@ fn check_reports_every_error() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok example"));
 }
+
+#[test]
+fn hostile_policies_fail_closed_through_the_cli() {
+    let hostile = repo().join("crates/policy/tests/hostile");
+    let out = gate_policy()
+        .arg("check")
+        .arg(hostile.join("mutual_rules.rego"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mutual_rules.rego:5:6: recursion is not allowed"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "in.json",
+        r#"{"query": {"type": "delete", "raw": "delete from t"}}"#,
+    );
+    let out = gate_policy()
+        .args([
+            "eval",
+            "--stage",
+            "pre_request",
+            "--default-action",
+            "allow",
+            "--input",
+        ])
+        .arg(&input)
+        .arg(hostile.join("divide_by_zero.rego"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let decision = json(&out);
+    assert_eq!(decision["action"], "block", "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot divide"),
+        "{decision}"
+    );
+}

@@ -1,0 +1,5 @@
+# expect: block could not parse string as number
+package hostile
+import rego.v1
+default pre_request := {"action": "block", "reason": "default"}
+pre_request := {"action": "allow"} if not to_number("abc") > 0
