@@ -12,7 +12,7 @@ use gate_proto::v1::{
 
 use super::{ControlPlane, validate};
 use crate::auth::{Caller, Need};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::store::{PolicyInsert, PolicyPatch, StoreError};
 
 const STATES: &[&str] = &["draft", "dry_run", "active"];
@@ -33,8 +33,17 @@ fn check_stages(stages: &[String]) -> ApiResult<Vec<String>> {
         .collect())
 }
 
-/// Compile `rego` as the policy `name`; errors name the file, line and column.
-fn compile(name: &str, rego: &str) -> ApiResult<PolicyEngine> {
+/// Compile `rego` as the policy `name` off the async runtime's threads (a
+/// hostile text costs at most the engine's compile budget, on a blocking
+/// thread); errors name the file, line and column.
+async fn compile(name: &str, rego: &str) -> ApiResult<PolicyEngine> {
+    let (name, rego) = (name.to_owned(), rego.to_owned());
+    tokio::task::spawn_blocking(move || compile_now(&name, &rego))
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, format!("policy compiler stopped: {e}")))?
+}
+
+fn compile_now(name: &str, rego: &str) -> ApiResult<PolicyEngine> {
     if rego.trim().is_empty() {
         return Err(ApiError::invalid("rego", "is required"));
     }
@@ -81,7 +90,7 @@ impl ControlPlane {
             req.state.as_str()
         };
         validate::one_of("state", state, STATES)?;
-        compile(&req.name, &req.rego)?;
+        compile(&req.name, &req.rego).await?;
         let by = caller.actor();
         let policy = self
             .store
@@ -145,7 +154,7 @@ impl ControlPlane {
             validate::targets("targets", &req.targets)?;
         }
         if let Some(rego) = &req.rego {
-            compile(&current.name, rego)?;
+            compile(&current.name, rego).await?;
         }
         let patch = PolicyPatch {
             description: req.description.as_deref(),
@@ -253,10 +262,17 @@ impl ControlPlane {
             .and_then(|v| v.as_str())
             .unwrap_or("")
             .to_owned();
-        let engine = compile(&name, &rego)?;
+        let engine = compile(&name, &rego).await?;
         let value = Value::from_json_str(input_json)
             .map_err(|e| ApiError::invalid("input", format!("not valid JSON: {e}")))?;
-        let verdict = engine.evaluate(stage, &resource, &value);
+        // Evaluation is bounded by the engine's budgets; it still runs off
+        // the runtime's threads so a slow policy never stalls other requests.
+        let verdict =
+            tokio::task::spawn_blocking(move || engine.evaluate(stage, &resource, &value))
+                .await
+                .map_err(|e| {
+                    ApiError::new(Code::Internal, format!("policy evaluation stopped: {e}"))
+                })?;
         let action = if verdict.defaulted {
             "none"
         } else {
