@@ -28,6 +28,13 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             .map(|err| format!("{}: {err}", e.file))
             .collect::<Vec<_>>()
     })?;
+    let unserved = crate::protocols::unserved_resources(&config);
+    if !unserved.is_empty() {
+        return Err(unserved
+            .into_iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect());
+    }
     let local_specs = local_specs(&config)?;
     let policies = PolicyEngine::new(local_specs.clone(), engine_options(&config))
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;

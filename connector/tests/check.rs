@@ -107,3 +107,25 @@ fn an_unset_variable_is_named() {
             .contains("masking.hash_key: environment variable GATE_TEST_SURELY_UNSET is not set")
     );
 }
+
+#[test]
+fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "resources:\n  - {name: pg, protocol: postgres, host: h, port: 5432}\n  - {name: orders, protocol: mysql, host: h, port: 3306, listen_port: 3307}\n",
+    )
+    .unwrap();
+    let out = connector(dir.path())
+        .args(["--config", "c.yaml", "--check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "c.yaml: resources[1].protocol: mysql is not served by this connector yet (served: postgres)"
+        ),
+        "{stderr}"
+    );
+}

@@ -87,6 +87,10 @@ pub struct Limits {
     pub max_duration: Duration,
     /// Largest string (bytes) or collection (elements) one builtin call may build.
     pub max_builtin_output: usize,
+    /// Largest sum of what every builtin call of one rule evaluation builds
+    /// (measured the same way): with the budgets above, it bounds the memory
+    /// one evaluation can take.
+    pub max_builtin_output_total: usize,
     /// Wall-clock time to compile one policy (checked after the source limits
     /// of [`crate::source_limits`] have bounded it).
     pub max_compile_duration: Duration,
@@ -98,6 +102,7 @@ impl Default for Limits {
             max_instructions: 250_000,
             max_duration: Duration::from_millis(50),
             max_builtin_output: 1 << 20,
+            max_builtin_output_total: 16 << 20,
             max_compile_duration: Duration::from_secs(2),
         }
     }
@@ -270,6 +275,7 @@ impl PolicyEngine {
         // that blocks (fail closed), not an undefined value (patched regorus).
         vm.set_strict_builtin_errors(true);
         vm.set_max_builtin_output(Some(self.options.limits.max_builtin_output));
+        vm.set_max_builtin_output_total(Some(self.options.limits.max_builtin_output_total));
         vm.set_execution_timer_config(Some(ExecutionTimerConfig {
             limit: self.options.limits.max_duration,
             check_interval: NonZeroU32::MIN.saturating_add(63),
@@ -298,6 +304,7 @@ fn vm_error(policy: &str, rule: &str, error: VmError) -> PolicyError {
             | VmError::MemoryBudgetExceeded { .. }
             | VmError::RegexSizeLimitExceeded { .. }
             | VmError::BuiltinOutputLimitExceeded { .. }
+            | VmError::BuiltinOutputTotalExceeded { .. }
     );
     if limit {
         PolicyError::Limit {
