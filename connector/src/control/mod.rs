@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gate_config::connector::ControlPlaneConfig;
-use gate_policy::{EngineOptions, PolicySpec};
+use gate_policy::{EngineOptions, PolicyEngine, PolicySpec};
 use gate_proto::client::{ConnectorClient, Credentials};
 use gate_proto::v1::connector_service_client::ConnectorServiceClient;
 use gate_proto::v1::{
@@ -104,7 +104,52 @@ fn apply(
     if snapshot.version == current && current != 0 {
         return false;
     }
-    match snapshot::build(snapshot, local, options) {
+    put_in_force(
+        gate,
+        snapshot,
+        snapshot::build(snapshot, local, options),
+        state_dir,
+    )
+}
+
+/// [`apply`] with the policies compiled on a blocking thread: compiling a
+/// hostile policy takes up to the engine's compile budget, and must not stall
+/// the sessions on the runtime's threads meanwhile.
+async fn apply_off_runtime(
+    gate: &Gate,
+    snapshot: Snapshot,
+    local: &[PolicySpec],
+    options: &EngineOptions,
+    state_dir: &str,
+) -> bool {
+    let current = gate.live.managed().version;
+    if snapshot.version == current && current != 0 {
+        return false;
+    }
+    let (local, options) = (local.to_vec(), options.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        let built = snapshot::build(&snapshot, &local, &options);
+        (snapshot, built)
+    })
+    .await;
+    match built {
+        Ok((snapshot, built)) => put_in_force(gate, &snapshot, built, Some(state_dir)),
+        Err(e) => {
+            eprintln!("gate-connector: snapshot not applied, the compiler stopped: {e}");
+            false
+        }
+    }
+}
+
+/// Replace the engine and managed state with a built snapshot, or report why not.
+fn put_in_force(
+    gate: &Gate,
+    snapshot: &Snapshot,
+    built: Result<(PolicyEngine, crate::managed::Managed), Vec<String>>,
+    state_dir: Option<&str>,
+) -> bool {
+    let current = gate.live.managed().version;
+    match built {
         Ok((engine, managed)) => {
             gate.live.replace(engine, managed);
             eprintln!(
@@ -297,7 +342,7 @@ async fn sync(
                     tokio::select! {
                         message = stream.message() => match message {
                             Ok(Some(snapshot)) => {
-                                apply(&gate, &snapshot, &local, &options, Some(&state_dir));
+                                apply_off_runtime(&gate, snapshot, &local, &options, &state_dir).await;
                             }
                             Ok(None) => break,
                             Err(status) => {
@@ -329,13 +374,7 @@ async fn sync(
             })
             .await
         {
-            apply(
-                &gate,
-                &reply.into_inner(),
-                &local,
-                &options,
-                Some(&state_dir),
-            );
+            apply_off_runtime(&gate, reply.into_inner(), &local, &options, &state_dir).await;
         }
     }
 }
