@@ -54,7 +54,7 @@ bench: deps patched-deps ## run the benchmarks; each prints ratios against a bas
 FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize
 FUZZ_SECONDS ?= 60
 
-fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
+fuzz: patched-deps ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
