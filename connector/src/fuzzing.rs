@@ -4,7 +4,9 @@
 
 use bytes::BytesMut;
 
-use crate::protocols::postgres::codec;
+use crate::detect::{self, Detection, MAX_DETECT_BYTES};
+
+use crate::protocols::postgres::codec::{self, frontend};
 use crate::protocols::postgres::rows;
 use crate::protocols::postgres::scram::{ServerExchange, Verifier};
 use crate::protocols::postgres::statements::normalize;
@@ -25,32 +27,71 @@ fn frames(data: &[u8], mut each: impl FnMut(&codec::Frame)) {
 
 /// Client → Gate: a startup packet, then tagged messages (Query, Parse, Bind, Describe, Close).
 pub fn pg_frontend(data: &[u8]) {
-    let mut startup = BytesMut::from(data);
-    if let Ok(Some(codec::Startup::Message { params })) = codec::decode_startup(&mut startup) {
-        // Parameters are what the packet spelled out: no empty names.
-        assert!(params.iter().all(|(k, _)| !k.is_empty()), "{params:?}");
-        let _ = codec::Startup::param(&params, "database");
+    pg_frontend_queries(data);
+}
+
+/// [`pg_frontend`], returning the text of every Query message decoded. When
+/// `data` opens with a startup packet, the messages are framed from the byte
+/// after it, as a session reads them; otherwise from byte 0.
+pub fn pg_frontend_queries(data: &[u8]) -> Vec<String> {
+    let mut rest = BytesMut::from(data);
+    match codec::decode_startup(&mut rest) {
+        Ok(Some(codec::Startup::Message { params })) => {
+            // Parameters are what the packet spelled out: no empty names.
+            assert!(params.iter().all(|(k, _)| !k.is_empty()), "{params:?}");
+            let _ = codec::Startup::param(&params, "database");
+        }
+        Ok(Some(_)) => {}
+        // Not a startup packet (or not a whole one): frame from byte 0.
+        Ok(None) | Err(_) => rest = BytesMut::from(data),
     }
-    frames(data, |frame| match frame.tag {
-        b'Q' => {
+    let mut queries = Vec::new();
+    frames(&rest, |frame| match frame.tag {
+        frontend::QUERY => {
             let text = frame.body().strip_suffix(&[0]).unwrap_or(frame.body());
             if let Ok(sql) = std::str::from_utf8(text) {
                 sql_normalize_text(sql);
+                queries.push(sql.to_owned());
             }
         }
-        b'P' => {
+        frontend::PARSE => {
             if let Ok(parse) = codec::parse_parse(frame.body()) {
                 sql_normalize_text(parse.query);
             }
         }
-        b'B' => {
+        frontend::BIND => {
             let _ = codec::parse_bind(frame.body());
         }
-        b'D' | b'C' => {
+        frontend::DESCRIBE | frontend::CLOSE => {
             let _ = codec::parse_target(frame.body());
         }
         _ => {}
     });
+    queries
+}
+
+/// The shared listener's protocol detection: total on any bytes, decided by
+/// [`MAX_DETECT_BYTES`], and stable: once a prefix is detected as a
+/// protocol, every longer input is detected as the same one.
+pub fn detect(data: &[u8]) {
+    let full = detect::detect(data);
+    if data.len() >= MAX_DETECT_BYTES {
+        assert_ne!(
+            full,
+            Detection::NeedMore,
+            "undecided after {MAX_DETECT_BYTES} bytes"
+        );
+    }
+    for end in 0..data.len().min(MAX_DETECT_BYTES + 1) {
+        match detect::detect(&data[..end]) {
+            Detection::Detected(early) => {
+                assert_eq!(full, Detection::Detected(early), "prefix of {end} bytes");
+            }
+            // Unknown is final too.
+            Detection::Unknown => assert_eq!(full, Detection::Unknown, "prefix of {end} bytes"),
+            Detection::NeedMore => {}
+        }
+    }
 }
 
 /// Upstream → Gate: RowDescriptions round-trip through Gate's encoder, and the

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod control;
+pub mod detect;
 pub mod fasthash;
 pub mod fuzzing;
 pub mod grants;

@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use gate_config::ConnectorConfig;
 use gate_config::connector::{Protocol, parse_listen_addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use gate_policy::mask::MaskingKey;
 use gate_policy::{PolicyEngine, Stage, Value, Verdict};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::audit::AuditSink;
+use crate::detect::{Detected, Detection, detect};
 use crate::health::Health;
 use crate::identity::Identities;
 use crate::jwt::JwtVerifier;
@@ -116,14 +119,61 @@ impl Gate {
     }
 }
 
-/// Accept connections on `listener` forever, one task per client.
-///
-/// Only PostgreSQL is spoken so far; the protocol detection of the shared
-/// listener arrives with the second protocol.
+/// How long a client on the shared listener has to send enough bytes for its
+/// protocol to be detected.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept connections on `listener` forever, one task per client; each
+/// client's protocol is detected from its first bytes ([`detect`]).
 pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        tokio::spawn(postgres::handle_client(stream, peer, gate.clone()));
+        tokio::spawn(route(stream, peer, gate.clone()));
+    }
+}
+
+/// Read until the protocol is known, then hand the client and the bytes read
+/// so far to that protocol.
+async fn route(mut stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+    let mut first = BytesMut::with_capacity(8192);
+    let detected = tokio::time::timeout(DETECT_TIMEOUT, async {
+        loop {
+            match detect(&first) {
+                Detection::NeedMore => {}
+                decided => return Ok::<Detection, std::io::Error>(decided),
+            }
+            if stream.read_buf(&mut first).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    })
+    .await;
+    match detected {
+        Ok(Ok(Detection::Detected(Detected::Postgres))) => {
+            postgres::handle_client(stream, peer, gate, first).await;
+        }
+        Ok(Ok(Detection::Detected(other))) => {
+            eprintln!(
+                "gate-connector: {peer}: {} detected on the shared listener; this connector serves only postgres there yet",
+                other.as_str()
+            );
+            gate.metrics.add(
+                "gate_sessions_total",
+                &[
+                    ("protocol", other.as_str()),
+                    ("resource", ""),
+                    ("outcome", "protocol_error"),
+                ],
+                1.0,
+            );
+        }
+        Ok(Ok(_)) => {
+            eprintln!(
+                "gate-connector: {peer}: no known protocol opens with the bytes sent; closing"
+            );
+        }
+        // Gone or silent before saying anything useful: nothing to answer.
+        Ok(Err(_)) | Err(_) => {}
     }
 }
 

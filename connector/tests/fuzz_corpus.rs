@@ -41,3 +41,24 @@ fn scram_server_seeds() {
 fn sql_normalize_seeds() {
     replay("sql_normalize", gate_connector::fuzzing::sql_normalize);
 }
+
+#[test]
+fn detect_seeds() {
+    replay("detect", gate_connector::fuzzing::detect);
+}
+
+/// The harness frames what follows the startup packet, so the Query in the
+/// `startup_and_query` seed is reached (it used to be framed from byte 0).
+#[test]
+fn the_startup_and_query_seed_reaches_its_query() {
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pg_frontend/startup_and_query"),
+    )
+    .unwrap();
+    let queries = gate_connector::fuzzing::pg_frontend_queries(&seed);
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert!(
+        queries[0].starts_with("select * from customers"),
+        "{queries:?}"
+    );
+}

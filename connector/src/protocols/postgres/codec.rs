@@ -22,10 +22,50 @@ pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// Largest startup packet (PostgreSQL uses 10 000).
 pub const MAX_STARTUP: usize = 10_000;
 
-const PROTOCOL_3_0: u32 = 196_608;
-const SSL_REQUEST: u32 = 80_877_103;
-const GSSENC_REQUEST: u32 = 80_877_104;
-const CANCEL_REQUEST: u32 = 80_877_102;
+/// Request codes: the second int32 of a client's first packet.
+pub const PROTOCOL_3_0: u32 = 196_608;
+pub const SSL_REQUEST: u32 = 80_877_103;
+pub const GSSENC_REQUEST: u32 = 80_877_104;
+pub const CANCEL_REQUEST: u32 = 80_877_102;
+
+/// Tags of the client's (frontend) messages.
+pub mod frontend {
+    pub const QUERY: u8 = b'Q';
+    pub const PARSE: u8 = b'P';
+    pub const BIND: u8 = b'B';
+    pub const DESCRIBE: u8 = b'D';
+    pub const EXECUTE: u8 = b'E';
+    pub const CLOSE: u8 = b'C';
+    pub const SYNC: u8 = b'S';
+    pub const FLUSH: u8 = b'H';
+    pub const TERMINATE: u8 = b'X';
+    pub const PASSWORD: u8 = b'p';
+    pub const COPY_DATA: u8 = b'd';
+    pub const COPY_DONE: u8 = b'c';
+    pub const COPY_FAIL: u8 = b'f';
+    pub const FUNCTION_CALL: u8 = b'F';
+}
+
+/// Tags of the server's (backend) messages.
+pub mod backend {
+    pub const AUTHENTICATION: u8 = b'R';
+    pub const PARAMETER_STATUS: u8 = b'S';
+    pub const BACKEND_KEY_DATA: u8 = b'K';
+    pub const READY_FOR_QUERY: u8 = b'Z';
+    pub const ROW_DESCRIPTION: u8 = b'T';
+    pub const DATA_ROW: u8 = b'D';
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    pub const ERROR_RESPONSE: u8 = b'E';
+    pub const NOTICE_RESPONSE: u8 = b'N';
+    pub const PARSE_COMPLETE: u8 = b'1';
+    pub const BIND_COMPLETE: u8 = b'2';
+    pub const CLOSE_COMPLETE: u8 = b'3';
+    pub const NO_DATA: u8 = b'n';
+    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    pub const COPY_IN_RESPONSE: u8 = b'G';
+    pub const COPY_OUT_RESPONSE: u8 = b'H';
+    pub const EMPTY_QUERY_RESPONSE: u8 = b'I';
+}
 
 /// A malformed packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

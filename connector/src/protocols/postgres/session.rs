@@ -31,9 +31,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const WITHHELD_PARAMS: &[&str] = &["user", "database", "replication"];
 
 /// Serve one client connection to completion.
-pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>, first: BytesMut) {
     let _ = tcp.set_nodelay(true);
-    let mut buf = BytesMut::with_capacity(8192);
+    // What the listener read to detect the protocol is the start of the startup packet.
+    let mut buf = first;
     let negotiated = tokio::time::timeout(
         STARTUP_TIMEOUT,
         negotiate(MaybeTls::Plain(tcp), &mut buf, &gate),
