@@ -248,6 +248,14 @@ async fn bad_utf8_in_path_query_and_body_is_a_json_400() {
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.error()["field"], "path");
 
+    // Raw (not percent-encoded) non-ASCII bytes never reach the router: hyper refuses the URI.
+    let mut bytes = b"GET /api/v1/resources/caf".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(b" HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n\r\n");
+    let reply = raw(&cp, &bytes).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.is_empty(), "{}", reply.body);
+
     let mut body = br#"{"name":"caf"#.to_vec();
     body.extend_from_slice(&[0xff, 0xfe]);
     body.extend_from_slice(br#"","protocol":"postgres","host":"h","port":1}"#);
