@@ -105,7 +105,7 @@ The control plane (insecure, local only) answers on http://localhost:$control_po
 the connector is registered to it and enforces its policies within a second:
 
   curl -s localhost:$control_port/api/v1/connectors
-  curl -s -X POST localhost:$control_port/api/v1/policies -d @docs/examples/close-customers.json
+  curl -s -H "Content-Type: application/json" -X POST localhost:$control_port/api/v1/policies -d @docs/examples/close-customers.json
   appdb=> select * from customers;            -- now: customers is closed for maintenance
 
 Audit events are printed below as JSON lines. Ctrl-C stops everything.

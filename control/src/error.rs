@@ -17,9 +17,34 @@ pub enum Code {
     FailedPrecondition,
     Unimplemented,
     Internal,
+    // HTTP-only: the request itself is refused before it reaches an operation.
+    MethodNotAllowed,
+    RequestTimeout,
+    PayloadTooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    HeadersTooLarge,
 }
 
 impl Code {
+    /// Every code, in the order the docs list them.
+    pub const ALL: &'static [Code] = &[
+        Code::InvalidArgument,
+        Code::Unauthenticated,
+        Code::PermissionDenied,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::FailedPrecondition,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::MethodNotAllowed,
+        Code::RequestTimeout,
+        Code::PayloadTooLarge,
+        Code::UriTooLong,
+        Code::UnsupportedMediaType,
+        Code::HeadersTooLarge,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidArgument => "invalid_argument",
@@ -30,6 +55,12 @@ impl Code {
             Code::FailedPrecondition => "failed_precondition",
             Code::Unimplemented => "unimplemented",
             Code::Internal => "internal",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::RequestTimeout => "request_timeout",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UriTooLong => "uri_too_long",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::HeadersTooLarge => "headers_too_large",
         }
     }
 
@@ -43,6 +74,12 @@ impl Code {
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UriTooLong => StatusCode::URI_TOO_LONG,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -56,6 +93,12 @@ impl Code {
             Code::FailedPrecondition => tonic::Code::FailedPrecondition,
             Code::Unimplemented => tonic::Code::Unimplemented,
             Code::Internal => tonic::Code::Internal,
+            Code::MethodNotAllowed => tonic::Code::Unimplemented,
+            Code::RequestTimeout => tonic::Code::DeadlineExceeded,
+            Code::PayloadTooLarge | Code::UriTooLong | Code::HeadersTooLarge => {
+                tonic::Code::ResourceExhausted
+            }
+            Code::UnsupportedMediaType => tonic::Code::InvalidArgument,
         }
     }
 }

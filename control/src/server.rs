@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::http::limits::HttpLimits;
 use crate::service::ControlPlane;
 use crate::store::Store;
 
@@ -38,8 +39,17 @@ impl Running {
     }
 }
 
-/// Open the store and start serving on `config.listen_addr`.
+/// Open the store and start serving on `config.listen_addr` with the default HTTP limits.
 pub async fn start(config: &ControlConfig, insecure: bool) -> Result<Running, String> {
+    start_with(config, insecure, HttpLimits::default()).await
+}
+
+/// [`start`] with other HTTP limits (tests shorten the timeouts).
+pub async fn start_with(
+    config: &ControlConfig,
+    insecure: bool,
+    limits: HttpLimits,
+) -> Result<Running, String> {
     let addr = gate_config::connector::parse_listen_addr(&config.listen_addr)
         .map_err(|e| format!("listen_addr: {e}"))?;
     let store = Store::open(&config.database)
@@ -50,15 +60,16 @@ pub async fn start(config: &ControlConfig, insecure: bool) -> Result<Running, St
         .await
         .map_err(|e| format!("cannot listen on {addr} (listen_addr): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = crate::http::router(Arc::clone(&control));
+    let app = crate::http::router(Arc::clone(&control), limits.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running {
         addr,
         control,

@@ -48,9 +48,16 @@ fn start(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Control {
     Control { child, port, lines }
 }
 
+/// `curl -s` with the JSON content type the API requires for bodies (`-d` alone sends a form type).
 fn curl(port: u16, args: &[&str], path: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}"])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ])
         .args(args)
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()

@@ -180,7 +180,8 @@ resources:
         curl.args(["-s", "-m", "5", "-w", "\n%{http_code}", "-X", method, "-H"])
             .arg(format!("Authorization: Bearer {ROOT}"));
         if let Some(body) = body {
-            curl.arg("-d").arg(body.to_string());
+            curl.args(["-H", "Content-Type: application/json", "-d"])
+                .arg(body.to_string());
         }
         let out = curl
             .arg(format!("http://127.0.0.1:{}{path}", self.control_port))

@@ -39,8 +39,8 @@ impl Call<'_> {
         } else {
             self.body
         };
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path.is_empty() || path == "." || path == "?" {
                 "body".to_owned()
@@ -48,7 +48,12 @@ impl Call<'_> {
                 path
             };
             ApiError::invalid(&field, e.into_inner().to_string())
-        })
+        })?;
+        // Only whitespace may follow the value (`{"a":1} x` and `{}{}` are refused).
+        de.end().map_err(|e| {
+            ApiError::invalid("body", format!("unexpected data after the JSON value: {e}"))
+        })?;
+        Ok(value)
     }
 
     /// Only the named query parameters are allowed.

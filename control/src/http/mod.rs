@@ -1,9 +1,12 @@
 //! The one HTTP listener's router: admin UI at `/`, `/health`, `/metrics`, `/.well-known/jwks.json`,
-//! `/api/v1/*` (built from the route table) and, merged in, the tonic gRPC services.
+//! `/api/v1/*` (built from the route table) and, merged in, the tonic gRPC services; every error
+//! it makes itself (404, 405, limits) is in the API's JSON error shape.
 
 pub mod api;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 mod ui;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,43 +14,39 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, RawPathParams, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::{QueryRejection, RawPathParamsRejection};
+use axum::extract::{DefaultBodyLimit, Query, RawPathParams, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::grpc::Grpc;
 use crate::service::ControlPlane;
 use api::{Call, Reply, dispatch};
+use limits::HttpLimits;
 use routes::{ROUTES, Verb};
 
-/// The whole control-plane router (HTTP and gRPC).
-pub fn router(cp: Arc<ControlPlane>) -> Router {
+/// The whole control-plane router (HTTP and gRPC), enforcing `limits` on HTTP requests.
+pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
     let grpc = Grpc::new(Arc::clone(&cp));
     let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<ControlPlane>>> = BTreeMap::new();
     for route in ROUTES {
         let operation = route.operation;
+        let takes_body = matches!(route.verb, Verb::Post | Verb::Put | Verb::Patch);
         let handler = move |State(cp): State<Arc<ControlPlane>>,
                             headers: HeaderMap,
-                            params: RawPathParams,
-                            Query(query): Query<HashMap<String, String>>,
+                            params: Result<RawPathParams, RawPathParamsRejection>,
+                            query: Result<Query<HashMap<String, String>>, QueryRejection>,
                             body: Bytes| async move {
-            let params = params
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            handle(
-                &cp,
-                operation,
-                &headers,
-                Call {
-                    params,
-                    query,
-                    body: &body,
-                },
-            )
-            .await
+            let call = match request_parts(&headers, params, query, &body, takes_body) {
+                Ok(call) => call,
+                Err(e) => {
+                    cp.metrics.request("http", operation, e.code.as_str());
+                    return e.into_response();
+                }
+            };
+            handle(&cp, operation, &headers, call).await
         };
         let filter = match route.verb {
             Verb::Get => MethodFilter::GET,
@@ -59,17 +58,47 @@ pub fn router(cp: Arc<ControlPlane>) -> Router {
         let entry = by_path.remove(route.path).unwrap_or_default();
         by_path.insert(route.path, entry.on(filter, handler));
     }
+    by_path.insert("/", get(ui::index));
+    by_path.insert("/health", get(health));
+    by_path.insert("/metrics", get(metrics));
+    by_path.insert("/.well-known/jwks.json", get(jwks));
+    by_path.insert("/api/v1/openapi.json", get(openapi_document));
     let mut api = Router::new();
     for (path, methods) in by_path {
-        api = api.route(path, methods);
+        // axum still adds the `Allow` header to what the fallback answers.
+        api = api.route(path, methods.fallback(method_not_allowed));
     }
-    api.route("/", get(ui::index))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/api/v1/openapi.json", get(openapi_document))
-        .with_state(cp)
+    api.with_state(cp)
         .merge(grpc.routes().into_axum_router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::enforce,
+        ))
+}
+
+/// Path parameters, query and body of an `/api/v1` call, or the JSON error refusing them.
+fn request_parts<'a>(
+    headers: &HeaderMap,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: &'a [u8],
+    takes_body: bool,
+) -> Result<Call<'a>, ApiError> {
+    let params = params.map_err(|e| ApiError::invalid("path", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    if takes_body {
+        limits::require_json(headers, body)?;
+    }
+    Ok(Call {
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        query,
+        body,
+    })
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -134,7 +163,26 @@ async fn openapi_document() -> Response {
     axum::Json(openapi::document()).into_response()
 }
 
-/// Unknown paths under the router answer in the API's error shape.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+/// Unknown paths answer in the API's error shape; unknown gRPC methods as gRPC `UNIMPLEMENTED`.
+pub async fn not_found(method: Method, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    if limits::is_grpc(&headers) {
+        return tonic::Status::unimplemented(format!("no method {}", uri.path()))
+            .into_http::<axum::body::Body>();
+    }
+    ApiError::new(
+        Code::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+/// A known path with a method it does not serve (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        format!(
+            "{method} is not allowed on {}; the Allow header lists what is",
+            uri.path()
+        ),
+    )
 }

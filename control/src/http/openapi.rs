@@ -76,7 +76,7 @@ pub fn document() -> Value {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-                "code": {"type": "string", "enum": ["invalid_argument", "unauthenticated", "permission_denied", "not_found", "already_exists", "failed_precondition", "unimplemented", "internal"]},
+                "code": {"type": "string", "enum": crate::error::Code::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
                 "message": {"type": "string"},
                 "field": {"type": ["string", "null"], "description": "The request field at fault"}
             }

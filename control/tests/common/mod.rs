@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // in tests a panic is the failure report
 
 use gate_config::{ControlConfig, load_str};
-use gate_control::server::{Running, start};
+use gate_control::http::limits::HttpLimits;
+use gate_control::server::{Running, start_with};
 use gate_proto::client::{
     AdminClient, ConnectorClient, Credentials, connect_admin, connect_connector,
 };
@@ -116,6 +117,16 @@ pub async fn start_cp(db: Db) -> Cp {
 }
 
 pub async fn start_cp_with(db: Db, api_key: Option<&str>, insecure: bool) -> Cp {
+    start_cp_limits(db, api_key, insecure, HttpLimits::default()).await
+}
+
+/// A control plane with other HTTP limits (shorter timeouts, smaller sizes).
+pub async fn start_cp_limits(
+    db: Db,
+    api_key: Option<&str>,
+    insecure: bool,
+    limits: HttpLimits,
+) -> Cp {
     let dir = tempfile::tempdir().unwrap();
     let (pg, dsn) = match db {
         Db::Sqlite => (None, None),
@@ -126,7 +137,7 @@ pub async fn start_cp_with(db: Db, api_key: Option<&str>, insecure: bool) -> Cp 
     };
     let yaml = config_yaml(dir.path(), dsn.as_deref(), api_key);
     let config: ControlConfig = load_str("control.yaml", &yaml, &|_| None).unwrap();
-    let running = start(&config, insecure).await.unwrap();
+    let running = start_with(&config, insecure, limits).await.unwrap();
     Cp { running, dir, pg }
 }
 
