@@ -40,10 +40,12 @@ fn an_http_client_on_the_shared_listener_is_closed_and_counted() {
     assert_eq!(read, 0, "closed without an answer: {rest:?}");
     let (_, metrics) = http_get(stack.health_port, "/metrics");
     assert!(
-        metrics.lines().any(|l| l.starts_with("gate_sessions_total{")
-            && l.contains("protocol=\"http/1.1\"")
-            && l.contains("outcome=\"protocol_error\"")
-            && l.ends_with(" 1")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gate_sessions_total{")
+                && l.contains("protocol=\"http/1.1\"")
+                && l.contains("outcome=\"protocol_error\"")
+                && l.ends_with(" 1")),
         "{metrics}"
     );
     // PostgreSQL clients are served as before.

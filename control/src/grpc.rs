@@ -24,15 +24,30 @@ pub struct Grpc {
     cp: Arc<ControlPlane>,
 }
 
+/// Largest gRPC request message (an audit batch of 500 events is about 1 MiB).
+pub const MAX_GRPC_REQUEST: usize = 16 * 1024 * 1024;
+/// Largest gRPC response message (a connector's snapshot with every policy).
+pub const MAX_GRPC_RESPONSE: usize = 64 * 1024 * 1024;
+
 impl Grpc {
     pub fn new(cp: Arc<ControlPlane>) -> Self {
         Self { cp }
     }
 
-    /// The tonic routes, ready to merge into the axum router.
+    /// The tonic routes, ready to merge into the axum router. Requests over
+    /// [`MAX_GRPC_REQUEST`] are refused with `OUT_OF_RANGE` before they
+    /// are decoded; responses are capped at [`MAX_GRPC_RESPONSE`].
     pub fn routes(&self) -> tonic::service::Routes {
-        tonic::service::Routes::new(ControlPlaneServiceServer::new(self.clone()))
-            .add_service(ConnectorServiceServer::new(self.clone()))
+        tonic::service::Routes::new(
+            ControlPlaneServiceServer::new(self.clone())
+                .max_decoding_message_size(MAX_GRPC_REQUEST)
+                .max_encoding_message_size(MAX_GRPC_RESPONSE),
+        )
+        .add_service(
+            ConnectorServiceServer::new(self.clone())
+                .max_decoding_message_size(MAX_GRPC_REQUEST)
+                .max_encoding_message_size(MAX_GRPC_RESPONSE),
+        )
     }
 
     async fn caller(

@@ -13,6 +13,36 @@ use crate::util::parse_rfc3339;
 
 /// Most events accepted in one ingest call.
 const MAX_BATCH: usize = 5000;
+/// How far in the future an event's time may be (clock skew between hosts).
+const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+/// What a connector records.
+const STAGES: &[&str] = &["session", "pre_request", "post_request"];
+const ACTIONS: &[&str] = &["allow", "block", "rewrite", "mask", "filter"];
+const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
+
+/// Whether `id` is a UUID of version 7 in its canonical lower-case text form.
+fn is_uuid_v7(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+        })
+        && bytes[14] == b'7'
+        && matches!(bytes[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// `value` is empty (not sent by older connectors) or one of `allowed`.
+fn one_of(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()> {
+    if value.is_empty() || allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("expected one of {}, got {value:?}", allowed.join(", ")),
+        ))
+    }
+}
 
 fn time(field: &str, value: &str) -> ApiResult<Option<i64>> {
     if value.is_empty() {
@@ -51,6 +81,7 @@ impl ControlPlane {
                 format!("at most {MAX_BATCH} events per batch"),
             ));
         }
+        let now_ms = gate_proto::wire::now_ms();
         let mut events = Vec::with_capacity(req.events.len());
         for (i, event) in req.events.into_iter().enumerate() {
             let field = |name: &str| format!("events[{i}].{name}");
@@ -65,6 +96,25 @@ impl ControlPlane {
             if event.action.is_empty() {
                 return Err(ApiError::invalid(&field("action"), "is required"));
             }
+            if !is_uuid_v7(&event.id) {
+                return Err(ApiError::invalid(
+                    &field("id"),
+                    format!("expected a lower-case UUIDv7, got {:?}", event.id),
+                ));
+            }
+            if time_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+                return Err(ApiError::invalid(
+                    &field("time"),
+                    format!(
+                        "{} is more than {} minutes in the future",
+                        event.time,
+                        MAX_FUTURE_SKEW_MS / 60_000
+                    ),
+                ));
+            }
+            one_of(&field("action"), &event.action, ACTIONS)?;
+            one_of(&field("stage"), &event.stage, STAGES)?;
+            one_of(&field("protocol"), &event.protocol, PROTOCOLS)?;
             validate::text(&field("statement"), &event.statement, 16 * 1024)?;
             if !event.details_json.is_empty()
                 && !serde_json::from_str::<serde_json::Value>(&event.details_json)
