@@ -153,6 +153,8 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
             "-s",
             "-X",
             "POST",
+            "-H",
+            "Content-Type: application/json",
             "-d",
             "@docs/examples/close-customers.json",
         ])
