@@ -380,6 +380,27 @@ async fn audit_ingest_is_idempotent_and_filters_page_newest_first(db: Db) {
         store.ingest_audit("default", &retry).await.unwrap(),
         (50, 50)
     );
+    // Ids are unique per organization: another org's connector storing the
+    // same ids learns nothing about the first org's events.
+    let other_org: Vec<_> = (0..10).map(|i| event(i, "mallory")).collect();
+    assert_eq!(
+        store.ingest_audit("elsewhere", &other_org).await.unwrap(),
+        (10, 0)
+    );
+    assert_eq!(
+        store
+            .query_audit(
+                "elsewhere",
+                &AuditFilter {
+                    limit: 100,
+                    ..AuditFilter::default()
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
 
     let all = AuditFilter {
         limit: 1000,

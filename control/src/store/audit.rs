@@ -56,7 +56,7 @@ impl Store {
                 "INSERT INTO audit_events (id, org_id, time, connector, identity, resource, protocol, \
                  client_addr, stage, action, reason, statement, policies, row_count, duration_us, details) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (org_id, id) DO NOTHING",
             )
             .bind(&e.id)
             .bind(org_id)

@@ -15,9 +15,12 @@ macro_rules! embedded {
     };
 }
 
-const POSTGRES: &[(&str, &str)] =
-    embedded!("postgres": "0001_init.sql", "0002_access_requests.sql");
-const SQLITE: &[(&str, &str)] = embedded!("sqlite": "0001_init.sql", "0002_access_requests.sql");
+const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql");
+const SQLITE: &[(&str, &str)] = embedded!(
+    "sqlite": "0001_init.sql",
+    "0002_access_requests.sql",
+    "0003_audit_ids_per_org.sql"
+);
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
