@@ -115,3 +115,32 @@ async fn an_oversized_grpc_message_is_refused_before_it_is_decoded() {
         .into_inner();
     assert_eq!(ok.accepted, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_queries_refuse_duplicated_and_out_of_range_parameters() {
+    let cp = start_cp(Db::Sqlite).await;
+    for path in ["/api/v1/audit", "/api/v1/audit/export"] {
+        let (status, body) = cp
+            .root("GET", &format!("{path}?identity=a&identity=b"), None, None)
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str(), body["message"].as_str()),
+            (400, Some("identity"), Some("given more than once")),
+            "{path}: {body}"
+        );
+        let (status, body) = cp
+            .root("GET", &format!("{path}?from=yesterday"), None, None)
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("from")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = cp.root("GET", "/api/v1/audit?limit=1001", None, None).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("limit")),
+        "{body}"
+    );
+}

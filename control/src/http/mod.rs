@@ -37,7 +37,7 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
         let handler = move |State(cp): State<Arc<ControlPlane>>,
                             headers: HeaderMap,
                             params: Result<RawPathParams, RawPathParamsRejection>,
-                            query: Result<Query<HashMap<String, String>>, QueryRejection>,
+                            query: Result<Query<Vec<(String, String)>>, QueryRejection>,
                             body: Bytes| async move {
             let call = match request_parts(&headers, params, query, &body, takes_body) {
                 Ok(call) => call,
@@ -82,12 +82,20 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
 fn request_parts<'a>(
     headers: &HeaderMap,
     params: Result<RawPathParams, RawPathParamsRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: &'a [u8],
     takes_body: bool,
 ) -> Result<Call<'a>, ApiError> {
     let params = params.map_err(|e| ApiError::invalid("path", e.body_text()))?;
-    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let Query(pairs) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    // A parameter given twice is refused, not silently decided by one of them.
+    let mut query = HashMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if query.contains_key(&name) {
+            return Err(ApiError::invalid(&name, "given more than once"));
+        }
+        query.insert(name, value);
+    }
     if takes_body {
         limits::require_json(headers, body)?;
     }
