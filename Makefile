@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps patched-deps build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
+.PHONY: help deps patched-deps test-venv build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -13,13 +13,16 @@ deps: ## install missing system packages the tests need (apt, when root)
 patched-deps: ## extract the dependencies Gate patches (third_party/) into .patched/; every cargo target runs it
 	@scripts/patch-deps.sh
 
+test-venv: ## create (once per machine) the Python venv of test peers (scripts/test-requirements.txt)
+	@scripts/test-venv.sh
+
 dev: deps patched-deps ## local stack: sample PostgreSQL + gate-connector on :6432 (Ctrl-C stops it)
 	@scripts/dev.sh
 
 build: patched-deps ## build every crate and binary
 	$(CARGO) build --workspace $(CARGO_FLAGS)
 
-test: deps patched-deps ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
+test: deps patched-deps test-venv ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
 	$(MAKE) --no-print-directory verify-generated

@@ -9,3 +9,31 @@ pub mod wire;
 pub mod v1 {
     include!("gen/gate.v1.rs");
 }
+
+/// The JSON shape of every field of every `gate.v1` message (generated from the
+/// same `.proto` files), for documents that describe the messages, such as the
+/// control plane's OpenAPI.
+pub mod fields {
+    /// One element of a field: a JSON scalar (`string`, `boolean`, `number`,
+    /// or an integer named by its range: `uint32`, `int32`, `uint64`,
+    /// `int64`) or another message by name.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Element {
+        Scalar(&'static str),
+        Message(&'static str),
+    }
+
+    /// How a field holds its elements.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FieldKind {
+        Single(Element),
+        /// `optional`: the element or `null`.
+        Optional(Element),
+        /// `repeated`: an array.
+        Repeated(Element),
+        /// `map<string, V>`: an object of V (a scalar as in [`Element::Scalar`]).
+        Map(&'static str),
+    }
+
+    include!("gen/fields.rs");
+}

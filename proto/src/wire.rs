@@ -110,7 +110,7 @@ pub fn rfc3339_opt(ms: Option<i64>) -> String {
 /// Parse RFC 3339 (`Z` or `±hh:mm`, optional fraction) to epoch milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -121,7 +121,17 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&month) {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=month_days).contains(&day) {
         return None;
     }
     if hour > 23 || minute > 59 || second > 60 {
@@ -146,8 +156,16 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
                 b'-' => -1,
                 _ => return None,
             };
-            let h: i64 = rest.get(1..3)?.parse().ok()?;
-            let m: i64 = rest.get(4..6)?.parse().ok()?;
+            let two_digits = |r: std::ops::Range<usize>| -> Option<i64> {
+                let s = rest.get(r)?;
+                s.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| s.parse().ok())?
+            };
+            let (h, m) = (two_digits(1..3)?, two_digits(4..6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
             sign * (h * 3600 + m * 60)
         }
         _ => return None,
@@ -178,12 +196,22 @@ mod tests {
             parse_rfc3339("2023-11-14T22:13:20Z"),
             Some(1_700_000_000_000)
         );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
         for bad in [
             "",
             "2023-11-14",
             "2023-13-14T22:13:20Z",
             "2023-11-14T22:13:20",
             "2023-11-14T22:13:20.Z",
+            "2023-02-29T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20+24:00",
+            "2023-11-14T22:13:20+01:60",
+            "2023-11-14T22:13:20++1:00",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

@@ -40,7 +40,14 @@ impl Call<'_> {
             self.body
         };
         let mut de = serde_json::Deserializer::from_slice(body);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let mut json = serde_json::Value::deserialize(&mut de)
+            .map_err(|e| ApiError::invalid("body", format!("not valid JSON: {e}")))?;
+        // Only whitespace may follow the value (`{"a":1} x` and `{}{}` are refused).
+        de.end().map_err(|e| {
+            ApiError::invalid("body", format!("unexpected data after the JSON value: {e}"))
+        })?;
+        integral_floats_to_integers(&mut json);
+        let value = serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
             let field = if path.is_empty() || path == "." || path == "?" {
                 "body".to_owned()
@@ -48,10 +55,6 @@ impl Call<'_> {
                 path
             };
             ApiError::invalid(&field, e.into_inner().to_string())
-        })?;
-        // Only whitespace may follow the value (`{"a":1} x` and `{}{}` are refused).
-        de.end().map_err(|e| {
-            ApiError::invalid("body", format!("unexpected data after the JSON value: {e}"))
         })?;
         Ok(value)
     }
@@ -71,6 +74,29 @@ impl Call<'_> {
                     }
                 ),
             )),
+        }
+    }
+}
+
+/// JSON does not tell `3` from `3.0`, and JSON Schema calls both integers:
+/// integral numbers written with a fraction are read as integers.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                    // 2^64 and -2^63 are exact as floats: the bounds of u64 and i64.
+                    if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                        *value = serde_json::Value::from(f as u64);
+                    } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                        *value = serde_json::Value::from(f as i64);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+            serde_json::Value::Object(fields) => stack.extend(fields.values_mut()),
+            _ => {}
         }
     }
 }
@@ -98,6 +124,14 @@ const AUDIT_FILTERS: &[&str] = &[
 fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
     call.query_only(AUDIT_FILTERS)?;
     let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
+    for name in ["from", "to"] {
+        if call.query.get(name).is_some_and(String::is_empty) {
+            return Err(ApiError::invalid(
+                name,
+                "expected an RFC 3339 time, got \"\"",
+            ));
+        }
+    }
     let limit = match call.query.get("limit") {
         None => 0,
         Some(text) => text
@@ -350,6 +384,9 @@ pub async fn dispatch(
         ),
         "ExportAudit" => {
             let mut request = audit_query(call)?;
+            if request.limit > 1000 {
+                return Err(ApiError::invalid("limit", "must be at most 1000"));
+            }
             request.limit = 1000;
             let mut lines = String::new();
             loop {

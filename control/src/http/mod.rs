@@ -6,6 +6,7 @@ pub mod api;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
+mod schemas;
 pub mod serve;
 mod ui;
 

@@ -2,8 +2,6 @@
 
 use serde_json::{Map, Value, json};
 
-use gate_proto::v1::*;
-
 use super::routes::{Access, ROUTES};
 
 fn access_text(access: Access) -> &'static str {
@@ -35,10 +33,25 @@ pub fn document() -> Value {
             }
         }
         if matches!(route.operation, "QueryAudit" | "ExportAudit") {
-            for name in [
-                "from", "to", "identity", "resource", "action", "stage", "limit", "cursor",
+            for (name, schema) in [
+                ("from", json!({"type": "string", "format": "date-time"})),
+                ("to", json!({"type": "string", "format": "date-time"})),
+                ("identity", json!({"type": "string"})),
+                ("resource", json!({"type": "string"})),
+                ("action", json!({"type": "string"})),
+                ("stage", json!({"type": "string"})),
+                (
+                    "limit",
+                    json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+                ),
+                (
+                    "cursor",
+                    json!({"type": "string", "description": "next_cursor of the previous page"}),
+                ),
             ] {
-                parameters.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}}));
+                parameters.push(
+                    json!({"name": name, "in": "query", "required": false, "schema": schema}),
+                );
             }
         }
         let error = json!({"$ref": "#/components/responses/Error"});
@@ -55,15 +68,21 @@ pub fn document() -> Value {
             "responses": {
                 ok: schema_ref(route.response),
                 "400": error, "401": error, "403": error, "404": error, "409": error,
+                "413": error, "415": error, "default": error,
             },
         });
         if let Some(body) = route.body {
             operation["requestBody"] = schema_ref(body);
-            operation["requestBody"]["required"] = json!(false);
-            schemas.insert(body.to_owned(), message_schema(body));
+            add_schema(body, &mut schemas);
+            // A body with required fields must be sent; others may be left out.
+            let required = schemas
+                .get(body)
+                .and_then(|schema| schema.get("required"))
+                .is_some_and(|r| r.as_array().is_some_and(|r| !r.is_empty()));
+            operation["requestBody"]["required"] = json!(required);
         }
         if route.response != "JSON lines" {
-            schemas.insert(route.response.to_owned(), message_schema(route.response));
+            add_schema(route.response, &mut schemas);
         }
         let item = paths
             .entry(route.path.to_owned())
@@ -95,89 +114,31 @@ pub fn document() -> Value {
     })
 }
 
-/// A JSON Schema for a value shaped like `sample` (a message serialized with every field at its
-/// default): the property names and JSON types are exactly what the handlers read and write.
-fn schema_of(sample: &Value) -> Value {
-    match sample {
-        Value::Object(fields) => {
-            let properties: Map<String, Value> = fields
-                .iter()
-                .map(|(name, value)| (name.clone(), schema_of(value)))
-                .collect();
-            json!({"type": "object", "properties": properties, "additionalProperties": false})
-        }
-        Value::Array(_) => json!({"type": "array"}),
-        Value::String(_) => json!({"type": "string"}),
-        Value::Number(_) => json!({"type": "integer"}),
-        Value::Bool(_) => json!({"type": "boolean"}),
-        // Optional fields and nested messages.
-        Value::Null => json!({"type": ["object", "string", "integer", "null"]}),
-    }
+/// The schema of `SimulateBody`, the one request body that is not a message.
+fn simulate_body() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Exactly one of policy_id (a saved policy) and rego (a policy text)",
+        "properties": {
+            "policy_id": {"type": "string"},
+            "rego": {"type": "string", "maxLength": 262144},
+            "stage": {"type": "string", "enum": ["session", "pre_request", "post_request"]},
+            "input": {"type": ["object", "null"]}
+        },
+        "required": ["stage"],
+        "oneOf": [
+            {"required": ["policy_id"], "properties": {"policy_id": {"minLength": 1}, "rego": {"maxLength": 0}}},
+            {"required": ["rego"], "properties": {"rego": {"minLength": 1}, "policy_id": {"maxLength": 0}}}
+        ]
+    })
 }
 
-/// The schema of a request or response body by its message name.
-fn message_schema(name: &str) -> Value {
-    macro_rules! messages {
-        ($($message:ident),* $(,)?) => {
-            match name {
-                $(stringify!($message) => serde_json::to_value($message::default()).ok(),)*
-                _ => None,
-            }
-        };
+/// Add the schema of a request or response body by its name.
+fn add_schema(name: &'static str, schemas: &mut Map<String, Value>) {
+    if name == "SimulateBody" {
+        schemas.insert(name.to_owned(), simulate_body());
+    } else {
+        super::schemas::add_message(name, schemas);
     }
-    let sample = messages!(
-        AccessRequest,
-        ApiKey,
-        ApproveAccessRequestRequest,
-        CreateAccessRequestRequest,
-        CreateApiKeyRequest,
-        CreateApiKeyResponse,
-        CreateOrganizationRequest,
-        CreatePolicyRequest,
-        DeleteResponse,
-        DenyAccessRequestRequest,
-        Group,
-        HeartbeatResponse,
-        Identity,
-        IngestAuditRequest,
-        IngestAuditResponse,
-        IssueIdentityTokenRequest,
-        IssueIdentityTokenResponse,
-        ListAccessRequestsResponse,
-        ListApiKeysResponse,
-        ListConnectorsResponse,
-        ListGroupsResponse,
-        ListIdentitiesResponse,
-        ListOrganizationsResponse,
-        ListPoliciesResponse,
-        ListResourcesResponse,
-        Organization,
-        Policy,
-        PolicyHistory,
-        QueryAuditResponse,
-        RegisterConnectorRequest,
-        RegisterConnectorResponse,
-        Resource,
-        RevokeAccessRequestRequest,
-        SetPolicyStateRequest,
-        SimulatePolicyResponse,
-        Snapshot,
-        UpdatePolicyRequest,
-    );
-    let mut schema = match (name, sample) {
-        ("SimulateBody", _) => json!({
-            "type": "object",
-            "additionalProperties": false,
-            "properties": {
-                "policy_id": {"type": "string"},
-                "rego": {"type": "string"},
-                "stage": {"type": "string", "enum": ["session", "pre_request", "post_request"]},
-                "input": {"type": "object"}
-            }
-        }),
-        (_, Some(sample)) => schema_of(&sample),
-        (_, None) => json!({"type": "object"}),
-    };
-    schema["description"] = json!(format!("gate.v1.{name} as JSON (proto field names)"));
-    schema
 }

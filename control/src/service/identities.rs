@@ -30,6 +30,9 @@ fn check_identity(i: &mut Identity) -> ApiResult<()> {
         i.kind = "user".to_owned();
     }
     validate::one_of("identity.kind", &i.kind, KINDS)?;
+    if !i.origin.is_empty() {
+        validate::one_of("identity.origin", &i.origin, ORIGINS)?;
+    }
     if !i.groups.is_empty() {
         return Err(ApiError::invalid(
             "identity.groups",
@@ -202,6 +205,9 @@ impl ControlPlane {
         validate::id("group.id", &g.id)?;
         validate::name("group.name", &g.name)?;
         validate::text("group.description", &g.description, 1024)?;
+        if !g.origin.is_empty() {
+            validate::one_of("group.origin", &g.origin, ORIGINS)?;
+        }
         g.org_id = org.to_owned();
         let updated = self
             .store

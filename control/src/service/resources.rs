@@ -24,6 +24,9 @@ fn check(r: &Resource) -> ApiResult<()> {
         return Err(ApiError::invalid("resource.port", "expected 1-65535"));
     }
     validate::text("resource.database", &r.database, 128)?;
+    if !r.origin.is_empty() {
+        validate::one_of("resource.origin", &r.origin, ORIGINS)?;
+    }
     for (key, value) in &r.labels {
         validate::name(&format!("resource.labels.{key}"), key)?;
         validate::text(&format!("resource.labels.{key}"), value, 256)?;
