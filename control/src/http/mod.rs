@@ -3,6 +3,7 @@
 //! it makes itself (404, 405, limits) is in the API's JSON error shape.
 
 pub mod api;
+mod grpc_deadline;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
@@ -77,6 +78,7 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
             limits,
             limits::enforce,
         ))
+        .layer(axum::middleware::from_fn(grpc_deadline::enforce))
 }
 
 /// Path parameters, query and body of an `/api/v1` call, or the JSON error refusing them.
