@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The longest a unary call may take before its response starts.
-pub const MAX_GRPC_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const MAX_GRPC_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Parse a `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`, `S`,
 /// `m`, `u`, `n`). `None` when absent or malformed.
@@ -51,7 +51,7 @@ fn status_only(code: u16, message: &str) -> Response {
     response
 }
 
-pub async fn enforce(request: Request, next: Next) -> Response {
+pub(crate) async fn enforce(request: Request, next: Next) -> Response {
     if !is_grpc(request.headers()) {
         return next.run(request).await;
     }
