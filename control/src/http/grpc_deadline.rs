@@ -59,8 +59,13 @@ pub(crate) async fn enforce(request: Request, next: Next) -> Response {
         None => MAX_GRPC_DEADLINE,
         Some(value) => match value.to_str().ok().and_then(parse_timeout) {
             Some(asked) => asked.min(MAX_GRPC_DEADLINE),
-            // INVALID_ARGUMENT, as the header cannot be read.
             None => {
+                // Read the request before answering: a stream answered while
+                // the client still sends is reset, and clients report that
+                // instead of the status.
+                let limit = crate::grpc::MAX_GRPC_REQUEST;
+                let _ = axum::body::to_bytes(request.into_body(), limit).await;
+                // INVALID_ARGUMENT, as the header cannot be read.
                 return status_only(
                     3,
                     "grpc-timeout: expected digits and a unit (H, M, S, m, u, n)",
