@@ -19,6 +19,7 @@
 //! assert_eq!(verdict.reason.as_deref(), Some("no drops"));
 //! ```
 
+mod ast_walk;
 pub mod cases;
 mod combine;
 mod decision;

@@ -12,7 +12,9 @@
 use std::collections::BTreeSet;
 
 use regorus::Value;
-use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
+use regorus::unstable::{Expr, Module};
+
+use crate::ast_walk::{Visit, walk_expr, walk_rule};
 
 /// Builtins whose result is not a function of `input` and `data` alone.
 const UNSTABLE_BUILTINS: &[&str] = &[
@@ -62,10 +64,10 @@ impl InputReads {
         let mut reads = Self::default();
         for module in modules {
             for import in &module.imports {
-                reads.expr(&import.refr);
+                walk_expr(&import.refr, &mut reads);
             }
             for rule in &module.policy {
-                reads.rule(rule);
+                walk_rule(rule, &mut reads);
             }
         }
         reads
@@ -120,116 +122,19 @@ impl InputReads {
         }
         reuse
     }
+}
 
-    fn rule(&mut self, rule: &Rule) {
-        match rule {
-            Rule::Spec { head, bodies, .. } => {
-                match head {
-                    RuleHead::Compr { refr, assign, .. } => {
-                        self.expr(refr);
-                        if let Some(assign) = assign {
-                            self.expr(&assign.value);
-                        }
-                    }
-                    RuleHead::Set { refr, key, .. } => {
-                        self.expr(refr);
-                        if let Some(key) = key {
-                            self.expr(key);
-                        }
-                    }
-                    RuleHead::Func {
-                        refr, args, assign, ..
-                    } => {
-                        self.expr(refr);
-                        args.iter().for_each(|a| self.expr(a));
-                        if let Some(assign) = assign {
-                            self.expr(&assign.value);
-                        }
-                    }
-                }
-                for body in bodies {
-                    if let Some(assign) = &body.assign {
-                        self.expr(&assign.value);
-                    }
-                    self.query(&body.query);
-                }
-            }
-            Rule::Default {
-                refr, args, value, ..
-            } => {
-                self.expr(refr);
-                args.iter().for_each(|a| self.expr(a));
-                self.expr(value);
-            }
-        }
-    }
-
-    fn query(&mut self, query: &Query) {
-        for stmt in &query.stmts {
-            match &stmt.literal {
-                Literal::SomeVars { .. } => {}
-                Literal::SomeIn {
-                    key,
-                    value,
-                    collection,
-                    ..
-                } => {
-                    if let Some(key) = key {
-                        self.expr(key);
-                    }
-                    self.expr(value);
-                    self.expr(collection);
-                }
-                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every { domain, query, .. } => {
-                    self.expr(domain);
-                    self.query(query);
-                }
-            }
-            for with in &stmt.with_mods {
-                self.expr(&with.refr);
-                self.expr(&with.r#as);
-            }
-        }
-    }
-
-    fn expr(&mut self, expr: &Expr) {
+impl Visit for InputReads {
+    fn expr(&mut self, expr: &Expr) -> bool {
         if let Some((path, dynamic)) = input_path(expr) {
             self.paths.insert(path);
-            dynamic.into_iter().for_each(|index| self.expr(index));
-            return;
+            dynamic.into_iter().for_each(|index| walk_expr(index, self));
+            return false;
         }
-        #[allow(unreachable_patterns)] // variants behind regorus features we do not enable
         match expr {
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. } => {}
-            Expr::Var { value, .. } => {
-                if is_name(value, "input") {
-                    self.paths.insert(Vec::new());
-                }
-            }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().for_each(|i| self.expr(i));
-            }
-            Expr::Object { fields, .. } => {
-                for (_, key, value) in fields {
-                    self.expr(key);
-                    self.expr(value);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query);
+            Expr::Var { value, .. } if is_name(value, "input") => {
+                self.paths.insert(Vec::new());
+                false
             }
             Expr::Call { fcn, params, .. } => {
                 let name = dotted_name(fcn);
@@ -246,42 +151,18 @@ impl InputReads {
                     && let Some(path) = literal_path(path)
                 {
                     self.paths.insert(path);
-                    rest.iter().for_each(|p| self.expr(p));
-                    return;
+                    rest.iter().for_each(|p| walk_expr(p, self));
+                    return false;
                 }
-                self.expr(fcn);
-                params.iter().for_each(|p| self.expr(p));
+                true
             }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::RefDot { refr, .. } => self.expr(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(key) = key {
-                    self.expr(key);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
-            // Anything this analysis does not know reads everything.
-            _ => {
-                self.paths.insert(Vec::new());
-            }
+            _ => true,
         }
+    }
+
+    /// Anything this analysis does not know reads everything.
+    fn unknown(&mut self, _expr: &Expr) {
+        self.paths.insert(Vec::new());
     }
 }
 

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleHead, Span};
+use regorus::unstable::{Expr, Module, Rule, RuleHead, Span};
+
+use crate::ast_walk::{Visit, walk_expr, walk_rule};
 
 use crate::reads::dotted_name;
 
@@ -222,57 +224,34 @@ struct Walk {
 
 impl Walk {
     fn rule(&mut self, rule: &Rule) {
-        match rule {
-            Rule::Spec { head, bodies, .. } => {
-                match head {
-                    RuleHead::Compr { refr, assign, .. } => {
-                        self.head_ref(refr);
-                        if let Some(assign) = assign {
-                            self.expr(&assign.value);
-                        }
-                    }
-                    RuleHead::Set { refr, key, .. } => {
-                        self.head_ref(refr);
-                        if let Some(key) = key {
-                            self.expr(key);
-                        }
-                    }
-                    RuleHead::Func {
-                        args, assign, refr, ..
-                    } => {
-                        self.head_ref(refr);
-                        args.iter().for_each(|a| self.declare(a));
-                        if let Some(assign) = assign {
-                            self.expr(&assign.value);
-                        }
-                    }
-                }
-                for body in bodies {
-                    if let Some(assign) = &body.assign {
-                        self.expr(&assign.value);
-                    }
-                    self.query(&body.query);
-                }
-            }
-            Rule::Default { value, .. } => self.expr(value),
-        }
+        walk_rule(rule, self);
     }
+}
 
-    /// Index expressions in a head (`a[x]`) are read; the root is the rule itself.
-    fn head_ref(&mut self, refr: &Expr) {
-        match refr {
-            Expr::RefDot { refr, .. } => self.head_ref(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.head_ref(refr);
-                self.expr(index);
+impl Visit for Walk {
+    fn expr(&mut self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Var { value, span, .. } => {
+                if let Ok(name) = value.as_string() {
+                    self.references
+                        .push((Reference::Bare(name.to_string()), span.clone()));
+                }
+                false
             }
-            _ => {}
+            Expr::RefDot { span, .. } => match dotted_name(expr) {
+                Some(path) if path.starts_with("data.") => {
+                    self.references.push((Reference::Data(path), span.clone()));
+                    false
+                }
+                _ => true,
+            },
+            _ => true,
         }
     }
 
     /// Every variable inside a declaration pattern is local.
-    fn declare(&mut self, expr: &Expr) {
-        match expr {
+    fn declare(&mut self, pattern: &Expr) {
+        match pattern {
             Expr::Var { value, .. } => {
                 if let Ok(name) = value.as_string() {
                     self.locals.insert(name.to_string());
@@ -282,128 +261,14 @@ impl Walk {
                 items.iter().for_each(|i| self.declare(i));
             }
             Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| self.declare(v)),
-            other => self.expr(other),
+            other => walk_expr(other, self),
         }
     }
 
-    fn declare_span(&mut self, span: &Span) {
-        self.locals.insert(span.text().to_owned());
+    fn declare_name(&mut self, name: &Span) {
+        self.locals.insert(name.text().to_owned());
     }
 
-    fn query(&mut self, query: &Query) {
-        for stmt in &query.stmts {
-            match &stmt.literal {
-                Literal::SomeVars { vars, .. } => vars.iter().for_each(|v| self.declare_span(v)),
-                Literal::SomeIn {
-                    key,
-                    value,
-                    collection,
-                    ..
-                } => {
-                    if let Some(key) = key {
-                        self.declare(key);
-                    }
-                    self.declare(value);
-                    self.expr(collection);
-                }
-                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every {
-                    key,
-                    value,
-                    domain,
-                    query,
-                    ..
-                } => {
-                    if let Some(key) = key {
-                        self.declare_span(key);
-                    }
-                    self.declare_span(value);
-                    self.expr(domain);
-                    self.query(query);
-                }
-            }
-            for with in &stmt.with_mods {
-                self.expr(&with.r#as);
-            }
-        }
-    }
-
-    fn expr(&mut self, expr: &Expr) {
-        #[allow(unreachable_patterns)] // variants behind regorus features we do not enable
-        match expr {
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. } => {}
-            Expr::Var { value, span, .. } => {
-                if let Ok(name) = value.as_string() {
-                    self.references
-                        .push((Reference::Bare(name.to_string()), span.clone()));
-                }
-            }
-            Expr::RefDot { refr, span, .. } => match dotted_name(expr) {
-                Some(path) if path.starts_with("data.") => {
-                    self.references.push((Reference::Data(path), span.clone()));
-                }
-                _ => self.expr(refr),
-            },
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().for_each(|i| self.expr(i));
-            }
-            Expr::Object { fields, .. } => {
-                for (_, key, value) in fields {
-                    self.expr(key);
-                    self.expr(value);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query);
-            }
-            Expr::Call { fcn, params, .. } => {
-                self.expr(fcn);
-                params.iter().for_each(|p| self.expr(p));
-            }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::AssignExpr { op, lhs, rhs, .. } => {
-                if matches!(op, AssignOp::ColEq) {
-                    self.declare(lhs);
-                } else {
-                    self.expr(lhs);
-                }
-                self.expr(rhs);
-            }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(key) = key {
-                    self.expr(key);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
-            _ => {}
-        }
-    }
+    /// `with data.p.r as …` replaces a rule; it does not call it.
+    fn with_target(&mut self, _target: &Expr) {}
 }
