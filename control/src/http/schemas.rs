@@ -7,6 +7,13 @@ use std::collections::BTreeMap;
 use gate_proto::fields::{Element, FIELDS, FieldKind};
 use serde_json::{Map, Value, json};
 
+use crate::auth::Role;
+use crate::service::access::OPERATIONS;
+use crate::service::audit::ACTIONS;
+use crate::service::identities::KINDS;
+use crate::service::policies::{STAGES, STATES};
+use crate::service::resources::{ORIGINS, PROTOCOLS};
+
 /// Object names (`validate::name`).
 fn name() -> Value {
     json!({"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,128}$"})
@@ -30,8 +37,12 @@ fn read_only() -> Value {
     json!({"readOnly": true})
 }
 
-const STAGES: &[&str] = &["session", "pre_request", "post_request"];
-const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
+/// `values`, or the empty string (a field the service fills in when left out).
+fn one_of_or_empty(values: &[&str]) -> Value {
+    let mut allowed = vec![""];
+    allowed.extend_from_slice(values);
+    one_of(&allowed)
+}
 
 /// Constraints per (message, field), merged into the field's schema.
 fn constraints() -> Vec<(&'static str, &'static str, Value)> {
@@ -55,14 +66,14 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         (
             "CreateApiKeyRequest",
             "role",
-            one_of(&["readonly", "editor", "admin", "connector"]),
+            one_of(&Role::ALL.map(Role::as_str)),
         ),
         ("Resource", "name", name()),
         ("Resource", "protocol", one_of(PROTOCOLS)),
         ("Resource", "host", json!({"type": "string", "minLength": 1, "maxLength": 253})),
         ("Resource", "port", json!({"minimum": 1, "maximum": 65535})),
         ("Resource", "database", text(128)),
-        ("Resource", "origin", one_of(&["", "api", "kubernetes"])),
+        ("Resource", "origin", one_of_or_empty(ORIGINS)),
         (
             "Resource",
             "labels",
@@ -70,20 +81,20 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("Identity", "name", name()),
         ("Identity", "email", json!({"type": "string", "maxLength": 254, "pattern": "^$|@"})),
-        ("Identity", "kind", one_of(&["", "user", "service"])),
-        ("Identity", "origin", one_of(&["", "api", "kubernetes"])),
+        ("Identity", "kind", one_of_or_empty(KINDS)),
+        ("Identity", "origin", one_of_or_empty(ORIGINS)),
         ("Identity", "groups", read_only()),
         ("Group", "name", name()),
         ("Group", "description", text(1024)),
-        ("Group", "origin", one_of(&["", "api", "kubernetes"])),
+        ("Group", "origin", one_of_or_empty(ORIGINS)),
         ("Group", "members", read_only()),
         ("CreatePolicyRequest", "name", name()),
         ("CreatePolicyRequest", "description", text(1024)),
         ("CreatePolicyRequest", "rego", json!({"type": "string", "minLength": 1, "maxLength": 262144})),
-        ("CreatePolicyRequest", "state", one_of(&["", "draft", "dry_run", "active"])),
+        ("CreatePolicyRequest", "state", one_of_or_empty(STATES)),
         ("UpdatePolicyRequest", "description", json!({"maxLength": 1024})),
         ("UpdatePolicyRequest", "rego", json!({"minLength": 1, "maxLength": 262144})),
-        ("SetPolicyStateRequest", "state", one_of(&["draft", "dry_run", "active"])),
+        ("SetPolicyStateRequest", "state", one_of(STATES)),
         ("SetPolicyStateRequest", "version", json!({"minimum": 1})),
         ("IssueIdentityTokenRequest", "ttl_seconds", json!({"maximum": 86400})),
         ("IssueIdentityTokenRequest", "identity_id", read_only()),
@@ -92,7 +103,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateAccessRequestRequest", "reason", text(1024)),
         ("CreateAccessRequestRequest", "requested_by", text(254)),
         ("CreateAccessRequestRequest", "duration_seconds", json!({"minimum": 1, "maximum": 604800})),
-        ("GrantScope", "operation", one_of(&["tool", "resource", "prompt", "query", "session"])),
+        ("GrantScope", "operation", one_of(OPERATIONS)),
         ("GrantScope", "target", target()),
         ("ApproveAccessRequestRequest", "approved_by", text(254)),
         ("DenyAccessRequestRequest", "denied_by", text(254)),
@@ -108,9 +119,9 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
             json!({"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"}),
         ),
         ("AuditEvent", "time", json!({"type": "string", "format": "date-time"})),
-        ("AuditEvent", "stage", one_of(&["", "session", "pre_request", "post_request"])),
-        ("AuditEvent", "action", one_of(&["allow", "block", "rewrite", "mask", "filter"])),
-        ("AuditEvent", "protocol", json!({"enum": ["", "postgres", "mysql", "mongodb", "http", "ssh", "mcp"]})),
+        ("AuditEvent", "stage", one_of_or_empty(STAGES)),
+        ("AuditEvent", "action", one_of(ACTIONS)),
+        ("AuditEvent", "protocol", one_of_or_empty(PROTOCOLS)),
         ("AuditEvent", "statement", text(16384)),
     ]);
     for message in ["CreatePolicyRequest", "UpdatePolicyRequest"] {

@@ -5,6 +5,8 @@ use gate_proto::v1::{
     IngestAuditRequest, IngestAuditResponse, QueryAuditRequest, QueryAuditResponse,
 };
 
+use super::policies::STAGES;
+use super::resources::PROTOCOLS;
 use super::{ControlPlane, validate};
 use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult};
@@ -15,10 +17,8 @@ use crate::util::parse_rfc3339;
 const MAX_BATCH: usize = 5000;
 /// How far in the future an event's time may be (clock skew between hosts).
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
-/// What a connector records.
-const STAGES: &[&str] = &["session", "pre_request", "post_request"];
-const ACTIONS: &[&str] = &["allow", "block", "rewrite", "mask", "filter"];
-const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
+/// The decisions a connector records.
+pub(crate) const ACTIONS: &[&str] = &["allow", "block", "rewrite", "mask", "filter"];
 
 /// Whether `id` is a UUID of version 7 in its canonical lower-case text form.
 fn is_uuid_v7(id: &str) -> bool {
@@ -30,18 +30,6 @@ fn is_uuid_v7(id: &str) -> bool {
         })
         && bytes[14] == b'7'
         && matches!(bytes[19], b'8' | b'9' | b'a' | b'b')
-}
-
-/// `value` is empty (not sent by older connectors) or one of `allowed`.
-fn one_of(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()> {
-    if value.is_empty() || allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("expected one of {}, got {value:?}", allowed.join(", ")),
-        ))
-    }
 }
 
 fn time(field: &str, value: &str) -> ApiResult<Option<i64>> {
@@ -112,9 +100,10 @@ impl ControlPlane {
                     ),
                 ));
             }
-            one_of(&field("action"), &event.action, ACTIONS)?;
-            one_of(&field("stage"), &event.stage, STAGES)?;
-            one_of(&field("protocol"), &event.protocol, PROTOCOLS)?;
+            validate::one_of(&field("action"), &event.action, ACTIONS)?;
+            // Older connectors send no stage or protocol.
+            validate::one_of_or_empty(&field("stage"), &event.stage, STAGES)?;
+            validate::one_of_or_empty(&field("protocol"), &event.protocol, PROTOCOLS)?;
             validate::text(&field("statement"), &event.statement, 16 * 1024)?;
             if !event.details_json.is_empty()
                 && !serde_json::from_str::<serde_json::Value>(&event.details_json)

@@ -13,7 +13,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult};
 use crate::util::new_id;
 
-const KINDS: &[&str] = &["user", "service"];
+pub(crate) const KINDS: &[&str] = &["user", "service"];
 /// Longest identity token lifetime.
 const MAX_TTL_SECONDS: u32 = 86_400;
 
@@ -30,9 +30,7 @@ fn check_identity(i: &mut Identity) -> ApiResult<()> {
         i.kind = "user".to_owned();
     }
     validate::one_of("identity.kind", &i.kind, KINDS)?;
-    if !i.origin.is_empty() {
-        validate::one_of("identity.origin", &i.origin, ORIGINS)?;
-    }
+    validate::one_of_or_empty("identity.origin", &i.origin, ORIGINS)?;
     if !i.groups.is_empty() {
         return Err(ApiError::invalid(
             "identity.groups",
@@ -205,9 +203,7 @@ impl ControlPlane {
         validate::id("group.id", &g.id)?;
         validate::name("group.name", &g.name)?;
         validate::text("group.description", &g.description, 1024)?;
-        if !g.origin.is_empty() {
-            validate::one_of("group.origin", &g.origin, ORIGINS)?;
-        }
+        validate::one_of_or_empty("group.origin", &g.origin, ORIGINS)?;
         g.org_id = org.to_owned();
         let updated = self
             .store

@@ -1,13 +1,13 @@
 //! The business logic every transport calls: one function per operation, taking the caller and the
 //! protobuf request and returning the protobuf response or an [`ApiError`]. Auth is decided here.
 
-mod access;
-mod audit;
+pub(crate) mod access;
+pub(crate) mod audit;
 mod connectors;
-mod identities;
+pub(crate) mod identities;
 mod orgs;
-mod policies;
-mod resources;
+pub(crate) mod policies;
+pub(crate) mod resources;
 mod validate;
 
 use std::time::Duration;

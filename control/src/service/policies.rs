@@ -15,8 +15,8 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::store::{PolicyInsert, PolicyPatch, StoreError};
 
-const STATES: &[&str] = &["draft", "dry_run", "active"];
-const STAGES: &[&str] = &["session", "pre_request", "post_request"];
+pub(crate) const STATES: &[&str] = &["draft", "dry_run", "active"];
+pub(crate) const STAGES: &[&str] = &["session", "pre_request", "post_request"];
 /// Largest policy text accepted.
 const MAX_REGO: usize = 256 * 1024;
 

@@ -10,7 +10,7 @@ use crate::auth::{Caller, Need};
 use crate::error::{ApiError, ApiResult};
 use crate::util::new_id;
 
-const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
+pub(crate) const PROTOCOLS: &[&str] = &["postgres", "mysql", "mongodb", "http", "ssh", "mcp"];
 pub(crate) const ORIGINS: &[&str] = &["api", "kubernetes"];
 
 fn check(r: &Resource) -> ApiResult<()> {
@@ -24,9 +24,7 @@ fn check(r: &Resource) -> ApiResult<()> {
         return Err(ApiError::invalid("resource.port", "expected 1-65535"));
     }
     validate::text("resource.database", &r.database, 128)?;
-    if !r.origin.is_empty() {
-        validate::one_of("resource.origin", &r.origin, ORIGINS)?;
-    }
+    validate::one_of_or_empty("resource.origin", &r.origin, ORIGINS)?;
     for (key, value) in &r.labels {
         validate::name(&format!("resource.labels.{key}"), key)?;
         validate::text(&format!("resource.labels.{key}"), value, 256)?;

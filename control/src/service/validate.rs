@@ -43,6 +43,15 @@ pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()
     }
 }
 
+/// `value` is empty (left out) or one of `allowed`.
+pub(crate) fn one_of_or_empty(field: &str, value: &str, allowed: &[&str]) -> ApiResult<()> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        one_of(field, value, allowed)
+    }
+}
+
 /// Free text of at most `max` characters.
 pub(crate) fn text(field: &str, value: &str, max: usize) -> ApiResult<()> {
     if value.chars().count() > max {

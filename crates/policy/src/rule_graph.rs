@@ -64,7 +64,7 @@ impl RuleGraph {
                     continue;
                 };
                 let mut walk = Walk::default();
-                walk.rule(rule);
+                walk_rule(rule, &mut walk);
                 let from = format!("{package}.{name}");
                 let edges = graph.edges.entry(from).or_default();
                 for (reference, span) in walk.references {
@@ -220,12 +220,6 @@ enum Reference {
 struct Walk {
     references: Vec<(Reference, Span)>,
     locals: BTreeSet<String>,
-}
-
-impl Walk {
-    fn rule(&mut self, rule: &Rule) {
-        walk_rule(rule, self);
-    }
 }
 
 impl Visit for Walk {
