@@ -189,6 +189,22 @@ async fn trailing_data_after_the_json_value_is_refused() {
     );
 }
 
+/// A body must be a JSON object: serde alone would read `[]` as `{}`.
+#[tokio::test]
+async fn bodies_that_are_not_json_objects_are_refused() {
+    let cp = start(HttpLimits::default()).await;
+    for body in ["[]", "[\"x\"]", "\"x\"", "7", "null"] {
+        let reply = raw(&cp, &request("POST", "/api/v1/organizations", JSON, body)).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let error = reply.error();
+        assert_eq!(
+            (error["field"].as_str(), error["message"].as_str()),
+            (Some("body"), Some("expected a JSON object")),
+            "{body}: {error}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn oversized_bodies_uris_and_headers_are_refused() {
     let limits = HttpLimits {

@@ -46,6 +46,10 @@ impl Call<'_> {
         de.end().map_err(|e| {
             ApiError::invalid("body", format!("unexpected data after the JSON value: {e}"))
         })?;
+        // serde would fill a message from an array too (`[]` as `{}`).
+        if !json.is_object() {
+            return Err(ApiError::invalid("body", "expected a JSON object"));
+        }
         integral_floats_to_integers(&mut json);
         let value = serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
