@@ -361,17 +361,10 @@ fn every_decision_is_audited() {
         &["select 1", "drop table customers"],
     );
     // The audit sink writes in the background: wait for the three events.
-    let started = Instant::now();
-    let events: Vec<serde_json::Value> = loop {
-        let text = std::fs::read_to_string(&stack.audit).unwrap();
-        if text.lines().count() >= 3 || started.elapsed() > Duration::from_secs(5) {
-            break text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let events: Vec<serde_json::Value> = audit_when(&stack, |text| text.lines().count() >= 3)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let kinds: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["kind"].as_str().unwrap(), e["action"].as_str().unwrap()))

@@ -35,8 +35,12 @@ async fn schemathesis_finds_nothing() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     // A fixed seed keeps CI repeatable; GATE_SCHEMATHESIS_SEED explores others.
     let seed = std::env::var("GATE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".to_owned());
+    // Run from a scratch directory: schemathesis keeps a cache where it runs.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_owned();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(program)
+            .current_dir(cwd)
             .arg("--config-file")
             .arg(config)
             .args([

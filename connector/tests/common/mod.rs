@@ -170,6 +170,19 @@ pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
     (code.to_owned(), body.to_owned())
 }
 
+/// The audit file once `done` holds for its text (the sink writes in the
+/// background, after the bytes an event concerns), or after 5 s.
+pub(crate) fn audit_when(stack: &Stack, done: impl Fn(&str) -> bool) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&stack.audit).unwrap();
+        if done(&text) || started.elapsed() > std::time::Duration::from_secs(5) {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
