@@ -16,6 +16,8 @@ pub const MAX_STATEMENT: usize = 1024;
 /// its events (a reference count, not three string copies per event).
 #[derive(Debug, Clone)]
 pub struct Parties {
+    /// The protocol the session speaks (`postgres`, `mysql`, …).
+    pub protocol: &'static str,
     pub identity: Arc<str>,
     pub resource: Arc<str>,
     /// The client's address (`ip:port`).
@@ -36,6 +38,10 @@ pub struct AuditEvent {
     pub statement: Option<String>,
     /// The decision: action, reason, deciding policies, dry-run findings.
     pub verdict: Arc<Verdict>,
+    /// Rows the request returned or affected (0 for sessions and refusals).
+    pub rows: u64,
+    /// How long the request took, upstream included, in microseconds.
+    pub duration_us: u64,
 }
 
 /// The JSON line of an event.
@@ -44,6 +50,7 @@ struct Line<'a> {
     id: &'a str,
     ts_ms: u64,
     kind: &'a str,
+    protocol: &'a str,
     identity: &'a str,
     resource: &'a str,
     client: &'a str,
@@ -52,6 +59,10 @@ struct Line<'a> {
     action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_us: Option<u64>,
     policies: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     dry_run: &'a [DryRunFinding],
@@ -63,12 +74,15 @@ impl Serialize for AuditEvent {
             id: &self.id,
             ts_ms: self.ts_ms,
             kind: self.kind,
+            protocol: self.parties.protocol,
             identity: &self.parties.identity,
             resource: &self.parties.resource,
             client: &self.parties.client,
             statement: self.statement.as_deref(),
             action: self.verdict.action.as_str(),
             reason: self.verdict.reason.as_deref(),
+            rows: (self.kind != "session").then_some(self.rows),
+            duration_us: (self.kind != "session").then_some(self.duration_us),
             policies: &self.verdict.policies,
             dry_run: &self.verdict.dry_run,
         }
@@ -84,7 +98,17 @@ impl AuditEvent {
         statement: Option<&str>,
         verdict: Arc<Verdict>,
     ) -> Self {
-        let ts_ms = Self::now_ms();
+        Self::at(Self::now_ms(), kind, parties, statement, verdict)
+    }
+
+    /// A new event for a decision taken at `ts_ms`, with a fresh id of that time.
+    pub fn at(
+        ts_ms: u64,
+        kind: &'static str,
+        parties: &Parties,
+        statement: Option<&str>,
+        verdict: Arc<Verdict>,
+    ) -> Self {
         Self {
             id: gate_proto::wire::new_id_at(ts_ms),
             ts_ms,
@@ -92,6 +116,8 @@ impl AuditEvent {
             parties: parties.clone(),
             statement: statement.map(truncate),
             verdict,
+            rows: 0,
+            duration_us: 0,
         }
     }
 
@@ -109,13 +135,15 @@ impl AuditEvent {
             connector: connector.to_owned(),
             identity: self.parties.identity.to_string(),
             resource: self.parties.resource.to_string(),
-            protocol: "postgres".to_owned(),
+            protocol: self.parties.protocol.to_owned(),
             client_addr: self.parties.client.to_string(),
             stage: stage.to_owned(),
             action: self.verdict.action.as_str().to_owned(),
             reason: self.verdict.reason.clone().unwrap_or_default(),
             statement: self.statement.clone().unwrap_or_default(),
             policies: self.verdict.policies.clone(),
+            rows: self.rows,
+            duration_us: self.duration_us,
             details_json: details.to_string(),
             ..Default::default()
         }
@@ -233,6 +261,7 @@ mod tests {
 
     fn parties() -> Parties {
         Parties {
+            protocol: "postgres",
             identity: "alice".into(),
             resource: "primary-db".into(),
             client: "127.0.0.1:5000".into(),
@@ -255,6 +284,8 @@ mod tests {
                 .unwrap_or_default();
         assert_eq!(json["id"], event.id.as_str());
         assert_eq!(json["kind"], "statement");
+        assert_eq!(json["protocol"], "postgres");
+        assert_eq!(json["rows"], 0);
         assert_eq!(json["identity"], "alice");
         assert_eq!(json["resource"], "primary-db");
         assert_eq!(json["client"], "127.0.0.1:5000");

@@ -6,9 +6,9 @@ use bytes::BytesMut;
 
 use crate::detect::{self, Detection, MAX_DETECT_BYTES};
 
+use crate::auth::scram::{ServerExchange, Verifier};
 use crate::protocols::postgres::codec::{self, frontend};
 use crate::protocols::postgres::rows;
-use crate::protocols::postgres::scram::{ServerExchange, Verifier};
 use crate::protocols::postgres::statements::normalize;
 
 /// Split `data` into frames the way a session does; every frame's length matches its header.

@@ -1,8 +1,11 @@
-//! The Gate data plane: listeners, protocol codecs, policy stages, upstream
-//! connections and audit. So far PostgreSQL: SCRAM login, session and
-//! `pre_request` policies, pass-through of everything else.
+//! The Gate data plane: listeners and protocol detection (`server`,
+//! `detect`), one folder per protocol (`protocols`), the protocol-neutral
+//! session layer they decide through (`session`: admission, policy stages,
+//! verdict and plan reuse, audit), authentication (`auth`, `jwt`) and the
+//! control-plane link (`control`). So far PostgreSQL is served.
 
 pub mod audit;
+pub mod auth;
 pub mod control;
 pub mod detect;
 pub mod fasthash;
@@ -10,14 +13,13 @@ pub mod fuzzing;
 pub mod grants;
 pub mod health;
 pub mod http_get;
-pub mod identity;
 pub mod jwt;
 pub mod managed;
 pub mod metrics;
 pub mod protocols;
 mod random;
 pub mod server;
+pub mod session;
 pub mod startup;
 pub mod stream;
 pub mod tls;
-pub mod verdicts;

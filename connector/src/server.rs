@@ -15,13 +15,14 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::audit::AuditSink;
+use crate::auth::identity::Identities;
 use crate::detect::{Detected, Detection, detect};
 use crate::health::Health;
-use crate::identity::Identities;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::postgres::{self, CancelRegistry, Catalogs, Pools, StatementCache};
+use crate::protocols::{self, postgres};
+use crate::session::outcome;
 use crate::tls::TlsFiles;
 
 /// Everything sessions share.
@@ -32,13 +33,8 @@ pub struct Gate {
     pub live: Live,
     pub identities: Identities,
     pub audit: AuditSink,
-    pub cancels: CancelRegistry,
-    /// Column provenance caches for PostgreSQL resources.
-    pub catalogs: Catalogs,
-    /// Upstream connection pools for PostgreSQL resources.
-    pub pools: Pools,
-    /// PostgreSQL statement classifications by shape, shared by sessions.
-    pub statements: StatementCache,
+    /// Per-protocol shared state (PostgreSQL's pools, cancel keys, caches).
+    pub protocols: protocols::Shared,
     /// Key of the `hash` masking strategy (`masking.hash_key`).
     pub masking_key: Option<MaskingKey>,
     pub metrics: Arc<Metrics>,
@@ -74,10 +70,7 @@ impl Gate {
             live: Live::new(policies),
             identities,
             audit,
-            cancels: CancelRegistry::default(),
-            catalogs: Catalogs::default(),
-            pools: Pools::default(),
-            statements: StatementCache::default(),
+            protocols: protocols::Shared::default(),
             masking_key,
             metrics: Arc::new(metrics),
             health: Arc::default(),
@@ -153,24 +146,15 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             postgres::handle_client(stream, peer, gate, first).await;
         }
         Ok(Ok(Detection::Detected(other))) => {
-            eprintln!(
-                "gate-connector: {peer}: {} detected on the shared listener; this connector serves only postgres there yet",
-                other.as_str()
+            tracing::info!(
+                %peer,
+                detected = other.as_str(),
+                "protocol detected on the shared listener is not served there yet (served: postgres); closing"
             );
-            gate.metrics.add(
-                "gate_sessions_total",
-                &[
-                    ("protocol", other.as_str()),
-                    ("resource", ""),
-                    ("outcome", "protocol_error"),
-                ],
-                1.0,
-            );
+            outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
         Ok(Ok(_)) => {
-            eprintln!(
-                "gate-connector: {peer}: no known protocol opens with the bytes sent; closing"
-            );
+            tracing::info!(%peer, "no known protocol opens with the bytes sent; closing");
         }
         // Gone or silent before saying anything useful: nothing to answer.
         Ok(Err(_)) | Err(_) => {}

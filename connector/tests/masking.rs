@@ -216,19 +216,7 @@ fn tokio_postgres_prepared_statements_with_binary_results_are_masked() {
         &stack,
         "create table accounts (id int, email varchar(100), balance int); insert into accounts values (7, 'bob@example.org', 1234567); grant select on accounts to gate_app",
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let conn = format!(
-            "host=127.0.0.1 port={} user=app password=app dbname=appdb",
-            stack.port
-        );
-        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+    with_tokio_postgres(&stack, |client| async move {
         let statement = client
             .prepare("select id, email, balance from accounts where id = $1")
             .await

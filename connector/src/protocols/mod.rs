@@ -1,6 +1,14 @@
-//! One folder per protocol: pure codec, session state machine, native errors.
+//! One folder per protocol: pure codec, handshake, relay, native errors; the
+//! decisions come from the protocol-neutral session layer (`crate::session`).
 
 pub mod postgres;
+
+/// What each protocol's sessions share (pools, caches), kept by the
+/// protocol's own module; the connector holds one of these.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub postgres: postgres::Shared,
+}
 
 use gate_config::ConnectorConfig;
 use gate_config::connector::Protocol;

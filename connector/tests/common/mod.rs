@@ -183,6 +183,28 @@ pub(crate) fn audit_when(stack: &Stack, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Run `body` with a tokio-postgres client logged in to Gate as `app`.
+pub(crate) fn with_tokio_postgres<F>(stack: &Stack, body: impl FnOnce(tokio_postgres::Client) -> F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=app password=app dbname=appdb",
+            stack.port
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        body(client).await;
+    });
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

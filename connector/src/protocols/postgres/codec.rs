@@ -65,6 +65,7 @@ pub mod backend {
     pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const COPY_OUT_RESPONSE: u8 = b'H';
     pub const EMPTY_QUERY_RESPONSE: u8 = b'I';
+    pub const PORTAL_SUSPENDED: u8 = b's';
 }
 
 /// A malformed packet.
@@ -306,6 +307,20 @@ pub struct ErrorFields {
     pub severity: &'static str,
     pub code: &'static str,
     pub message: String,
+}
+
+/// Rows a CommandComplete reports (`SELECT 5`, `INSERT 0 3`, `COPY 7`): the
+/// number its tag ends with, 0 when it ends with none (`CREATE TABLE`).
+pub fn command_rows(body: &[u8]) -> u64 {
+    let tag = body.strip_suffix(&[0]).unwrap_or(body);
+    let digits = tag
+        .rsplit(|b| *b == b' ')
+        .next()
+        .filter(|word| !word.is_empty() && word.iter().all(u8::is_ascii_digit));
+    digits
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Append an ErrorResponse ('E').

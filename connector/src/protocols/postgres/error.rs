@@ -1,7 +1,13 @@
 //! PostgreSQL session errors, each knowing its side, and the one place that
-//! renders them as the protocol's ErrorResponse.
+//! renders them, and any policy refusal, as the protocol's ErrorResponse.
 
-use super::codec::{CodecError, ErrorFields};
+use bytes::BytesMut;
+
+use super::codec::{self, CodecError, ErrorFields};
+use crate::session::{Outcome, Refusal};
+
+/// SQLSTATE of every policy refusal (`insufficient_privilege`).
+const REFUSED: &str = "42501";
 
 /// Why a PostgreSQL session ended or a message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +50,41 @@ pub enum PgError {
     Timeout(&'static str),
 }
 
+impl From<Refusal> for PgError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::GrantRequired(reason) => PgError::GrantRequired(reason),
+            Refusal::Blocked(reason) => PgError::SessionBlocked(reason),
+        }
+    }
+}
+
+/// Append the ErrorResponse that refuses one statement or result (the
+/// session stays usable).
+pub(super) fn put_refusal(out: &mut BytesMut, reason: String) {
+    codec::put_error(out, &refusal("ERROR", reason));
+}
+
+fn refusal(severity: &'static str, message: String) -> ErrorFields {
+    ErrorFields {
+        severity,
+        code: REFUSED,
+        message,
+    }
+}
+
 impl PgError {
-    /// The `outcome` label of `gate_sessions_total`.
-    pub fn outcome(&self) -> &'static str {
+    /// How the session ended, for `gate_sessions_total{outcome}`.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            PgError::ClientProtocol(_) | PgError::ClientUnexpected(_) => "protocol_error",
-            PgError::UnknownDatabase(_) => "unknown_database",
-            PgError::AuthFailed(_) | PgError::TlsRequired => "auth_failed",
-            PgError::SessionBlocked(_) | PgError::GrantRequired(_) => "blocked",
-            PgError::GrantEnded(_) => "grant_ended",
-            PgError::Upstream { .. } => "upstream_error",
-            PgError::PoolExhausted(_) => "pool_exhausted",
-            PgError::Io(_) | PgError::Timeout(_) => "disconnected",
+            PgError::ClientProtocol(_) | PgError::ClientUnexpected(_) => Outcome::ProtocolError,
+            PgError::UnknownDatabase(_) => Outcome::UnknownResource,
+            PgError::AuthFailed(_) | PgError::TlsRequired => Outcome::AuthFailed,
+            PgError::SessionBlocked(_) | PgError::GrantRequired(_) => Outcome::Blocked,
+            PgError::GrantEnded(_) => Outcome::GrantEnded,
+            PgError::Upstream { .. } => Outcome::UpstreamError,
+            PgError::PoolExhausted(_) => Outcome::PoolExhausted,
+            PgError::Io(_) | PgError::Timeout(_) => Outcome::Disconnected,
         }
     }
 
@@ -67,7 +96,7 @@ impl PgError {
             PgError::UnknownDatabase(_) => ("3D000", self.to_string()),
             PgError::AuthFailed(_) => ("28P01", self.to_string()),
             PgError::TlsRequired => ("28000", self.to_string()),
-            PgError::SessionBlocked(reason) => ("42501", reason.clone()),
+            PgError::SessionBlocked(reason) => return Some(refusal("FATAL", reason.clone())),
             PgError::GrantRequired(reason) => ("28000", reason.clone()),
             PgError::GrantEnded(_) => ("57P01", self.to_string()),
             // Upstream details (credentials, addresses) stay in Gate's log.
@@ -84,5 +113,15 @@ impl PgError {
             code,
             message,
         })
+    }
+}
+
+impl PgError {
+    /// The FATAL ErrorResponse as bytes to send before closing, if any.
+    pub(super) fn fatal_message(&self) -> Option<BytesMut> {
+        let fields = self.to_fatal()?;
+        let mut out = BytesMut::new();
+        codec::put_error(&mut out, &fields);
+        Some(out)
     }
 }

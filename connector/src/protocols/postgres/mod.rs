@@ -1,39 +1,53 @@
 //! PostgreSQL: the client side (startup, SCRAM login, statements) and the
-//! upstream side (Gate's own login), with policy stages in between.
+//! upstream side (Gate's own login), deciding through the session layer
+//! (`crate::session`). The files read in the order a statement travels; see
+//! README.md in this folder for the message flow.
 //!
 //! ```text
-//! client ──startup──▶ route by database ──SCRAM──▶ session policy ──▶ upstream login
-//!        ◀─AuthOk, ParameterStatus…, BackendKeyData (Gate's), ReadyForQuery─┘
-//! then per message:
-//!   Query/Parse ──classify──▶ pre_request ──allow──▶ forwarded as the original bytes
-//!                                        └─block──▶ a marker statement that fails upstream;
-//!                                                   its error is rewritten to 42501 + reason
-//!   everything else passes through unchanged, both ways
+//! connection ─▶ login ─▶ relay ─┬─ frontend: Query/Parse ─▶ session.request (pre_request)
+//!                               │            └─ forwarded, rewritten, or a block marker
+//!                               └─ backend:  RowDescription ─▶ results (post_request plan)
+//!                                            DataRow masked, marker errors → 42501 refusals
 //! ```
 //! Blocking through the upstream keeps PostgreSQL's own ordering and
 //! transaction semantics: a blocked statement behaves exactly like a
 //! statement the server refused (pipelines skip to Sync, a transaction
 //! block is aborted), and the connection stays usable.
 
+mod backend;
 mod cancel;
 mod catalog;
 pub mod codec;
-mod deferred;
+mod connection;
 mod error;
+mod frontend;
 mod login;
 mod pool;
 mod relay;
 mod results;
 pub mod rows;
-pub mod scram;
-mod session;
 pub mod sql;
+mod state;
 pub mod statements;
 mod upstream;
+mod wire;
 
 pub use cancel::CancelRegistry;
 pub use catalog::Catalogs;
+pub use connection::handle_client;
 pub use error::PgError;
 pub use pool::Pools;
-pub use session::handle_client;
 pub use statements::StatementCache;
+
+/// What PostgreSQL sessions of one connector share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Where CancelRequests go, by the key Gate gave each client.
+    pub cancels: CancelRegistry,
+    /// Column provenance caches, per resource and database.
+    pub catalogs: Catalogs,
+    /// Upstream connection pools, per resource.
+    pub pools: Pools,
+    /// Statement classifications by shape.
+    pub statements: StatementCache,
+}

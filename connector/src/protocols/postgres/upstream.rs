@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::codec::{self, Frame, Reader, auth};
 use super::error::PgError;
-use super::scram::ClientExchange;
+use crate::auth::scram::ClientExchange;
 use crate::random;
 use crate::stream::{MaybeTls, UpstreamStream};
 

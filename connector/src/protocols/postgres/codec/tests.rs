@@ -185,3 +185,17 @@ fn bind_describe_and_close_fields() {
     put_describe(&mut out, b'S', "s1");
     assert_eq!(&out[..], b"D\x00\x00\x00\x08Ss1\x00");
 }
+
+#[test]
+fn command_complete_rows() {
+    assert_eq!(command_rows(b"SELECT 5\0"), 5);
+    assert_eq!(command_rows(b"INSERT 0 3\0"), 3);
+    assert_eq!(command_rows(b"UPDATE 12\0"), 12);
+    assert_eq!(command_rows(b"CREATE TABLE\0"), 0);
+    assert_eq!(command_rows(b"\0"), 0);
+    assert_eq!(
+        command_rows(b"SELECT 99999999999999999999999\0"),
+        0,
+        "overflow is no count"
+    );
+}

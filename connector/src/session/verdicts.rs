@@ -33,6 +33,7 @@ const CAPACITY: usize = 256;
 /// per this many statements instead of one per statement).
 const COUNT_BATCH: u32 = 64;
 
+#[derive(Debug)]
 struct Entry {
     stage: Stage,
     shape: QueryInfo,
@@ -41,7 +42,7 @@ struct Entry {
 }
 
 /// One session's reusable verdicts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct VerdictCache {
     generation: u64,
     /// Per stage, for the current generation, once asked.

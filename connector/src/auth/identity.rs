@@ -1,18 +1,39 @@
-//! Static identities from the config, with SCRAM verifiers derived once at start.
+//! Static identities from the config: each holds its secret (the configured
+//! password, protocol-neutral) and the verifiers protocols derive from it
+//! once at start (SCRAM-SHA-256 for PostgreSQL).
 
 use std::collections::HashMap;
 
 use gate_config::connector::StaticIdentity;
 
-use crate::protocols::postgres::scram::{self, Verifier};
+use super::scram::{self, Verifier};
 use crate::random;
+
+/// The secret an identity proves it knows. Protocols derive their own
+/// verifiers from it; it is never logged or sent anywhere.
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text, for deriving a protocol's verifier.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
 
 /// A known user.
 #[derive(Debug)]
 pub struct Identity {
     pub name: String,
     pub groups: Vec<String>,
-    pub verifier: Verifier,
+    pub secret: Secret,
+    /// SCRAM-SHA-256 verifier (PostgreSQL), derived from `secret` at start.
+    pub scram_sha256: Verifier,
 }
 
 /// All static identities, plus a secret for answering unknown names convincingly.
@@ -31,7 +52,8 @@ impl Identities {
                 let identity = Identity {
                     name: i.name.clone(),
                     groups: i.groups.clone(),
-                    verifier: Verifier::new(&i.password, random::bytes::<16>().to_vec()),
+                    secret: Secret(i.password.clone()),
+                    scram_sha256: Verifier::new(&i.password, random::bytes::<16>().to_vec()),
                 };
                 (i.name.clone(), identity)
             })
@@ -47,9 +69,10 @@ impl Identities {
         self.by_name.get(name)
     }
 
-    /// A verifier that no password matches, with a salt stable per name, so an
-    /// unknown user sees the same exchange as a known one with a wrong password.
-    /// It costs no key derivation, like a known user's precomputed verifier.
+    /// A SCRAM verifier that no password matches, with a salt stable per
+    /// name, so an unknown user sees the same exchange as a known one with a
+    /// wrong password. It costs no key derivation, like a known user's
+    /// precomputed verifier.
     pub fn decoy(&self, name: &str) -> Verifier {
         let salt = scram::salted_password(name, &self.decoy_secret, 1);
         Verifier {

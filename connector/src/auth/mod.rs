@@ -1,0 +1,55 @@
+//! Who a client is, for every protocol: static identities (a protocol-neutral
+//! secret from which each protocol derives its verifier, SCRAM for PostgreSQL
+//! and MongoDB) and bearer tokens (JWTs from trusted issuers).
+
+pub mod identity;
+pub mod scram;
+
+use gate_policy::UserInfo;
+
+use crate::server::Gate;
+
+/// The user behind a static identity that has proven its secret.
+pub fn static_user(gate: &Gate, name: &str) -> UserInfo {
+    let groups = gate
+        .identities
+        .get(name)
+        .map(|i| i.groups.clone())
+        .unwrap_or_default();
+    UserInfo {
+        name: Some(name.to_owned()),
+        groups,
+        kind: Some("user".into()),
+        ..Default::default()
+    }
+}
+
+/// Whether a login as `user` is by token: JWT issuers are configured and no
+/// static identity has that name.
+pub fn uses_token(gate: &Gate, user: &str) -> bool {
+    gate.jwt.is_some() && gate.identities.get(user).is_none()
+}
+
+/// The user a verified token names (`name`, else `sub`, else `email`), or
+/// why the token was refused (for Gate's log; clients are told only that the
+/// login failed).
+pub fn token_user(gate: &Gate, token: &str) -> Result<UserInfo, String> {
+    let jwt = gate
+        .jwt
+        .as_ref()
+        .ok_or_else(|| "no token issuers are configured (auth.jwt)".to_owned())?;
+    let claims = jwt.verify(token)?;
+    let name = claims
+        .name
+        .clone()
+        .or_else(|| claims.sub.clone())
+        .or_else(|| claims.email.clone());
+    Ok(UserInfo {
+        sub: claims.sub,
+        name,
+        email: claims.email,
+        groups: claims.groups,
+        kind: Some("user".into()),
+        issuer: claims.iss,
+    })
+}
