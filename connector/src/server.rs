@@ -23,6 +23,7 @@ use crate::managed::Live;
 use crate::metrics::Metrics;
 use crate::protocols::{self, postgres};
 use crate::session::outcome;
+use crate::stream::{ClientStream, MaybeTls, Prefixed};
 use crate::tls::TlsFiles;
 
 /// Everything sessions share.
@@ -126,26 +127,33 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()
 }
 
 /// Read until the protocol is known, then hand the client and the bytes read
-/// so far to that protocol.
-async fn route(mut stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+/// so far to that protocol. A TLS ClientHello is terminated here and the
+/// protocol inside it detected the same way.
+async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
+    let _ = stream.set_nodelay(true);
+    let mut client = MaybeTls::Plain(stream);
     let mut first = BytesMut::with_capacity(8192);
-    let detected = tokio::time::timeout(DETECT_TIMEOUT, async {
-        loop {
-            match detect(&first) {
-                Detection::NeedMore => {}
-                decided => return Ok::<Detection, std::io::Error>(decided),
-            }
-            if stream.read_buf(&mut first).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    })
-    .await;
+    let mut detected = read_detected(&mut client, &mut first).await;
+    if let Some(Detected::Tls) = detected {
+        let MaybeTls::Plain(tcp) = client else {
+            return;
+        };
+        let Some(tls) = terminate_tls(tcp, std::mem::take(&mut first), peer, &gate).await else {
+            outcome::count(&gate, "tls", "", outcome::Outcome::ProtocolError);
+            return;
+        };
+        client = MaybeTls::Tls(Box::new(tls));
+        detected = read_detected(&mut client, &mut first).await;
+    }
     match detected {
-        Ok(Ok(Detection::Detected(Detected::Postgres))) => {
-            postgres::handle_client(stream, peer, gate, first).await;
+        Some(Detected::Postgres) => {
+            postgres::handle_client(client, peer, gate, first).await;
         }
-        Ok(Ok(Detection::Detected(other))) => {
+        Some(Detected::Tls) => {
+            tracing::info!(%peer, "TLS inside TLS; closing");
+            outcome::count(&gate, "tls", "", outcome::Outcome::ProtocolError);
+        }
+        Some(other) => {
             tracing::info!(
                 %peer,
                 detected = other.as_str(),
@@ -153,11 +161,67 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             );
             outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
+        None => {}
+    }
+}
+
+/// Read until [`detect`] decides; `None` when the client leaves, stays
+/// silent past [`DETECT_TIMEOUT`], or opens with bytes no protocol starts with.
+async fn read_detected(client: &mut ClientStream, first: &mut BytesMut) -> Option<Detected> {
+    let detected = tokio::time::timeout(DETECT_TIMEOUT, async {
+        loop {
+            match detect(first) {
+                Detection::NeedMore => {}
+                decided => return Ok::<Detection, std::io::Error>(decided),
+            }
+            if client.read_buf(first).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    })
+    .await;
+    match detected {
+        Ok(Ok(Detection::Detected(protocol))) => Some(protocol),
         Ok(Ok(_)) => {
-            tracing::info!(%peer, "no known protocol opens with the bytes sent; closing");
+            tracing::info!("no known protocol opens with the bytes sent; closing");
+            None
         }
         // Gone or silent before saying anything useful: nothing to answer.
-        Ok(Err(_)) | Err(_) => {}
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// Complete the TLS handshake whose ClientHello is in `hello` (client TLS
+/// must be configured: `tls.enabled`); `None`, logged, when it cannot be.
+async fn terminate_tls(
+    tcp: TcpStream,
+    hello: BytesMut,
+    peer: SocketAddr,
+    gate: &Gate,
+) -> Option<tokio_rustls::server::TlsStream<Prefixed>> {
+    let Some(files) = gate.tls.as_ref() else {
+        tracing::info!(%peer, "TLS on the shared listener, but client TLS is not configured (tls.enabled); closing");
+        return None;
+    };
+    let acceptor = match files.acceptor() {
+        Ok(acceptor) => acceptor,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "TLS unavailable; closing");
+            return None;
+        }
+    };
+    let handshake = acceptor.accept(Prefixed::new(tcp, hello));
+    match tokio::time::timeout(DETECT_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => {
+            let sni = tls.get_ref().1.server_name().map(str::to_owned);
+            tracing::debug!(%peer, sni = sni.as_deref().unwrap_or(""), "TLS terminated on the shared listener");
+            Some(tls)
+        }
+        Ok(Err(error)) => {
+            tracing::info!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
     }
 }
 

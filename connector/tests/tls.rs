@@ -134,3 +134,57 @@ fn without_tls_configured_ssl_is_declined_and_plain_works() {
         text(&preferred.stderr)
     );
 }
+
+/// A PostgreSQL client that opens with TLS directly (PostgreSQL 17's
+/// `sslnegotiation=direct`, ALPN `postgresql`): the shared listener
+/// terminates TLS, detects PostgreSQL inside, and the login starts.
+#[test]
+fn direct_tls_on_the_shared_listener_reaches_postgres() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cert = SelfSignedCert::generate(dir.path(), "gate", "127.0.0.1").unwrap();
+    let stack = tls_stack(dir.path(), &cert);
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(&cert.ca).unwrap();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (alpn, tag) = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.port))
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let mut startup = bytes::BytesMut::new();
+        gate_connector::protocols::postgres::codec::encode_startup(
+            &[("user", "app"), ("database", "appdb")],
+            &mut startup,
+        );
+        tls.write_all(&startup).await.unwrap();
+        let mut tag = [0u8; 1];
+        tls.read_exact(&mut tag).await.unwrap();
+        (alpn, tag[0])
+    });
+    assert_eq!(alpn.as_deref(), Some(&b"postgresql"[..]));
+    assert_eq!(
+        tag, b'R',
+        "an authentication request: PostgreSQL inside TLS"
+    );
+}

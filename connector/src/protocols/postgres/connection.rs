@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use gate_config::connector::Protocol;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::Shared;
 use super::codec::Startup;
@@ -18,22 +17,25 @@ use super::wire::read_startup;
 use super::{login, relay};
 use crate::server::Gate;
 use crate::session::outcome;
-use crate::stream::{ClientStream, MaybeTls};
+use crate::stream::{ClientStream, MaybeTls, Prefixed};
 
 /// How long a client has for its startup packet, and again for its password.
 pub(super) const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serve one client connection to completion; `first` holds the bytes the
-/// listener read to detect the protocol (the start of the startup packet).
-pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, gate: Arc<Gate>, first: BytesMut) {
-    let _ = tcp.set_nodelay(true);
+/// Serve one client connection to completion. `client` is plain TCP, or TLS
+/// the shared listener already terminated (a direct TLS connection); `first`
+/// holds the bytes the listener read to detect the protocol (the start of
+/// the startup packet).
+pub async fn handle_client(
+    client: ClientStream,
+    peer: SocketAddr,
+    gate: Arc<Gate>,
+    first: BytesMut,
+) {
     let shared = &gate.protocols.postgres;
     let mut buf = first;
-    let negotiated = tokio::time::timeout(
-        STARTUP_TIMEOUT,
-        negotiate(MaybeTls::Plain(tcp), &mut buf, &gate, shared),
-    )
-    .await;
+    let negotiated =
+        tokio::time::timeout(STARTUP_TIMEOUT, negotiate(client, &mut buf, &gate, shared)).await;
     let (mut client, params) = match negotiated {
         Ok(Ok(Some(started))) => started,
         Ok(Ok(None)) => return,
@@ -114,6 +116,7 @@ async fn negotiate(
                         "SSLRequest on an encrypted connection".into(),
                     ));
                 };
+                let tcp = Prefixed::new(tcp, BytesMut::new());
                 client = MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?));
             }
             Startup::GssEnc => client.write_all(b"N").await?,
