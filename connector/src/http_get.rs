@@ -1,190 +1,133 @@
-//! A small HTTP/1.1 GET client for fetching documents such as a JWKS: `https://` verified
-//! against the system roots, `http://` (loopback only, enforced by the config), bounded size.
+//! GET a document such as a JWKS with hyper-util's client and rustls, bounded in size and time.
+//!
+//! `https://` goes through hyper-rustls, verified against the system CA bundle (as upstream
+//! `verify-full` without a `ca_file`); `http://` is allowed on loopback only, which the config
+//! enforces.
+//!
+//! ```text
+//! get(url) ─ http://  ─ HttpConnector ───────────────────────┬─ GET, Accept: application/json
+//!          └ https:// ─ HttpsConnector (rustls, system roots) ┘  ─ 200? ─ body ≤ 1 MiB, all ≤ 10 s
+//! ```
+//!
+//! Every error names the URL and what failed (`…: cannot connect: …`, `…: HTTP status 404`,
+//! `…: timed out after 10 s`).
 
+use std::error::Error as _;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use bytes::Bytes;
+use http::header::{ACCEPT, USER_AGENT};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::TokioExecutor;
 
 /// Largest document accepted.
-const LIMIT: u64 = 1024 * 1024;
+const LIMIT: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The pieces of an `http(s)://host[:port]/path` URL.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Url<'a> {
-    pub tls: bool,
-    pub host: &'a str,
-    pub port: u16,
-    pub authority: &'a str,
-    pub path: String,
-}
-
-/// Split a URL; errors say what is wrong.
-pub fn parse(url: &str) -> Result<Url<'_>, String> {
-    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        _ => return Err(format!("{url}: expected an http:// or https:// URL")),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].to_owned()),
-        None => (rest, "/".to_owned()),
-    };
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let (host, after) = inner
-            .split_once(']')
-            .ok_or_else(|| format!("{url}: unclosed [ in host"))?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port.parse().map_err(|_| format!("{url}: bad port"))?,
-            None => default_port,
-        };
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().map_err(|_| format!("{url}: bad port"))?),
-            None => (authority, default_port),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    Ok(Url {
-        tls,
-        host,
-        port,
-        authority,
-        path,
-    })
-}
 
 /// GET `url` and return the body of a 200 answer.
 pub async fn get(url: &str) -> Result<Vec<u8>, String> {
-    let parsed = parse(url)?;
-    tokio::time::timeout(TIMEOUT, fetch(&parsed))
+    get_within(url, TIMEOUT, LIMIT).await
+}
+
+/// [`get`] with its time and size bounds as arguments.
+async fn get_within(url: &str, timeout: Duration, limit: usize) -> Result<Vec<u8>, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{url}: not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{url}: expected an http:// or https:// URL")),
+    };
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url}: no host"));
+    }
+    let fetched = async {
+        if tls {
+            // The same roots as upstream `verify-full` without a `ca_file`: the system bundle.
+            let config =
+                crate::tls::upstream_config(gate_config::connector::TlsMode::VerifyFull, None)?;
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(std::sync::Arc::unwrap_or_clone(config))
+                .https_only()
+                .enable_http1()
+                .build();
+            fetch(connector, uri, limit).await
+        } else {
+            fetch(HttpConnector::new(), uri, limit).await
+        }
+    };
+    tokio::time::timeout(timeout, fetched)
         .await
-        .map_err(|_| format!("{url}: timed out"))?
+        .map_err(|_| format!("{url}: timed out after {}", seconds(timeout)))?
         .map_err(|e| format!("{url}: {e}"))
 }
 
-async fn fetch(url: &Url<'_>) -> Result<Vec<u8>, String> {
-    let tcp = TcpStream::connect((url.host, url.port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: gate-connector\r\nConnection: close\r\n\r\n",
-        url.path, url.authority
-    );
-    if url.tls {
-        let config =
-            crate::tls::upstream_config(gate_config::connector::TlsMode::VerifyFull, None)?;
-        let name = rustls_pki_types::ServerName::try_from(url.host.to_owned())
-            .map_err(|e| e.to_string())?;
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        exchange(stream, &request).await
-    } else {
-        exchange(tcp, &request).await
+async fn fetch<C>(connector: C, uri: Uri, limit: usize) -> Result<Vec<u8>, String>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    // One request, no idle connection kept for later.
+    let client: Client<C, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(connector);
+    let request = Request::get(uri)
+        .header(ACCEPT, "application/json")
+        .header(USER_AGENT, "gate-connector")
+        .body(Empty::new())
+        .map_err(|e| format!("bad request: {e}"))?;
+    let response = client.request(request).await.map_err(|e| {
+        let what = if e.is_connect() {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+        // The client's own message ("client error (Connect)") says less than its causes.
+        format!("{what}: {}", causes(e.source()))
+    })?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("HTTP status {}", response.status().as_u16()));
     }
+    let body = Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                format!("response body larger than {limit} bytes")
+            } else {
+                format!("reading the response body: {}", causes(Some(&*e)))
+            }
+        })?;
+    Ok(body.to_bytes().to_vec())
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    request: &str,
-) -> Result<Vec<u8>, String> {
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream
-        .take(LIMIT + 16 * 1024)
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|e| e.to_string())?;
-    response_body(&raw)
-}
-
-/// The body of a raw HTTP/1.1 response, if its status is 200.
-pub fn response_body(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no complete response headers")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "response headers are not UTF-8")?;
-    let body = &raw[split + 4..];
-    let status = head.split(' ').nth(1).unwrap_or_default();
-    if status != "200" {
-        return Err(format!("HTTP status {status}"));
-    }
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
-    if !chunked {
-        return Ok(body.to_vec());
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "bad chunk size")?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+/// An error and its sources, outermost first, joined by ": " (repeats dropped).
+fn causes(error: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = error;
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
-        let chunk = rest.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        rest = rest.get(size + 2..).ok_or("truncated chunk")?;
+        next = e.source();
+    }
+    if parts.is_empty() {
+        "unknown error".to_owned()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn urls_split_into_parts() {
-        let u = parse("https://idp.example/.well-known/jwks.json").unwrap();
-        assert_eq!(
-            (u.tls, u.host, u.port, u.path.as_str()),
-            (true, "idp.example", 443, "/.well-known/jwks.json")
-        );
-        let u = parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (u.tls, u.host, u.port, u.path.as_str()),
-            (false, "127.0.0.1", 8080, "/")
-        );
-        let u = parse("http://[::1]:9/x").unwrap();
-        assert_eq!((u.host, u.port), ("::1", 9));
-        assert!(parse("ftp://x").is_err());
-        assert!(parse("http://:80/").is_err());
-        assert!(parse("http://h:port/").is_err());
-    }
-
-    #[test]
-    fn bodies_plain_and_chunked_and_errors() {
-        assert_eq!(
-            response_body(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap(),
-            b"{}"
-        );
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(response_body(chunked).unwrap(), b"{\"a\":1}");
-        assert_eq!(
-            response_body(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap_err(),
-            "HTTP status 404"
-        );
-        assert!(
-            response_body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nab")
-                .is_err()
-        );
-    }
-}
+#[path = "http_get_tests.rs"]
+mod tests;

@@ -1,4 +1,4 @@
-//! Prometheus metrics with the SPEC's names, rendered in the text exposition format.
+//! Prometheus metrics with the SPEC's names, kept in `prometheus-client` families, rendered in text format 0.0.4.
 //!
 //! - `gate_request_duration_seconds{protocol,resource}` (histogram)
 //! - `gate_policy_evaluation_duration_seconds{protocol,resource,stage,action}` (histogram)
@@ -7,11 +7,24 @@
 //! - `gate_connpool_exhausted_total{resource,upstream}` (counter)
 //! - `gate_sessions_total{protocol,resource,outcome}` (counter)
 //! - `gate_policy_verdicts_reused_total{protocol,resource,stage}` (counter; see `verdicts`)
+//! - `gate_audit_events_{shipped,spooled,replayed}_total` (counters, no labels)
+//!
+//! Families are fixed at construction, so looking one up takes no lock; a series is found (or
+//! created) under its family's read lock, and updated with atomics. Series whose labels the
+//! configuration names are created up front by [`Metrics::preregister`], so a scrape shows them
+//! with zero values before the first event; a family without any series is left out of the
+//! scrape.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use gate_config::ConnectorConfig;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Latency buckets in seconds: 50 µs … 10 s.
 const BUCKETS: &[f64] = &[
@@ -19,132 +32,130 @@ const BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+/// The `Content-Type` of [`Metrics::render`]: Prometheus text format 0.0.4, which both
+/// Prometheus scrapes and `promtool check metrics` parse (promtool does not read OpenMetrics).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
-        for (bucket, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bucket {
-                *count += 1;
-            }
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
-}
-
+/// A series' labels, in the order they are rendered.
 type Labels = Vec<(&'static str, String)>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Counter,
     Gauge,
     Histogram,
 }
 
+/// Every family: exported name, HELP text, type.
+const FAMILIES: &[(&str, &str, Kind)] = &[
+    (
+        "gate_request_duration_seconds",
+        "Time from a client request to the end of its response.",
+        Kind::Histogram,
+    ),
+    (
+        "gate_policy_evaluation_duration_seconds",
+        "Time to evaluate and combine the policies of one stage.",
+        Kind::Histogram,
+    ),
+    (
+        "gate_policy_verdicts_reused_total",
+        "Request verdicts reused for a statement of the same shape instead of evaluating the policies again.",
+        Kind::Counter,
+    ),
+    (
+        "gate_connpool_active_connections",
+        "Upstream connections in use by sessions.",
+        Kind::Gauge,
+    ),
+    (
+        "gate_connpool_waiters",
+        "Sessions waiting for an upstream connection.",
+        Kind::Gauge,
+    ),
+    (
+        "gate_connpool_wait_duration_seconds",
+        "Time sessions waited for an upstream connection.",
+        Kind::Histogram,
+    ),
+    (
+        "gate_connpool_exhausted_total",
+        "Times a session found the upstream pool full.",
+        Kind::Counter,
+    ),
+    (
+        "gate_sessions_total",
+        "Client sessions by outcome of their setup.",
+        Kind::Counter,
+    ),
+    (
+        "gate_audit_events_shipped_total",
+        "Audit events the control plane accepted on the first try.",
+        Kind::Counter,
+    ),
+    (
+        "gate_audit_events_spooled_total",
+        "Audit events written to the spool because the control plane did not take them.",
+        Kind::Counter,
+    ),
+    (
+        "gate_audit_events_replayed_total",
+        "Spooled audit events later delivered to the control plane.",
+        Kind::Counter,
+    ),
+];
+
+type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
 #[derive(Debug)]
-struct Family {
-    help: &'static str,
-    kind: Kind,
-    values: BTreeMap<Labels, f64>,
-    histograms: BTreeMap<Labels, Histogram>,
+enum Series {
+    Counter(Counters),
+    Gauge(Gauges),
+    Histogram(Histograms),
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
 }
 
 /// All metric families of a connector.
 #[derive(Debug)]
 pub struct Metrics {
-    families: Mutex<BTreeMap<&'static str, Family>>,
+    registry: Registry,
+    families: Vec<(&'static str, Series)>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut families = BTreeMap::new();
-        let mut add = |name, help, kind| {
-            families.insert(
-                name,
-                Family {
-                    help,
-                    kind,
-                    values: BTreeMap::new(),
-                    histograms: BTreeMap::new(),
-                },
-            );
-        };
-        add(
-            "gate_request_duration_seconds",
-            "Time from a client request to the end of its response.",
-            Kind::Histogram,
-        );
-        add(
-            "gate_policy_evaluation_duration_seconds",
-            "Time to evaluate and combine the policies of one stage.",
-            Kind::Histogram,
-        );
-        add(
-            "gate_policy_verdicts_reused_total",
-            "Request verdicts reused for a statement of the same shape instead of evaluating the policies again.",
-            Kind::Counter,
-        );
-        add(
-            "gate_connpool_active_connections",
-            "Upstream connections in use by sessions.",
-            Kind::Gauge,
-        );
-        add(
-            "gate_connpool_waiters",
-            "Sessions waiting for an upstream connection.",
-            Kind::Gauge,
-        );
-        add(
-            "gate_connpool_wait_duration_seconds",
-            "Time sessions waited for an upstream connection.",
-            Kind::Histogram,
-        );
-        add(
-            "gate_connpool_exhausted_total",
-            "Times a session found the upstream pool full.",
-            Kind::Counter,
-        );
-        add(
-            "gate_sessions_total",
-            "Client sessions by outcome of their setup.",
-            Kind::Counter,
-        );
-        add(
-            "gate_audit_events_shipped_total",
-            "Audit events the control plane accepted on the first try.",
-            Kind::Counter,
-        );
-        add(
-            "gate_audit_events_spooled_total",
-            "Audit events written to the spool because the control plane did not take them.",
-            Kind::Counter,
-        );
-        add(
-            "gate_audit_events_replayed_total",
-            "Spooled audit events later delivered to the control plane.",
-            Kind::Counter,
-        );
-        Self {
-            families: Mutex::new(families),
+        let mut registry = Registry::default();
+        let mut families = Vec::with_capacity(FAMILIES.len());
+        for &(name, help, kind) in FAMILIES {
+            // prometheus-client appends the final "." to HELP, and "_total" to counter names.
+            let help = help.strip_suffix('.').unwrap_or(help);
+            let series = match kind {
+                Kind::Counter => {
+                    let family = Counters::default();
+                    let base = name.strip_suffix("_total").unwrap_or(name);
+                    registry.register(base, help, family.clone());
+                    Series::Counter(family)
+                }
+                Kind::Gauge => {
+                    let family = Gauges::default();
+                    registry.register(name, help, family.clone());
+                    Series::Gauge(family)
+                }
+                Kind::Histogram => {
+                    let family = Histograms::new_with_constructor(latency_histogram);
+                    registry.register(name, help, family.clone());
+                    Series::Histogram(family)
+                }
+            };
+            families.push((name, series));
         }
+        Self { registry, families }
     }
-}
-
-fn same(labels: &Labels, pairs: &[(&'static str, &str)]) -> bool {
-    labels.len() == pairs.len()
-        && labels
-            .iter()
-            .zip(pairs)
-            .all(|((k, v), (pk, pv))| k == pk && v == pv)
 }
 
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
@@ -152,141 +163,101 @@ fn labels(pairs: &[(&'static str, &str)]) -> Labels {
 }
 
 impl Metrics {
-    fn with(&self, name: &'static str, f: impl FnOnce(&mut Family)) {
-        if let Ok(mut families) = self.families.lock()
-            && let Some(family) = families.get_mut(name)
-        {
-            f(family);
-        }
+    fn family(&self, name: &str) -> Option<&Series> {
+        self.families
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, series)| series)
     }
 
     /// Record a duration in a histogram.
     pub fn observe(&self, name: &'static str, pairs: &[(&'static str, &str)], duration: Duration) {
-        self.with(name, |f| {
-            // Label sets are few and long-lived: find the existing one without allocating.
-            match f.histograms.iter_mut().find(|(k, _)| same(k, pairs)) {
-                Some((_, histogram)) => histogram.observe(duration.as_secs_f64()),
-                None => f
-                    .histograms
-                    .entry(labels(pairs))
-                    .or_default()
-                    .observe(duration.as_secs_f64()),
-            }
-        });
+        if let Some(Series::Histogram(family)) = self.family(name) {
+            family
+                .get_or_create(&labels(pairs))
+                .observe(duration.as_secs_f64());
+        }
     }
 
-    /// Add to a counter or gauge (negative for gauges going down).
+    /// Add to a counter or gauge (negative for gauges going down). Counters count whole
+    /// events: their delta is rounded, and one below 1 changes nothing.
     pub fn add(&self, name: &'static str, pairs: &[(&'static str, &str)], delta: f64) {
-        self.with(name, |f| {
-            match f.values.iter_mut().find(|(k, _)| same(k, pairs)) {
-                Some((_, value)) => *value += delta,
-                None => *f.values.entry(labels(pairs)).or_default() += delta,
+        match self.family(name) {
+            Some(Series::Counter(family)) => {
+                let counter = family.get_or_create(&labels(pairs));
+                let events = delta.round();
+                if events >= 1.0 && events.is_finite() {
+                    // Saturates at u64::MAX; counts are far below.
+                    counter.inc_by(events as u64);
+                }
             }
-        });
+            Some(Series::Gauge(family)) => {
+                family.get_or_create(&labels(pairs)).inc_by(delta);
+            }
+            Some(Series::Histogram(_)) | None => {}
+        }
+    }
+
+    /// Set a gauge to `value`.
+    pub fn set(&self, name: &'static str, pairs: &[(&'static str, &str)], value: f64) {
+        if let Some(Series::Gauge(family)) = self.family(name) {
+            family.get_or_create(&labels(pairs)).set(value);
+        }
     }
 
     /// Make a series exist with value 0 (so dashboards see it before the first event).
     pub fn touch(&self, name: &'static str, pairs: &[(&'static str, &str)]) {
-        self.add(name, pairs, 0.0);
+        let labels = labels(pairs);
+        match self.family(name) {
+            Some(Series::Counter(family)) => drop(family.get_or_create(&labels)),
+            Some(Series::Gauge(family)) => drop(family.get_or_create(&labels)),
+            Some(Series::Histogram(family)) => drop(family.get_or_create(&labels)),
+            None => {}
+        }
     }
 
-    /// The text exposition format.
+    /// Create the zero-valued series the configuration names: per resource its pool
+    /// (`resource`, `upstream` = "host:port"), its request durations and its successful
+    /// sessions; the audit shipping counters when a control plane is configured.
+    pub fn preregister(&self, config: &ConnectorConfig) {
+        for r in &config.resources {
+            let upstream = format!("{}:{}", r.host, r.port);
+            let pool = [
+                ("resource", r.name.as_str()),
+                ("upstream", upstream.as_str()),
+            ];
+            self.touch("gate_connpool_active_connections", &pool);
+            self.touch("gate_connpool_waiters", &pool);
+            self.touch("gate_connpool_exhausted_total", &pool);
+            self.touch("gate_connpool_wait_duration_seconds", &pool);
+            let protocol = r.protocol.as_str();
+            let request = [("protocol", protocol), ("resource", r.name.as_str())];
+            self.touch("gate_request_duration_seconds", &request);
+            self.touch(
+                "gate_sessions_total",
+                &[
+                    ("protocol", protocol),
+                    ("resource", r.name.as_str()),
+                    ("outcome", "ok"),
+                ],
+            );
+        }
+        if config.control_plane.is_some() {
+            self.touch("gate_audit_events_shipped_total", &[]);
+            self.touch("gate_audit_events_spooled_total", &[]);
+            self.touch("gate_audit_events_replayed_total", &[]);
+        }
+    }
+
+    /// The text exposition format 0.0.4 (see [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let Ok(families) = self.families.lock() else {
-            return out;
-        };
-        for (name, family) in families.iter() {
-            let kind = match family.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", family.help);
-            for (labels, value) in &family.values {
-                let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
-            }
-            for (labels, h) in &family.histograms {
-                for (bucket, count) in BUCKETS.iter().zip(&h.counts) {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{} {count}",
-                        render_labels(labels, Some(&bucket.to_string()))
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {}",
-                    render_labels(labels, Some("+Inf")),
-                    h.count
-                );
-                let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), h.sum);
-                let _ = writeln!(
-                    out,
-                    "{name}_count{} {}",
-                    render_labels(labels, None),
-                    h.count
-                );
-            }
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn render_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histograms_are_cumulative_and_labels_escaped() {
-        let m = Metrics::default();
-        let l = [("protocol", "postgres"), ("resource", "db\"1")];
-        m.observe(
-            "gate_request_duration_seconds",
-            &l,
-            Duration::from_micros(80),
-        );
-        m.observe(
-            "gate_request_duration_seconds",
-            &l,
-            Duration::from_millis(3),
-        );
-        m.add(
-            "gate_connpool_exhausted_total",
-            &[("resource", "db"), ("upstream", "h:1")],
-            2.0,
-        );
-        let text = m.render();
-        assert!(text.contains("gate_request_duration_seconds_bucket{protocol=\"postgres\",resource=\"db\\\"1\",le=\"0.00005\"} 0"), "{text}");
-        assert!(text.contains("gate_request_duration_seconds_bucket{protocol=\"postgres\",resource=\"db\\\"1\",le=\"0.0001\"} 1"));
-        assert!(text.contains("gate_request_duration_seconds_bucket{protocol=\"postgres\",resource=\"db\\\"1\",le=\"0.005\"} 2"));
-        assert!(text.contains("gate_request_duration_seconds_bucket{protocol=\"postgres\",resource=\"db\\\"1\",le=\"+Inf\"} 2"));
-        assert!(text.contains(
-            "gate_request_duration_seconds_count{protocol=\"postgres\",resource=\"db\\\"1\"} 2"
-        ));
-        assert!(text.contains("gate_connpool_exhausted_total{resource=\"db\",upstream=\"h:1\"} 2"));
-        assert!(text.contains("# TYPE gate_connpool_waiters gauge"));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -1,5 +1,5 @@
-//! Health and metrics: `/healthz`, `/readyz`, and a `/metrics` scrape after
-//! known traffic that `promtool check metrics` accepts.
+//! Health and metrics: `/healthz`, `/readyz`, the zero-valued series of a fresh connector, and
+//! a `/metrics` scrape after known traffic; `promtool check metrics` accepts every scrape.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -22,6 +22,30 @@ fn sample(metrics: &str, series: &str) -> f64 {
         .unwrap()
 }
 
+/// `promtool check metrics` finds no parse error and no lint problem.
+fn promtool_accepts(metrics: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (package prometheus; `make deps` installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn health_endpoints_answer() {
     let stack = start(PgAuth::Trust, &example_policy());
@@ -34,6 +58,32 @@ fn health_endpoints_answer() {
         ("200".into(), "ready\n".into())
     );
     assert_eq!(http_get(stack.health_port, "/nope").0, "404");
+}
+
+#[test]
+fn a_fresh_connector_exports_its_resources_series_at_zero() {
+    let stack = start(PgAuth::Trust, &example_policy());
+    let (code, metrics) = http_get(stack.health_port, "/metrics");
+    assert_eq!(code, "200");
+    promtool_accepts(&metrics);
+    let pool = format!(
+        "resource=\"primary-db\",upstream=\"127.0.0.1:{}\"",
+        stack.pg.port()
+    );
+    let r = "protocol=\"postgres\",resource=\"primary-db\"";
+    for series in [
+        format!("gate_connpool_active_connections{{{pool}}}"),
+        format!("gate_connpool_waiters{{{pool}}}"),
+        format!("gate_connpool_exhausted_total{{{pool}}}"),
+        format!("gate_connpool_wait_duration_seconds_count{{{pool}}}"),
+        format!("gate_connpool_wait_duration_seconds_bucket{{{pool},le=\"+Inf\"}}"),
+        format!("gate_request_duration_seconds_count{{{r}}}"),
+        format!("gate_request_duration_seconds_bucket{{{r},le=\"0.005\"}}"),
+        format!("gate_sessions_total{{{r},outcome=\"ok\"}}"),
+    ] {
+        assert_eq!(sample(&metrics, &series), 0.0, "{series}");
+    }
+    assert!(metrics.contains("# TYPE gate_sessions_total counter\n"));
 }
 
 #[test]
@@ -57,26 +107,7 @@ fn a_real_scrape_passes_promtool_and_counts_the_traffic() {
     let (code, metrics) = http_get(stack.health_port, "/metrics");
     assert_eq!(code, "200");
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}\n{metrics}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&metrics);
 
     let r = "protocol=\"postgres\",resource=\"primary-db\"";
     assert_eq!(

@@ -86,11 +86,19 @@ pub(crate) fn start_on(
             .with_tls(tls)
             .with_jwt(jwt),
     );
+    // Zero-valued series for the configured resource (idempotent, so harmless once
+    // `Gate::new` calls it too).
+    gate.metrics.preregister(&gate.config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    // As `main` does: keys of issuers given by URL are fetched before the first client.
+    if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
+        let problems = runtime.block_on(jwt.refresh());
+        assert!(problems.is_empty(), "{problems:?}");
+    }
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
