@@ -51,16 +51,8 @@ impl Gate {
     pub fn new(config: ConnectorConfig, policies: PolicyEngine, audit: AuditSink) -> Self {
         let identities = Identities::new(&config.identities);
         let metrics = Metrics::default();
-        for r in &config.resources {
-            let upstream = format!("{}:{}", r.host, r.port);
-            let labels = [
-                ("resource", r.name.as_str()),
-                ("upstream", upstream.as_str()),
-            ];
-            metrics.touch("gate_connpool_active_connections", &labels);
-            metrics.touch("gate_connpool_waiters", &labels);
-            metrics.touch("gate_connpool_exhausted_total", &labels);
-        }
+        // Every series whose labels are known now is exported from the start.
+        metrics.preregister(&config);
         let masking_key = config
             .masking
             .hash_key

@@ -86,9 +86,6 @@ pub(crate) fn start_on(
             .with_tls(tls)
             .with_jwt(jwt),
     );
-    // Zero-valued series for the configured resource (idempotent, so harmless once
-    // `Gate::new` calls it too).
-    gate.metrics.preregister(&gate.config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
