@@ -12,6 +12,7 @@ pub mod health;
 pub mod http_get;
 pub mod identity;
 pub mod jwt;
+pub mod logging;
 pub mod managed;
 pub mod metrics;
 pub mod protocols;
