@@ -123,7 +123,7 @@ impl JwtVerifier {
                 () = self.unknown_key.notified() => {}
             }
             for problem in self.refresh().await {
-                eprintln!("gate-connector: {problem}");
+                tracing::warn!(problem = %problem, "JWKS refresh failed");
             }
             tokio::time::sleep(std::time::Duration::from_secs(30).min(every)).await;
         }

@@ -14,6 +14,7 @@ pub mod grants;
 pub mod health;
 pub mod http_get;
 pub mod jwt;
+pub mod logging;
 pub mod managed;
 pub mod metrics;
 pub mod protocols;

@@ -52,6 +52,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // From here on every line goes through `tracing` (connector/src/logging.rs) to stderr.
+    if let Err(e) =
+        gate_connector::logging::init(&loaded.config.logging.level, &loaded.config.logging.format)
+    {
+        eprintln!("gate-connector: {e}");
+        return ExitCode::from(1);
+    }
     // Worker threads: GATE_WORKER_THREADS, else half the cores (at least one).
     // A proxy shares its machine with clients and servers; on 2 cores one
     // worker costs ~25% less CPU per query than two (docs/benchmarks.md).
@@ -72,7 +79,7 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("gate-connector: cannot start the runtime: {e}");
+            tracing::error!(error = %e, "cannot start the runtime");
             return ExitCode::from(1);
         }
     };
@@ -86,24 +93,33 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
     use gate_connector::audit::AuditSink;
     use gate_connector::server::{Gate, bind_all, serve};
 
+    // Watched before anything is bound: a SIGTERM once /readyz answers is a graceful stop.
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                return ExitCode::from(1);
+            }
+        };
     let listeners = match bind_all(&loaded.config).await {
         Ok(listeners) => listeners,
         Err(e) => {
-            eprintln!("gate-connector: {e}");
+            tracing::error!(error = %e, "cannot listen");
             return ExitCode::from(1);
         }
     };
     let health_addr = match gate_config::connector::parse_listen_addr(&loaded.config.health_addr) {
         Ok(addr) => addr,
         Err(e) => {
-            eprintln!("gate-connector: health_addr: {e}");
+            tracing::error!(error = %e, "health_addr is not a listen address");
             return ExitCode::from(1);
         }
     };
     let health_listener = match tokio::net::TcpListener::bind(health_addr).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("gate-connector: cannot listen on {health_addr} (health_addr): {e}");
+            tracing::error!(addr = %health_addr, error = %e, "cannot listen on health_addr");
             return ExitCode::from(1);
         }
     };
@@ -130,8 +146,9 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
     // Keys of issuers given by URL: fetched before the first client, then kept fresh.
     if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
         for problem in jwt.refresh().await {
-            eprintln!(
-                "gate-connector: {problem} (tokens of that issuer are refused until it answers)"
+            tracing::warn!(
+                problem = %problem,
+                "JWKS not loaded: tokens of that issuer are refused until it answers"
             );
         }
         let gate = gate.clone();
@@ -148,10 +165,7 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         if let Some(version) =
             gate_connector::control::restore(&gate, &cp.state_dir, &loaded.local_specs, &options)
         {
-            eprintln!(
-                "gate-connector: restored snapshot {version} from {}",
-                cp.state_dir
-            );
+            tracing::info!(version, state_dir = %cp.state_dir, "restored the saved snapshot");
         }
         match gate_connector::control::ControlLink::start(
             gate.clone(),
@@ -162,39 +176,28 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         ) {
             Ok(started) => link = Some(started),
             Err(e) => {
-                eprintln!("gate-connector: {e}");
+                tracing::error!(error = %e, "cannot start the control-plane link");
                 return ExitCode::from(1);
             }
         }
-        eprintln!(
-            "gate-connector: control plane {} (audit spool {spool_dir})",
-            cp.url
-        );
+        tracing::info!(url = %cp.url, spool_dir = %spool_dir, "control plane configured");
     }
-    eprintln!("gate-connector: health and metrics on {health_addr} (/healthz, /readyz, /metrics)");
+    tracing::info!(addr = %health_addr, "health and metrics listening (/healthz, /readyz, /metrics)");
     tokio::spawn(gate_connector::health::serve(
         health_listener,
         gate.health.clone(),
         gate.metrics.clone(),
     ));
     for (addr, listener) in listeners {
-        eprintln!("gate-connector: listening on {addr} (postgres)");
+        tracing::info!(addr = %addr, protocol = "postgres", "listening");
         tokio::spawn(serve(listener, gate.clone()));
     }
     gate.health.set_ready();
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                eprintln!("gate-connector: cannot watch SIGTERM: {e}");
-                return ExitCode::from(1);
-            }
-        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    eprintln!("gate-connector: shutting down");
+    tracing::info!("shutting down");
     if let Some(link) = link {
         link.shutdown().await;
     }

@@ -5,7 +5,7 @@
 pub(crate) fn bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     if let Err(e) = getrandom::fill(&mut buf) {
-        eprintln!("gate-connector: the OS random number generator failed: {e}");
+        tracing::error!(error = %e, "the OS random number generator failed; aborting");
         std::process::abort();
     }
     buf

@@ -161,7 +161,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(Code::AlreadyExists, format!("{what} already exists"))
             }
             other => {
-                crate::log::error("store failure", &[("error", &other.to_string())]);
+                tracing::error!(error = %other, "store failure");
                 ApiError::new(
                     Code::Internal,
                     "internal error (logged by the control plane)",

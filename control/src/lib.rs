@@ -6,7 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod grpc;
 pub mod http;
-pub mod log;
+pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod service;

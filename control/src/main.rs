@@ -40,14 +40,18 @@ fn main() -> ExitCode {
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }
-    gate_control::log::configure(&config.logging.level, &config.logging.format);
+    // From here on every line goes through `tracing` (control/src/logging.rs) to stderr.
+    if let Err(e) = gate_control::logging::init(&config.logging.level, &config.logging.format) {
+        eprintln!("gate-control: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("gate-control: cannot start the runtime: {e}");
+            tracing::error!(error = %e, "cannot start the runtime");
             return ExitCode::FAILURE;
         }
     };
@@ -55,10 +59,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: ControlConfig, insecure: bool) -> ExitCode {
+    // Watched before the listener answers: a SIGTERM once /health answers is a graceful stop.
+    let stop = signals();
     let running = match gate_control::server::start(&config, insecure).await {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("gate-control: {e}");
+            tracing::error!(error = %e, "cannot start");
             return ExitCode::FAILURE;
         }
     };
@@ -72,50 +78,41 @@ async fn run(config: ControlConfig, insecure: bool) -> ExitCode {
     } else {
         format!("sqlite {}", config.database.sqlite_path)
     };
-    let addr = running.addr.to_string();
-    gate_control::log::info(
-        "gate-control listening (HTTP /api/v1, gRPC, admin UI)",
-        &[
-            ("addr", &addr),
-            ("store", &store),
-            (
-                "insecure",
-                if running.control.insecure() {
-                    "true"
-                } else {
-                    "false"
-                },
-            ),
-        ],
+    tracing::info!(
+        addr = %running.addr,
+        store = %store,
+        insecure = running.control.insecure(),
+        "gate-control listening (HTTP /api/v1, gRPC, admin UI)"
     );
     if running.control.insecure() {
-        gate_control::log::warn(
-            "no api_key: running insecure, every request is unauthenticated",
-            &[],
-        );
+        tracing::warn!("no api_key: running insecure, every request is unauthenticated");
     }
-    wait_for_signal().await;
-    gate_control::log::info("gate-control shutting down", &[]);
+    stop.await;
+    tracing::info!("gate-control shutting down");
     match running.stop().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gate-control: {e}");
+            tracing::error!(error = %e, "shutdown failed");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            eprintln!("gate-control: cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Ctrl-C or SIGTERM, watched from the moment this is called (not only once awaited).
+fn signals() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -107,7 +107,7 @@ impl TokenIssuer {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(KEY_ID.to_owned());
         let token = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
-            crate::log::error("cannot sign identity token", &[("error", &e.to_string())]);
+            tracing::error!(error = %e, "cannot sign identity token");
             ApiError::new(Code::Internal, "cannot sign the token")
         })?;
         Ok((token, rfc3339(exp * 1000)))

@@ -1,11 +1,14 @@
 //! Audit ingest validates what a connector sends: UUIDv7 ids, known stages,
-//! actions and protocols, and times no later than a small clock skew.
+//! actions and protocols, and times no later than a small clock skew. Over HTTP
+//! an event's `details` is a JSON object (older connectors' `details_json` text
+//! is still taken on ingest); gRPC keeps the proto's `details_json`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{Db, start_cp};
-use gate_proto::v1::{AuditEvent, IngestAuditRequest};
+use common::{Db, ROOT_KEY, http, start_cp};
+use gate_proto::v1::{AuditEvent, IngestAuditRequest, QueryAuditRequest};
+use serde_json::{Value, json};
 
 fn event(id: &str) -> AuditEvent {
     AuditEvent {
@@ -142,5 +145,164 @@ async fn audit_queries_refuse_duplicated_and_out_of_range_parameters() {
         (status, body["field"].as_str()),
         (400, Some("limit")),
         "{body}"
+    );
+}
+
+/// One HTTP ingest call with `key`: (status, JSON reply).
+async fn post_audit(cp: &common::Cp, key: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = http(
+        cp.addr(),
+        "POST",
+        "/api/v1/audit",
+        Some(key),
+        None,
+        Some(&body.to_string()),
+    )
+    .await;
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn http_event(id: &str, extra: Value) -> Value {
+    let mut event = json!({
+        "id": id,
+        "time": "2026-11-23T10:00:00.000Z",
+        "identity": "app",
+        "resource": "primary-db",
+        "action": "allow",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        event[k] = v.clone();
+    }
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_details_are_a_json_object_and_ingest_takes_the_older_text_too() {
+    let cp = start_cp(Db::Sqlite).await;
+    let key = cp.key("default", "connector").await;
+    let id = |n: u32| format!("0190a0a0-0000-7000-8000-{n:012}");
+    let object = json!({"kind": "statement", "dry_run": [{"policy": "p", "action": "block"}]});
+
+    // Ingest: the object, the older text, neither.
+    let (status, reply) = post_audit(
+        &cp,
+        &key,
+        &json!({"events": [
+            http_event(&id(1), json!({"details": object})),
+            http_event(&id(2), json!({"details_json": r#"{"kind":"session"}"#})),
+            http_event(&id(3), json!({})),
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["accepted"].as_u64()),
+        (200, Some(3)),
+        "{reply}"
+    );
+
+    // Refused, naming the fields: both forms, a details that is not an object, a text that is
+    // not an object's.
+    let cases = [
+        (
+            json!({"details": {}, "details_json": "{}"}),
+            "events[0].details",
+            "give details (a JSON object) or details_json (the same object as text, from older connectors), not both",
+        ),
+        (
+            json!({"details": "{}"}),
+            "events[0].details",
+            "expected a JSON object",
+        ),
+        (
+            json!({"details": null}),
+            "events[0].details",
+            "expected a JSON object",
+        ),
+        (
+            json!({"details_json": "[1]"}),
+            "events[0].details_json",
+            "expected a JSON object",
+        ),
+    ];
+    for (extra, field, message) in cases {
+        let body = json!({"events": [http_event(&id(9), extra.clone())]});
+        let (status, reply) = post_audit(&cp, &key, &body).await;
+        assert_eq!(
+            (status, reply["field"].as_str(), reply["message"].as_str()),
+            (400, Some(field), Some(message)),
+            "{extra}: {reply}"
+        );
+    }
+
+    // gRPC ingest still takes the proto's text.
+    let mut connector = cp.connector(Some(&key), None).await;
+    connector
+        .ingest_audit(IngestAuditRequest {
+            events: vec![AuditEvent {
+                details_json: r#"{"kind":"result"}"#.into(),
+                ..event(&id(4))
+            }],
+        })
+        .await
+        .unwrap();
+
+    // Read over HTTP: `details` is an object (`{}` when none was sent), never text.
+    let (status, page) = cp.root("GET", "/api/v1/audit", None, None).await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "{page}");
+    let details = |n: u32| {
+        let event = events.iter().find(|e| e["id"] == id(n)).unwrap();
+        assert!(event.get("details_json").is_none(), "{event}");
+        event["details"].clone()
+    };
+    assert_eq!(details(1), object);
+    assert_eq!(details(2), json!({"kind": "session"}));
+    assert_eq!(details(3), json!({}));
+    assert_eq!(details(4), json!({"kind": "result"}));
+
+    // The export has the same shape, one event per line.
+    let (status, export) = http(
+        cp.addr(),
+        "GET",
+        "/api/v1/audit/export",
+        Some(ROOT_KEY),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let exported: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 4);
+    assert!(
+        exported
+            .iter()
+            .all(|e| e["details"].is_object() && e.get("details_json").is_none())
+    );
+
+    // gRPC answers with the proto's field: the same object as text.
+    let mut admin = cp.admin(Some(ROOT_KEY), None).await;
+    let reply = admin
+        .query_audit(QueryAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = reply.events.iter().find(|e| e.id == id(1)).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&first.details_json).unwrap(),
+        object
+    );
+
+    // The OpenAPI document says so.
+    let (_, doc) = cp.root("GET", "/api/v1/openapi.json", None, None).await;
+    let schema = &doc["components"]["schemas"]["AuditEvent"];
+    assert_eq!(schema["properties"]["details"]["type"], "object");
+    assert_eq!(schema["properties"]["details_json"]["writeOnly"], true);
+    assert_eq!(
+        schema["not"],
+        json!({"required": ["details", "details_json"]})
     );
 }

@@ -189,7 +189,7 @@ fn refuses_to_start_without_a_key_unless_insecure() {
     let started = Instant::now();
     let warned = loop {
         match insecure.lines.recv_timeout(Duration::from_secs(5)) {
-            Ok(line) if line.contains(r#""level":"warn""#) && line.contains("ListResources") => {
+            Ok(line) if line.contains(r#""level":"WARN""#) && line.contains("ListResources") => {
                 break line;
             }
             Ok(_) => assert!(started.elapsed() < Duration::from_secs(10)),

@@ -86,7 +86,7 @@ pub fn restore(
         Ok(Some(saved)) => apply(gate, &saved, local, options, None).then_some(saved.version),
         Ok(None) => None,
         Err(e) => {
-            eprintln!("gate-connector: ignoring the saved snapshot: {e}");
+            tracing::warn!(state_dir, error = %e, "ignoring the saved snapshot");
             None
         }
     }
@@ -135,7 +135,7 @@ async fn apply_off_runtime(
     match built {
         Ok((snapshot, built)) => put_in_force(gate, &snapshot, built, Some(state_dir)),
         Err(e) => {
-            eprintln!("gate-connector: snapshot not applied, the compiler stopped: {e}");
+            tracing::error!(error = %e, "snapshot not applied, the compiler stopped");
             false
         }
     }
@@ -152,28 +152,29 @@ fn put_in_force(
     match built {
         Ok((engine, managed)) => {
             gate.live.replace(engine, managed);
-            eprintln!(
-                "gate-connector: snapshot {} in force ({} managed policies, {} grants)",
-                snapshot.version,
-                snapshot.policies.len(),
-                snapshot.grants.len()
+            tracing::info!(
+                version = snapshot.version,
+                managed_policies = snapshot.policies.len(),
+                grants = snapshot.grants.len(),
+                "snapshot in force"
             );
             if let Some(dir) = state_dir {
                 // fsync off the runtime's threads.
                 let (dir, snapshot) = (dir.to_owned(), snapshot.clone());
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) = snapshot::save(&dir, &snapshot) {
-                        eprintln!("gate-connector: cannot save the snapshot to {dir}: {e}");
+                        tracing::warn!(state_dir = %dir, error = %e, "cannot save the snapshot");
                     }
                 });
             }
             true
         }
         Err(errors) => {
-            eprintln!(
-                "gate-connector: snapshot {} not applied, keeping version {current}: {}",
-                snapshot.version,
-                errors.join("; ")
+            tracing::error!(
+                version = snapshot.version,
+                keeping = current,
+                errors = %errors.join("; "),
+                "snapshot not applied, keeping the version in force"
             );
             false
         }
@@ -239,16 +240,18 @@ impl ControlLink {
             match tokio::time::timeout(Duration::from_secs(2), self.client.deregister(request))
                 .await
             {
-                Ok(Ok(_)) => eprintln!("gate-connector: deregistered from the control plane"),
-                Ok(Err(e)) => eprintln!("gate-connector: deregistration failed: {}", e.message()),
-                Err(_) => eprintln!("gate-connector: deregistration timed out"),
+                Ok(Ok(_)) => tracing::info!("deregistered from the control plane"),
+                Ok(Err(e)) => {
+                    tracing::warn!(code = ?e.code(), error = e.message(), "deregistration failed");
+                }
+                Err(_) => tracing::warn!("deregistration timed out"),
             }
         }
         if tokio::time::timeout(Duration::from_secs(10), &mut self.shipper)
             .await
             .is_err()
         {
-            eprintln!("gate-connector: audit shipping did not finish draining in 10 s");
+            tracing::warn!("audit shipping did not finish draining in 10 s");
         }
     }
 }
@@ -274,7 +277,7 @@ async fn register_and_beat(
             Ok(reply) => {
                 let reply = reply.into_inner();
                 let id = reply.connector.map(|c| c.id).unwrap_or_default();
-                eprintln!("gate-connector: registered with the control plane as {name} ({id})");
+                tracing::info!(name = %name, id = %id, "registered with the control plane");
                 backoff = Duration::from_secs(1);
                 (
                     id,
@@ -282,12 +285,12 @@ async fn register_and_beat(
                 )
             }
             Err(status) => {
-                eprintln!(
-                    "gate-connector: registration with {} failed ({}: {}); retrying in {} s, serving with the last snapshot",
-                    config.url,
-                    status.code(),
-                    status.message(),
-                    backoff.as_secs()
+                tracing::warn!(
+                    url = %config.url,
+                    code = ?status.code(),
+                    error = status.message(),
+                    retry_in_s = backoff.as_secs(),
+                    "registration failed; retrying, serving with the last snapshot"
                 );
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
@@ -311,7 +314,9 @@ async fn register_and_beat(
             {
                 Ok(_) => {}
                 Err(status) if status.code() == tonic::Code::NotFound => break,
-                Err(status) => eprintln!("gate-connector: heartbeat failed: {}", status.message()),
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), error = status.message(), "heartbeat failed");
+                }
             }
         }
     }
@@ -346,7 +351,7 @@ async fn sync(
                             }
                             Ok(None) => break,
                             Err(status) => {
-                                eprintln!("gate-connector: snapshot watch ended: {}", status.message());
+                                tracing::warn!(code = ?status.code(), error = status.message(), "snapshot watch ended");
                                 break;
                             }
                         },
@@ -354,11 +359,11 @@ async fn sync(
                     }
                 }
             }
-            Err(status) => eprintln!(
-                "gate-connector: cannot watch snapshots ({}: {}); polling every {:?}",
-                status.code(),
-                status.message(),
-                config.sync_interval
+            Err(status) => tracing::warn!(
+                code = ?status.code(),
+                error = status.message(),
+                every = ?config.sync_interval,
+                "cannot watch snapshots; polling"
             ),
         }
         let wait = config.sync_interval + jitter(config.sync_jitter);

@@ -41,9 +41,10 @@ impl Shipper {
 
     fn outage(&mut self, error: &str) {
         if !self.down {
-            eprintln!(
-                "gate-connector: audit shipping failed ({error}); spooling to {} until the control plane answers",
-                self.spool.dir().display()
+            tracing::warn!(
+                error,
+                spool_dir = %self.spool.dir().display(),
+                "audit shipping failed; spooling until the control plane answers"
             );
         }
         self.down = true;
@@ -54,7 +55,8 @@ impl Shipper {
         if batch.is_empty() {
             return;
         }
-        let count = batch.len() as f64;
+        let events = batch.len();
+        let count = events as f64;
         if self.spool.files().is_empty() {
             match self.send(&batch).await {
                 Ok(()) => {
@@ -75,9 +77,11 @@ impl Shipper {
                 .metrics
                 .add("gate_audit_events_spooled_total", &[], count),
             // Nowhere to put them: say so loudly; the JSON lines on stdout still hold them.
-            Err(e) => eprintln!(
-                "gate-connector: cannot spool {count} audit events to {}: {e}",
-                self.spool.dir().display()
+            Err(e) => tracing::error!(
+                events,
+                spool_dir = %self.spool.dir().display(),
+                error = %e,
+                "cannot spool audit events"
             ),
         }
     }
@@ -88,17 +92,12 @@ impl Shipper {
             let (events, bad) = match Spool::read(&file) {
                 Ok(read) => read,
                 Err(e) => {
-                    eprintln!(
-                        "gate-connector: cannot read spooled audit batch {}: {e}",
-                        file.display()
-                    );
+                    tracing::warn!(file = %file.display(), error = %e, "cannot read spooled audit batch");
                     return;
                 }
             };
             for problem in &bad {
-                eprintln!(
-                    "gate-connector: unreadable spooled audit event kept out of the replay: {problem}"
-                );
+                tracing::warn!(problem = %problem, "unreadable spooled audit event kept out of the replay");
             }
             for chunk in events.chunks(BATCH) {
                 if let Err(e) = self.send(chunk).await {
@@ -110,17 +109,14 @@ impl Shipper {
                 let kept = file.with_extension("unreadable");
                 let _ = std::fs::rename(&file, &kept);
             } else if let Err(e) = std::fs::remove_file(&file) {
-                eprintln!(
-                    "gate-connector: cannot remove replayed batch {}: {e}",
-                    file.display()
-                );
+                tracing::warn!(file = %file.display(), error = %e, "cannot remove replayed batch");
                 return;
             }
             self.metrics
                 .add("gate_audit_events_replayed_total", &[], events.len() as f64);
         }
         if self.down {
-            eprintln!("gate-connector: audit shipping recovered; spool replayed");
+            tracing::info!("audit shipping recovered; spool replayed");
             self.down = false;
         }
     }

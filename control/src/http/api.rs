@@ -7,6 +7,7 @@ use gate_proto::v1::*;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::audit_json;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::service::ControlPlane;
@@ -34,6 +35,11 @@ impl Call<'_> {
 
     /// Parse the JSON body; an empty body is `{}`. Errors name the field path.
     fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        decode(self.json_object()?)
+    }
+
+    /// The JSON body as an object (an empty body is `{}`), before it is decoded.
+    fn json_object(&self) -> ApiResult<serde_json::Value> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -51,16 +57,7 @@ impl Call<'_> {
             return Err(ApiError::invalid("body", "expected a JSON object"));
         }
         integral_floats_to_integers(&mut json);
-        let value = serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path.is_empty() || path == "." || path == "?" {
-                "body".to_owned()
-            } else {
-                path
-            };
-            ApiError::invalid(&field, e.into_inner().to_string())
-        })?;
-        Ok(value)
+        Ok(json)
     }
 
     /// Only the named query parameters are allowed.
@@ -80,6 +77,19 @@ impl Call<'_> {
             )),
         }
     }
+}
+
+/// Decode a request message from its JSON; errors name the field path.
+fn decode<T: DeserializeOwned>(json: serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
+        ApiError::invalid(&field, e.into_inner().to_string())
+    })
 }
 
 /// JSON does not tell `3` from `3.0`, and JSON Schema calls both integers:
@@ -105,10 +115,13 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) {
     }
 }
 
-fn json<T: serde::Serialize>(value: T) -> ApiResult<Reply> {
+fn to_json<T: serde::Serialize>(value: T) -> ApiResult<serde_json::Value> {
     serde_json::to_value(value)
-        .map(Reply::Json)
         .map_err(|e| ApiError::new(Code::Internal, format!("cannot encode the response: {e}")))
+}
+
+fn json<T: serde::Serialize>(value: T) -> ApiResult<Reply> {
+    to_json(value).map(Reply::Json)
 }
 
 /// `POST /api/v1/policies/simulate` takes the input as a JSON object.
@@ -346,8 +359,16 @@ pub async fn dispatch(
             cp.fetch_snapshot(caller, FetchSnapshotRequest::default())
                 .await?,
         ),
-        "QueryAudit" => json(cp.query_audit(caller, audit_query(call)?).await?),
-        "IngestAudit" => json(cp.ingest_audit(caller, call.body()?).await?),
+        "QueryAudit" => {
+            let mut reply = to_json(cp.query_audit(caller, audit_query(call)?).await?)?;
+            audit_json::events_to_http(&mut reply);
+            Ok(Reply::Json(reply))
+        }
+        "IngestAudit" => {
+            let mut body = call.json_object()?;
+            audit_json::ingest_from_http(&mut body)?;
+            json(cp.ingest_audit(caller, decode(body)?).await?)
+        }
         "ListAccessRequests" => {
             call.query_only(&["status"])?;
             let status = call.query.get("status").cloned().unwrap_or_default();
@@ -396,7 +417,9 @@ pub async fn dispatch(
             loop {
                 let page = cp.query_audit(caller, request.clone()).await?;
                 for event in &page.events {
-                    lines.push_str(&serde_json::to_string(event).unwrap_or_default());
+                    let mut event = to_json(event)?;
+                    audit_json::event_to_http(&mut event);
+                    lines.push_str(&event.to_string());
                     lines.push('\n');
                 }
                 if page.next_cursor.is_empty() {

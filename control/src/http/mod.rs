@@ -3,6 +3,7 @@
 //! it makes itself (404, 405, limits) is in the API's JSON error shape.
 
 pub mod api;
+mod audit_json;
 mod grpc_deadline;
 pub mod limits;
 pub mod openapi;

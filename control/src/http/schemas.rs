@@ -1,6 +1,7 @@
 //! JSON Schemas of the `gate.v1` messages for the OpenAPI document: shapes from
 //! the generated field table (`gate_proto::fields`), constraints from what the
-//! service functions enforce (`control/src/service/`), listed here once.
+//! service functions enforce (`control/src/service/`), listed here once;
+//! `AuditEvent` in its HTTP shape (`details` an object, `audit_json.rs`).
 
 use std::collections::BTreeMap;
 
@@ -232,6 +233,9 @@ pub(crate) fn add_message(root: &'static str, schemas: &mut Map<String, Value>) 
         });
         if let Some(fields) = required.get(message) {
             schema["required"] = json!(fields);
+        }
+        if message == "AuditEvent" {
+            super::audit_json::adjust_schema(&mut schema);
         }
         schemas.insert(message.to_owned(), schema);
     }

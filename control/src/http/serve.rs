@@ -67,7 +67,7 @@ pub async fn serve(
                 Ok((stream, _peer)) => stream,
                 Err(e) => {
                     // Out of descriptors and the like: keep serving the open connections.
-                    crate::log::warn("accept failed", &[("error", &e.to_string())]);
+                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

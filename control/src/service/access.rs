@@ -167,14 +167,12 @@ impl ControlPlane {
             });
         }
         self.changed();
-        crate::log::info(
-            "access request changed",
-            &[
-                ("id", &request.id),
-                ("status", &request.status),
-                ("subject", &request.subject),
-                ("org", org),
-            ],
+        tracing::info!(
+            id = %request.id,
+            status = %request.status,
+            subject = %request.subject,
+            org,
+            "access request changed"
         );
         Ok(request)
     }

@@ -34,13 +34,11 @@ impl ControlPlane {
             .store
             .register_connector(org, &req.name, &req.version, &req.resources, &req.host)
             .await?;
-        crate::log::info(
-            "connector registered",
-            &[
-                ("connector", &connector.name),
-                ("id", &connector.id),
-                ("org", org),
-            ],
+        tracing::info!(
+            connector = %connector.name,
+            id = %connector.id,
+            org,
+            "connector registered"
         );
         Ok(RegisterConnectorResponse {
             connector: Some(connector),

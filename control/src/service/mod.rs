@@ -92,10 +92,7 @@ impl ControlPlane {
         };
         let principal = match token {
             None if self.insecure && self.api_key.is_none() => {
-                crate::log::warn(
-                    "unauthenticated request served (insecure mode)",
-                    &[("operation", operation)],
-                );
+                tracing::warn!(operation, "unauthenticated request served (insecure mode)");
                 Principal::Insecure
             }
             None => {

@@ -19,10 +19,7 @@ impl Store {
             .execute(self.pool())
             .await
         {
-            crate::log::warn(
-                "cannot notify other replicas of a change",
-                &[("error", &e.to_string())],
-            );
+            tracing::warn!(error = %e, "cannot notify other replicas of a change");
         }
     }
 }
@@ -33,10 +30,7 @@ pub async fn listen_for_changes(dsn: String, changes: watch::Sender<u64>) {
         match PgListener::connect(&dsn).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(CHANNEL).await {
-                    crate::log::warn(
-                        "cannot LISTEN for replica changes",
-                        &[("error", &e.to_string())],
-                    );
+                    tracing::warn!(error = %e, "cannot LISTEN for replica changes");
                 } else {
                     // Anything may have changed while not listening.
                     changes.send_modify(|n| *n += 1);
@@ -44,20 +38,14 @@ pub async fn listen_for_changes(dsn: String, changes: watch::Sender<u64>) {
                         match listener.recv().await {
                             Ok(_) => changes.send_modify(|n| *n += 1),
                             Err(e) => {
-                                crate::log::warn(
-                                    "replica change listener lost",
-                                    &[("error", &e.to_string())],
-                                );
+                                tracing::warn!(error = %e, "replica change listener lost");
                                 break;
                             }
                         }
                     }
                 }
             }
-            Err(e) => crate::log::warn(
-                "cannot connect the replica change listener",
-                &[("error", &e.to_string())],
-            ),
+            Err(e) => tracing::warn!(error = %e, "cannot connect the replica change listener"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -322,6 +322,32 @@ pub struct LoggingConfig {
     pub format: String,
 }
 
+/// The accepted `logging.level` values, most verbose first.
+pub const LOG_LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
+/// The accepted `logging.format` values: one JSON object per line, or text for humans.
+pub const LOG_FORMATS: [&str; 2] = ["json", "text"];
+
+impl LoggingConfig {
+    /// Report a `logging.level` or `logging.format` outside [`LOG_LEVELS`] / [`LOG_FORMATS`].
+    pub fn validate(&self, p: &mut Problems) {
+        if !LOG_LEVELS.contains(&self.level.as_str()) {
+            p.push(
+                "logging.level",
+                format!(
+                    "expected trace, debug, info, warn or error, got {:?}",
+                    self.level
+                ),
+            );
+        }
+        if !LOG_FORMATS.contains(&self.format.as_str()) {
+            p.push(
+                "logging.format",
+                format!("expected json or text, got {:?}", self.format),
+            );
+        }
+    }
+}
+
 impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
@@ -510,24 +536,7 @@ impl Validate for ConnectorConfig {
                 p.push("tls.key_file", "required when tls.enabled is true");
             }
         }
-        if !matches!(
-            self.logging.level.as_str(),
-            "trace" | "debug" | "info" | "warn" | "error"
-        ) {
-            p.push(
-                "logging.level",
-                format!(
-                    "expected trace, debug, info, warn or error, got {:?}",
-                    self.logging.level
-                ),
-            );
-        }
-        if !matches!(self.logging.format.as_str(), "json" | "text") {
-            p.push(
-                "logging.format",
-                format!("expected json or text, got {:?}", self.logging.format),
-            );
-        }
+        self.logging.validate(p);
     }
 }
 

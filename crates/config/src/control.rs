@@ -178,15 +178,7 @@ impl Validate for ControlConfig {
         {
             problems.push("identity_tokens.default_ttl", "must be between 1s and 24h");
         }
-        if !matches!(
-            self.logging.level.as_str(),
-            "debug" | "info" | "warn" | "error"
-        ) {
-            problems.push("logging.level", "expected debug, info, warn or error");
-        }
-        if !matches!(self.logging.format.as_str(), "json" | "text") {
-            problems.push("logging.format", "expected json or text");
-        }
+        self.logging.validate(problems);
     }
 }
 

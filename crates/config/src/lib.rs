@@ -18,7 +18,7 @@ mod error;
 mod load;
 mod number;
 
-pub use connector::ConnectorConfig;
+pub use connector::{ConnectorConfig, LOG_FORMATS, LOG_LEVELS, LoggingConfig};
 pub use control::ControlConfig;
 pub use duration::parse_duration;
 pub use env::{EnvError, expand};

@@ -735,7 +735,8 @@ pub struct AuditEvent {
     pub rows: u64,
     #[prost(uint64, tag = "15")]
     pub duration_us: u64,
-    /// Anything else, as a JSON object.
+    /// Anything else (statement kind, dry-run findings): a JSON object, as text.
+    /// The HTTP API shows and takes the object itself as `details`.
     #[prost(string, tag = "16")]
     pub details_json: ::prost::alloc::string::String,
 }
