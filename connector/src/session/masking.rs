@@ -23,8 +23,11 @@ const SQL_WHOLE_ROW: &[&str] = &[
 pub struct OutputColumn<'a> {
     /// The name the client sees.
     pub name: &'a str,
-    /// The table and column it reads, or `None` when it is computed.
+    /// The table (or view) and column it reads, or `None` when it is computed.
     pub source: Option<(&'a str, &'a str)>,
+    /// The strongest strategy of the masked data it may derive from
+    /// (computed columns, view columns over masked columns; see [`sql_derived`]).
+    pub derived: Option<Strategy>,
 }
 
 /// What to do with one result.
@@ -38,15 +41,9 @@ pub enum ColumnPlan {
     Refuse(String),
 }
 
-/// Decide `columns` under `verdict`. `derived` is the strongest strategy a
-/// computed column may carry (see [`sql_derived`]); `hash_key` says whether
-/// the `hash` strategy can be applied.
-pub fn plan_columns(
-    verdict: &Verdict,
-    columns: &[OutputColumn<'_>],
-    derived: Option<Strategy>,
-    hash_key: bool,
-) -> ColumnPlan {
+/// Decide `columns` under `verdict`; `hash_key` says whether the `hash`
+/// strategy can be applied.
+pub fn plan_columns(verdict: &Verdict, columns: &[OutputColumn<'_>], hash_key: bool) -> ColumnPlan {
     if verdict.is_blocked() {
         let reason = verdict
             .reason
@@ -59,26 +56,26 @@ pub fn plan_columns(
     }
     let mut strategies = Vec::with_capacity(columns.len());
     for column in columns {
-        let strategy = match column.source {
-            Some((table, name)) => verdict
+        let direct = column.source.and_then(|(table, name)| {
+            verdict
                 .masks
                 .iter()
                 .filter(|m| m.column == name && m.table.as_ref().is_none_or(|t| t == table))
                 .map(|m| m.strategy)
-                .max(),
-            // Computed outputs: masked if they may derive from a masked column.
-            None => match (derived, verdict.on_derived) {
-                (None, _) => None,
-                (Some(_), OnDerived::Block) => {
-                    return ColumnPlan::Refuse(format!(
-                        "column \"{}\" is computed from a masked column (on_derived: block)",
-                        column.name
-                    ));
-                }
-                (Some(s), OnDerived::Mask) => Some(s),
-            },
+                .max()
+        });
+        // Derived outputs: masked if they may derive from a masked column.
+        let derived = match (column.derived, verdict.on_derived) {
+            (None, _) => None,
+            (Some(_), OnDerived::Block) if direct.is_none() => {
+                return ColumnPlan::Refuse(format!(
+                    "column \"{}\" is computed from a masked column (on_derived: block)",
+                    column.name
+                ));
+            }
+            (Some(s), _) => Some(s),
         };
-        strategies.push(strategy);
+        strategies.push(direct.max(derived));
     }
     if strategies.contains(&Some(Strategy::Hash)) && !hash_key {
         return ColumnPlan::Refuse(
@@ -91,13 +88,19 @@ pub fn plan_columns(
     ColumnPlan::Mask(strategies)
 }
 
+/// The strongest strategy among all of `verdict`'s masks (for outputs that
+/// may carry any masked column: whole rows, user-defined functions).
+pub fn strongest(verdict: &Verdict) -> Option<Strategy> {
+    verdict.masks.iter().map(|m| m.strategy).max()
+}
+
 /// For SQL protocols: the strongest strategy a computed column of a result
 /// of `sql` may derive: that of every masked column when the statement turns
 /// whole rows into values, else that of the masked columns it names.
 pub fn sql_derived(verdict: &Verdict, sql: &str) -> Option<Strategy> {
     let lowered = sql.to_ascii_lowercase();
     if SQL_WHOLE_ROW.iter().any(|f| lowered.contains(f)) {
-        return verdict.masks.iter().map(|m| m.strategy).max();
+        return strongest(verdict);
     }
     verdict
         .masks
@@ -108,7 +111,7 @@ pub fn sql_derived(verdict: &Verdict, sql: &str) -> Option<Strategy> {
 }
 
 /// Whether `word` occurs in `text` as a whole identifier.
-fn mentions_word(text: &str, word: &str) -> bool {
+pub fn mentions_word(text: &str, word: &str) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     text.match_indices(word).any(|(at, _)| {
         let before = text[..at].chars().next_back();

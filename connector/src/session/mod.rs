@@ -263,17 +263,34 @@ impl<'g> Session<'g> {
         )
     }
 
+    /// The `post_request` verdict for results of `query` before any result
+    /// exists (no `response` in the input): the masks that will apply to
+    /// what it returns. Reused like `pre_request` verdicts.
+    pub fn expected_masks(&self, query: &QueryInfo) -> Arc<Verdict> {
+        let mut verdicts = lock(&self.verdicts);
+        verdicts.verdict(
+            self.gate,
+            self.protocol.as_str(),
+            &self.resource.name,
+            Stage::PostRequest,
+            query,
+            || {
+                self.evaluate(
+                    Stage::PostRequest,
+                    PolicyInput {
+                        time: Some(TimeInfo::now()),
+                        query: Some(query.clone()),
+                        ..Default::default()
+                    },
+                )
+            },
+        )
+    }
+
     /// Whether `post_request` masks or refuses results of `query` (for
     /// requests whose output Gate cannot mask, such as PostgreSQL's COPY TO).
-    pub fn masks_apply(&self, query: QueryInfo) -> bool {
-        let verdict = self.evaluate(
-            Stage::PostRequest,
-            PolicyInput {
-                time: Some(TimeInfo::now()),
-                query: Some(query),
-                ..Default::default()
-            },
-        );
+    pub fn masks_apply(&self, query: &QueryInfo) -> bool {
+        let verdict = self.expected_masks(query);
         verdict.is_blocked() || !verdict.masks.is_empty()
     }
 

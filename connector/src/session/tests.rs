@@ -298,14 +298,16 @@ fn post_request_masks_by_the_session_labels() {
         masking::OutputColumn {
             name: "id",
             source: Some(("customers", "id")),
+            derived: None,
         },
         masking::OutputColumn {
             name: "email",
             source: Some(("customers", "email")),
+            derived: None,
         },
     ];
     assert_eq!(
-        masking::plan_columns(&verdict, &columns, None, false),
+        masking::plan_columns(&verdict, &columns, false),
         masking::ColumnPlan::Mask(vec![None, Some(gate_policy::Strategy::Redact)])
     );
 }

@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 
 use bytes::BytesMut;
+use gate_policy::QueryInfo;
 
 use super::codec::{self, Frame, backend};
 use super::error::{self, PgError};
+use super::redact;
 use super::results::active_plan;
 use super::rows;
 use super::state::{BLOCK_MARKER, Context, Expect, ResultPlan, Tracker};
@@ -105,9 +107,13 @@ impl Context<'_> {
                 }
                 match blocked_reason(&frame, &mut track.blocked)? {
                     Some(reason) => error::put_refusal(out, reason),
-                    None => out.extend_from_slice(&frame.raw),
+                    None => self.server_message(&track, &frame, out)?,
                 }
                 Ok(())
+            }
+            backend::NOTICE_RESPONSE => {
+                let track = self.track();
+                self.server_message(&track, &frame, out)
             }
             backend::READY_FOR_QUERY => {
                 let mut track = self.track();
@@ -140,6 +146,36 @@ impl Context<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Forward an ErrorResponse or NoticeResponse, its values redacted when
+    /// masks apply to the statement it concerns (see [`redact`]).
+    fn server_message(
+        &self,
+        track: &Tracker,
+        frame: &Frame,
+        out: &mut BytesMut,
+    ) -> Result<(), PgError> {
+        let statement = match track.expect.front() {
+            Some(Expect::Query { sql, .. }) => sql.queries.first().cloned(),
+            Some(Expect::Execute { portal, .. }) => track
+                .portals
+                .get(portal)
+                .and_then(|(name, _)| track.statements.get(name))
+                .and_then(|s| s.sql.queries.first().cloned()),
+            _ => None,
+        };
+        let query = statement.unwrap_or_else(|| QueryInfo {
+            kind: "unknown".into(),
+            ..Default::default()
+        });
+        if self.session.expected_masks(&query).masks.is_empty() {
+            out.extend_from_slice(&frame.raw);
+            return Ok(());
+        }
+        let fields = codec::parse_fields(frame.body())?;
+        codec::put_fields(out, frame.tag, &redact::redact(&fields));
+        Ok(())
     }
 
     /// Add a CommandComplete's rows to the audit event of the statement it

@@ -339,6 +339,29 @@ pub fn put_error(out: &mut BytesMut, error: &ErrorFields) {
 }
 
 /// The (code, message) of an ErrorResponse body.
+/// Every field of an ErrorResponse or NoticeResponse body, in order.
+pub fn parse_fields(body: &[u8]) -> Result<Vec<(u8, String)>, CodecError> {
+    let mut r = Reader::new(body);
+    let mut fields = Vec::new();
+    loop {
+        match r.u8()? {
+            0 => return Ok(fields),
+            kind => fields.push((kind, r.cstr()?.to_owned())),
+        }
+    }
+}
+
+/// Append an ErrorResponse or NoticeResponse (`tag`) with these fields.
+pub fn put_fields(out: &mut BytesMut, tag: u8, fields: &[(u8, String)]) {
+    put_message(out, tag, |b| {
+        for (kind, value) in fields {
+            b.put_u8(*kind);
+            put_cstr(b, value);
+        }
+        b.put_u8(0);
+    });
+}
+
 pub fn parse_error(body: &[u8]) -> Result<(String, String), CodecError> {
     let mut r = Reader::new(body);
     let (mut code, mut message) = (String::new(), String::new());

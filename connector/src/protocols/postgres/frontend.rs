@@ -30,7 +30,7 @@ impl Context<'_> {
     /// Classify `sql` and decide each statement; a message is blocked when
     /// any of its statements is. Returns the decision, the classification
     /// and one audit event per statement.
-    fn plan(&self, sql: &str) -> (Decision, Arc<[QueryInfo]>, Vec<AuditId>) {
+    async fn plan(&self, sql: &str) -> (Decision, Arc<[QueryInfo]>, Vec<AuditId>) {
         let statements = self.classify(sql);
         let single = statements.len() == 1;
         let mut plan = Decision::Forward;
@@ -57,10 +57,13 @@ impl Context<'_> {
                     "a policy rewrite cannot apply to one statement of a multi-statement query"
                         .into(),
                 ),
-                Decision::Forward if copy_out && self.session.masks_apply(query.clone()) => {
+                Decision::Forward if copy_out && self.session.masks_apply(query) => {
                     Decision::Block("COPY ... TO is refused while masking applies to this session (COPY output is not masked)".into())
                 }
-                Decision::Forward => plan,
+                Decision::Forward => match self.masking_guard(query, statement).await {
+                    Some(reason) => Decision::Block(reason),
+                    None => plan,
+                },
             };
         }
         (plan, statements, audits)
@@ -69,14 +72,14 @@ impl Context<'_> {
     /// What goes upstream for a message carrying `text`: the original bytes
     /// (`forward`), or a rewritten or block marker statement (`put`, told
     /// whether it is a marker), and what to track.
-    fn decide_sql(
+    async fn decide_sql(
         &self,
         text: &str,
         out: &mut BytesMut,
         forward: &[u8],
         put: impl FnOnce(&mut BytesMut, &str, bool),
     ) -> (Sql, Vec<AuditId>) {
-        let (decision, queries, audits) = self.plan(text);
+        let (decision, queries, audits) = self.plan(text).await;
         let sql = match decision {
             Decision::Forward => {
                 out.extend_from_slice(forward);
@@ -105,7 +108,7 @@ impl Context<'_> {
     }
 
     /// Append what goes upstream for one client frame.
-    pub(super) fn relay_client_frame(
+    pub(super) async fn relay_client_frame(
         &self,
         frame: &Frame,
         out: &mut BytesMut,
@@ -113,9 +116,11 @@ impl Context<'_> {
         match frame.tag {
             frontend::QUERY => {
                 let text = codec::parse_query(frame.body())?;
-                let (sql, audits) = self.decide_sql(text, out, &frame.raw, |out, sql, _| {
-                    codec::put_query(out, sql)
-                });
+                let (sql, audits) = self
+                    .decide_sql(text, out, &frame.raw, |out, sql, _| {
+                        codec::put_query(out, sql)
+                    })
+                    .await;
                 self.track().expect.push_back(Expect::Query {
                     sql,
                     started: Instant::now(),
@@ -125,12 +130,13 @@ impl Context<'_> {
             }
             frontend::PARSE => {
                 let parse = codec::parse_parse(frame.body())?;
-                let (sql, audits) =
-                    self.decide_sql(parse.query, out, &frame.raw, |out, sql, marker| {
+                let (sql, audits) = self
+                    .decide_sql(parse.query, out, &frame.raw, |out, sql, marker| {
                         // A marker takes no parameters.
                         let types = if marker { &[] } else { parse.param_types };
                         codec::put_parse_with(out, parse.name, sql, types);
-                    });
+                    })
+                    .await;
                 codec::put_describe(out, b'S', parse.name);
                 let mut track = self.track();
                 track.unsynced.push(parse.name.to_owned());

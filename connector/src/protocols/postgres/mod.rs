@@ -21,14 +21,17 @@ pub mod codec;
 mod connection;
 mod error;
 mod frontend;
+mod guard;
 mod login;
 mod pool;
+pub mod redact;
 mod relay;
 mod results;
 pub mod rows;
 pub mod sql;
 mod state;
 pub mod statements;
+pub mod taint;
 mod upstream;
 mod wire;
 

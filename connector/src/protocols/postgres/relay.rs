@@ -61,7 +61,7 @@ pub(super) async fn run(
                 if frame.tag == frontend::TERMINATE {
                     break;
                 }
-                ctx.relay_client_frame(&frame, &mut out)?;
+                ctx.relay_client_frame(&frame, &mut out).await?;
                 // Forward everything already buffered in one write.
                 let mut terminated = false;
                 while let Some(frame) = codec::decode_frame(&mut buf)? {
@@ -69,7 +69,7 @@ pub(super) async fn run(
                         terminated = true;
                         break;
                     }
-                    ctx.relay_client_frame(&frame, &mut out)?;
+                    ctx.relay_client_frame(&frame, &mut out).await?;
                 }
                 upstream_write.write_all(&out).await?;
                 out.clear();

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use gate_policy::{Action, ResponseColumn, Verdict};
+use gate_policy::{Action, ResponseColumn, Strategy, Verdict};
 
 use super::codec::Frame;
 use super::error::{self, PgError};
 use super::rows::{self, Field, Formats, MaskPlan};
 use super::state::{Context, Expect, ResultPlan, Sql, Tracker};
+use super::taint;
 use crate::session::AuditText;
 use crate::session::masking::{self, ColumnPlan, OutputColumn};
 use crate::session::results::ResultShape;
@@ -196,19 +197,33 @@ impl Context<'_> {
         let verdict = self
             .session
             .post_request(sql.queries.first().cloned(), columns);
+        let computed = if verdict.masks.is_empty() {
+            None
+        } else {
+            match self.computed_derived(&verdict, fields, sql).await {
+                Ok(derived) => derived,
+                Err(reason) => return (ResultPlan::Refuse(reason), verdict, false),
+            }
+        };
         let outputs: Vec<OutputColumn<'_>> = fields
             .iter()
             .zip(&sources)
-            .map(|(f, source)| OutputColumn {
-                name: &f.name,
-                source: *source,
+            .map(|(f, source)| {
+                let view_of = tables.get(&f.table_oid).and_then(|t| t.view_of.as_ref());
+                OutputColumn {
+                    name: &f.name,
+                    source: *source,
+                    derived: match (source, view_of) {
+                        (None, _) => computed,
+                        (Some(_), Some(base)) => view_derived(&verdict, base),
+                        (Some(_), None) => None,
+                    },
+                }
             })
             .collect();
-        let derived = masking::sql_derived(&verdict, &sql.text);
         let plan = match masking::plan_columns(
             &verdict,
             &outputs,
-            derived,
             self.session.gate.masking_key.is_some(),
         ) {
             ColumnPlan::Pass => ResultPlan::Pass,
@@ -220,6 +235,86 @@ impl Context<'_> {
         };
         (plan, verdict, true)
     }
+}
+
+impl Context<'_> {
+    /// The strongest mask a computed column of this result may carry: every
+    /// mask when the statement cannot be parsed, calls a user-defined
+    /// function, or uses whole rows of a table with masked columns; none when
+    /// it reads no such table; else the masks of the columns it names. `Err`
+    /// is the refusal when the catalog cannot be read.
+    async fn computed_derived(
+        &self,
+        verdict: &Verdict,
+        fields: &[Field],
+        sql: &Sql,
+    ) -> Result<Option<Strategy>, String> {
+        if fields.iter().all(|f| f.table_oid != 0) {
+            return Ok(None);
+        }
+        let taint = taint::analyze(&sql.text);
+        if taint.unparsed {
+            return Ok(masking::strongest(verdict));
+        }
+        let masked: Vec<String> = verdict
+            .masks
+            .iter()
+            .map(|m| m.column.to_ascii_lowercase())
+            .collect();
+        let holders = self
+            .catalog
+            .tables_with_columns(
+                self.session.resource,
+                self.upstream_user,
+                self.upstream_db,
+                &masked,
+            )
+            .await
+            .map_err(|e| format!("Gate could not resolve the tables this statement reads: {e}"))?;
+        let reads_masked = taint.relations.iter().any(|r| {
+            let name = r.rsplit('.').next().unwrap_or(r).trim_matches('"');
+            holders.iter().any(|h| h == name)
+        });
+        if reads_masked && taint.whole_row {
+            return Ok(masking::strongest(verdict));
+        }
+        if !taint.functions.is_empty() {
+            let functions: Vec<&str> = taint.functions.iter().map(String::as_str).collect();
+            let user = self
+                .catalog
+                .user_functions(
+                    self.session.resource,
+                    self.upstream_user,
+                    self.upstream_db,
+                    &functions,
+                )
+                .await
+                .map_err(|e| {
+                    format!("Gate could not resolve the functions this statement calls: {e}")
+                })?;
+            if !user.is_empty() {
+                return Ok(masking::strongest(verdict));
+            }
+        }
+        if !reads_masked {
+            return Ok(None);
+        }
+        Ok(masking::sql_derived(verdict, &sql.text))
+    }
+}
+
+/// The strongest mask among the base columns a view reads.
+fn view_derived(verdict: &Verdict, base: &[(String, String)]) -> Option<Strategy> {
+    verdict
+        .masks
+        .iter()
+        .filter(|m| {
+            base.iter().any(|(table, column)| {
+                m.column == *column && m.table.as_ref().is_none_or(|t| t == table)
+            })
+        })
+        .map(|m| m.strategy)
+        .max()
 }
 
 /// The plan and formats for the rows arriving now.

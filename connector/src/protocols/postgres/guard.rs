@@ -1,0 +1,168 @@
+//! Statements refused at `pre_request` while masks apply to the session,
+//! because what they do with masked data cannot be masked afterwards: copying
+//! it into another object (CREATE … AS, SELECT INTO, INSERT … SELECT, UPDATE
+//! … SET, views, functions, triggers, rules), running procedural code Gate
+//! cannot see into (DO, CALL), or reading planner statistics (sample values).
+//! Users whose policies apply no masks are never refused here.
+
+use gate_policy::QueryInfo;
+
+use super::state::Context;
+use super::taint::{self, Taint};
+use crate::session::masking;
+
+/// Statement kinds that may move data or run code; others pass without a look.
+const CHECKED_KINDS: &[&str] = &[
+    "create", "insert", "update", "merge", "do", "call", "unknown",
+];
+
+/// Constructs whose body is code Gate cannot parse (checked by name).
+const CODE: &[&str] = &[
+    "CREATE FUNCTION",
+    "CREATE PROCEDURE",
+    "CREATE TRIGGER",
+    "CREATE RULE",
+];
+
+impl Context<'_> {
+    /// Why `query` (one statement, `text`) is refused while masks apply, if it is.
+    pub(super) async fn masking_guard(&self, query: &QueryInfo, text: &str) -> Option<String> {
+        if !needs_guard(query, text) {
+            return None;
+        }
+        let verdict = self.session.expected_masks(query);
+        if verdict.masks.is_empty() {
+            return None;
+        }
+        let masked: Vec<String> = verdict
+            .masks
+            .iter()
+            .map(|m| m.column.to_ascii_lowercase())
+            .collect();
+        let statement = taint::analyze(text);
+        if statement.reads_statistics() {
+            return Some(
+                "planner statistics (pg_stats, pg_statistic, …) are refused while masks apply to this session: they hold sample values of masked columns".into(),
+            );
+        }
+        let how = match (statement.moves_data, statement.unparsed) {
+            (Some(how), _) => how,
+            (None, true) => return self.unparsed(text),
+            (None, false) => return None,
+        };
+        if how == "DO" || how == "CALL" {
+            return Some(format!(
+                "{how} is refused while masks apply to this session (Gate cannot see what procedural code reads)"
+            ));
+        }
+        let read = statement.read.as_deref().unwrap_or(text);
+        let lowered = read.to_ascii_lowercase();
+        if let Some(column) = masked.iter().find(|c| masking::mentions_word(&lowered, c)) {
+            return Some(format!(
+                "statement copies masked column {column} ({how} while masks apply to this session)"
+            ));
+        }
+        let holders = match self.holders(&masked).await {
+            Ok(holders) => holders,
+            Err(reason) => return Some(reason),
+        };
+        if CODE.contains(&how) {
+            let table = holders
+                .iter()
+                .find(|t| masking::mentions_word(&lowered, t))?;
+            return Some(format!(
+                "{how} reads table {table}, which has masked columns (refused while masks apply to this session)"
+            ));
+        }
+        self.moves_whole_rows(&taint::analyze(read), &holders, how)
+            .await
+    }
+
+    /// Tables holding masked columns, or the refusal when the catalog cannot be read.
+    async fn holders(&self, masked: &[String]) -> Result<std::sync::Arc<Vec<String>>, String> {
+        self.catalog
+            .tables_with_columns(
+                self.session.resource,
+                self.upstream_user,
+                self.upstream_db,
+                masked,
+            )
+            .await
+            .map_err(|e| {
+                format!("Gate could not read the catalog to check for masked columns: {e}")
+            })
+    }
+
+    /// A data move reading a table with masked columns through `*`, a whole
+    /// row, or a user-defined function.
+    async fn moves_whole_rows(
+        &self,
+        read: &Taint,
+        holders: &[String],
+        how: &str,
+    ) -> Option<String> {
+        let table = read.relations.iter().find_map(|r| {
+            let name = r.rsplit('.').next().unwrap_or(r).trim_matches('"');
+            holders.iter().find(|h| *h == name)
+        })?;
+        if read.whole_row || read.wildcard || read.unparsed {
+            return Some(format!(
+                "statement copies whole rows of {table}, which has masked columns ({how} while masks apply to this session)"
+            ));
+        }
+        if read.functions.is_empty() {
+            return None;
+        }
+        let functions: Vec<&str> = read.functions.iter().map(String::as_str).collect();
+        match self
+            .catalog
+            .user_functions(
+                self.session.resource,
+                self.upstream_user,
+                self.upstream_db,
+                &functions,
+            )
+            .await
+        {
+            Ok(user) if user.is_empty() => None,
+            Ok(user) => Some(format!(
+                "statement calls user-defined function {} on {table}, which has masked columns ({how} while masks apply to this session)",
+                user.join(", ")
+            )),
+            Err(e) => Some(format!(
+                "Gate could not read the catalog to check for user-defined functions: {e}"
+            )),
+        }
+    }
+
+    /// A statement Gate cannot parse: DO and CALL are refused; anything else
+    /// goes on (its results are still traced column by column).
+    fn unparsed(&self, text: &str) -> Option<String> {
+        let first = text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        matches!(first.as_str(), "DO" | "CALL").then(|| {
+            format!(
+                "{first} is refused while masks apply to this session (Gate cannot see what procedural code reads)"
+            )
+        })
+    }
+}
+
+/// Whether a statement can move data, run code or read statistics at all
+/// (cheap: no parse for the statements most sessions send).
+fn needs_guard(query: &QueryInfo, text: &str) -> bool {
+    if CHECKED_KINDS.contains(&query.kind.as_str()) {
+        return true;
+    }
+    if query.kind != "select" {
+        return false;
+    }
+    let statistics = query.tables.iter().any(|t| {
+        let name = t.rsplit('.').next().unwrap_or(t).to_ascii_lowercase();
+        taint::STATISTICS.contains(&name.as_str())
+    });
+    statistics || masking::mentions_word(&text.to_ascii_lowercase(), "into")
+}
