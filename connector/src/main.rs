@@ -76,7 +76,39 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(loaded))
+    // OTLP trace export (`telemetry:`): built inside the runtime, whose tasks
+    // carry its gRPC channel. Until the logging setup owns the registry, it
+    // holds this layer alone.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        gate_connector::telemetry::layer(loaded.config.telemetry.as_ref())
+    };
+    let guard = match telemetry {
+        Ok(Some((layer, guard))) => {
+            use tracing_subscriber::layer::SubscriberExt;
+            if let Err(e) =
+                tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            {
+                eprintln!("gate-connector: cannot install trace export: {e}");
+                return ExitCode::from(1);
+            }
+            Some(guard)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("gate-connector: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let code = run(loaded).await;
+        // Send the spans still queued; off the worker thread, which must keep
+        // driving the gRPC channel meanwhile.
+        if let Some(guard) = guard {
+            let _ = tokio::task::spawn_blocking(move || guard.shutdown()).await;
+        }
+        code
+    })
 }
 
 /// Bind every listener, serve until Ctrl-C or SIGTERM.
