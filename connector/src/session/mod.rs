@@ -151,7 +151,10 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         resource.require_access_grant,
         &identity,
     )
-    .map_err(Refusal::GrantRequired)?;
+    .map_err(|reason| {
+        spans::decided(&span, Action::Block);
+        Refusal::GrantRequired(reason)
+    })?;
     connection.client_ip = Some(peer.ip().to_string());
     connection.client_port = Some(peer.port());
     let input = SessionInput::new(&PolicyInput {

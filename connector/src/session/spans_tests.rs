@@ -23,6 +23,7 @@ use crate::session::{Admission, AuditText, admit};
 const POLICY: &str = r#"package formal.v2
 import rego.v1
 default session := {"action": "allow"}
+session := {"action": "block", "reason": "not mallory"} if input.user.name == "mallory"
 default pre_request := {"action": "allow"}
 pre_request := {"action": "block", "reason": "no deletes"} if input.query.type == "delete"
 "#;
@@ -189,6 +190,19 @@ fn a_traceparent_with_a_request_parents_it_and_links_the_session() {
     );
     let links: Vec<_> = request.links.iter().map(|l| &l.span_context).collect();
     assert_eq!(links, [&session.span_context]);
+}
+
+#[test]
+fn a_refused_session_still_has_its_span_with_the_block() {
+    let gate = gate(true);
+    let spans = traced(|| {
+        let mut refused = admission(&gate, None);
+        refused.user.name = Some("mallory".into());
+        assert!(admit(&gate, refused).is_err());
+    });
+    let session = named(&spans, "gate.session")[0];
+    assert_eq!(attr(session, "gate.identity").as_deref(), Some("mallory"));
+    assert_eq!(attr(session, "gate.action").as_deref(), Some("block"));
 }
 
 #[test]
