@@ -23,4 +23,5 @@ pub mod server;
 pub mod session;
 pub mod startup;
 pub mod stream;
+pub mod telemetry;
 pub mod tls;

@@ -46,22 +46,32 @@ pub fn filter(level: LevelFilter) -> Targets {
 /// per line: `timestamp`, `level`, `message`, the event's fields, `target`) or `text` (no
 /// colours). Fails on a level or format outside those lists, or when a subscriber is already set.
 pub fn init(level: &str, format: &str) -> Result<(), String> {
+    init_with(level, format, None)
+}
+
+/// A layer that sees every span and event before the log filter (the OTLP
+/// span exporter of [`crate::telemetry`], which filters for itself).
+pub type Extra = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init`], with `extra` installed beside the log output.
+pub fn init_with(level: &str, format: &str, extra: Option<Extra>) -> Result<(), String> {
+    use tracing_subscriber::Layer as _;
     let targets = filter(parse_level(level)?);
     let base = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
+    let registry = tracing_subscriber::registry().with(extra);
     let installed = match format {
         "json" => tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(targets).with(
+            registry.with(
                 base.json()
                     .flatten_event(true)
                     .with_current_span(false)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_filter(targets),
             ),
         ),
-        "text" => tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(targets).with(base),
-        ),
+        "text" => tracing::subscriber::set_global_default(registry.with(base.with_filter(targets))),
         other => {
             return Err(format!(
                 "logging.format: expected json or text, got {other:?}"

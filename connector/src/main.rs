@@ -52,13 +52,6 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    // From here on every line goes through `tracing` (connector/src/logging.rs) to stderr.
-    if let Err(e) =
-        gate_connector::logging::init(&loaded.config.logging.level, &loaded.config.logging.format)
-    {
-        eprintln!("gate-connector: {e}");
-        return ExitCode::from(1);
-    }
     // Worker threads: GATE_WORKER_THREADS, else half the cores (at least one).
     // A proxy shares its machine with clients and servers; on 2 cores one
     // worker costs ~25% less CPU per query than two (docs/benchmarks.md).
@@ -79,11 +72,45 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
+            eprintln!("gate-connector: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(loaded))
+    // OTLP trace export (`telemetry:`): built inside the runtime, whose tasks
+    // carry its gRPC channel, and installed beside the log output.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        gate_connector::telemetry::layer(loaded.config.telemetry.as_ref())
+    };
+    let (extra, guard) = match telemetry {
+        Ok(Some((layer, guard))) => (
+            Some(Box::new(layer) as gate_connector::logging::Extra),
+            Some(guard),
+        ),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("gate-connector: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // From here on every line goes through `tracing` (connector/src/logging.rs) to stderr.
+    if let Err(e) = gate_connector::logging::init_with(
+        &loaded.config.logging.level,
+        &loaded.config.logging.format,
+        extra,
+    ) {
+        eprintln!("gate-connector: {e}");
+        return ExitCode::from(1);
+    }
+    runtime.block_on(async move {
+        let code = run(loaded).await;
+        // Send the spans still queued; off the worker thread, which must keep
+        // driving the gRPC channel meanwhile.
+        if let Some(guard) = guard {
+            let _ = tokio::task::spawn_blocking(move || guard.shutdown()).await;
+        }
+        code
+    })
 }
 
 /// Bind every listener, serve until Ctrl-C or SIGTERM.

@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gate_policy::{QueryInfo, Verdict};
+use gate_policy::{Action, QueryInfo, Verdict};
+use tracing::Span;
 
 use super::Session;
 use crate::audit::AuditEvent;
@@ -54,6 +55,8 @@ struct Pending {
     duration: Option<Duration>,
     /// Complete: may be emitted once every earlier event is.
     ready: bool,
+    /// The request's `gate.request` span, closed when it completes.
+    span: Span,
 }
 
 /// One session's deferred work.
@@ -76,7 +79,7 @@ impl Deferred {
 impl Session<'_> {
     /// Audit one decision once the bytes it concerns are written.
     pub fn audit(&self, kind: &'static str, text: AuditText, verdict: &Arc<Verdict>) {
-        self.push(kind, text, verdict, true);
+        self.push(kind, text, verdict, true, Span::none());
     }
 
     /// Audit one decision whose request is still running: the event is
@@ -87,15 +90,16 @@ impl Session<'_> {
         text: AuditText,
         verdict: &Arc<Verdict>,
     ) -> AuditId {
-        self.push(kind, text, verdict, false)
+        self.push(kind, text, verdict, false, Span::none())
     }
 
-    fn push(
+    pub(super) fn push(
         &self,
         kind: &'static str,
         text: AuditText,
         verdict: &Arc<Verdict>,
         ready: bool,
+        span: Span,
     ) -> AuditId {
         let mut deferred = self.deferred();
         let id = AuditId(deferred.first + deferred.events.len() as u64);
@@ -107,6 +111,7 @@ impl Session<'_> {
             rows: 0,
             duration: None,
             ready,
+            span,
         }));
         id
     }
@@ -120,10 +125,27 @@ impl Session<'_> {
 
     /// A pending event's request is done after `duration`: emit it with the
     /// next flush.
+    /// The request's span closes here.
     pub fn complete(&self, id: AuditId, duration: Duration) {
-        if let Some(event) = self.deferred().get(id) {
+        let mut deferred = self.deferred();
+        if let Some(event) = deferred.get(id) {
             event.duration = Some(duration);
             event.ready = true;
+            let span = std::mem::replace(&mut event.span, Span::none());
+            let rows = event.rows;
+            drop(deferred);
+            super::spans::close(span, rows);
+        }
+    }
+
+    /// Record on the span of the pending request `id` the `post_request`
+    /// action of its result. Free when telemetry is off.
+    pub fn result_action(&self, id: Option<AuditId>, action: Action) {
+        if self.span.is_none() {
+            return;
+        }
+        if let Some(event) = id.and_then(|id| self.deferred().get(id).map(|e| e.span.clone())) {
+            super::spans::result(&event, action);
         }
     }
 

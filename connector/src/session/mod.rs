@@ -9,6 +9,7 @@ mod audit;
 pub mod masking;
 pub mod outcome;
 pub mod results;
+mod spans;
 pub mod verdicts;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use gate_policy::{
     Action, ConnectionInfo, PolicyInput, QueryInfo, ResourceInfo, SessionInput, Stage, TimeInfo,
     UserInfo, Verdict,
 };
+use tracing::Span;
 
 pub use audit::{AuditId, AuditText};
 pub use outcome::Outcome;
@@ -45,6 +47,9 @@ pub struct Admission<'g> {
     /// What the protocol knows of the connection (TLS, application name,
     /// the database and user name the client asked for).
     pub connection: ConnectionInfo,
+    /// A W3C `traceparent` the client sent (HTTP, MCP): the session's span
+    /// continues that trace. PostgreSQL has none.
+    pub traceparent: Option<String>,
 }
 
 /// Why a client was not admitted; the protocol renders it in its own error format.
@@ -98,6 +103,8 @@ pub struct Session<'g> {
     pub parties: Parties,
     /// The session holds an access grant and ends when it does.
     grant_bound: bool,
+    /// `gate.session` (`Span::none()` when telemetry is off); closes when the session drops.
+    span: Span,
     verdicts: Mutex<VerdictCache>,
     deferred: Mutex<Deferred>,
 }
@@ -112,8 +119,17 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         mut user,
         peer,
         mut connection,
+        traceparent,
     } = admission;
     let identity = user.name.clone().unwrap_or_default();
+    let span = spans::session(
+        gate,
+        protocol,
+        &resource.name,
+        &identity,
+        peer,
+        traceparent.as_deref(),
+    );
     let managed = gate.live.managed();
     if let Some(groups) = managed.groups.get(&identity) {
         for group in groups {
@@ -135,7 +151,10 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         resource.require_access_grant,
         &identity,
     )
-    .map_err(Refusal::GrantRequired)?;
+    .map_err(|reason| {
+        spans::decided(&span, Action::Block);
+        Refusal::GrantRequired(reason)
+    })?;
     connection.client_ip = Some(peer.ip().to_string());
     connection.client_port = Some(peer.port());
     let input = SessionInput::new(&PolicyInput {
@@ -165,6 +184,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         input,
         parties,
         grant_bound: grant.is_some(),
+        span,
         verdicts: Mutex::default(),
         deferred: Mutex::default(),
     };
@@ -175,6 +195,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
             ..Default::default()
         },
     ));
+    spans::decided(&session.span, verdict.action);
     gate.audit.emit(AuditEvent::new(
         "session",
         &session.parties,
@@ -223,11 +244,20 @@ impl<'g> Session<'g> {
     /// Decide one request with `pre_request` (the verdict reused for requests
     /// of the same shape when the policies allow it, see [`verdicts`]) and
     /// audit the decision (an event the protocol completes with
-    /// [`Session::complete`]). `refused` is the reason given when a policy
-    /// blocks without one.
-    pub fn request(&self, query: &QueryInfo, text: AuditText, refused: &str) -> Decided {
+    /// [`Session::complete`], which also closes the request's span).
+    /// `refused` is the reason given when a policy blocks without one;
+    /// `traceparent` the W3C trace context the client sent with this request
+    /// (HTTP, MCP), whose trace the request's span then continues.
+    pub fn request(
+        &self,
+        query: &QueryInfo,
+        text: AuditText,
+        refused: &str,
+        traceparent: Option<&str>,
+    ) -> Decided {
         let verdict = self.pre_request(query);
-        let audit = self.audit_pending("statement", text, &verdict);
+        let span = spans::request(&self.span, &query.kind, verdict.action, traceparent);
+        let audit = self.push("statement", text, &verdict, false, span);
         let decision = match verdict.action {
             Action::Block => {
                 Decision::Block(verdict.reason.clone().unwrap_or_else(|| refused.to_owned()))

@@ -89,6 +89,7 @@ fn admission<'g>(gate: &'g Gate, groups: &[&str]) -> Admission<'g> {
         },
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
         connection: ConnectionInfo::default(),
+        traceparent: None,
     }
 }
 
@@ -198,9 +199,19 @@ async fn an_open_session_ends_when_its_grant_expires() {
 fn requests_of_one_shape_reuse_the_verdict_and_audit_rows_and_duration() {
     let (gate, audit) = gate(false);
     let session = admit(&gate, admission(&gate, &[])).expect("admitted");
-    let first = session.request(&delete(1), AuditText::Text("delete 1".into()), "refused");
+    let first = session.request(
+        &delete(1),
+        AuditText::Text("delete 1".into()),
+        "refused",
+        None,
+    );
     assert_eq!(first.decision, Decision::Block("no deletes".into()));
-    let second = session.request(&delete(2), AuditText::Text("delete 2".into()), "refused");
+    let second = session.request(
+        &delete(2),
+        AuditText::Text("delete 2".into()),
+        "refused",
+        None,
+    );
     assert!(
         Arc::ptr_eq(&first.verdict, &second.verdict),
         "same shape: the verdict is reused, not evaluated again"
@@ -209,7 +220,7 @@ fn requests_of_one_shape_reuse_the_verdict_and_audit_rows_and_duration() {
         kind: "select".into(),
         ..Default::default()
     };
-    let third = session.request(&select, AuditText::Text("select 1".into()), "refused");
+    let third = session.request(&select, AuditText::Text("select 1".into()), "refused", None);
     assert_eq!(third.decision, Decision::Forward);
 
     // Pending events wait for completion; each keeps the time it was decided.
@@ -249,7 +260,12 @@ fn a_session_dropped_mid_request_still_audits_it() {
     let (gate, audit) = gate(false);
     {
         let session = admit(&gate, admission(&gate, &[])).expect("admitted");
-        let _ = session.request(&delete(3), AuditText::Text("delete 3".into()), "refused");
+        let _ = session.request(
+            &delete(3),
+            AuditText::Text("delete 3".into()),
+            "refused",
+            None,
+        );
     }
     let events = audit.events(2);
     assert_eq!(events.len(), 2);

@@ -43,6 +43,9 @@ pub struct ConnectorConfig {
     pub delivery: Option<DeliveryConfig>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// OpenTelemetry trace export (off when absent).
+    #[serde(default)]
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 fn default_listen_addr() -> String {
@@ -129,6 +132,21 @@ fn default_state_dir() -> String {
 
 fn default_sync_interval() -> Duration {
     Duration::from_secs(30)
+}
+
+/// OTLP trace export: one span per session, one child span per request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/gRPC endpoint (`http://host:4317`).
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute of every span.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_service_name() -> String {
+    "gate-connector".to_owned()
 }
 
 /// The upstream protocols Gate speaks.
@@ -465,6 +483,26 @@ impl Validate for ConnectorConfig {
                 p.push("control_plane.state_dir", "must not be empty");
             }
         }
+        if let Some(telemetry) = &self.telemetry {
+            let endpoint = &telemetry.otlp_endpoint;
+            let host = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            match host {
+                None => p.push(
+                    "telemetry.otlp_endpoint",
+                    format!("expected an http:// or https:// URL, got {endpoint:?}"),
+                ),
+                Some(rest) if rest.is_empty() || rest.starts_with([':', '/']) => p.push(
+                    "telemetry.otlp_endpoint",
+                    format!("expected a host after the scheme, got {endpoint:?}"),
+                ),
+                Some(_) => {}
+            }
+            if telemetry.service_name.is_empty() {
+                p.push("telemetry.service_name", "must not be empty");
+            }
+        }
         let mut resource_names = HashSet::new();
         for (i, r) in self.resources.iter().enumerate() {
             let at = |field: &str| format!("resources[{i}].{field}");
@@ -541,44 +579,5 @@ impl Validate for ConnectorConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use crate::{ConnectorConfig, load_str};
-
-    fn problems(issuer: &str) -> Vec<String> {
-        let yaml = format!("auth:\n  jwt:\n    issuers:\n      - {issuer}\n");
-        match load_str::<ConnectorConfig>("c.yaml", &yaml, &|_| None) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    #[test]
-    fn jwks_urls_must_be_https_or_loopback() {
-        for ok in [
-            "{issuer: a, audience: g, jwks_url: 'https://idp.example/jwks'}",
-            "{issuer: a, audience: g, jwks_url: 'http://127.0.0.1:8080/.well-known/jwks.json'}",
-            "{issuer: a, audience: g, jwks_url: 'http://localhost/jwks'}",
-        ] {
-            assert!(problems(ok).is_empty(), "{ok}: {:?}", problems(ok));
-        }
-        for bad in [
-            "{issuer: a, audience: g, jwks_url: 'http://idp.example/jwks'}",
-            "{issuer: a, audience: g, jwks_url: 'http://localhost.evil.example/jwks'}",
-        ] {
-            let found = problems(bad);
-            assert!(
-                found
-                    .iter()
-                    .any(|p| p.starts_with("auth.jwt.issuers[0].jwks_url: expected an https://")),
-                "{bad}: {found:?}"
-            );
-        }
-        let both = problems("{issuer: a, audience: g, jwks_url: 'https://x/j', jwks_file: j.json}");
-        assert!(
-            both.iter()
-                .any(|p| p.contains("exactly one of jwks_file or jwks_url")),
-            "{both:?}"
-        );
-    }
-}
+#[path = "connector_tests.rs"]
+mod tests;

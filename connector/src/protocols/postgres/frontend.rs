@@ -45,6 +45,7 @@ impl Context<'_> {
                 query,
                 AuditText::Query(statements.clone(), i),
                 "statement refused by policy",
+                None,
             );
             audits.push(decided.audit);
             if matches!(plan, Decision::Block(_)) {

@@ -45,11 +45,9 @@ impl Context<'_> {
                 "planner statistics (pg_stats, pg_statistic, …) are refused while masks apply to this session: they hold sample values of masked columns".into(),
             );
         }
-        let how = match (statement.moves_data, statement.unparsed) {
-            (Some(how), _) => how,
-            (None, true) => return self.unparsed(text),
-            (None, false) => return None,
-        };
+        // (A statement that cannot be parsed and is no DO or CALL goes on:
+        // its results are still traced column by column.)
+        let how = statement.moves_data?;
         if how == "DO" || how == "CALL" {
             return Some(format!(
                 "{how} is refused while masks apply to this session (Gate cannot see what procedural code reads)"
@@ -133,21 +131,6 @@ impl Context<'_> {
                 "Gate could not read the catalog to check for user-defined functions: {e}"
             )),
         }
-    }
-
-    /// A statement Gate cannot parse: DO and CALL are refused; anything else
-    /// goes on (its results are still traced column by column).
-    fn unparsed(&self, text: &str) -> Option<String> {
-        let first = text
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        matches!(first.as_str(), "DO" | "CALL").then(|| {
-            format!(
-                "{first} is refused while masks apply to this session (Gate cannot see what procedural code reads)"
-            )
-        })
     }
 }
 

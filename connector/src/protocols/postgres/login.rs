@@ -78,6 +78,7 @@ pub(super) async fn establish<'g>(
                 db_user: Some(user.clone()),
                 ..Default::default()
             },
+            traceparent: None,
         },
     )?;
 

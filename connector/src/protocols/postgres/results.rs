@@ -14,9 +14,9 @@ use super::error::{self, PgError};
 use super::rows::{self, Field, Formats, MaskPlan};
 use super::state::{Context, Expect, ResultPlan, Sql, Tracker};
 use super::taint;
-use crate::session::AuditText;
 use crate::session::masking::{self, ColumnPlan, OutputColumn};
 use crate::session::results::ResultShape;
+use crate::session::{AuditId, AuditText};
 
 /// Which statement a RowDescription describes.
 enum Target {
@@ -41,10 +41,11 @@ impl Context<'_> {
         // The column names are only needed to decide a new plan or to
         // re-describe masked columns, not for a cached plan.
         let computed = rows::any_computed_column(frame.body())?;
-        let target = self.target();
+        let (target, request) = self.target();
         let plan = match &target {
             Target::Query(sql) | Target::Statement { sql, .. } | Target::Portal { sql } => {
-                self.result_plan(frame.body(), computed, sql).await?
+                self.result_plan(frame.body(), computed, sql, request)
+                    .await?
             }
             Target::Unknown => {
                 ResultPlan::Refuse("Gate cannot tell which statement produced this result".into())
@@ -76,9 +77,33 @@ impl Context<'_> {
         Ok(())
     }
 
-    fn target(&self) -> Target {
+    /// The statement a RowDescription describes, and the request (audit
+    /// event) it belongs to.
+    fn target(&self) -> (Target, Option<AuditId>) {
         let track = self.track();
-        match track.expect.front() {
+        let first = |name: &str| {
+            track
+                .statements
+                .get(name)
+                .and_then(|s| s.audits.first().copied())
+        };
+        let request = match track.expect.front() {
+            Some(Expect::Query {
+                audits, completed, ..
+            }) => audits.get(*completed).copied(),
+            Some(Expect::Describe {
+                statement: true,
+                name,
+                ..
+            }) => first(name),
+            Some(Expect::Describe {
+                statement: false,
+                name,
+                ..
+            }) => track.portals.get(name).and_then(|(s, _)| first(s)),
+            _ => None,
+        };
+        let target = match track.expect.front() {
             Some(Expect::Query { sql, .. }) => Target::Query(sql.clone()),
             Some(Expect::Describe {
                 statement: true,
@@ -105,17 +130,19 @@ impl Context<'_> {
                 None => Target::Unknown,
             },
             _ => Target::Unknown,
-        }
+        };
+        (target, request)
     }
 
     /// Decide how to mask a result described by `raw` produced by `sql`
     /// (from the session's plan cache when it may be reused); audit results
-    /// that are masked or refused.
+    /// that are masked or refused; the action goes on `request`'s span.
     async fn result_plan(
         &self,
         raw: &[u8],
         computed: bool,
         sql: &Sql,
+        request: Option<AuditId>,
     ) -> Result<ResultPlan, PgError> {
         let shape = ResultShape {
             description: raw,
@@ -138,6 +165,11 @@ impl Context<'_> {
                 (plan, verdict)
             }
         };
+        let action = match &plan {
+            ResultPlan::Refuse(_) => Action::Block,
+            _ => verdict.action,
+        };
+        self.session.result_action(request, action);
         match &plan {
             ResultPlan::Pass => {}
             ResultPlan::Mask(_) => {

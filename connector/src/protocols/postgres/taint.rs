@@ -74,8 +74,21 @@ impl Taint {
 /// The facts of one statement's text.
 pub fn analyze(sql: &str) -> Taint {
     let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        // The parser knows no DO: procedural code is named by its first word.
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let code = match first.as_str() {
+            "DO" => Some("DO"),
+            "CALL" => Some("CALL"),
+            _ => None,
+        };
         return Taint {
             unparsed: true,
+            moves_data: code,
+            read: code.map(|_| sql.to_owned()),
             ..Taint::default()
         };
     };
