@@ -40,7 +40,6 @@ impl Context<'_> {
             if DDL.contains(&query.kind.as_str()) {
                 self.catalog.invalidate();
             }
-            let copy_out = query.kind == "copy" && statement.to_ascii_uppercase().contains(" TO ");
             let decided = self.session.request(
                 query,
                 AuditText::Query(statements.clone(), i),
@@ -58,9 +57,6 @@ impl Context<'_> {
                     "a policy rewrite cannot apply to one statement of a multi-statement query"
                         .into(),
                 ),
-                Decision::Forward if copy_out && self.session.masks_apply(query) => {
-                    Decision::Block("COPY ... TO is refused while masking applies to this session (COPY output is not masked)".into())
-                }
                 Decision::Forward => match self.masking_guard(query, statement).await {
                     Some(reason) => Decision::Block(reason),
                     None => plan,

@@ -13,7 +13,7 @@ use crate::session::masking;
 
 /// Statement kinds that may move data or run code; others pass without a look.
 const CHECKED_KINDS: &[&str] = &[
-    "create", "insert", "update", "merge", "do", "call", "unknown",
+    "create", "insert", "update", "merge", "do", "call", "copy", "unknown",
 ];
 
 /// Constructs whose body is code Gate cannot parse (checked by name).
@@ -45,6 +45,9 @@ impl Context<'_> {
                 "planner statistics (pg_stats, pg_statistic, …) are refused while masks apply to this session: they hold sample values of masked columns".into(),
             );
         }
+        if query.kind == "copy" && text.to_ascii_uppercase().contains(" TO ") {
+            return self.copy_out(&statement, &masked).await;
+        }
         // (A statement that cannot be parsed and is no DO or CALL goes on:
         // its results are still traced column by column.)
         let how = statement.moves_data?;
@@ -74,6 +77,24 @@ impl Context<'_> {
         }
         self.moves_whole_rows(&taint::analyze(read), &holders, how)
             .await
+    }
+
+    /// COPY … TO (a file, a program, or the client): its output is not
+    /// masked, so it is refused when it reads a table with masked columns.
+    async fn copy_out(&self, statement: &Taint, masked: &[String]) -> Option<String> {
+        const REFUSED: &str = "COPY ... TO is refused while masking applies to this session (COPY output is not masked)";
+        if statement.unparsed {
+            return Some(REFUSED.into());
+        }
+        let holders = match self.holders(masked).await {
+            Ok(holders) => holders,
+            Err(reason) => return Some(reason),
+        };
+        let reads_masked = statement.relations.iter().any(|r| {
+            let name = r.rsplit('.').next().unwrap_or(r).trim_matches('"');
+            holders.iter().any(|h| h == name)
+        });
+        (reads_masked || !statement.functions.is_empty()).then(|| REFUSED.into())
     }
 
     /// Tables holding masked columns, or the refusal when the catalog cannot be read.

@@ -232,7 +232,7 @@ impl Context<'_> {
         let computed = if verdict.masks.is_empty() {
             None
         } else {
-            match self.computed_derived(&verdict, fields, sql).await {
+            match self.computed_derived(&verdict, &sources, sql).await {
                 Ok(derived) => derived,
                 Err(reason) => return (ResultPlan::Refuse(reason), verdict, false),
             }
@@ -278,10 +278,11 @@ impl Context<'_> {
     async fn computed_derived(
         &self,
         verdict: &Verdict,
-        fields: &[Field],
+        sources: &[Option<(&str, &str)>],
         sql: &Sql,
     ) -> Result<Option<Strategy>, String> {
-        if fields.iter().all(|f| f.table_oid != 0) {
+        // (A whole-row reference names its table with column number 0: no source either.)
+        if sources.iter().all(Option::is_some) {
             return Ok(None);
         }
         let taint = taint::analyze(&sql.text);

@@ -101,6 +101,17 @@ pub fn analyze(sql: &str) -> Taint {
             walker.taint.read = Some(read_part(statement));
         }
         let _ = statement.visit(&mut walker);
+        // The table a COPY reads is not a relation the visitor reports.
+        if let Statement::Copy {
+            source: sqlparser::ast::CopySource::Table { table_name, .. },
+            ..
+        } = statement
+        {
+            walker
+                .taint
+                .relations
+                .insert(table_name.to_string().to_ascii_lowercase());
+        }
     }
     // A name used as a value that is also a relation or alias read here is a whole row.
     let mut taint = walker.taint;
@@ -379,5 +390,10 @@ mod tests {
         assert!(analyze("select most_common_vals from pg_stats").reads_statistics());
         assert!(!analyze("select * from customers").reads_statistics());
         assert!(analyze("this is not sql").unparsed);
+        assert!(
+            analyze("copy public.customers to stdout")
+                .relations
+                .contains("public.customers")
+        );
     }
 }
