@@ -4,9 +4,11 @@
 //! (`gate_policy::Reuse`, worked out from the policies' syntax trees).
 //!
 //! A session's own parts (user, resource, connection, grant) are fixed, so
-//! the key is the stage plus the query's kind, tables, columns, operation,
-//! database and collection — never its text — plus the wall-clock second
-//! when the policies read `input.time.hour`, `weekday` or `rfc3339`.
+//! the key is the stage plus the query's kind, tables, operation, database
+//! and collection — never its text or columns (a policy that reads
+//! `input.query.columns` is evaluated for every statement) — plus the
+//! wall-clock second when the policies read `input.time.hour`, `weekday` or
+//! `rfc3339`.
 //! Verdicts that carry a policy error are never reused, and every policy
 //! change (a new generation) empties the cache.
 
@@ -22,7 +24,6 @@ use crate::server::Gate;
 pub const SHAPE: &[&str] = &[
     "query.type",
     "query.tables",
-    "query.columns",
     "query.operation",
     "query.database",
     "query.collection",
@@ -142,7 +143,6 @@ pub fn shape_of(query: &QueryInfo) -> QueryInfo {
     QueryInfo {
         kind: query.kind.clone(),
         tables: query.tables.clone(),
-        columns: query.columns.clone(),
         operation: query.operation.clone(),
         database: query.database.clone(),
         collection: query.collection.clone(),
@@ -154,7 +154,6 @@ pub fn shape_of(query: &QueryInfo) -> QueryInfo {
 pub fn same_shape(a: &QueryInfo, b: &QueryInfo) -> bool {
     a.kind == b.kind
         && a.tables == b.tables
-        && a.columns == b.columns
         && a.operation == b.operation
         && a.database == b.database
         && a.collection == b.collection
@@ -164,7 +163,6 @@ pub fn same_shape(a: &QueryInfo, b: &QueryInfo) -> bool {
 pub fn hash_shape(query: &QueryInfo, h: &mut impl Hasher) {
     query.kind.hash(h);
     query.tables.hash(h);
-    query.columns.hash(h);
     query.operation.hash(h);
     query.database.hash(h);
     query.collection.hash(h);

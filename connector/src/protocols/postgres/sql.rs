@@ -26,6 +26,7 @@ pub fn classify(sql: &str) -> Vec<QueryInfo> {
                         statement.to_string()
                     }),
                     tables: tables(statement),
+                    columns: columns(statement),
                     ..Default::default()
                 })
                 .collect()
@@ -45,6 +46,26 @@ fn tables(statement: &Statement) -> Vec<String> {
     let _ = visit_relations(statement, |relation| {
         let name = relation.to_string();
         if !names.contains(&name) {
+            names.push(name);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    names
+}
+
+/// The column names the statement's expressions reference (select list,
+/// predicates, assignments), lower case and unqualified, each once.
+fn columns(statement: &Statement) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(statement, |expr| {
+        let name = match expr {
+            sqlparser::ast::Expr::Identifier(ident) => Some(&ident.value),
+            sqlparser::ast::Expr::CompoundIdentifier(parts) => parts.last().map(|p| &p.value),
+            _ => None,
+        };
+        if let Some(name) = name.map(|n| n.to_ascii_lowercase())
+            && !names.contains(&name)
+        {
             names.push(name);
         }
         ControlFlow::<()>::Continue(())
@@ -143,6 +164,13 @@ mod tests {
             "select * from customers c join orders o on o.cid = c.id join customers x on true",
         )[0];
         assert_eq!(q.tables, ["customers", "orders"]);
+    }
+
+    #[test]
+    fn referenced_columns_are_listed_once() {
+        let q =
+            &classify("select c.id, name from customers c where c.email like 'a%' and id > 1")[0];
+        assert_eq!(q.columns, ["id", "name", "email"]);
     }
 
     #[test]
