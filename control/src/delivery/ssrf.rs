@@ -85,7 +85,25 @@ impl Guard {
         if host.is_empty() {
             return Err("no host".to_owned());
         }
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        // `Authority::port` is None for a port that is not a u16: read the text itself.
+        let written = authority
+            .as_str()
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.contains(']'));
+        let port = match written {
+            None | Some("") => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => return Err(format!("port {p} is not 1-65535")),
+            },
+        };
         if !self.trusted {
             let lower = host.to_ascii_lowercase();
             if METADATA_HOSTS.contains(&lower.trim_end_matches('.')) {
@@ -165,6 +183,8 @@ mod tests {
             "https://metadata.google.internal/x",
             "https://user:pw@example.com/x",
             "http://0.0.0.0:80/",
+            "https://example.com:70000/x",
+            "https://example.com:0/x",
             "https://[::ffff:169.254.169.254]/",
             "not a url",
         ] {

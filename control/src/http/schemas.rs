@@ -14,6 +14,7 @@ use crate::service::audit::ACTIONS;
 use crate::service::identities::KINDS;
 use crate::service::policies::{STAGES, STATES};
 use crate::service::resources::{ORIGINS, PROTOCOLS};
+use crate::service::webhooks::WEBHOOK_URL;
 use crate::store::EVENT_TYPES;
 
 /// Object names (`validate::name`).
@@ -44,6 +45,11 @@ fn one_of_or_empty(values: &[&str]) -> Value {
     let mut allowed = vec![""];
     allowed.extend_from_slice(values);
     one_of(&allowed)
+}
+
+/// A webhook URL (the service enforces the same pattern, then the SSRF guard).
+fn webhook_url() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": WEBHOOK_URL})
 }
 
 /// Constraints per (message, field), merged into the field's schema.
@@ -113,11 +119,11 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("DenyAccessRequestRequest", "denied_by", text(254)),
         ("RevokeAccessRequestRequest", "revoked_by", text(254)),
         ("Resource", "approver_groups", json!({"items": name()})),
-        ("CreateWebhookRequest", "url", json!({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": "^https?://"})),
+        ("CreateWebhookRequest", "url", webhook_url()),
         ("CreateWebhookRequest", "events", json!({"minItems": 1, "items": one_of(EVENT_TYPES)})),
         ("CreateWebhookRequest", "description", text(1024)),
         ("UpdateWebhookRequest", "id", read_only()),
-        ("UpdateWebhookRequest", "url", json!({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": "^https?://"})),
+        ("UpdateWebhookRequest", "url", webhook_url()),
         ("UpdateWebhookRequest", "events", json!({"minItems": 1, "items": one_of(EVENT_TYPES)})),
         ("UpdateWebhookRequest", "description", text(1024)),
         ("RegisterConnectorRequest", "name", name()),

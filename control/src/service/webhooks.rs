@@ -14,6 +14,20 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::store::{DELIVERY_STATES, EVENT_TYPES};
 use crate::util::{hex, new_id, random_bytes};
 
+/// The shape of a webhook URL (also in the OpenAPI document): https to a host name (no IP
+/// literals, lowercase), or http to loopback, an optional port, a plain path. The SSRF guard
+/// then refuses metadata names and, at delivery, names resolving to refused addresses.
+pub(crate) const WEBHOOK_URL: &str = concat!(
+    r"^(https://([a-z0-9-]+\.)+[a-z]{2,}|http://(127\.0\.0\.1|localhost))",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    r"(/[A-Za-z0-9._~-]*)*$"
+);
+
+fn url_shape() -> &'static Option<regex::Regex> {
+    static SHAPE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    SHAPE.get_or_init(|| regex::Regex::new(WEBHOOK_URL).ok())
+}
+
 /// Longest webhook URL.
 const MAX_URL: usize = 2048;
 /// Most deliveries one list returns.
@@ -32,9 +46,24 @@ impl ControlPlane {
             return Err(ApiError::invalid("url", "is required"));
         }
         validate::text("url", url, MAX_URL)?;
-        self.guard()
+        let target = self
+            .guard()
             .check_url(url)
             .map_err(|e| ApiError::invalid("url", e))?;
+        // http:// to a host the operator allowed is outside the documented shape.
+        let allowed_http = !target.tls
+            && self
+                .delivery
+                .allowed_http_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&target.host));
+        if !allowed_http && !url_shape().as_ref().is_some_and(|r| r.is_match(url)) {
+            return Err(ApiError::invalid(
+                "url",
+                "expected https://host.name[:port]/path (lowercase host name), or http:// to \
+                 127.0.0.1 or localhost",
+            ));
+        }
         if events.is_empty() {
             return Err(ApiError::invalid(
                 "events",
@@ -163,7 +192,7 @@ impl ControlPlane {
     ) -> ApiResult<Delivery> {
         let org = caller.org(Need::Admin)?;
         validate::id("id", &req.id)?;
-        if !self.store.replay_delivery(org, &req.id).await? {
+        let Some(replayed) = self.store.replay_delivery(org, &req.id).await? else {
             let current = self
                 .store
                 .get_delivery(org, &req.id)
@@ -177,12 +206,9 @@ impl ControlPlane {
                 ),
                 field: Some("id".to_owned()),
             });
-        }
+        };
         self.queued();
         tracing::info!(id = %req.id, org, "delivery replayed");
-        self.store
-            .get_delivery(org, &req.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))
+        Ok(replayed)
     }
 }

@@ -237,20 +237,26 @@ impl Store {
             .transpose()
     }
 
-    /// Put a dead or delivered delivery back in the queue with its attempts reset; `false` when
-    /// it is pending or being delivered.
-    pub async fn replay_delivery(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+    /// Put a dead or delivered delivery back in the queue with its attempts reset; returns it as
+    /// written, `None` when it is pending or being delivered (or does not exist).
+    pub async fn replay_delivery(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
         let now = now_ms();
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, \
              locked_until = 0, last_error = '', delivered_at = NULL, updated_at = $1 \
-             WHERE org_id = $2 AND id = $3 AND state IN ('dead', 'delivered')",
+             WHERE org_id = $2 AND id = $3 AND state IN ('dead', 'delivered') RETURNING *",
         )
         .bind(now)
         .bind(org_id)
         .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(delivery)
+        .transpose()
     }
 }
