@@ -96,3 +96,62 @@ async fn two_replicas_deliver_each_event_once() {
     assert_eq!(successes.iter().sum::<usize>(), N, "{successes:?}");
     drop(pg);
 }
+
+/// A connector whose heartbeats stopped is announced once, whichever replica's worker sweeps
+/// first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connector_is_announced_offline_once() {
+    let (pg, dsn) = postgres_store();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = config_yaml(dir.path(), Some(&dsn), Some(ROOT_KEY))
+            + "delivery:\n  poll_interval: 20ms\n";
+        let config: gate_config::ControlConfig =
+            gate_config::load_str("c.yaml", &yaml, &|_| None).unwrap();
+        let running = gate_control::server::start(&config, false).await.unwrap();
+        replicas.push(Cp {
+            running,
+            dir,
+            pg: None,
+        });
+    }
+    let receiver = Receiver::start("127.0.0.1:0").await;
+    let a = &replicas[0];
+    let hook = json!({"url": receiver.url(), "events": ["connector.offline"]}).to_string();
+    let (_, created) = a.root("POST", "/api/v1/webhooks", None, Some(&hook)).await;
+    receiver.set_secret(created["secret"].as_str().unwrap());
+    let key = a.key("default", "connector").await;
+    let body = r#"{"name":"edge-silent","version":"1"}"#;
+    let (status, _) = common::http(
+        a.addr(),
+        "POST",
+        "/api/v1/connectors",
+        Some(&key),
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Its last heartbeat was long ago (as if it had stopped 10 minutes back).
+    pg.psql(
+        "gate",
+        "UPDATE connectors SET last_heartbeat_at = last_heartbeat_at - 600000",
+    )
+    .unwrap();
+    let start = Instant::now();
+    while receiver.accepted().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both replicas sweep every 5 s: wait for another round of both.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let got = receiver.accepted();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].body["data"]["connector"]["reason"],
+        "heartbeats_stopped"
+    );
+    assert_eq!(got[0].body["data"]["connector"]["name"], "edge-silent");
+    drop(replicas);
+}

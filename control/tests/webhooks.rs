@@ -359,3 +359,70 @@ async fn nobody_decides_their_own_request() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_activation_and_connector_deregistration_are_announced() {
+    let cp = start_cp_yaml(Db::Sqlite, FAST).await;
+    let receiver = Receiver::start("127.0.0.1:0").await;
+    let (status, created) = post(
+        &cp,
+        "/api/v1/webhooks",
+        json!({"url": receiver.url(), "events": ["policy.activated", "connector.offline"]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    receiver.set_secret(created["secret"].as_str().unwrap());
+    // Created as a draft: nothing; activated: one event; activated again: nothing new.
+    let (status, policy) = post(
+        &cp,
+        "/api/v1/policies",
+        json!({"name": "p", "rego": common::BLOCK_DROP, "state": "draft"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{policy}");
+    let state = format!("/api/v1/policies/{}/state", policy["id"].as_str().unwrap());
+    for _ in 0..2 {
+        let (status, _) = post(&cp, &state, json!({"state": "active"})).await;
+        assert_eq!(status, 200);
+    }
+    let key = cp.key("default", "connector").await;
+    let body = json!({"name": "edge-1", "version": "1.2.3"}).to_string();
+    let (status, registered) = common::http(
+        cp.addr(),
+        "POST",
+        "/api/v1/connectors",
+        Some(&key),
+        None,
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let registered: Value = serde_json::from_str(&registered).unwrap();
+    let path = format!(
+        "/api/v1/connectors/{}",
+        registered["connector"]["id"].as_str().unwrap()
+    );
+    for _ in 0..2 {
+        let (status, _) = common::http(cp.addr(), "DELETE", &path, Some(&key), None, None).await;
+        assert_eq!(status, 200);
+    }
+    wait_for("two events", || receiver.accepted().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = receiver.accepted();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let activated = got.iter().find(|r| r.event == "policy.activated").unwrap();
+    let p = &activated.body["data"]["policy"];
+    assert_eq!(
+        (p["name"].as_str(), p["state"].as_str()),
+        (Some("p"), Some("active"))
+    );
+    assert_eq!(p["previous_state"], "draft");
+    assert_eq!(p["activated_by"], "system");
+    let offline = got.iter().find(|r| r.event == "connector.offline").unwrap();
+    let c = &offline.body["data"]["connector"];
+    assert_eq!(
+        (c["name"].as_str(), c["reason"].as_str()),
+        (Some("edge-1"), Some("deregistered"))
+    );
+    assert!(got.iter().all(|r| r.signature_ok));
+}

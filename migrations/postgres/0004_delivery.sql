@@ -41,3 +41,5 @@ CREATE TABLE slack_messages (
 );
 -- Groups whose members may approve a resource's access requests (empty: org admins).
 ALTER TABLE resources ADD COLUMN approver_groups TEXT NOT NULL DEFAULT '[]';
+-- When a connector's `connector.offline` event was queued (NULL: not since it was last seen).
+ALTER TABLE connectors ADD COLUMN offline_announced_at BIGINT;

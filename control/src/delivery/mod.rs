@@ -22,6 +22,8 @@ use ssrf::Guard;
 
 /// Deliveries claimed per round.
 const BATCH: u32 = 16;
+/// How often a worker looks for connectors whose heartbeats stopped.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why one attempt failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,17 @@ pub async fn run(cp: Arc<ControlPlane>, config: DeliveryConfig) {
         trusted: false,
     };
     let lease_ms = i64::try_from(lease(&config).as_millis()).unwrap_or(i64::MAX);
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
+        // Connectors whose heartbeats stopped are announced from here (every few seconds).
+        if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            last_sweep = Some(tokio::time::Instant::now());
+            match cp.store.announce_offline_connectors().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(connectors = n, "connectors went offline"),
+                Err(e) => tracing::warn!(error = %e, "outbox: cannot sweep connectors"),
+            }
+        }
         let claimed = match cp.store.claim_deliveries(BATCH, lease_ms).await {
             Ok(claimed) => claimed,
             Err(e) => {
