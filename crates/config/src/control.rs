@@ -336,6 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn delivery_and_slack_are_validated_with_their_paths() {
+        let config = load("").unwrap();
+        assert_eq!(config.delivery.max_attempts, 8);
+        assert_eq!(config.delivery.initial_backoff, Duration::from_secs(1));
+        let err = load(
+            "delivery: {max_attempts: 0, initial_backoff: 2s, max_backoff: 1s, timeout: 10m}\n\
+             slack: {bot_token: \"\", signing_secret: s, slack_base_url: \"ftp://x\"}\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "delivery.max_attempts",
+                "delivery.max_backoff",
+                "delivery.timeout",
+                "slack.bot_token",
+                "slack.slack_base_url"
+            ],
+            "{err}"
+        );
+        let slack = load(
+            "slack: {bot_token: t, signing_secret: s}
+",
+        )
+        .unwrap();
+        assert_eq!(slack.slack.unwrap().approver_groups, ["admins"]);
+    }
+
+    #[test]
     fn unknown_fields_name_their_path_and_env_expands() {
         let err = load("database: {dsn_typo: x}\n").unwrap_err();
         assert_eq!(err.errors[0].path, "database.dsn_typo");
