@@ -316,7 +316,7 @@ async fn slack_failures_are_retried_through_the_outbox() {
     )
     .await;
     post(&cp, None, "/api/v1/access-requests",
-        json!({"subject": "alice", "resource_id": r["id"], "duration_seconds": 60, "requested_by": "nobody"})).await;
+        json!({"subject": "alice", "resource_id": r["id"], "duration_seconds": 60, "requested_by": "ghost@example.com"})).await;
     wait_for("three failed posts", || {
         slack.calls("chat.postMessage").len() >= 3
     })
@@ -343,4 +343,15 @@ async fn slack_failures_are_retried_through_the_outbox() {
     let posted = slack.calls("chat.postMessage");
     assert!(posted.len() >= 4);
     assert_eq!(posted.last().unwrap().body["channel"], "C0DEFAULT");
+    // Every attempt went to the default channel; the unknown requester (users_not_found) gets
+    // no DM and does not fail the delivery.
+    assert_eq!(
+        slack.calls("users.lookupByEmail").last().unwrap().body["email"],
+        "ghost@example.com"
+    );
+    assert!(posted.iter().all(|c| c.body["channel"] == "C0DEFAULT"));
+    let (_, list) = cp
+        .root("GET", "/api/v1/deliveries?state=delivered", None, None)
+        .await;
+    assert_eq!(list["deliveries"][0]["last_error"], "");
 }

@@ -426,3 +426,45 @@ async fn policy_activation_and_connector_deregistration_are_announced() {
     );
     assert!(got.iter().all(|r| r.signature_ok));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_that_runs_out_is_announced_as_expired() {
+    let cp = start_cp_yaml(Db::Sqlite, FAST).await;
+    let receiver = Receiver::start("127.0.0.1:0").await;
+    let resource = setup(&cp, &receiver, &["access.expired"]).await;
+    let (status, r) = post(
+        &cp,
+        "/api/v1/access-requests",
+        json!({"subject": "gina", "resource_id": resource, "duration_seconds": 1}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = r["id"].as_str().unwrap();
+    let (status, _) = post(
+        &cp,
+        &format!("/api/v1/access-requests/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let start = Instant::now();
+    while receiver.accepted().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no access.expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = receiver.accepted();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let expired = &got[0].body["data"]["access_request"];
+    assert_eq!(
+        (expired["id"].as_str(), expired["status"].as_str()),
+        (Some(id), Some("expired"))
+    );
+    assert!(got[0].signature_ok);
+    let (_, now) = cp
+        .root("GET", &format!("/api/v1/access-requests/{id}"), None, None)
+        .await;
+    assert_eq!(now["status"], "expired");
+}

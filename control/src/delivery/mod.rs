@@ -22,7 +22,8 @@ use ssrf::Guard;
 
 /// Deliveries claimed per round.
 const BATCH: u32 = 16;
-/// How often a worker looks for connectors whose heartbeats stopped.
+/// How often a worker looks for connectors whose heartbeats stopped and approvals whose time ran
+/// out.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why one attempt failed, and whether trying again can help.
@@ -68,6 +69,12 @@ pub async fn run(cp: Arc<ControlPlane>, config: DeliveryConfig) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(connectors = n, "connectors went offline"),
                 Err(e) => tracing::warn!(error = %e, "outbox: cannot sweep connectors"),
+            }
+            // Approvals whose time ran out become `expired` (and announced) here.
+            match cp.store.expire_due_requests(cp.slack.is_some()).await {
+                Ok(orgs) if orgs.is_empty() => {}
+                Ok(orgs) => tracing::info!(orgs = orgs.len(), "access requests expired"),
+                Err(e) => tracing::warn!(error = %e, "outbox: cannot sweep expired requests"),
             }
         }
         let claimed = match cp.store.claim_deliveries(BATCH, lease_ms).await {

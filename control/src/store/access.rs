@@ -217,6 +217,32 @@ impl Store {
         Ok(after.map(|r| (r, changed)))
     }
 
+    /// Mark approved requests whose time is up as expired and queue their `access.expired`
+    /// events, in one transaction. Each row is changed by one statement, so replicas sweeping at
+    /// once announce each expiry once. Returns the organizations that changed.
+    pub async fn expire_due_requests(&self, slack: bool) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "UPDATE access_requests SET status = 'expired', updated_at = $1 \
+             WHERE status = 'approved' AND expires_at <= $1 RETURNING *",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut orgs = Vec::new();
+        for row in &rows {
+            let r = request(row, now)?;
+            enqueue(&mut tx, &access_event("access.expired", &r), slack).await?;
+            if !orgs.contains(&r.org_id) {
+                bump_revision_in(&mut tx, &r.org_id).await?;
+                orgs.push(r.org_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(orgs)
+    }
+
     /// Approved requests that have not expired, as connectors enforce them.
     pub async fn active_grants(&self, org_id: &str) -> Result<Vec<Grant>, StoreError> {
         let now = now_ms();
