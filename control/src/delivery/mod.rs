@@ -116,7 +116,7 @@ async fn attempt(
     let outcome = match result {
         Ok(()) => {
             cp.metrics.delivery(kind, "success");
-            cp.store.mark_delivered(&d.id).await.map(|_| None)
+            cp.store.mark_delivered(&d.id, attempts).await.map(|_| None)
         }
         Err(e) => {
             cp.metrics.delivery(kind, "failure");
@@ -130,7 +130,9 @@ async fn attempt(
             });
             tracing::warn!(id = %d.id, event = %d.event_type, target = kind, attempts, error = message,
                 dead = retry_at.is_none(), "delivery attempt failed");
-            cp.store.mark_failed(&d.id, message, retry_at).await
+            cp.store
+                .mark_failed(&d.id, attempts, message, retry_at)
+                .await
         }
     };
     match outcome {

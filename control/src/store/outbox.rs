@@ -154,25 +154,29 @@ impl Store {
             .collect()
     }
 
-    /// Record a successful attempt.
-    pub async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
+    /// Record a successful attempt. `attempts` is the claim's count: a worker whose lease ran out
+    /// and was claimed again by another does not overwrite the newer claim's outcome.
+    pub async fn mark_delivered(&self, id: &str, attempts: u32) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "UPDATE deliveries SET state = 'delivered', delivered_at = $1, updated_at = $1, \
-             locked_until = 0, last_error = '' WHERE id = $2 AND state = 'delivering'",
+             locked_until = 0, last_error = '' WHERE id = $2 AND state = 'delivering' AND attempts = $3",
         )
         .bind(now)
         .bind(id)
+        .bind(i64::from(attempts))
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// Record a failed attempt: try again at `retry_at`, or, when `None`, make it a dead letter.
-    /// Returns the delivery as stored afterwards.
+    /// Record a failed attempt: try again at `retry_at`, or, when `None`, make it a dead letter
+    /// (`attempts` as for [`Store::mark_delivered`]). Returns the delivery as stored afterwards,
+    /// `None` when a newer claim owns it.
     pub async fn mark_failed(
         &self,
         id: &str,
+        attempts: u32,
         error: &str,
         retry_at: Option<i64>,
     ) -> Result<Option<Delivery>, StoreError> {
@@ -181,17 +185,21 @@ impl Store {
             Some(at) => ("pending", at),
             None => ("dead", now),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE deliveries SET state = $1, next_attempt_at = $2, last_error = $3, \
-             locked_until = 0, updated_at = $4 WHERE id = $5 AND state = 'delivering'",
+             locked_until = 0, updated_at = $4 WHERE id = $5 AND state = 'delivering' AND attempts = $6",
         )
         .bind(state)
         .bind(next)
         .bind(error)
         .bind(now)
         .bind(id)
+        .bind(i64::from(attempts))
         .execute(self.pool())
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
         sqlx::query("SELECT * FROM deliveries WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
