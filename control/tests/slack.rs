@@ -355,3 +355,38 @@ async fn slack_failures_are_retried_through_the_outbox() {
         .await;
     assert_eq!(list["deliveries"][0]["last_error"], "");
 }
+
+/// Gate's Slack signing agrees with slack_sdk both ways: slack_sdk's signature is accepted by
+/// Gate's verifier, and Gate's computation passes slack_sdk's `is_valid`.
+#[test]
+fn gates_slack_signatures_match_slack_sdk() {
+    use gate_control::delivery::sign::{slack_signature, verify_slack};
+    let ts = now().to_string();
+    let body = click_body("U0CAROL001", "gate_approve", "default:x");
+    let theirs = slack_sdk_signature(SECRET, &ts, &body);
+    assert_eq!(theirs, slack_signature(SECRET, &ts, body.as_bytes()));
+    let now = i64::try_from(now()).unwrap();
+    assert_eq!(
+        verify_slack(SECRET, Some(&ts), Some(&theirs), body.as_bytes(), now),
+        Ok(())
+    );
+    let ours = slack_signature(SECRET, &ts, body.as_bytes());
+    let out = std::process::Command::new(common::fake_slack::venv_python())
+        .args([
+            "-c",
+            "import sys; from slack_sdk.signature import SignatureVerifier; \
+             print(SignatureVerifier(sys.argv[1]).is_valid(body=sys.argv[2], timestamp=sys.argv[3], signature=sys.argv[4]))",
+            SECRET,
+            &body,
+            &ts,
+            &ours,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
