@@ -140,6 +140,13 @@ unary_service!(ControlPlaneService {
     deny_access_request => deny_access_request(DenyAccessRequestRequest) -> AccessRequest;
     revoke_access_request => revoke_access_request(RevokeAccessRequestRequest) -> AccessRequest;
     expire_access_request => expire_access_request(ExpireAccessRequestRequest) -> AccessRequest;
+    create_webhook => create_webhook(CreateWebhookRequest) -> CreateWebhookResponse;
+    get_webhook => get_webhook(GetWebhookRequest) -> Webhook;
+    list_webhooks => list_webhooks(ListWebhooksRequest) -> ListWebhooksResponse;
+    update_webhook => update_webhook(UpdateWebhookRequest) -> Webhook;
+    delete_webhook => delete_webhook(DeleteWebhookRequest) -> DeleteResponse;
+    list_deliveries => list_deliveries(ListDeliveriesRequest) -> ListDeliveriesResponse;
+    replay_delivery => replay_delivery(ReplayDeliveryRequest) -> Delivery;
 });
 
 /// The snapshot stream type of `WatchSnapshot`.

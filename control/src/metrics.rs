@@ -1,5 +1,5 @@
 //! Control-plane metrics in the Prometheus text format: requests by transport, operation and code,
-//! and audit ingest counts.
+//! audit ingest counts, and the outbox's delivery attempts and dead letters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,6 +12,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
     audit_accepted: AtomicU64,
     audit_duplicates: AtomicU64,
+    /// (target, result) → attempts.
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    dead_letters: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -28,6 +31,20 @@ impl Metrics {
             .fetch_add(u64::from(accepted), Ordering::Relaxed);
         self.audit_duplicates
             .fetch_add(u64::from(duplicates), Ordering::Relaxed);
+    }
+
+    /// Count one delivery attempt to `target` (`webhook`, `slack`) with `result` (`success`, `failure`).
+    pub fn delivery(&self, target: &'static str, result: &'static str) {
+        if let Ok(mut map) = self.deliveries.lock() {
+            *map.entry((target, result)).or_default() += 1;
+        }
+    }
+
+    /// Count one delivery that became a dead letter.
+    pub fn dead_letter(&self, target: &'static str) {
+        if let Ok(mut map) = self.dead_letters.lock() {
+            *map.entry(target).or_default() += 1;
+        }
     }
 
     /// The exposition text.
@@ -55,6 +72,32 @@ impl Metrics {
             "gate_control_audit_events_total{{result=\"duplicate\"}} {}",
             self.audit_duplicates.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP gate_control_delivery_attempts_total Outbox delivery attempts by target and result.\n");
+        out.push_str("# TYPE gate_control_delivery_attempts_total counter\n");
+        if let Ok(map) = self.deliveries.lock() {
+            for target in ["webhook", "slack"] {
+                for result in ["success", "failure"] {
+                    let n = map.get(&(target, result)).copied().unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "gate_control_delivery_attempts_total{{target=\"{target}\",result=\"{result}\"}} {n}"
+                    );
+                }
+            }
+        }
+        out.push_str(
+            "# HELP gate_control_dead_letters_total Deliveries that failed their last attempt.\n",
+        );
+        out.push_str("# TYPE gate_control_dead_letters_total counter\n");
+        if let Ok(map) = self.dead_letters.lock() {
+            for target in ["webhook", "slack"] {
+                let n = map.get(target).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "gate_control_dead_letters_total{{target=\"{target}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

@@ -1,5 +1,6 @@
 //! Starting and stopping the control plane: open the store, build the shared state, bind the one
-//! listener and serve HTTP/1.1 and HTTP/2 (gRPC) on it until told to stop.
+//! listener and serve HTTP/1.1 and HTTP/2 (gRPC) on it until told to stop; the outbox worker runs
+//! beside it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,11 +21,14 @@ pub struct Running {
     pub control: Arc<ControlPlane>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The outbox worker (stopped with the server).
+    worker: JoinHandle<()>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests, return.
     pub async fn stop(mut self) -> std::io::Result<()> {
+        self.worker.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -61,6 +65,10 @@ pub async fn start_with(
         .map_err(|e| format!("cannot listen on {addr} (listen_addr): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = crate::http::router(Arc::clone(&control), limits.clone());
+    let worker = tokio::spawn(crate::delivery::run(
+        Arc::clone(&control),
+        config.delivery.clone(),
+    ));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve::serve(
         listener,
@@ -75,5 +83,6 @@ pub async fn start_with(
         control,
         stop: Some(stop),
         task,
+        worker,
     })
 }

@@ -109,6 +109,44 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
             }
             id
         }
+        "webhooks" => create(
+            "/api/v1/webhooks",
+            json!({"url": "https://hooks.example.com/x", "events": ["access.denied"]}),
+        )
+        .await["webhook"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        // A delivered delivery (replayable): a webhook to a real receiver, then a request.
+        "deliveries" => {
+            let receiver = common::receiver::Receiver::start("127.0.0.1:0").await;
+            create(
+                "/api/v1/webhooks",
+                json!({"url": receiver.url(), "events": ["access.requested"]}),
+            )
+            .await;
+            let resource = create(
+                "/api/v1/resources",
+                json!({"name": unique("r"), "protocol": "postgres", "host": "h", "port": 1}),
+            )
+            .await;
+            create(
+                "/api/v1/access-requests",
+                json!({"subject": "alice", "resource_id": resource["id"], "duration_seconds": 600}),
+            )
+            .await;
+            let start = std::time::Instant::now();
+            loop {
+                let (_, list) = cp
+                    .root("GET", "/api/v1/deliveries?state=delivered", Some(org), None)
+                    .await;
+                if let Some(id) = list["deliveries"][0]["id"].as_str() {
+                    break id.to_owned();
+                }
+                assert!(start.elapsed().as_secs() < 15, "fixture delivery: {list}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         other => panic!(
             "no fixture for /api/v1/{other} ({}); extend the matrix",
             route.operation
@@ -154,6 +192,9 @@ async fn body(cp: &Cp, route: &Route, org: &str) -> Option<String> {
         "IssueIdentityToken" => json!({"ttl_seconds": 60}),
         "CreateGroup" | "UpdateGroup" => json!({"name": unique("g")}),
         "Register" => json!({"name": unique("c"), "version": "1"}),
+        "CreateWebhook" | "UpdateWebhook" => {
+            json!({"url": "https://hooks.example.com/x", "events": ["access.approved"]})
+        }
         "IngestAudit" => {
             json!({"events": [{"id": gate_control::util::new_id(), "time": "2026-11-23T10:00:00Z", "action": "allow"}]})
         }

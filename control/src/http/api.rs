@@ -29,12 +29,12 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn param(&self, name: &str) -> String {
+    pub(super) fn param(&self, name: &str) -> String {
         self.params.get(name).cloned().unwrap_or_default()
     }
 
     /// Parse the JSON body; an empty body is `{}`. Errors name the field path.
-    fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
+    pub(super) fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
         decode(self.json_object()?)
     }
 
@@ -61,7 +61,7 @@ impl Call<'_> {
     }
 
     /// Only the named query parameters are allowed.
-    fn query_only(&self, allowed: &[&str]) -> ApiResult<()> {
+    pub(super) fn query_only(&self, allowed: &[&str]) -> ApiResult<()> {
         match self.query.keys().find(|k| !allowed.contains(&k.as_str())) {
             None => Ok(()),
             Some(unknown) => Err(ApiError::invalid(
@@ -120,7 +120,7 @@ fn to_json<T: serde::Serialize>(value: T) -> ApiResult<serde_json::Value> {
         .map_err(|e| ApiError::new(Code::Internal, format!("cannot encode the response: {e}")))
 }
 
-fn json<T: serde::Serialize>(value: T) -> ApiResult<Reply> {
+pub(super) fn json<T: serde::Serialize>(value: T) -> ApiResult<Reply> {
     to_json(value).map(Reply::Json)
 }
 
@@ -176,7 +176,7 @@ pub async fn dispatch(
 ) -> ApiResult<Reply> {
     if !matches!(
         operation,
-        "QueryAudit" | "ExportAudit" | "ListAccessRequests"
+        "QueryAudit" | "ExportAudit" | "ListAccessRequests" | "ListDeliveries"
     ) {
         call.query_only(&[])?;
     }
@@ -429,9 +429,6 @@ pub async fn dispatch(
             }
             Ok(Reply::Lines(lines))
         }
-        other => Err(ApiError::new(
-            Code::Unimplemented,
-            format!("operation {other} is not implemented"),
-        )),
+        other => super::api_delivery::dispatch(cp, caller, other, call).await,
     }
 }

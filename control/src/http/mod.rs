@@ -1,8 +1,10 @@
 //! The one HTTP listener's router: admin UI at `/`, `/health`, `/metrics`, `/.well-known/jwks.json`,
-//! `/api/v1/*` (built from the route table) and, merged in, the tonic gRPC services; every error
-//! it makes itself (404, 405, limits) is in the API's JSON error shape.
+//! `/api/v1/*` (built from the route table), `/integrations/slack/actions` and, merged in, the
+//! tonic gRPC services; every error it makes itself (404, 405, limits) is in the API's JSON error
+//! shape.
 
 pub mod api;
+mod api_delivery;
 mod audit_json;
 mod grpc_deadline;
 pub mod limits;
@@ -21,7 +23,7 @@ use axum::extract::rejection::{QueryRejection, RawPathParamsRejection};
 use axum::extract::{DefaultBodyLimit, Query, RawPathParams, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, get};
+use axum::routing::{MethodFilter, MethodRouter, get, post};
 
 use crate::error::{ApiError, Code};
 use crate::grpc::Grpc;
@@ -66,6 +68,10 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
     by_path.insert("/metrics", get(metrics));
     by_path.insert("/.well-known/jwks.json", get(jwks));
     by_path.insert("/api/v1/openapi.json", get(openapi_document));
+    by_path.insert(
+        "/integrations/slack/actions",
+        post(crate::slack::actions::handle),
+    );
     let mut api = Router::new();
     for (path, methods) in by_path {
         // axum still adds the `Allow` header to what the fallback answers.

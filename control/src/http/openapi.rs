@@ -54,6 +54,13 @@ pub fn document() -> Value {
                 );
             }
         }
+        if route.operation == "ListDeliveries" {
+            let states = crate::store::DELIVERY_STATES;
+            parameters.push(json!({"name": "state", "in": "query", "required": false,
+                "schema": {"type": "string", "enum": states}}));
+            parameters.push(json!({"name": "limit", "in": "query", "required": false,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 1000}}));
+        }
         let error = json!({"$ref": "#/components/responses/Error"});
         let ok = if route.operation.starts_with("Create") {
             "201"

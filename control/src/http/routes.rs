@@ -112,5 +112,12 @@ routes! {
     Post "/api/v1/access-requests/{id}/deny" => "DenyAccessRequest", Admin, Some("DenyAccessRequestRequest"), "AccessRequest", "Deny a pending request";
     Post "/api/v1/access-requests/{id}/revoke" => "RevokeAccessRequest", Admin, Some("RevokeAccessRequestRequest"), "AccessRequest", "Revoke an approved request (open sessions are closed)";
     Post "/api/v1/access-requests/{id}/expire" => "ExpireAccessRequest", Admin, None, "AccessRequest", "End an approved request now";
+    Get "/api/v1/webhooks" => "ListWebhooks", Admin, None, "ListWebhooksResponse", "List webhooks (never their secrets)";
+    Post "/api/v1/webhooks" => "CreateWebhook", Admin, Some("CreateWebhookRequest"), "CreateWebhookResponse", "Create a webhook; the signing secret is shown once";
+    Get "/api/v1/webhooks/{id}" => "GetWebhook", Admin, None, "Webhook", "Get a webhook";
+    Put "/api/v1/webhooks/{id}" => "UpdateWebhook", Admin, Some("UpdateWebhookRequest"), "Webhook", "Replace a webhook's url, events, description and enabled (the secret is kept)";
+    Delete "/api/v1/webhooks/{id}" => "DeleteWebhook", Admin, None, "DeleteResponse", "Delete a webhook";
+    Get "/api/v1/deliveries" => "ListDeliveries", Admin, None, "ListDeliveriesResponse", "List outbox deliveries, newest first (optional ?state=pending|delivering|delivered|dead, ?limit= up to 1000)";
+    Post "/api/v1/deliveries/{id}/replay" => "ReplayDelivery", Admin, None, "Delivery", "Queue a dead (or delivered) delivery again, attempts reset";
     Get "/api/v1/audit/export" => "ExportAudit", Read, None, "JSON lines", "Export matching audit events as JSON lines (same filters as QueryAudit)";
 }

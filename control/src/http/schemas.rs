@@ -14,6 +14,8 @@ use crate::service::audit::ACTIONS;
 use crate::service::identities::KINDS;
 use crate::service::policies::{STAGES, STATES};
 use crate::service::resources::{ORIGINS, PROTOCOLS};
+use crate::service::webhooks::WEBHOOK_URL;
+use crate::store::EVENT_TYPES;
 
 /// Object names (`validate::name`).
 fn name() -> Value {
@@ -45,6 +47,11 @@ fn one_of_or_empty(values: &[&str]) -> Value {
     one_of(&allowed)
 }
 
+/// A webhook URL (the service enforces the same pattern, then the SSRF guard).
+fn webhook_url() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": WEBHOOK_URL})
+}
+
 /// Constraints per (message, field), merged into the field's schema.
 fn constraints() -> Vec<(&'static str, &'static str, Value)> {
     let server_set = ["id", "org_id", "created_at", "updated_at"];
@@ -56,6 +63,8 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         "Policy",
         "Organization",
         "ApiKey",
+        "Webhook",
+        "Delivery",
     ] {
         for field in server_set {
             list.push((message, field, read_only()));
@@ -109,6 +118,14 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("ApproveAccessRequestRequest", "approved_by", text(254)),
         ("DenyAccessRequestRequest", "denied_by", text(254)),
         ("RevokeAccessRequestRequest", "revoked_by", text(254)),
+        ("Resource", "approver_groups", json!({"items": name()})),
+        ("CreateWebhookRequest", "url", webhook_url()),
+        ("CreateWebhookRequest", "events", json!({"minItems": 1, "items": one_of(EVENT_TYPES)})),
+        ("CreateWebhookRequest", "description", text(1024)),
+        ("UpdateWebhookRequest", "id", read_only()),
+        ("UpdateWebhookRequest", "url", webhook_url()),
+        ("UpdateWebhookRequest", "events", json!({"minItems": 1, "items": one_of(EVENT_TYPES)})),
+        ("UpdateWebhookRequest", "description", text(1024)),
         ("RegisterConnectorRequest", "name", name()),
         ("RegisterConnectorRequest", "resources", json!({"items": name()})),
         ("RegisterConnectorRequest", "version", text(64)),
@@ -148,6 +165,8 @@ fn required() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         ("GrantScope", &["operation", "target"][..]),
         ("RegisterConnectorRequest", &["name"][..]),
+        ("CreateWebhookRequest", &["url", "events"][..]),
+        ("UpdateWebhookRequest", &["url", "events"][..]),
         ("AuditEvent", &["id", "time", "action"][..]),
     ])
 }

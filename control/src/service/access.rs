@@ -1,5 +1,6 @@
 //! Just-in-time access requests: create (any reader), approve / deny / revoke / expire (admins).
-//! Approved, unexpired requests are the grants connectors enforce.
+//! Approved, unexpired requests are the grants connectors enforce. Every change queues its
+//! event (webhooks, Slack) in the same transaction; nobody approves or denies their own request.
 
 use gate_proto::v1::{
     AccessRequest, ApproveAccessRequestRequest, CreateAccessRequestRequest,
@@ -71,7 +72,12 @@ impl ControlPlane {
             scopes: req.scopes,
             ..AccessRequest::default()
         };
-        Ok(self.store.insert_access_request(&request).await?)
+        let stored = self
+            .store
+            .insert_access_request(&request, self.slack_enabled())
+            .await?;
+        self.queued();
+        Ok(stored)
     }
 
     pub async fn get_access_request(
@@ -109,6 +115,10 @@ impl ControlPlane {
         req: ApproveAccessRequestRequest,
     ) -> ApiResult<AccessRequest> {
         let by = who(caller, &req.approved_by, "approved_by")?;
+        if !req.approved_by.is_empty() || !caller.is_system() {
+            self.not_own_request(caller, &req.id, &by, "approved_by")
+                .await?;
+        }
         self.transition(caller, &req.id, Transition::Approve { by: &by }, "pending")
             .await
     }
@@ -119,6 +129,10 @@ impl ControlPlane {
         req: DenyAccessRequestRequest,
     ) -> ApiResult<AccessRequest> {
         let by = who(caller, &req.denied_by, "denied_by")?;
+        if !req.denied_by.is_empty() || !caller.is_system() {
+            self.not_own_request(caller, &req.id, &by, "denied_by")
+                .await?;
+        }
         self.transition(caller, &req.id, Transition::Deny { by: &by }, "pending")
             .await
     }
@@ -142,7 +156,35 @@ impl ControlPlane {
             .await
     }
 
-    async fn transition(
+    /// Refuse a decision by the request's own requester or subject. The system key deciding in
+    /// its own name is the break-glass operator, not a requester, and is not checked.
+    async fn not_own_request(
+        &self,
+        caller: &Caller,
+        id: &str,
+        by: &str,
+        field: &str,
+    ) -> ApiResult<()> {
+        let org = caller.org(Need::Admin)?;
+        validate::id("id", id)?;
+        let request = self
+            .store
+            .get_access_request(org, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("access request"))?;
+        if by.eq_ignore_ascii_case(&request.requested_by)
+            || by.eq_ignore_ascii_case(&request.subject)
+        {
+            return Err(ApiError {
+                code: Code::PermissionDenied,
+                message: format!("{by} asked for this access; someone else must decide"),
+                field: Some(field.to_owned()),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn transition(
         &self,
         caller: &Caller,
         id: &str,
@@ -153,7 +195,7 @@ impl ControlPlane {
         validate::id("id", id)?;
         let (request, changed) = self
             .store
-            .transition_access_request(org, id, transition)
+            .transition_access_request(org, id, transition, self.slack_enabled())
             .await?
             .ok_or_else(|| ApiError::not_found("access request"))?;
         if !changed {
@@ -167,6 +209,7 @@ impl ControlPlane {
             });
         }
         self.changed();
+        self.queued();
         tracing::info!(
             id = %request.id,
             status = %request.status,

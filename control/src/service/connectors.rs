@@ -71,6 +71,7 @@ impl ControlPlane {
         if !self.store.deregister(org, &req.connector_id).await? {
             return Err(ApiError::not_found("connector"));
         }
+        self.queued();
         Ok(DeleteResponse {})
     }
 

@@ -9,11 +9,14 @@ mod orgs;
 pub(crate) mod policies;
 pub(crate) mod resources;
 mod validate;
+pub(crate) mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gate_config::ControlConfig;
-use tokio::sync::watch;
+use gate_config::control::{DeliveryConfig, SlackConfig};
+use tokio::sync::{Notify, watch};
 
 use crate::auth::{Caller, Principal, Role, bearer, same_secret};
 use crate::error::{ApiError, ApiResult, Code};
@@ -38,6 +41,10 @@ pub struct ControlPlane {
     token_ttl: Duration,
     /// Bumped on every change a connector must see; snapshot watchers wake on it.
     changes: watch::Sender<u64>,
+    /// Wakes the outbox worker when a change queued deliveries.
+    pub delivery_wake: Arc<Notify>,
+    pub delivery: DeliveryConfig,
+    pub slack: Option<SlackConfig>,
 }
 
 impl ControlPlane {
@@ -73,6 +80,9 @@ impl ControlPlane {
             metrics: Metrics::default(),
             token_ttl: config.identity_tokens.default_ttl,
             changes,
+            delivery_wake: Arc::new(Notify::new()),
+            delivery: config.delivery.clone(),
+            slack: config.slack.clone(),
         })
     }
 
@@ -171,6 +181,16 @@ impl ControlPlane {
             let store = self.store.clone();
             tokio::spawn(async move { store.notify_change().await });
         }
+    }
+
+    /// Tell the outbox worker that deliveries were queued.
+    pub(crate) fn queued(&self) {
+        self.delivery_wake.notify_one();
+    }
+
+    /// Is Slack configured (so access events are queued for it too)?
+    pub(crate) fn slack_enabled(&self) -> bool {
+        self.slack.is_some()
     }
 
     /// A receiver that sees every change.

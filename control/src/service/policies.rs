@@ -107,6 +107,7 @@ impl ControlPlane {
             })
             .await?;
         self.changed();
+        self.queued();
         Ok(policy)
     }
 
@@ -190,6 +191,7 @@ impl ControlPlane {
             .map_err(version_conflict)?
             .ok_or_else(|| ApiError::not_found("policy"))?;
         self.changed();
+        self.queued();
         Ok(updated)
     }
 

@@ -25,6 +25,9 @@ fn check(r: &Resource) -> ApiResult<()> {
     }
     validate::text("resource.database", &r.database, 128)?;
     validate::one_of_or_empty("resource.origin", &r.origin, ORIGINS)?;
+    for (i, group) in r.approver_groups.iter().enumerate() {
+        validate::name(&format!("resource.approver_groups[{i}]"), group)?;
+    }
     for (key, value) in &r.labels {
         validate::name(&format!("resource.labels.{key}"), key)?;
         validate::text(&format!("resource.labels.{key}"), value, 256)?;

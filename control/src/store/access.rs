@@ -4,7 +4,9 @@ use gate_proto::v1::{AccessRequest, Grant, GrantScope};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::outbox::enqueue;
+use super::{Store, StoreError, bump_revision_in};
+use crate::delivery::events::access_event;
 use crate::util::{now_ms, rfc3339, rfc3339_opt};
 
 fn scopes_json(scopes: &[GrantScope]) -> String {
@@ -60,12 +62,44 @@ pub enum Transition<'a> {
     Expire,
 }
 
+impl Transition<'_> {
+    /// The event type this change is announced as.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Transition::Approve { .. } => "access.approved",
+            Transition::Deny { .. } => "access.denied",
+            Transition::Revoke { .. } => "access.revoked",
+            Transition::Expire => "access.expired",
+        }
+    }
+}
+
+async fn fetch(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<AccessRequest>, StoreError> {
+    let now = now_ms();
+    sqlx::query("SELECT * FROM access_requests WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(|row| request(row, now))
+        .transpose()
+}
+
 impl Store {
+    /// Insert a pending request and queue its `access.requested` deliveries in one transaction
+    /// (`slack`: Slack is configured and hears about it too).
     pub async fn insert_access_request(
         &self,
         r: &AccessRequest,
+        slack: bool,
     ) -> Result<AccessRequest, StoreError> {
         let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO access_requests (id, org_id, requested_by, subject, resource_id, resource, reason, \
              duration_seconds, scopes, status, approved_by, denied_by, revoked_by, created_at, updated_at) \
@@ -81,11 +115,14 @@ impl Store {
         .bind(i64::from(r.duration_seconds))
         .bind(scopes_json(&r.scopes))
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        self.get_access_request(&r.org_id, &r.id)
+        let stored = fetch(&mut tx, &r.org_id, &r.id)
             .await?
-            .ok_or_else(|| StoreError::Corrupt("access request vanished after insert".into()))
+            .ok_or_else(|| StoreError::Corrupt("access request vanished after insert".into()))?;
+        enqueue(&mut tx, &access_event("access.requested", &stored), slack).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     pub async fn get_access_request(
@@ -121,12 +158,14 @@ impl Store {
     }
 
     /// Apply `transition` if the request is in the status it needs; returns the request as it is
-    /// afterwards, and whether the change happened.
+    /// afterwards, and whether the change happened. The change and its deliveries commit
+    /// together or not at all.
     pub async fn transition_access_request(
         &self,
         org_id: &str,
         id: &str,
         transition: Transition<'_>,
+        slack: bool,
     ) -> Result<Option<(AccessRequest, bool)>, StoreError> {
         let now = now_ms();
         let (sql, by): (&'static str, &str) = match transition {
@@ -155,21 +194,53 @@ impl Store {
                 "",
             ),
         };
+        let mut tx = self.pool().begin().await?;
         let result = sqlx::query(sql)
             .bind(by)
             .bind(now)
             .bind(org_id)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         let changed = result.rows_affected() > 0;
-        if changed {
-            self.bump_revision(org_id).await?;
+        let after = fetch(&mut tx, org_id, id).await?;
+        if changed && let Some(request) = &after {
+            bump_revision_in(&mut tx, org_id).await?;
+            enqueue(
+                &mut tx,
+                &access_event(transition.event_type(), request),
+                slack,
+            )
+            .await?;
         }
-        Ok(self
-            .get_access_request(org_id, id)
-            .await?
-            .map(|r| (r, changed)))
+        tx.commit().await?;
+        Ok(after.map(|r| (r, changed)))
+    }
+
+    /// Mark approved requests whose time is up as expired and queue their `access.expired`
+    /// events, in one transaction. Each row is changed by one statement, so replicas sweeping at
+    /// once announce each expiry once. Returns the organizations that changed.
+    pub async fn expire_due_requests(&self, slack: bool) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "UPDATE access_requests SET status = 'expired', updated_at = $1 \
+             WHERE status = 'approved' AND expires_at <= $1 RETURNING *",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut orgs = Vec::new();
+        for row in &rows {
+            let r = request(row, now)?;
+            enqueue(&mut tx, &access_event("access.expired", &r), slack).await?;
+            if !orgs.contains(&r.org_id) {
+                bump_revision_in(&mut tx, &r.org_id).await?;
+                orgs.push(r.org_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(orgs)
     }
 
     /// Approved requests that have not expired, as connectors enforce them.

@@ -1,13 +1,36 @@
-//! Connectors: registration (by name, idempotent), heartbeats, deregistration and status.
+//! Connectors: registration (by name, idempotent), heartbeats, deregistration and status; a
+//! connector going offline (deregistered, or its heartbeats stopped) queues `connector.offline`
+//! once, in the transaction that records it.
 
 use gate_proto::v1::Connector;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::outbox::enqueue;
 use super::{Store, StoreError, json_list, parse_list};
+use crate::delivery::events::event;
 use crate::util::{new_id, now_ms, rfc3339};
 
 use crate::service::HEARTBEAT_SECONDS;
+
+/// Heartbeats older than this make a connector offline.
+fn offline_after_ms() -> i64 {
+    10 * i64::from(HEARTBEAT_SECONDS) * 1000
+}
+
+/// Queue `connector.offline` for `c` on the caller's transaction.
+async fn announce(
+    conn: &mut sqlx::AnyConnection,
+    c: &Connector,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let data = serde_json::json!({"connector": {
+        "id": c.id, "org_id": c.org_id, "name": c.name, "version": c.version, "host": c.host,
+        "resources": c.resources, "last_heartbeat_at": c.last_heartbeat_at, "reason": reason,
+    }});
+    enqueue(conn, &event("connector.offline", &c.org_id, data), false).await?;
+    Ok(())
+}
 
 /// online: heartbeat within 3 intervals; stale: within 10; offline: older or deregistered.
 fn status(now: i64, last_heartbeat: i64, deregistered: bool) -> &'static str {
@@ -53,7 +76,7 @@ impl Store {
             "INSERT INTO connectors (id, org_id, name, version, resources, host, registered_at, last_heartbeat_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
              ON CONFLICT (org_id, name) DO UPDATE SET version = $4, resources = $5, host = $6, \
-             registered_at = $7, last_heartbeat_at = $7, deregistered_at = NULL",
+             registered_at = $7, last_heartbeat_at = $7, deregistered_at = NULL, offline_announced_at = NULL",
         )
         .bind(new_id())
         .bind(org_id)
@@ -75,7 +98,8 @@ impl Store {
     /// Record a heartbeat; false when the connector is unknown in `org_id`.
     pub async fn heartbeat(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE connectors SET last_heartbeat_at = $1, deregistered_at = NULL WHERE org_id = $2 AND id = $3",
+            "UPDATE connectors SET last_heartbeat_at = $1, deregistered_at = NULL, \
+             offline_announced_at = NULL WHERE org_id = $2 AND id = $3",
         )
         .bind(now_ms())
         .bind(org_id)
@@ -85,15 +109,53 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
+    /// Deregister; the first deregistration since the connector was last seen queues
+    /// `connector.offline` (reason `deregistered`).
     pub async fn deregister(&self, org_id: &str, id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         let result =
             sqlx::query("UPDATE connectors SET deregistered_at = $1 WHERE org_id = $2 AND id = $3")
-                .bind(now_ms())
+                .bind(now)
                 .bind(org_id)
                 .bind(id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
+        let first = sqlx::query(
+            "UPDATE connectors SET offline_announced_at = $1 WHERE org_id = $2 AND id = $3 \
+             AND offline_announced_at IS NULL RETURNING *",
+        )
+        .bind(now)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = first {
+            announce(&mut tx, &connector(&row, now)?, "deregistered").await?;
+        }
+        tx.commit().await?;
         Ok(result.rows_affected() > 0)
+    }
+
+    /// Queue `connector.offline` (reason `heartbeats_stopped`) for every connector whose
+    /// heartbeats stopped and that was not announced yet. Each row is marked by one statement,
+    /// so replicas sweeping at once announce each connector once. Returns how many.
+    pub async fn announce_offline_connectors(&self) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "UPDATE connectors SET offline_announced_at = $1 WHERE offline_announced_at IS NULL \
+             AND deregistered_at IS NULL AND last_heartbeat_at < $2 RETURNING *",
+        )
+        .bind(now)
+        .bind(now - offline_after_ms())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            announce(&mut tx, &connector(row, now)?, "heartbeats_stopped").await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
     }
 
     pub async fn list_connectors(&self, org_id: &str) -> Result<Vec<Connector>, StoreError> {

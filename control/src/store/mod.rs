@@ -9,8 +9,11 @@ mod keys;
 mod migrate;
 mod notify;
 mod orgs;
+mod outbox;
 mod policies;
 mod resources;
+mod slack;
+mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +27,7 @@ pub use audit::AuditFilter;
 pub use keys::StoredKey;
 pub use migrate::MigrationError;
 pub use notify::listen_for_changes;
+pub use outbox::{Claimed, EVENT_TYPES, Event, SLACK_EVENTS, STATES as DELIVERY_STATES};
 pub use policies::{PolicyInsert, PolicyPatch};
 
 /// Which database is behind the store.
@@ -127,13 +131,9 @@ impl Store {
 
     /// Record a change in `org_id` that connectors must see; returns the new revision.
     pub async fn bump_revision(&self, org_id: &str) -> Result<u64, StoreError> {
-        sqlx::query(
-            "INSERT INTO org_revisions (org_id, revision) VALUES ($1, 1) \
-             ON CONFLICT (org_id) DO UPDATE SET revision = org_revisions.revision + 1",
-        )
-        .bind(org_id)
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        bump_revision_in(&mut conn, org_id).await?;
+        drop(conn);
         self.revision(org_id).await
     }
 
@@ -146,6 +146,21 @@ impl Store {
                 .await?;
         Ok(revision.unwrap_or(0).try_into().unwrap_or(0))
     }
+}
+
+/// [`Store::bump_revision`] on a transaction (or any connection).
+pub(crate) async fn bump_revision_in(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO org_revisions (org_id, revision) VALUES ($1, 1) \
+         ON CONFLICT (org_id) DO UPDATE SET revision = org_revisions.revision + 1",
+    )
+    .bind(org_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// JSON text of a list column.

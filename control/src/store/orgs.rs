@@ -28,6 +28,9 @@ const ORG_TABLES: &[&str] = &[
     "DELETE FROM connectors WHERE org_id = $1",
     "DELETE FROM audit_events WHERE org_id = $1",
     "DELETE FROM access_requests WHERE org_id = $1",
+    "DELETE FROM webhooks WHERE org_id = $1",
+    "DELETE FROM deliveries WHERE org_id = $1",
+    "DELETE FROM slack_messages WHERE org_id = $1",
     "DELETE FROM org_revisions WHERE org_id = $1",
     "DELETE FROM organizations WHERE id = $1",
 ];

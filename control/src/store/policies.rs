@@ -5,8 +5,29 @@ use gate_proto::v1::{Policy, PolicyChange, PolicyHistory, PolicyVersion};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::outbox::enqueue;
 use super::{Store, StoreError, conflict, json_list, parse_list};
+use crate::delivery::events::event;
 use crate::util::{new_id, now_ms, rfc3339};
+
+/// The `policy.activated` event for a policy now active at `version` (queued in the change's
+/// transaction).
+async fn activated(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    id: &str,
+    name: &str,
+    from: (&str, i64),
+    version: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    let data = serde_json::json!({"policy": {
+        "id": id, "org_id": org_id, "name": name, "version": version, "state": "active",
+        "previous_state": from.0, "previous_version": from.1, "activated_by": by,
+    }});
+    enqueue(conn, &event("policy.activated", org_id, data), false).await?;
+    Ok(())
+}
 
 const COLUMNS: &str = "p.id, p.org_id, p.name, p.description, p.stages, p.targets, p.state, \
      p.version, p.origin, p.created_at, p.updated_at, p.updated_by, v.rego";
@@ -81,6 +102,9 @@ impl Store {
         .map_err(conflict("a policy with this name"))?;
         insert_version(&mut tx, &id, 1, p.rego, now, p.by).await?;
         insert_change(&mut tx, &id, ("", p.state), (0, 1), p.by, now).await?;
+        if p.state == "active" {
+            activated(&mut tx, p.org_id, &id, p.name, ("", 0), 1, p.by).await?;
+        }
         tx.commit().await?;
         self.bump_revision(p.org_id).await?;
         self.get_policy(p.org_id, &id)
@@ -216,6 +240,10 @@ impl Store {
             now,
         )
         .await?;
+        let was = (current.state.as_str(), i64::from(current.version));
+        if state == "active" && was != ("active", to_version) {
+            activated(&mut tx, org_id, id, &current.name, was, to_version, by).await?;
+        }
         tx.commit().await?;
         self.bump_revision(org_id).await?;
         self.get_policy(org_id, id).await

@@ -6,11 +6,11 @@ use gate_proto::v1::Resource;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, conflict};
+use super::{Store, StoreError, conflict, json_list, parse_list};
 use crate::util::{now_ms, rfc3339};
 
 const COLUMNS: &str = "id, org_id, name, protocol, host, port, database_name, labels, \
-                       require_access_grant, origin, created_at, updated_at";
+                       require_access_grant, origin, created_at, updated_at, approver_groups";
 
 fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
     let labels: String = row.try_get("labels")?;
@@ -31,6 +31,7 @@ fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
         origin: row.try_get("origin")?,
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
+        approver_groups: parse_list(&row.try_get::<String, _>("approver_groups")?)?,
     })
 }
 
@@ -44,8 +45,8 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO resources (id, org_id, name, protocol, host, port, database_name, labels, \
-             require_access_grant, origin, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             require_access_grant, origin, created_at, updated_at, approver_groups) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
         )
         .bind(&r.id)
         .bind(&r.org_id)
@@ -58,6 +59,7 @@ impl Store {
         .bind(i64::from(r.require_access_grant))
         .bind(&r.origin)
         .bind(now)
+        .bind(json_list(&r.approver_groups))
         .execute(self.pool())
         .await
         .map_err(conflict("a resource with this name"))?;
@@ -102,7 +104,8 @@ impl Store {
     pub async fn update_resource(&self, r: &Resource) -> Result<Option<Resource>, StoreError> {
         let result = sqlx::query(
             "UPDATE resources SET name = $1, protocol = $2, host = $3, port = $4, database_name = $5, \
-             labels = $6, require_access_grant = $7, updated_at = $8 WHERE org_id = $9 AND id = $10",
+             labels = $6, require_access_grant = $7, updated_at = $8, approver_groups = $11 \
+             WHERE org_id = $9 AND id = $10",
         )
         .bind(&r.name)
         .bind(&r.protocol)
@@ -114,6 +117,7 @@ impl Store {
         .bind(now_ms())
         .bind(&r.org_id)
         .bind(&r.id)
+        .bind(json_list(&r.approver_groups))
         .execute(self.pool())
         .await
         .map_err(conflict("a resource with this name"))?;

@@ -12,6 +12,9 @@ use gate_testkit::{Postgres, PostgresOptions};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod fake_slack;
+pub mod receiver;
+
 pub const ROOT_KEY: &str = "root-key-0123456789abcdef";
 
 /// Which store backs the control plane.
@@ -118,6 +121,24 @@ pub async fn start_cp(db: Db) -> Cp {
 
 pub async fn start_cp_with(db: Db, api_key: Option<&str>, insecure: bool) -> Cp {
     start_cp_limits(db, api_key, insecure, HttpLimits::default()).await
+}
+
+/// A control plane with `extra` appended to its YAML (e.g. a `delivery:` section).
+pub async fn start_cp_yaml(db: Db, extra: &str) -> Cp {
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, dsn) = match db {
+        Db::Sqlite => (None, None),
+        Db::Postgres => {
+            let (pg, dsn) = postgres_store();
+            (Some(pg), Some(dsn))
+        }
+    };
+    let yaml = config_yaml(dir.path(), dsn.as_deref(), Some(ROOT_KEY)) + extra;
+    let config: ControlConfig = load_str("control.yaml", &yaml, &|_| None).unwrap();
+    let running = start_with(&config, false, HttpLimits::default())
+        .await
+        .unwrap();
+    Cp { running, dir, pg }
 }
 
 /// A control plane with other HTTP limits (shorter timeouts, smaller sizes).

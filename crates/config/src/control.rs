@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::connector::{DeliveryConfig, DirConfig, LoggingConfig};
+use crate::connector::{DirConfig, LoggingConfig};
 use crate::error::Problems;
 use crate::load::Validate;
 
@@ -29,7 +29,7 @@ pub struct ControlConfig {
     #[serde(default)]
     pub recording: Option<DirConfig>,
     #[serde(default)]
-    pub delivery: Option<DeliveryConfig>,
+    pub delivery: DeliveryConfig,
     #[serde(default)]
     pub slack: Option<SlackConfig>,
     #[serde(default)]
@@ -120,7 +120,79 @@ fn default_ttl() -> Duration {
     Duration::from_secs(15 * 60)
 }
 
-/// Slack approvals (used by the Slack issue; accepted and validated now).
+/// The outbox that delivers webhooks and Slack messages: retries, dead letters, the SSRF guard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Also write every dead letter as a JSON file here (created when missing).
+    #[serde(default)]
+    pub dead_letter_dir: Option<String>,
+    /// Attempts before a delivery becomes a dead letter (1-100).
+    #[serde(
+        default = "default_max_attempts",
+        deserialize_with = "crate::number::u32_field"
+    )]
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles per attempt, with jitter.
+    #[serde(
+        default = "default_initial_backoff",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    #[serde(
+        default = "default_max_backoff",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub max_backoff: Duration,
+    /// One attempt's time limit (connect, send, answer).
+    #[serde(
+        default = "default_delivery_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub timeout: Duration,
+    /// How often workers look for due deliveries (new ones start at once).
+    #[serde(
+        default = "default_poll_interval",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub poll_interval: Duration,
+    /// Hosts webhooks may reach over plain http:// (loopback addresses always may).
+    #[serde(default)]
+    pub allowed_http_hosts: Vec<String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            dead_letter_dir: None,
+            max_attempts: default_max_attempts(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            timeout: default_delivery_timeout(),
+            poll_interval: default_poll_interval(),
+            allowed_http_hosts: Vec::new(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_initial_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_delivery_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Slack approvals: Block Kit messages with Approve/Deny buttons, `/integrations/slack/actions`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
@@ -134,8 +206,16 @@ pub struct SlackConfig {
     pub resource_approval_channels: BTreeMap<String, String>,
     #[serde(default)]
     pub requester_mappings: BTreeMap<String, String>,
+    /// The Slack Web API (`https://slack.com/api`); tests point it at a local fake.
     #[serde(default)]
     pub slack_base_url: Option<String>,
+    /// Groups whose members may approve from Slack when a resource names no `approver_groups`.
+    #[serde(default = "default_approver_groups")]
+    pub approver_groups: Vec<String>,
+}
+
+fn default_approver_groups() -> Vec<String> {
+    vec!["admins".to_owned()]
 }
 
 impl Validate for ControlConfig {
@@ -178,6 +258,41 @@ impl Validate for ControlConfig {
         {
             problems.push("identity_tokens.default_ttl", "must be between 1s and 24h");
         }
+        let d = &self.delivery;
+        if d.max_attempts == 0 || d.max_attempts > 100 {
+            problems.push("delivery.max_attempts", "must be between 1 and 100");
+        }
+        if d.initial_backoff.is_zero() {
+            problems.push("delivery.initial_backoff", "must be at least 1ms");
+        }
+        if d.max_backoff < d.initial_backoff {
+            problems.push(
+                "delivery.max_backoff",
+                "must not be shorter than delivery.initial_backoff",
+            );
+        }
+        if d.timeout.is_zero() || d.timeout > Duration::from_secs(300) {
+            problems.push("delivery.timeout", "must be between 1ms and 5m");
+        }
+        if d.poll_interval.is_zero() {
+            problems.push("delivery.poll_interval", "must be at least 1ms");
+        }
+        if let Some(slack) = &self.slack {
+            if slack.bot_token.is_empty() {
+                problems.push("slack.bot_token", "must not be empty");
+            }
+            if slack.signing_secret.is_empty() {
+                problems.push("slack.signing_secret", "must not be empty");
+            }
+            if let Some(url) = slack.slack_base_url.as_deref()
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problems.push(
+                    "slack.slack_base_url",
+                    "expected an http:// or https:// URL",
+                );
+            }
+        }
         self.logging.validate(problems);
     }
 }
@@ -218,6 +333,36 @@ mod tests {
                 "logging.level"
             ]
         );
+    }
+
+    #[test]
+    fn delivery_and_slack_are_validated_with_their_paths() {
+        let config = load("").unwrap();
+        assert_eq!(config.delivery.max_attempts, 8);
+        assert_eq!(config.delivery.initial_backoff, Duration::from_secs(1));
+        let err = load(
+            "delivery: {max_attempts: 0, initial_backoff: 2s, max_backoff: 1s, timeout: 10m}\n\
+             slack: {bot_token: \"\", signing_secret: s, slack_base_url: \"ftp://x\"}\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "delivery.max_attempts",
+                "delivery.max_backoff",
+                "delivery.timeout",
+                "slack.bot_token",
+                "slack.slack_base_url"
+            ],
+            "{err}"
+        );
+        let slack = load(
+            "slack: {bot_token: t, signing_secret: s}
+",
+        )
+        .unwrap();
+        assert_eq!(slack.slack.unwrap().approver_groups, ["admins"]);
     }
 
     #[test]
