@@ -28,6 +28,22 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The deliveries listed as delivered, once there are `n` of them (the
+/// worker records an outcome just after the receiver answers).
+async fn delivered(cp: &Cp, n: usize) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (_, list) = cp
+            .root("GET", "/api/v1/deliveries?state=delivered", None, None)
+            .await;
+        if list["deliveries"].as_array().map_or(0, Vec::len) >= n {
+            return list;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A resource and a webhook for `events` pointing at `receiver`; returns the resource id.
 async fn setup(cp: &Cp, receiver: &Receiver, events: &[&str]) -> String {
     let (status, resource) = post(
@@ -150,9 +166,7 @@ async fn lifecycle_events_arrive_signed_with_their_fields() {
     assert_eq!(denial["status"], "denied");
     assert_eq!(by_type("access.revoked", &first)["status"], "revoked");
 
-    let (_, list) = cp
-        .root("GET", "/api/v1/deliveries?state=delivered", None, None)
-        .await;
+    let list = delivered(&cp, 5).await;
     assert_eq!(list["deliveries"].as_array().unwrap().len(), 5, "{list}");
     let (_, metrics) = common::http(cp.addr(), "GET", "/metrics", None, None, None).await;
     assert!(
@@ -217,9 +231,7 @@ async fn receiver_down_then_dead_letter_then_replay_delivers_once() {
         "the id header stays the same across retries"
     );
     assert!(accepted[0].signature_ok);
-    let (_, after) = cp
-        .root("GET", "/api/v1/deliveries?state=delivered", None, None)
-        .await;
+    let after = delivered(&cp, 1).await;
     assert_eq!(after["deliveries"][0]["id"], id);
     let (status, again) = cp
         .root("POST", "/api/v1/deliveries/nope/replay", None, Some("{}"))

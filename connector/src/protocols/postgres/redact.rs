@@ -9,6 +9,10 @@
 
 /// Fields that can carry data: message, detail, hint, where (context), internal query.
 const DATA_FIELDS: &[u8] = b"MDHWq";
+/// The SQLSTATE field.
+const CODE: u8 = b'C';
+/// The where (context) field: names code locations, and may quote statements.
+const WHERE: u8 = b'W';
 /// What replaces a value.
 const HIDDEN: &str = "***";
 
@@ -51,7 +55,7 @@ const NAMED: &[&str] = &[
 pub fn redact(fields: &[(u8, String)]) -> Vec<(u8, String)> {
     let code = fields
         .iter()
-        .find(|(k, _)| *k == b'C')
+        .find(|(k, _)| *k == CODE)
         .map(|(_, c)| c.as_str())
         .unwrap_or("");
     let raised = code.starts_with("00") || code.starts_with("01") || code.starts_with("P0");
@@ -60,7 +64,7 @@ pub fn redact(fields: &[(u8, String)]) -> Vec<(u8, String)> {
         .map(|(kind, value)| {
             let value = if !DATA_FIELDS.contains(kind) {
                 value.clone()
-            } else if raised && *kind != b'W' {
+            } else if raised && *kind != WHERE {
                 HIDDEN.to_owned()
             } else {
                 redact_text(value)

@@ -17,7 +17,7 @@ use bytes::{BufMut, BytesMut};
 use gate_policy::Strategy;
 use gate_policy::mask::{MaskingKey, mask_text};
 
-use super::codec::{CodecError, Reader, put_message};
+use super::codec::{CodecError, Reader, backend, put_message};
 
 /// `text`: what masked columns are re-described as.
 pub const TEXT_OID: u32 = 25;
@@ -73,7 +73,7 @@ pub fn any_computed_column(body: &[u8]) -> Result<bool, CodecError> {
 
 /// Append a RowDescription.
 pub fn put_row_description(out: &mut BytesMut, fields: &[Field]) {
-    put_message(out, b'T', |b| {
+    put_message(out, backend::ROW_DESCRIPTION, |b| {
         b.put_i16(fields.len() as i16);
         for f in fields {
             b.put_slice(f.name.as_bytes());
@@ -160,7 +160,7 @@ pub fn mask_data_row(
     if !r.rest().is_empty() {
         return Err(CodecError::Malformed { what: "data row" });
     }
-    put_message(out, b'D', |b| {
+    put_message(out, backend::DATA_ROW, |b| {
         b.put_i16(count);
         for (i, value) in values.into_iter().enumerate() {
             let masked = match (plan.columns.get(i).copied().flatten(), value) {
