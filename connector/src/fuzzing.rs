@@ -165,3 +165,32 @@ fn sql_normalize_text(sql: &str) {
         }
     }
 }
+
+/// Upstream ErrorResponse/NoticeResponse bodies through the redaction of
+/// server messages: fields parse, redaction keeps every field (same kinds, in
+/// order), is idempotent, and what it writes parses back to what it redacted.
+pub fn pg_redact(data: &[u8]) {
+    use crate::protocols::postgres::redact;
+    let Ok(fields) = codec::parse_fields(data) else {
+        return;
+    };
+    let redacted = redact::redact(&fields);
+    assert_eq!(
+        redacted.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        fields.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        "redaction keeps every field"
+    );
+    assert_eq!(
+        redact::redact(&redacted),
+        redacted,
+        "redaction is idempotent"
+    );
+    let mut out = BytesMut::new();
+    codec::put_fields(&mut out, codec::backend::ERROR_RESPONSE, &redacted);
+    if let Ok(Some(frame)) = codec::decode_frame(&mut out) {
+        // A field with an interior NUL cannot be written back whole; others round-trip.
+        if redacted.iter().all(|(k, v)| *k != 0 && !v.contains('\0')) {
+            assert_eq!(codec::parse_fields(frame.body()).ok(), Some(redacted));
+        }
+    }
+}

@@ -62,3 +62,8 @@ fn the_startup_and_query_seed_reaches_its_query() {
         "{queries:?}"
     );
 }
+
+#[test]
+fn pg_redact_seeds() {
+    replay("pg_redact", gate_connector::fuzzing::pg_redact);
+}

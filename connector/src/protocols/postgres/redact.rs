@@ -189,4 +189,37 @@ mod tests {
             "invalid input syntax for type integer: \"***\""
         );
     }
+
+    /// Many texts made of the pieces redaction looks for: no panic, and a
+    /// second redaction changes nothing.
+    #[test]
+    fn redaction_is_idempotent_on_tricky_texts() {
+        const PIECES: &[&str] = &[
+            "\"",
+            "(",
+            ")",
+            ")=(",
+            "contains (",
+            "relation ",
+            "type integer: ",
+            "a",
+            "é",
+            " ",
+            "***",
+            "=",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(PIECES[(state % PIECES.len() as u64) as usize]);
+            }
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let once = redact_text(&text);
+            assert_eq!(redact_text(&once), once, "{text:?}");
+        }
+    }
 }
