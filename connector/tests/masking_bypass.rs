@@ -326,6 +326,9 @@ fn tables_without_masked_columns_are_unaffected() {
             "select note from p3",
             "copy plain to stdout",
             "select * from pg_class where relname = 'plain'",
+            // Assigning into a masked column keeps the value masked.
+            "update customers set email = lower(email) where id = 1",
+            "update customers set email = 'alice@example.com', name = 'Alice' where id = 1",
         ],
     );
     assert!(!received.contains("ERROR"), "{received}");

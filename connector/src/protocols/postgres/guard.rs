@@ -56,7 +56,26 @@ impl Context<'_> {
                 "{how} is refused while masks apply to this session (Gate cannot see what procedural code reads)"
             ));
         }
-        let read = statement.read.as_deref().unwrap_or(text);
+        // An UPDATE that assigns into a masked column keeps the value masked:
+        // only what goes into other columns is a move.
+        let update_read = statement.update_tables.as_ref().map(|tables| {
+            let values: Vec<&str> = statement
+                .assignments
+                .iter()
+                .filter(|(target, _)| !masked.contains(target))
+                .map(|(_, value)| value.as_str())
+                .collect();
+            if values.is_empty() {
+                String::new()
+            } else {
+                format!("SELECT {} FROM {tables}", values.join(", "))
+            }
+        });
+        let read = match &update_read {
+            Some(read) if read.is_empty() => return None,
+            Some(read) => read.as_str(),
+            None => statement.read.as_deref().unwrap_or(text),
+        };
         let lowered = read.to_ascii_lowercase();
         if let Some(column) = masked.iter().find(|c| masking::mentions_word(&lowered, c)) {
             return Some(format!(

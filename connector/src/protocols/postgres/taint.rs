@@ -55,6 +55,10 @@ pub struct Taint {
     /// the source of an INSERT or CREATE … AS, the SET values of an UPDATE
     /// with its tables), or its whole text for code (functions, DO).
     pub read: Option<String>,
+    /// For an UPDATE: each assignment's target column (lower case; empty for
+    /// a tuple target) and value, and the tables it reads (its own and FROM).
+    pub assignments: Vec<(String, String)>,
+    pub update_tables: Option<String>,
     /// A `*` anywhere in the statement's queries (all columns of a table).
     pub wildcard: bool,
     /// The text could not be parsed: nothing can be traced.
@@ -99,6 +103,20 @@ pub fn analyze(sql: &str) -> Taint {
         {
             walker.taint.moves_data = Some(reason);
             walker.taint.read = Some(read_part(statement));
+            if let Statement::Update(update) = statement {
+                walker.taint.assignments = update
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        let target = match &a.target {
+                            sqlparser::ast::AssignmentTarget::ColumnName(name) => last(name),
+                            sqlparser::ast::AssignmentTarget::Tuple(_) => String::new(),
+                        };
+                        (target, a.value.to_string())
+                    })
+                    .collect();
+                walker.taint.update_tables = Some(update_tables(update));
+            }
         }
         let _ = statement.visit(&mut walker);
         // The table a COPY reads is not a relation the visitor reports.
@@ -188,18 +206,27 @@ fn read_part(statement: &Statement) -> String {
                 .iter()
                 .map(|a| a.value.to_string())
                 .collect();
-            let mut tables = vec![update.table.to_string()];
-            if let Some(
-                sqlparser::ast::UpdateTableFromKind::BeforeSet(from)
-                | sqlparser::ast::UpdateTableFromKind::AfterSet(from),
-            ) = &update.from
-            {
-                tables.extend(from.iter().map(ToString::to_string));
-            }
-            format!("SELECT {} FROM {}", values.join(", "), tables.join(", "))
+            format!(
+                "SELECT {} FROM {}",
+                values.join(", "),
+                update_tables(update)
+            )
         }
         _ => statement.to_string(),
     }
+}
+
+/// The tables an UPDATE reads: its own and those of its FROM.
+fn update_tables(update: &sqlparser::ast::Update) -> String {
+    let mut tables = vec![update.table.to_string()];
+    if let Some(
+        sqlparser::ast::UpdateTableFromKind::BeforeSet(from)
+        | sqlparser::ast::UpdateTableFromKind::AfterSet(from),
+    ) = &update.from
+    {
+        tables.extend(from.iter().map(ToString::to_string));
+    }
+    tables.join(", ")
 }
 
 #[derive(Default)]
