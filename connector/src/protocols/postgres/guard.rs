@@ -175,7 +175,7 @@ impl Context<'_> {
 }
 
 /// Whether a statement can move data, run code or read statistics at all
-/// (cheap: no parse for the statements most sessions send).
+/// (cheap, no allocation: no parse for the statements most sessions send).
 fn needs_guard(query: &QueryInfo, text: &str) -> bool {
     if CHECKED_KINDS.contains(&query.kind.as_str()) {
         return true;
@@ -184,8 +184,37 @@ fn needs_guard(query: &QueryInfo, text: &str) -> bool {
         return false;
     }
     let statistics = query.tables.iter().any(|t| {
-        let name = t.rsplit('.').next().unwrap_or(t).to_ascii_lowercase();
-        taint::STATISTICS.contains(&name.as_str())
+        let name = t.rsplit('.').next().unwrap_or(t);
+        taint::STATISTICS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name.trim_matches('"')))
     });
-    statistics || masking::mentions_word(&text.to_ascii_lowercase(), "into")
+    statistics || has_word_ignoring_case(text, "into")
+}
+
+/// Whether `word` (lower case ASCII) occurs in `text` as a whole identifier, in any case.
+fn has_word_ignoring_case(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+    bytes.windows(word.len()).enumerate().any(|(at, window)| {
+        window.eq_ignore_ascii_case(word.as_bytes())
+            && (at == 0 || !is_ident(bytes[at - 1]))
+            && bytes.get(at + word.len()).is_none_or(|b| !is_ident(*b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_word_ignoring_case;
+
+    #[test]
+    fn into_is_found_as_a_word_in_any_case() {
+        assert!(has_word_ignoring_case(
+            "SELECT email INTO stash FROM t",
+            "into"
+        ));
+        assert!(has_word_ignoring_case("select * into\nx from t", "into"));
+        assert!(!has_word_ignoring_case("select intox from t", "into"));
+        assert!(!has_word_ignoring_case("select x_into from t", "into"));
+    }
 }
