@@ -176,7 +176,11 @@ fn refuses_to_start_without_a_key_unless_insecure() {
     let mut refused = start(cwd.path(), &[], &[]);
     let status = refused.child.wait().unwrap();
     assert!(!status.success());
-    let output: Vec<String> = refused.lines.try_iter().collect();
+    // The reader thread ends at EOF, closing the channel; until then it may still be sending.
+    let mut output: Vec<String> = Vec::new();
+    while let Ok(line) = refused.lines.recv_timeout(Duration::from_secs(5)) {
+        output.push(line);
+    }
     assert!(
         output.join("\n").contains("GATE_INSECURE=true"),
         "{output:?}"
