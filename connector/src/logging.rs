@@ -13,72 +13,26 @@
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
 
-/// Gate's crates whose events `logging.level` governs (targets are module paths).
-const GATE_TARGETS: [&str; 4] = ["gate_connector", "gate_config", "gate_policy", "gate_proto"];
-
-/// Parse `logging.level`: one of `trace`, `debug`, `info`, `warn`, `error`.
-pub fn parse_level(level: &str) -> Result<LevelFilter, String> {
-    match level {
-        "trace" => Ok(LevelFilter::TRACE),
-        "debug" => Ok(LevelFilter::DEBUG),
-        "info" => Ok(LevelFilter::INFO),
-        "warn" => Ok(LevelFilter::WARN),
-        "error" => Ok(LevelFilter::ERROR),
-        other => Err(format!(
-            "logging.level: expected trace, debug, info, warn or error, got {other:?}"
-        )),
-    }
-}
+pub use gate_config::logging::parse_level;
 
 /// The filter for `level`: Gate's crates at `level`, everything else at most as verbose as `warn`.
 pub fn filter(level: LevelFilter) -> Targets {
-    let others = level.min(LevelFilter::WARN);
-    GATE_TARGETS
-        .iter()
-        .fold(Targets::new().with_default(others), |targets, target| {
-            targets.with_target(*target, level)
-        })
+    gate_config::logging::filter("gate_connector", level)
 }
 
-/// Install the process-wide subscriber writing to stderr. `format` is `json` (one JSON object
-/// per line: `timestamp`, `level`, `message`, the event's fields, `target`) or `text` (no
-/// colours). Fails on a level or format outside those lists, or when a subscriber is already set.
+/// Install the process-wide subscriber writing to stderr (see [`gate_config::logging::install`]).
 pub fn init(level: &str, format: &str) -> Result<(), String> {
-    init_with(level, format, None)
+    gate_config::logging::install("gate_connector", level, format, None)
 }
 
 /// A layer that sees every span and event before the log filter (the OTLP
 /// span exporter of [`crate::telemetry`], which filters for itself).
-pub type Extra = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+pub use gate_config::logging::Extra;
 
 /// [`init`], with `extra` installed beside the log output.
 pub fn init_with(level: &str, format: &str, extra: Option<Extra>) -> Result<(), String> {
-    use tracing_subscriber::Layer as _;
-    let targets = filter(parse_level(level)?);
-    let base = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    let registry = tracing_subscriber::registry().with(extra);
-    let installed = match format {
-        "json" => tracing::subscriber::set_global_default(
-            registry.with(
-                base.json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false)
-                    .with_filter(targets),
-            ),
-        ),
-        "text" => tracing::subscriber::set_global_default(registry.with(base.with_filter(targets))),
-        other => {
-            return Err(format!(
-                "logging.format: expected json or text, got {other:?}"
-            ));
-        }
-    };
-    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))
+    gate_config::logging::install("gate_connector", level, format, extra)
 }
 
 #[cfg(test)]

@@ -13,62 +13,17 @@
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
 
-/// Gate's crates whose events `logging.level` governs (targets are module paths).
-const GATE_TARGETS: [&str; 4] = ["gate_control", "gate_config", "gate_policy", "gate_proto"];
-
-/// Parse `logging.level`: one of `trace`, `debug`, `info`, `warn`, `error`.
-pub fn parse_level(level: &str) -> Result<LevelFilter, String> {
-    match level {
-        "trace" => Ok(LevelFilter::TRACE),
-        "debug" => Ok(LevelFilter::DEBUG),
-        "info" => Ok(LevelFilter::INFO),
-        "warn" => Ok(LevelFilter::WARN),
-        "error" => Ok(LevelFilter::ERROR),
-        other => Err(format!(
-            "logging.level: expected trace, debug, info, warn or error, got {other:?}"
-        )),
-    }
-}
+pub use gate_config::logging::parse_level;
 
 /// The filter for `level`: Gate's crates at `level`, everything else at most as verbose as `warn`.
 pub fn filter(level: LevelFilter) -> Targets {
-    let others = level.min(LevelFilter::WARN);
-    GATE_TARGETS
-        .iter()
-        .fold(Targets::new().with_default(others), |targets, target| {
-            targets.with_target(*target, level)
-        })
+    gate_config::logging::filter("gate_control", level)
 }
 
-/// Install the process-wide subscriber writing to stderr. `format` is `json` (one JSON object
-/// per line: `timestamp`, `level`, `message`, the event's fields, `target`) or `text` (no
-/// colours). Fails on a level or format outside those lists, or when a subscriber is already set.
+/// Install the process-wide subscriber writing to stderr (see [`gate_config::logging::install`]).
 pub fn init(level: &str, format: &str) -> Result<(), String> {
-    let targets = filter(parse_level(level)?);
-    let base = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    let installed = match format {
-        "json" => tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(targets).with(
-                base.json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false),
-            ),
-        ),
-        "text" => tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(targets).with(base),
-        ),
-        other => {
-            return Err(format!(
-                "logging.format: expected json or text, got {other:?}"
-            ));
-        }
-    };
-    installed.map_err(|e| format!("cannot install the log subscriber: {e}"))
+    gate_config::logging::install("gate_control", level, format, None)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod duration;
 mod env;
 mod error;
 mod load;
+pub mod logging;
 mod number;
 
 pub use connector::{ConnectorConfig, LOG_FORMATS, LOG_LEVELS, LoggingConfig};
