@@ -99,6 +99,24 @@ fn on_derived_mask_masks_computed_columns_instead() {
     assert_eq!(out, "***|Alice", "{err}");
 }
 
+/// A post_request that refuses results also refuses COPY ... TO, whose
+/// output would otherwise go around it.
+#[test]
+fn copy_to_is_refused_when_results_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("no_results.rego");
+    std::fs::write(
+        &policy,
+        "package no_results\nimport rego.v1\ndefault session := {\"action\": \"allow\"}\ndefault pre_request := {\"action\": \"allow\"}\n\
+         post_request := {\"action\": \"block\", \"reason\": \"no results today\"}\n",
+    )
+    .unwrap();
+    let stack = start(PgAuth::Trust, &all_stages(&policy));
+    let (out, err) = app(&stack, "copy customers to stdout");
+    assert!(!out.contains("alice"), "{out}");
+    assert!(err.contains("COPY ... TO is refused"), "{err}");
+}
+
 /// Result plans are cached per result shape within a session; a policy
 /// that reads the statement text must still be asked for each text, or a
 /// plan made for one statement would pass another statement's rows clear.

@@ -317,13 +317,6 @@ impl<'g> Session<'g> {
         )
     }
 
-    /// Whether `post_request` masks or refuses results of `query` (for
-    /// requests whose output Gate cannot mask, such as PostgreSQL's COPY TO).
-    pub fn masks_apply(&self, query: &QueryInfo) -> bool {
-        let verdict = self.expected_masks(query);
-        verdict.is_blocked() || !verdict.masks.is_empty()
-    }
-
     /// Resolves with the reason to tell the client when the access grant this
     /// session was admitted under expires or is revoked; never, when it holds none.
     pub async fn grant_ended(&self) -> String {

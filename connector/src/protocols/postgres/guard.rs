@@ -16,6 +16,10 @@ const CHECKED_KINDS: &[&str] = &[
     "create", "insert", "update", "merge", "do", "call", "copy", "unknown",
 ];
 
+/// Why a COPY … TO is refused.
+const COPY_REFUSED: &str =
+    "COPY ... TO is refused while masking applies to this session (COPY output is not masked)";
+
 /// Constructs whose body is code Gate cannot parse (checked by name).
 const CODE: &[&str] = &[
     "CREATE FUNCTION",
@@ -31,6 +35,11 @@ impl Context<'_> {
             return None;
         }
         let verdict = self.session.expected_masks(query);
+        let copy_out = query.kind == "copy" && text.to_ascii_uppercase().contains(" TO ");
+        // Results refused outright: COPY output would bypass the refusal.
+        if verdict.is_blocked() && copy_out {
+            return Some(COPY_REFUSED.into());
+        }
         if verdict.masks.is_empty() {
             return None;
         }
@@ -45,7 +54,7 @@ impl Context<'_> {
                 "planner statistics (pg_stats, pg_statistic, …) are refused while masks apply to this session: they hold sample values of masked columns".into(),
             );
         }
-        if query.kind == "copy" && text.to_ascii_uppercase().contains(" TO ") {
+        if copy_out {
             return self.copy_out(&statement, &masked).await;
         }
         // (A statement that cannot be parsed and is no DO or CALL goes on:
@@ -101,9 +110,8 @@ impl Context<'_> {
     /// COPY … TO (a file, a program, or the client): its output is not
     /// masked, so it is refused when it reads a table with masked columns.
     async fn copy_out(&self, statement: &Taint, masked: &[String]) -> Option<String> {
-        const REFUSED: &str = "COPY ... TO is refused while masking applies to this session (COPY output is not masked)";
         if statement.unparsed {
-            return Some(REFUSED.into());
+            return Some(COPY_REFUSED.into());
         }
         let holders = match self.holders(masked).await {
             Ok(holders) => holders,
@@ -113,7 +121,7 @@ impl Context<'_> {
             let name = r.rsplit('.').next().unwrap_or(r).trim_matches('"');
             holders.iter().any(|h| h == name)
         });
-        (reads_masked || !statement.functions.is_empty()).then(|| REFUSED.into())
+        (reads_masked || !statement.functions.is_empty()).then(|| COPY_REFUSED.into())
     }
 
     /// Tables holding masked columns, or the refusal when the catalog cannot be read.
