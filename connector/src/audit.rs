@@ -42,6 +42,8 @@ pub struct AuditEvent {
     pub rows: u64,
     /// How long the request took, upstream included, in microseconds.
     pub duration_us: u64,
+    /// HTTP: the response status and the body bytes sent to the client.
+    pub response: Option<(u16, u64)>,
 }
 
 /// The JSON line of an event.
@@ -63,6 +65,10 @@ struct Line<'a> {
     rows: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
     policies: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     dry_run: &'a [DryRunFinding],
@@ -83,6 +89,8 @@ impl Serialize for AuditEvent {
             reason: self.verdict.reason.as_deref(),
             rows: (self.kind != "session").then_some(self.rows),
             duration_us: (self.kind != "session").then_some(self.duration_us),
+            status: self.response.map(|(status, _)| status),
+            bytes: self.response.map(|(_, bytes)| bytes),
             policies: &self.verdict.policies,
             dry_run: &self.verdict.dry_run,
         }
@@ -118,6 +126,7 @@ impl AuditEvent {
             verdict,
             rows: 0,
             duration_us: 0,
+            response: None,
         }
     }
 
@@ -128,7 +137,11 @@ impl AuditEvent {
             "statement" => "pre_request",
             _ => "post_request",
         };
-        let details = serde_json::json!({"kind": self.kind, "dry_run": self.verdict.dry_run});
+        let mut details = serde_json::json!({"kind": self.kind, "dry_run": self.verdict.dry_run});
+        if let (Some((status, bytes)), Some(map)) = (self.response, details.as_object_mut()) {
+            map.insert("status".into(), status.into());
+            map.insert("bytes".into(), bytes.into());
+        }
         gate_proto::v1::AuditEvent {
             id: self.id.clone(),
             time: gate_proto::wire::rfc3339(i64::try_from(self.ts_ms).unwrap_or(i64::MAX)),

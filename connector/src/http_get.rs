@@ -103,7 +103,7 @@ where
 }
 
 /// An error and its sources, outermost first, joined by ": " (repeats dropped).
-fn causes(error: Option<&(dyn std::error::Error + 'static)>) -> String {
+pub fn causes(error: Option<&(dyn std::error::Error + 'static)>) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = error;
     while let Some(e) = next {

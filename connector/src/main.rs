@@ -118,7 +118,7 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
     use std::sync::Arc;
 
     use gate_connector::audit::AuditSink;
-    use gate_connector::server::{Gate, bind_all, serve};
+    use gate_connector::server::{Gate, Serves, bind_all, serve_bound};
 
     // Watched before anything is bound: a SIGTERM once /readyz answers is a graceful stop.
     let mut terminate =
@@ -215,9 +215,17 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         gate.health.clone(),
         gate.metrics.clone(),
     ));
-    for (addr, listener) in listeners {
-        tracing::info!(addr = %addr, protocol = "postgres", "listening");
-        tokio::spawn(serve(listener, gate.clone()));
+    for (addr, listener, serves) in listeners {
+        match serves {
+            Serves::Detected => tracing::info!(addr = %addr, protocol = "detected", "listening"),
+            Serves::Http(index) => tracing::info!(
+                addr = %addr,
+                protocol = "http",
+                resource = gate.config.resources.get(index).map_or("", |r| r.name.as_str()),
+                "listening"
+            ),
+        }
+        tokio::spawn(serve_bound(listener, serves, gate.clone()));
     }
     gate.health.set_ready();
     tokio::select! {

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::{self, postgres};
+use crate::protocols::{self, http, postgres};
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
 use crate::tls::TlsFiles;
@@ -141,6 +141,9 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
         Some(Detected::Postgres) => {
             postgres::handle_client(client, peer, gate, first).await;
         }
+        Some(Detected::Http1 | Detected::Http2) => {
+            http::handle_client(client, peer, gate, first).await;
+        }
         Some(Detected::Tls) => {
             tracing::info!(%peer, "TLS inside TLS; closing");
             outcome::count(&gate, "tls", "", outcome::Outcome::ProtocolError);
@@ -149,7 +152,7 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             tracing::info!(
                 %peer,
                 detected = other.as_str(),
-                "protocol detected on the shared listener is not served there yet (served: postgres); closing"
+                "protocol detected on the shared listener is not served there yet (served: postgres, http); closing"
             );
             outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
@@ -217,24 +220,52 @@ async fn terminate_tls(
     }
 }
 
+/// What a bound listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Protocol detection (the shared listener, and PostgreSQL's own ports).
+    Detected,
+    /// The HTTP resource at this index of `resources`.
+    Http(usize),
+}
+
 /// Bind the shared listener and every resource's own port.
-pub async fn bind_all(config: &ConnectorConfig) -> Result<Vec<(SocketAddr, TcpListener)>, String> {
+pub async fn bind_all(
+    config: &ConnectorConfig,
+) -> Result<Vec<(SocketAddr, TcpListener, Serves)>, String> {
     let shared = parse_listen_addr(&config.listen_addr)?;
-    let mut addrs = vec![shared];
-    for resource in &config.resources {
-        if let (Some(port), Protocol::Postgres) = (resource.listen_port, resource.protocol) {
+    let mut addrs = vec![(shared, Serves::Detected)];
+    for (index, resource) in config.resources.iter().enumerate() {
+        let serves = match resource.protocol {
+            Protocol::Postgres => Serves::Detected,
+            Protocol::Http => Serves::Http(index),
+            _ => continue,
+        };
+        if let Some(port) = resource.listen_port {
             let port = u16::try_from(port)
                 .map_err(|_| format!("resources: listen_port {port} out of range"))?;
-            addrs.push(SocketAddr::new(shared.ip(), port));
+            addrs.push((SocketAddr::new(shared.ip(), port), serves));
         }
     }
     let mut listeners = Vec::new();
-    for addr in addrs {
+    for (addr, serves) in addrs {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        listeners.push((bound, listener));
+        listeners.push((bound, listener, serves));
     }
     Ok(listeners)
+}
+
+/// Serve one bound listener forever.
+pub async fn serve_bound(
+    listener: TcpListener,
+    serves: Serves,
+    gate: Arc<Gate>,
+) -> std::io::Result<()> {
+    match serves {
+        Serves::Detected => serve(listener, gate).await,
+        Serves::Http(index) => http::serve_listener(listener, gate, index).await,
+    }
 }

@@ -68,22 +68,22 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
     }
 }
 
-/// A TCP stream whose first bytes were already read: they are read again
-/// first, then the socket.
+/// A stream (TCP by default) whose first bytes were already read: they are
+/// read again first, then the stream.
 #[derive(Debug)]
-pub struct Prefixed {
+pub struct Prefixed<T = TcpStream> {
     prefix: bytes::BytesMut,
-    inner: TcpStream,
+    inner: T,
 }
 
-impl Prefixed {
+impl<T> Prefixed<T> {
     /// `inner`, read from `prefix` first.
-    pub fn new(inner: TcpStream, prefix: bytes::BytesMut) -> Self {
+    pub fn new(inner: T, prefix: bytes::BytesMut) -> Self {
         Self { prefix, inner }
     }
 }
 
-impl AsyncRead for Prefixed {
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -99,7 +99,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

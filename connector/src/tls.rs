@@ -95,8 +95,9 @@ fn build(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("tls.cert_file/key_file: {e}"))?;
-    // PostgreSQL 17 clients with `sslnegotiation=direct` require this ALPN.
-    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    // PostgreSQL 17 clients with `sslnegotiation=direct` require `postgresql`;
+    // HTTP clients choose h2 or HTTP/1.1 (the preface then tells which).
+    config.alpn_protocols = vec![b"postgresql".to_vec(), b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -53,6 +53,8 @@ struct Pending {
     verdict: Arc<Verdict>,
     rows: u64,
     duration: Option<Duration>,
+    /// HTTP: the response status and body bytes sent to the client.
+    response: Option<(u16, u64)>,
     /// Complete: may be emitted once every earlier event is.
     ready: bool,
     /// The request's `gate.request` span, closed when it completes.
@@ -110,6 +112,7 @@ impl Session<'_> {
             verdict: verdict.clone(),
             rows: 0,
             duration: None,
+            response: None,
             ready,
             span,
         }));
@@ -120,6 +123,13 @@ impl Session<'_> {
     pub fn add_rows(&self, id: AuditId, rows: u64) {
         if let Some(event) = self.deferred().get(id) {
             event.rows = event.rows.saturating_add(rows);
+        }
+    }
+
+    /// Record on a pending event the HTTP status and the body bytes the client got.
+    pub fn set_response(&self, id: AuditId, status: u16, bytes: u64) {
+        if let Some(event) = self.deferred().get(id) {
+            event.response = Some((status, bytes));
         }
     }
 
@@ -168,6 +178,7 @@ impl Session<'_> {
             event.verdict,
         );
         audit.rows = event.rows;
+        audit.response = event.response;
         audit.duration_us = event
             .duration
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));

@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{
-    Action, ConnectionInfo, PolicyInput, QueryInfo, ResourceInfo, SessionInput, Stage, TimeInfo,
-    UserInfo, Verdict,
+    Action, ConnectionInfo, PolicyInput, QueryInfo, ResourceInfo, ResponseInfo, SessionInput,
+    Stage, TimeInfo, UserInfo, Verdict,
 };
 use tracing::Span;
 
@@ -50,6 +50,10 @@ pub struct Admission<'g> {
     /// A W3C `traceparent` the client sent (HTTP, MCP): the session's span
     /// continues that trace. PostgreSQL has none.
     pub traceparent: Option<String>,
+    /// The session is one request (HTTP): an allowed `session` decision
+    /// without dry-run findings is not audited on its own, since the
+    /// request's event records it. Refusals are always audited.
+    pub single_request: bool,
 }
 
 /// Why a client was not admitted; the protocol renders it in its own error format.
@@ -120,6 +124,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         peer,
         mut connection,
         traceparent,
+        single_request,
     } = admission;
     let identity = user.name.clone().unwrap_or_default();
     let span = spans::session(
@@ -196,12 +201,14 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         },
     ));
     spans::decided(&session.span, verdict.action);
-    gate.audit.emit(AuditEvent::new(
-        "session",
-        &session.parties,
-        None,
-        verdict.clone(),
-    ));
+    if !(single_request && !verdict.is_blocked() && verdict.dry_run.is_empty()) {
+        gate.audit.emit(AuditEvent::new(
+            "session",
+            &session.parties,
+            None,
+            verdict.clone(),
+        ));
+    }
     if verdict.is_blocked() {
         return Err(Refusal::Blocked(
             verdict
@@ -256,7 +263,43 @@ impl<'g> Session<'g> {
         traceparent: Option<&str>,
     ) -> Decided {
         let verdict = self.pre_request(query);
-        let span = spans::request(&self.span, &query.kind, verdict.action, traceparent);
+        self.decided(verdict, &query.kind, text, refused, traceparent)
+    }
+
+    /// Decide one request that is not a SQL or MongoDB statement (HTTP, MCP,
+    /// SSH: `request` carries its `http`, `mcp` or `ssh` part) with
+    /// `pre_request`, evaluated every time, and audit it like
+    /// [`Session::request`]. `kind` names the request on its span.
+    pub fn decide(
+        &self,
+        mut request: PolicyInput,
+        kind: &str,
+        text: AuditText,
+        refused: &str,
+        traceparent: Option<&str>,
+    ) -> Decided {
+        request.time = Some(TimeInfo::now());
+        let verdict = Arc::new(self.evaluate(Stage::PreRequest, request));
+        self.decided(verdict, kind, text, refused, traceparent)
+    }
+
+    /// Evaluate `post_request` for the response to `request` (HTTP, MCP:
+    /// `response` carries status, headers and content type).
+    pub fn decide_response(&self, mut request: PolicyInput, response: ResponseInfo) -> Verdict {
+        request.time = Some(TimeInfo::now());
+        request.response = Some(response);
+        self.evaluate(Stage::PostRequest, request)
+    }
+
+    fn decided(
+        &self,
+        verdict: Arc<Verdict>,
+        kind: &str,
+        text: AuditText,
+        refused: &str,
+        traceparent: Option<&str>,
+    ) -> Decided {
+        let span = spans::request(&self.span, kind, verdict.action, traceparent);
         let audit = self.push("statement", text, &verdict, false, span);
         let decision = match verdict.action {
             Action::Block => {

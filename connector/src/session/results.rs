@@ -165,7 +165,7 @@ impl Session<'_> {
                 query,
                 response: Some(ResponseInfo {
                     columns,
-                    status: None,
+                    ..Default::default()
                 }),
                 ..Default::default()
             },

@@ -71,6 +71,7 @@ fn admission<'g>(gate: &'g Gate, traceparent: Option<&str>) -> Admission<'g> {
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
         connection: ConnectionInfo::default(),
         traceparent: traceparent.map(str::to_owned),
+        single_request: false,
     }
 }
 

@@ -90,6 +90,7 @@ fn admission<'g>(gate: &'g Gate, groups: &[&str]) -> Admission<'g> {
         peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
         connection: ConnectionInfo::default(),
         traceparent: None,
+        single_request: false,
     }
 }
 

@@ -46,6 +46,11 @@ pub struct ConnectorConfig {
     /// OpenTelemetry trace export (off when absent).
     #[serde(default)]
     pub telemetry: Option<TelemetryConfig>,
+    /// HTTP and MCP: peers (addresses or CIDR ranges) whose
+    /// `X-Forwarded-User/Email/Groups` headers name the user; from anyone
+    /// else those headers are stripped and ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_listen_addr() -> String {
@@ -206,6 +211,29 @@ pub struct ResourceConfig {
     pub require_access_grant: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// HTTP: the `Host` / TLS SNI names that select this resource on the shared listener.
+    #[serde(default)]
+    pub host_names: Vec<String>,
+    /// HTTP: only requests under this path prefix are proxied (404 otherwise).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// HTTP: the largest request body, and the largest response Gate will
+    /// inspect (masks, filters); bigger inspected responses are refused.
+    #[serde(default = "crate::http::default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// HTTP: headers Gate adds to every upstream request (credentials the client never sees).
+    #[serde(default)]
+    pub upstream_headers: crate::http::UpstreamHeaders,
+    /// HTTP: forward the client's own `Authorization` header (stripped by default).
+    #[serde(default)]
+    pub pass_authorization: bool,
+    /// HTTP: where in a JSON response object the array that `filters` apply
+    /// to lives (`data.items`); a top-level array needs none.
+    #[serde(default)]
+    pub filter_path: Option<String>,
+    /// HTTP: upstream connect, response-header and idle timeouts.
+    #[serde(default)]
+    pub timeouts: crate::http::HttpTimeouts,
 }
 
 /// Upstream TLS: `true`/`false`, or `{mode, ca_file}`.
@@ -540,6 +568,7 @@ impl Validate for ConnectorConfig {
             if r.password.is_some() && r.username.is_none() {
                 p.push(at("username"), "required when password is set");
             }
+            crate::http::validate_resource(r, &at, p);
             if let Some(path) = &r.endpoint_path
                 && !path.starts_with('/')
             {
@@ -574,6 +603,8 @@ impl Validate for ConnectorConfig {
                 p.push("tls.key_file", "required when tls.enabled is true");
             }
         }
+        crate::http::validate_trusted_proxies(&self.trusted_proxies, p);
+        crate::http::validate_shared_hosts(&self.resources, p);
         self.logging.validate(p);
     }
 }

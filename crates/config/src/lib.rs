@@ -15,6 +15,7 @@ pub mod control;
 mod duration;
 mod env;
 mod error;
+pub mod http;
 mod load;
 pub mod logging;
 mod number;

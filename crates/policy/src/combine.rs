@@ -383,6 +383,7 @@ mod tests {
             field: field.into(),
             op: FilterOp::Eq,
             operand: FilterOperand::Value(serde_json::json!(1)),
+            path: None,
         };
         let v = combine(
             vec![

@@ -124,6 +124,10 @@ pub struct Filter {
     /// `value` for `eq`/`neq`; `values` for `in`/`not_in`.
     #[serde(flatten)]
     pub operand: FilterOperand,
+    /// Where the array to filter lives in the document (`data.items`); the
+    /// document itself, or the protocol's configured path, when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The right-hand side of a filter.
@@ -397,10 +401,11 @@ fn parse_filters(
                 format!("expected an object, got {}", describe(item)),
             )
         })?;
-        let (mut field, mut op, mut single, mut many) = (None, None, None, None);
+        let (mut field, mut op, mut single, mut many, mut at) = (None, None, None, None, None);
         for (key, v) in object.iter() {
             match string(key) {
                 Some("field") => field = Some(required_string(v, &path("field"), err)?),
+                Some("path") => at = Some(required_string(v, &path("path"), err)?),
                 Some("op") => {
                     op = Some(match string(v) {
                         Some("eq") => FilterOp::Eq,
@@ -432,7 +437,7 @@ fn parse_filters(
                     return Err(err(
                         &format!("filters[{i}]"),
                         format!(
-                            "unknown field {} (expected field, op, value, values)",
+                            "unknown field {} (expected field, op, value, values, path)",
                             describe(key)
                         ),
                     ));
@@ -470,7 +475,12 @@ fn parse_filters(
                 ));
             }
         };
-        filters.push(Filter { field, op, operand });
+        filters.push(Filter {
+            field,
+            op,
+            operand,
+            path: at.filter(|p| !p.is_empty()),
+        });
     }
     Ok(filters)
 }

@@ -147,8 +147,14 @@ pub struct QueryInfo {
 pub struct HttpInfo {
     pub method: String,
     pub path: String,
-    pub query: Option<String>,
+    /// The query string, parsed: every name with all its values in order.
+    pub query: BTreeMap<String, Vec<String>>,
+    /// Lower-case names; `authorization` and `cookie` are never included.
     pub headers: BTreeMap<String, String>,
+    /// The `Host` (or `:authority`) the client asked for.
+    pub host: Option<String>,
+    /// The parsed JSON body of a JSON request under the size limit.
+    pub body: Option<serde_json::Value>,
 }
 
 /// An MCP message.
@@ -187,6 +193,10 @@ pub struct ResponseColumn {
 pub struct ResponseInfo {
     pub columns: Vec<ResponseColumn>,
     pub status: Option<i64>,
+    /// HTTP: response headers, lower-case names (`set-cookie` never included).
+    pub headers: BTreeMap<String, String>,
+    /// HTTP: the media type of the response body (`application/json`), without parameters.
+    pub content_type: Option<String>,
 }
 
 /// The access grant that admitted this session.
@@ -243,6 +253,7 @@ input_keys! {
     prompt_name = "prompt_name", arguments = "arguments", ssh = "ssh", command = "command",
     subsystem = "subsystem", pty = "pty", env = "env", response = "response", status = "status",
     grant = "grant", expires_at = "expires_at", scopes = "scopes", table = "table",
+    body = "body", content_type = "content_type",
 }
 
 /// Builds a Rego object field by field, skipping absent values.
@@ -278,6 +289,14 @@ fn string_map(map: &BTreeMap<String, String>) -> Value {
     Value::from(
         map.iter()
             .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+fn multi_map(map: &BTreeMap<String, Vec<String>>) -> Value {
+    Value::from(
+        map.iter()
+            .map(|(k, vs)| (Value::from(k.as_str()), strings(vs)))
             .collect::<BTreeMap<_, _>>(),
     )
 }
@@ -435,8 +454,10 @@ impl PolicyInput {
                 Obj::default()
                     .set("method", h.method.as_str())
                     .set("path", h.path.as_str())
-                    .opt("query", opt_str(&h.query))
+                    .set("query", multi_map(&h.query))
                     .set("headers", string_map(&h.headers))
+                    .opt("host", opt_str(&h.host))
+                    .opt("body", h.body.clone().map(Value::from))
                     .done(),
             );
         }
@@ -484,6 +505,8 @@ impl PolicyInput {
                 Obj::default()
                     .set("columns", Value::from(columns))
                     .opt("status", r.status)
+                    .set("headers", string_map(&r.headers))
+                    .opt("content_type", opt_str(&r.content_type))
                     .done(),
             );
         }

@@ -155,6 +155,48 @@ pub fn filter_json(doc: &mut Json, filters: &[Filter]) -> FilterOutcome {
     }
 }
 
+/// [`filter_json`] with each filter applied to the array at its own `path`,
+/// else at `default_path`, else the document itself (paths are dotted
+/// object keys from the root). A path that leads nowhere, or to neither an
+/// array nor an object, is [`FilterOutcome::NotFilterable`]; a rejected
+/// object at a path is [`FilterOutcome::Rejected`]. Dropped counts add up.
+pub fn filter_json_at(
+    doc: &mut Json,
+    filters: &[Filter],
+    default_path: Option<&str>,
+) -> FilterOutcome {
+    let mut groups: Vec<(Option<&str>, Vec<Filter>)> = Vec::new();
+    for filter in filters {
+        let at = filter
+            .path
+            .as_deref()
+            .or(default_path)
+            .filter(|p| !p.is_empty());
+        match groups.iter_mut().find(|(p, _)| *p == at) {
+            Some((_, group)) => group.push(filter.clone()),
+            None => groups.push((at, vec![filter.clone()])),
+        }
+    }
+    let mut dropped = 0;
+    for (at, group) in groups {
+        let target = match at {
+            None => Some(&mut *doc),
+            Some(path) => path
+                .split('.')
+                .try_fold(&mut *doc, |value, segment| value.get_mut(segment)),
+        };
+        let Some(target) = target else {
+            return FilterOutcome::NotFilterable;
+        };
+        match filter_json(target, &group) {
+            FilterOutcome::Dropped(n) => dropped += n,
+            FilterOutcome::Kept => {}
+            refused => return refused,
+        }
+    }
+    FilterOutcome::Dropped(dropped)
+}
+
 fn matches_all(item: &Json, filters: &[Filter]) -> bool {
     filters.iter().all(|f| matches(item, f))
 }
@@ -212,7 +254,30 @@ mod tests {
             field: field.into(),
             op,
             operand,
+            path: None,
         }
+    }
+
+    #[test]
+    fn filters_apply_at_their_path_or_the_default_one() {
+        let mut doc = json!({"data": {"items": [{"org": 1}, {"org": 2}, {"org": 1}]}, "total": 3});
+        let mut f = filter("org", FilterOp::Eq, FilterOperand::Value(json!(1)));
+        assert_eq!(
+            filter_json_at(&mut doc.clone(), std::slice::from_ref(&f), None),
+            FilterOutcome::Rejected,
+            "without a path the object itself is filtered"
+        );
+        assert_eq!(
+            filter_json_at(&mut doc, std::slice::from_ref(&f), Some("data.items")),
+            FilterOutcome::Dropped(1)
+        );
+        assert_eq!(doc["data"]["items"], json!([{"org": 1}, {"org": 1}]));
+        f.path = Some("data.missing".into());
+        assert_eq!(
+            filter_json_at(&mut doc, std::slice::from_ref(&f), Some("data.items")),
+            FilterOutcome::NotFilterable,
+            "a policy path that leads nowhere refuses"
+        );
     }
 
     #[test]

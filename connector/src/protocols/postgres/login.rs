@@ -79,6 +79,7 @@ pub(super) async fn establish<'g>(
                 ..Default::default()
             },
             traceparent: None,
+            single_request: false,
         },
     )?;
 

@@ -1,0 +1,427 @@
+//! One HTTP exchange: route, authenticate, admit, decide (`pre_request`),
+//! forward, decide the response (`post_request`), enforce, audit.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gate_config::connector::{Protocol, ResourceConfig};
+use gate_policy::{Action, ConnectionInfo, HttpInfo, PolicyInput, ResponseInfo, Verdict};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::enforce::{self, Inspection, Rules, Transformed, media_type};
+use super::error::{HttpError, full};
+use super::records::Records;
+use super::request::{self, Forwarding};
+use super::{Body, Connection, identity, route};
+use crate::session::{self, Admission, AuditText, Decision, Session};
+
+/// Answer one request; every failure is a JSON error response.
+pub(super) async fn handle(
+    request: Request<Incoming>,
+    connection: Arc<Connection>,
+) -> Result<Response<Body>, Infallible> {
+    Ok(exchange(request, &connection)
+        .await
+        .unwrap_or_else(HttpError::into_response))
+}
+
+async fn exchange(
+    request: Request<Incoming>,
+    conn: &Connection,
+) -> Result<Response<Body>, HttpError> {
+    let started = Instant::now();
+    let gate = &*conn.gate;
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| header_text(request.headers(), header::HOST))
+        .map(|a| route::host_of(&a))
+        .or_else(|| conn.sni.clone());
+    let resource = route::select(
+        &gate.config,
+        &conn.route,
+        host.as_deref(),
+        request.uri().path(),
+    )?;
+    let user = identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())?;
+    let traceparent = header_text(request.headers(), "traceparent");
+    let session = session::admit(
+        gate,
+        Admission {
+            protocol: Protocol::Http,
+            resource,
+            user,
+            peer: conn.peer,
+            connection: ConnectionInfo {
+                tls: conn.tls,
+                ..Default::default()
+            },
+            traceparent: traceparent.clone(),
+            single_request: true,
+        },
+    )
+    .map_err(|refusal| HttpError::Forbidden(refusal.to_string()))?;
+    session.established();
+    let trusted = identity::is_trusted(&conn.trusted, conn.peer.ip());
+    let exchange = Exchange {
+        conn,
+        session: &session,
+        resource,
+        host,
+        trusted,
+        started,
+    };
+    exchange.run(request, traceparent.as_deref()).await
+}
+
+/// The parts of one exchange the steps share.
+struct Exchange<'a, 'g> {
+    conn: &'a Connection,
+    session: &'a Session<'g>,
+    resource: &'g ResourceConfig,
+    host: Option<String>,
+    trusted: bool,
+    started: Instant,
+}
+
+impl Exchange<'_, '_> {
+    async fn run(
+        &self,
+        mut request: Request<Incoming>,
+        traceparent: Option<&str>,
+    ) -> Result<Response<Body>, HttpError> {
+        let limit = self.resource.max_body_bytes;
+        let declared = header_text(request.headers(), header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(HttpError::PayloadTooLarge(limit));
+        }
+        let upgrade = request::upgrade_of(request.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, incoming) = request.into_parts();
+        let json_request = media_type(header_text(&parts.headers, header::CONTENT_TYPE).as_deref())
+            .is_some_and(|m| enforce::is_json(&m));
+        let mut incoming = Some(incoming);
+        let (body_json, mut body) = if let Some(whole) = incoming.take_if(|_| json_request) {
+            let bytes = collect(whole, limit).await.map_err(|too_big| {
+                if too_big {
+                    HttpError::PayloadTooLarge(limit)
+                } else {
+                    HttpError::BadRequest("the request body could not be read".into())
+                }
+            })?;
+            (serde_json::from_slice(&bytes).ok(), Some(bytes))
+        } else {
+            (None, None)
+        };
+        let view = request::policy_view(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            self.host.clone(),
+            body_json,
+        );
+        let text: Arc<str> = request::audit_text(&parts.method, &parts.uri).into();
+        let decided = self.session.decide(
+            http_input(view.clone()),
+            parts.method.as_str(),
+            AuditText::Text(text.clone()),
+            "request refused by policy",
+            traceparent,
+        );
+        let audit = decided.audit;
+        let mut path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
+        match decided.decision {
+            Decision::Forward => {}
+            Decision::Block(reason) => {
+                return self.finish(audit, Err(HttpError::Forbidden(reason)));
+            }
+            Decision::Rewrite(target) if target.starts_with('/') => path_and_query = target,
+            Decision::Rewrite(replacement) => {
+                if serde_json::from_str::<serde_json::Value>(&replacement).is_err() {
+                    return self.finish(
+                        audit,
+                        Err(HttpError::Internal(
+                            "the policy's rewrite is neither a path (starting with /) nor a JSON body".into(),
+                        )),
+                    );
+                }
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                body = Some(Bytes::from(replacement));
+            }
+        }
+        let upstream = self
+            .conn
+            .gate
+            .protocols
+            .http
+            .upstream(self.resource)
+            .map_err(|e| HttpError::Internal(format!("upstream TLS: {e}")))?;
+        let mut upstream_request = Request::builder()
+            .method(parts.method.clone())
+            .uri(upstream.uri(&path_and_query)?)
+            .version(http::Version::HTTP_11);
+        let mut headers = std::mem::take(&mut parts.headers);
+        request::upstream_headers(
+            &mut headers,
+            &Forwarding {
+                resource: self.resource,
+                peer: self.conn.peer.ip(),
+                trusted: self.trusted,
+                tls: self.conn.tls,
+                host: self.host.as_deref(),
+                upgrade: upgrade.clone(),
+            },
+        );
+        if let Ok(authority) = HeaderValue::from_str(&upstream.authority) {
+            headers.insert(header::HOST, authority);
+        }
+        let body = match body {
+            Some(bytes) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                headers.remove(header::TRANSFER_ENCODING);
+                full(bytes)
+            }
+            None => match incoming {
+                Some(stream) => {
+                    Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX)).boxed()
+                }
+                None => Empty::new().map_err(|never| match never {}).boxed(),
+            },
+        };
+        if let Some(h) = upstream_request.headers_mut() {
+            *h = headers;
+        }
+        let upstream_request = upstream_request
+            .body(body)
+            .map_err(|e| HttpError::BadRequest(format!("the request cannot be forwarded: {e}")))?;
+        let response = match upstream.send(upstream_request).await {
+            Ok(response) => response,
+            Err(HttpError::UpstreamFailed(reason)) if reason.contains("length limit exceeded") => {
+                return self.finish(audit, Err(HttpError::PayloadTooLarge(limit)));
+            }
+            Err(error) => return self.finish(audit, Err(error)),
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            return self.finish(audit, Ok(tunnel(response, client_upgrade)));
+        }
+        let outcome = self.respond(&parts.method, view, response, &text).await;
+        self.finish(audit, outcome)
+    }
+
+    /// `post_request` on the upstream's response, then enforcement.
+    async fn respond(
+        &self,
+        method: &Method,
+        view: HttpInfo,
+        response: Response<Incoming>,
+        text: &Arc<str>,
+    ) -> Result<Response<Body>, HttpError> {
+        let (mut parts, incoming) = response.into_parts();
+        let media = media_type(header_text(&parts.headers, header::CONTENT_TYPE).as_deref());
+        let verdict = self.session.decide_response(
+            http_input(view),
+            ResponseInfo {
+                status: Some(i64::from(parts.status.as_u16())),
+                headers: response_headers(&parts.headers),
+                content_type: media.clone(),
+                ..Default::default()
+            },
+        );
+        if verdict.action != Action::Allow || !verdict.dry_run.is_empty() {
+            self.session.audit(
+                "result",
+                AuditText::Text(text.clone()),
+                &Arc::new(verdict.clone()),
+            );
+        }
+        if verdict.is_blocked() {
+            return Err(HttpError::Forbidden(
+                verdict
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "response refused by policy".into()),
+            ));
+        }
+        request::strip_hop_by_hop(&mut parts.headers);
+        let has_body = method != Method::HEAD
+            && !matches!(
+                parts.status,
+                StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+            )
+            && !parts.status.is_informational();
+        let gate = &self.conn.gate;
+        let filter_path = self.resource.filter_path.as_deref();
+        let body = match enforce::plan(&verdict, media.as_deref(), has_body)? {
+            Inspection::Pass => incoming.map_err(Into::into).boxed(),
+            Inspection::Json => {
+                let transformed = self
+                    .inspect_json(&mut parts.headers, incoming, &verdict, filter_path)
+                    .await?;
+                match transformed {
+                    Transformed::Keep(bytes, _) => {
+                        parts
+                            .headers
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                        full(Bytes::from(bytes))
+                    }
+                    Transformed::Drop => {
+                        return Err(HttpError::Forbidden(
+                            "the response is filtered out by policy".into(),
+                        ));
+                    }
+                }
+            }
+            Inspection::Stream(kind) => {
+                if encoded(&parts.headers) {
+                    return Err(HttpError::ResponseRefused(
+                        "a policy masks this streamed response, but it is content-encoded".into(),
+                    ));
+                }
+                for name in [header::CONTENT_LENGTH, header::ETAG, header::ACCEPT_RANGES] {
+                    parts.headers.remove(name);
+                }
+                Records::body(
+                    incoming,
+                    kind,
+                    Arc::new(verdict),
+                    filter_path.map(str::to_owned),
+                    gate.masking_key.clone(),
+                    usize::try_from(self.resource.max_body_bytes).unwrap_or(usize::MAX),
+                )
+            }
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Read, decode and transform a JSON response that must be inspected.
+    async fn inspect_json(
+        &self,
+        headers: &mut HeaderMap,
+        incoming: Incoming,
+        verdict: &Verdict,
+        filter_path: Option<&str>,
+    ) -> Result<Transformed, HttpError> {
+        let limit = self.resource.max_body_bytes;
+        let raw = collect(incoming, limit).await.map_err(|too_big| {
+            HttpError::ResponseRefused(if too_big {
+                format!("the response exceeds the {limit}-byte inspection limit (max_body_bytes)")
+            } else {
+                "the upstream broke off the response body".into()
+            })
+        })?;
+        let coding = header_text(headers, header::CONTENT_ENCODING).unwrap_or_default();
+        let decoded =
+            super::decode::decode(&coding, &raw, limit).map_err(HttpError::ResponseRefused)?;
+        for name in [
+            header::CONTENT_ENCODING,
+            header::ETAG,
+            header::ACCEPT_RANGES,
+            header::TRANSFER_ENCODING,
+        ] {
+            headers.remove(name);
+        }
+        headers.remove("content-md5");
+        let rules = Rules::of(verdict, filter_path, self.conn.gate.masking_key.as_ref());
+        enforce::transform(&decoded, &rules)
+    }
+
+    /// Complete the request's audit event (status, bytes, duration) and its metric.
+    fn finish(
+        &self,
+        audit: session::AuditId,
+        outcome: Result<Response<Body>, HttpError>,
+    ) -> Result<Response<Body>, HttpError> {
+        let response = outcome.unwrap_or_else(HttpError::into_response);
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or_else(|| hyper::body::Body::size_hint(response.body()).exact())
+            .unwrap_or(0);
+        self.session
+            .set_response(audit, response.status().as_u16(), bytes);
+        self.session.complete(audit, self.started.elapsed());
+        self.session.record_duration(self.started);
+        self.session.flush();
+        Ok(response)
+    }
+}
+
+/// Pass a `101 Switching Protocols` back and splice the two upgraded connections.
+fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -> Response<Body> {
+    let upstream = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+            tracing::debug!("an HTTP upgrade did not complete on both sides");
+            return;
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, Empty::new().map_err(|never| match never {}).boxed())
+}
+
+/// Read a whole body of at most `limit` bytes; `Err(true)` when it is longer,
+/// `Err(false)` when it broke off.
+async fn collect(body: Incoming, limit: u64) -> Result<Bytes, bool> {
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(error.is::<http_body_util::LengthLimitError>()),
+    }
+}
+
+fn http_input(view: HttpInfo) -> PolicyInput {
+    PolicyInput {
+        http: Some(view),
+        ..Default::default()
+    }
+}
+
+/// Response headers for `input.response.headers` (`set-cookie` left out).
+fn response_headers(headers: &HeaderMap) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in headers.keys() {
+        if name == header::SET_COOKIE {
+            continue;
+        }
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.insert(name.as_str().to_owned(), joined);
+    }
+    out
+}
+
+fn encoded(headers: &HeaderMap) -> bool {
+    header_text(headers, header::CONTENT_ENCODING)
+        .is_some_and(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+}
+
+fn header_text<K: http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

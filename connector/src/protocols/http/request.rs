@@ -1,0 +1,280 @@
+//! What Gate makes of a client's request: the policy's view of it
+//! (`input.http`), its audit text, and the headers sent upstream (hop-by-hop
+//! headers removed per RFC 9110 §7.6.1, `X-Forwarded-*` and `Forwarded`
+//! added, client credentials removed, configured credentials injected).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use gate_config::connector::ResourceConfig;
+use gate_policy::HttpInfo;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::identity::{FORWARDED_EMAIL, FORWARDED_GROUPS, FORWARDED_USER};
+
+/// Headers that describe one connection, never forwarded as they are.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Header values policies never see.
+const HIDDEN_FROM_POLICY: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// The content codings Gate can decode when it must inspect a response.
+const DECODABLE: &str = "gzip, deflate, br";
+
+/// `input.http` for a request.
+pub fn policy_view(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    host: Option<String>,
+    body: Option<serde_json::Value>,
+) -> HttpInfo {
+    let mut visible = BTreeMap::new();
+    for name in headers.keys() {
+        if HIDDEN_FROM_POLICY.contains(name) {
+            continue;
+        }
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        visible.insert(name.as_str().to_owned(), joined);
+    }
+    HttpInfo {
+        method: method.as_str().to_owned(),
+        path: uri.path().to_owned(),
+        query: parse_query(uri.query().unwrap_or("")),
+        headers: visible,
+        host,
+        body,
+    }
+}
+
+/// A query string as every name with all its values, in order.
+pub fn parse_query(query: &str) -> BTreeMap<String, Vec<String>> {
+    let mut parsed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        parsed
+            .entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
+    }
+    parsed
+}
+
+/// The audit text of a request: method and path, query names without their values.
+pub fn audit_text(method: &http::Method, uri: &http::Uri) -> String {
+    let mut text = format!("{} {}", method, uri.path());
+    if let Some(query) = uri.query().filter(|q| !q.is_empty()) {
+        let names: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        text.push('?');
+        text.push_str(&names.join("&"));
+    }
+    text
+}
+
+/// What the upstream request's headers depend on besides the client's.
+#[derive(Debug)]
+pub struct Forwarding<'a> {
+    pub resource: &'a ResourceConfig,
+    pub peer: IpAddr,
+    /// The peer is a trusted proxy: its forwarding headers are kept and extended.
+    pub trusted: bool,
+    /// The client reached Gate over TLS.
+    pub tls: bool,
+    /// The host the client asked for.
+    pub host: Option<&'a str>,
+    /// The `Upgrade` protocol when this is an upgrade request (WebSocket).
+    pub upgrade: Option<HeaderValue>,
+}
+
+/// Turn the client's headers into the upstream request's.
+pub fn upstream_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::EXPECT);
+    headers.remove(header::HOST);
+    if !f.resource.pass_authorization {
+        headers.remove(header::AUTHORIZATION);
+    }
+    if !f.trusted {
+        for name in [
+            FORWARDED_USER,
+            FORWARDED_EMAIL,
+            FORWARDED_GROUPS,
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+        ] {
+            headers.remove(name);
+        }
+    }
+    let proto = if f.tls { "https" } else { "http" };
+    let client = f.peer.to_string();
+    let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {client}"),
+        None => client.clone(),
+    };
+    set(headers, "x-forwarded-for", &chain);
+    if !headers.contains_key("x-forwarded-proto") {
+        set(headers, "x-forwarded-proto", proto);
+    }
+    if let Some(host) = f.host
+        && !headers.contains_key("x-forwarded-host")
+    {
+        set(headers, "x-forwarded-host", host);
+    }
+    let node = match f.peer {
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = f
+        .host
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+    {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {element}"),
+        None => element,
+    };
+    set(headers, "forwarded", &forwarded);
+    // Only codings Gate can decode, so any response can be inspected.
+    if let Some(accepted) = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        let kept: Vec<&str> = accepted
+            .split(',')
+            .map(str::trim)
+            .filter(|coding| {
+                let name = coding.split(';').next().unwrap_or("").trim();
+                DECODABLE.split(", ").any(|d| d.eq_ignore_ascii_case(name))
+                    || name.eq_ignore_ascii_case("identity")
+            })
+            .collect();
+        if kept.is_empty() {
+            headers.remove(header::ACCEPT_ENCODING);
+        } else {
+            set(headers, "accept-encoding", &kept.join(", "));
+        }
+    }
+    for (name, value) in &f.resource.upstream_headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(protocol) = &f.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+}
+
+/// Remove hop-by-hop headers, and every header the `Connection` header lists.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// The `Upgrade` protocol of an upgrade request (`Connection: upgrade`).
+pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    wants
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_keep_every_value() {
+        let q = parse_query("tag=a&tag=b&limit=10&empty=&name=J%C3%BCrgen+X");
+        assert_eq!(q["tag"], ["a", "b"]);
+        assert_eq!(q["limit"], ["10"]);
+        assert_eq!(q["empty"], [""]);
+        assert_eq!(q["name"], ["Jürgen X"]);
+    }
+
+    #[test]
+    fn audit_text_has_no_query_values() {
+        let uri: http::Uri = "/v1/customers?ssn=123-45-6789&limit=5".parse().unwrap();
+        assert_eq!(
+            audit_text(&http::Method::GET, &uri),
+            "GET /v1/customers?ssn&limit"
+        );
+    }
+
+    #[test]
+    fn connection_listed_headers_are_hop_by_hop() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "keep-alive, x-secret-hop".parse().unwrap());
+        headers.insert("x-secret-hop", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-end-to-end", "2".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-end-to-end"));
+    }
+
+    #[test]
+    fn policies_never_see_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer x".parse().unwrap());
+        headers.insert("cookie", "session=1".parse().unwrap());
+        headers.insert("X-Tenant", "acme".parse().unwrap());
+        headers.append("accept", "a/b".parse().unwrap());
+        headers.append("accept", "c/d".parse().unwrap());
+        let view = policy_view(
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers,
+            None,
+            None,
+        );
+        assert_eq!(view.headers.len(), 2);
+        assert_eq!(view.headers["x-tenant"], "acme");
+        assert_eq!(view.headers["accept"], "a/b, c/d");
+    }
+}
