@@ -74,23 +74,8 @@ pub(crate) fn start_on(
          resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw{resource_extra}}}\n{policy_yaml}",
         pg.port()
     );
-    let config: ConnectorConfig =
-        load_str("test.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    let policies =
-        gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
-    let audit = dir.path().join("audit.jsonl");
-    let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
-    let jwt = gate_connector::jwt::JwtVerifier::load(&config.auth).unwrap();
-    let gate = Arc::new(
-        Gate::new(config, policies, sink)
-            .with_tls(tls)
-            .with_jwt(jwt),
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (gate, audit) = gate_from_yaml(&yaml, tls, dir.path());
+    let runtime = test_runtime();
     // As `main` does: keys of issuers given by URL are fetched before the first client.
     if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
         let problems = runtime.block_on(jwt.refresh());
@@ -178,9 +163,14 @@ pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
 /// The audit file once `done` holds for its text (the sink writes in the
 /// background, after the bytes an event concerns), or after 5 s.
 pub(crate) fn audit_when(stack: &Stack, done: impl Fn(&str) -> bool) -> String {
+    audit_file_when(&stack.audit, done)
+}
+
+/// The audit file's text once `done` holds for it (or after 5 s).
+pub(crate) fn audit_file_when(path: &Path, done: impl Fn(&str) -> bool) -> String {
     let started = std::time::Instant::now();
     loop {
-        let text = std::fs::read_to_string(&stack.audit).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
         if done(&text) || started.elapsed() > std::time::Duration::from_secs(5) {
             return text;
         }
@@ -216,4 +206,76 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 
 pub(crate) fn direct(stack: &Stack, sql: &str) -> String {
     stack.pg.psql("appdb", sql).unwrap()
+}
+
+/// A connector started in-process from a whole YAML config (any protocols),
+/// its shared listener on a free port (`listen_addr` is replaced).
+pub(crate) struct GateOnly {
+    pub(crate) port: u16,
+    pub(crate) audit: PathBuf,
+    pub(crate) gate: Arc<Gate>,
+    _dir: tempfile::TempDir,
+    pub(crate) runtime: tokio::runtime::Runtime,
+}
+
+pub(crate) fn start_yaml(yaml: &str, tls: Option<gate_connector::tls::TlsFiles>) -> GateOnly {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("listen_addr: \"127.0.0.1:0\"\n{yaml}");
+    let (gate, audit) = gate_from_yaml(&yaml, tls, dir.path());
+    let runtime = test_runtime();
+    let listeners = runtime
+        .block_on(gate_connector::server::bind_all(&gate.config))
+        .unwrap();
+    let port = listeners[0].0.port();
+    for (_, listener, serves) in listeners {
+        runtime.spawn(gate_connector::server::serve_bound(
+            listener,
+            serves,
+            gate.clone(),
+        ));
+    }
+    GateOnly {
+        port,
+        audit,
+        gate,
+        _dir: dir,
+        runtime,
+    }
+}
+
+impl GateOnly {
+    /// The audit log once `done` holds for it (or after 5 s).
+    pub(crate) fn audit_when(&self, done: impl Fn(&str) -> bool) -> String {
+        audit_file_when(&self.audit, done)
+    }
+}
+
+/// A connector's shared state from a YAML config, auditing to `dir/audit.jsonl`.
+pub(crate) fn gate_from_yaml(
+    yaml: &str,
+    tls: Option<gate_connector::tls::TlsFiles>,
+    dir: &Path,
+) -> (Arc<Gate>, PathBuf) {
+    let config: ConnectorConfig =
+        load_str("test.yaml", yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let policies =
+        gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
+    let audit = dir.join("audit.jsonl");
+    let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
+    let jwt = gate_connector::jwt::JwtVerifier::load(&config.auth).unwrap();
+    let gate = Arc::new(
+        Gate::new(config, policies, sink)
+            .with_tls(tls)
+            .with_jwt(jwt),
+    );
+    (gate, audit)
+}
+
+/// A two-thread runtime for a connector under test.
+pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -121,7 +121,7 @@ impl Exchange<'_, '_> {
         } else {
             (None, None)
         };
-        let view = request::policy_view(
+        let mut view = request::policy_view(
             &parts.method,
             &parts.uri,
             &parts.headers,
@@ -162,6 +162,12 @@ impl Exchange<'_, '_> {
                 );
                 body = Some(Bytes::from(replacement));
             }
+        }
+        // post_request judges what is fetched: a rewritten path's response
+        // gets the rewritten path's rules.
+        if let Ok(target) = path_and_query.parse::<http::Uri>() {
+            view.path = target.path().to_owned();
+            view.query = request::parse_query(target.query().unwrap_or(""));
         }
         let upstream = self
             .conn

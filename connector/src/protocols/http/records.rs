@@ -102,12 +102,12 @@ fn transform_event(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> 
     let mut fields = Vec::new();
     let mut data: Vec<&str> = Vec::new();
     for line in text.lines() {
-        if let Some(value) = line.strip_prefix("data") {
-            if value.is_empty() || value.starts_with(':') {
-                let value = value.strip_prefix(':').unwrap_or(value);
-                data.push(value.strip_prefix(' ').unwrap_or(value));
-                continue;
-            }
+        if let Some(value) = line.strip_prefix("data")
+            && (value.is_empty() || value.starts_with(':'))
+        {
+            let value = value.strip_prefix(':').unwrap_or(value);
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+            continue;
         }
         if !line.is_empty() {
             fields.push(line);
