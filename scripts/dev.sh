@@ -11,6 +11,7 @@
 #   GATE_CONTROL_LISTEN_ADDR  control-plane listen address    (default :8080)
 #   GATE_SQLITE_PATH          control-plane SQLite file       (default .data/gate.db)
 #   PRIMARY_DB_PORT           sample PostgreSQL port          (default: a free port)
+#   SAMPLE_API_PORT           sample JSON API (nginx) port    (default: a free port)
 #   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
 #   GATE_CONNECTOR_STATE_DIR  connector's last snapshot       (default .data/connector)
@@ -28,6 +29,11 @@ if [ -z "${PRIMARY_DB_PORT:-}" ]; then
   PRIMARY_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 export PRIMARY_DB_PORT PRIMARY_DB_USER=gate_app PRIMARY_DB_PASSWORD=gate_app
+if [ -z "${SAMPLE_API_PORT:-}" ]; then
+  SAMPLE_API_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+export SAMPLE_API_PORT
+[ -x /usr/sbin/nginx ] || { echo "dev: nginx is missing; run 'make deps' first" >&2; exit 1; }
 
 if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
   cargo build --locked -q -p gate-connector -p gate-control
@@ -36,6 +42,9 @@ if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
 fi
 
 dir=$(mktemp -d /tmp/gate-dev.XXXXXX)
+api_dir=$(mktemp -d /tmp/gate-dev-api.XXXXXX)
+chmod 755 "$api_dir"
+api_pid=""
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
@@ -47,6 +56,8 @@ cleanup() {
   trap - INT TERM EXIT
   [ -n "$connector_pid" ] && kill "$connector_pid" 2>/dev/null && wait "$connector_pid" 2>/dev/null || true
   [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null && wait "$control_pid" 2>/dev/null || true
+  [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  rm -rf "$api_dir"
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$dir"
   echo "dev: stopped" >&2
@@ -69,6 +80,36 @@ insert into customers values
   (2, 'Bob Smith', 'bob.smith@example.org', '987-65-4321'),
   (3, 'Carol Díaz', 'carol@example.net', '555-12-3456');
 SQL
+
+echo "dev: starting the sample JSON API (nginx) on 127.0.0.1:$SAMPLE_API_PORT ($api_dir)" >&2
+mkdir -p "$api_dir/html/v1/admin" "$api_dir/logs" "$api_dir/tmp"
+cat > "$api_dir/html/v1/customers" <<'JSON'
+[
+  {"id": 1, "name": "Alice Johnson", "email": "alice@example.com", "ssn": "123-45-6789", "status": "active"},
+  {"id": 2, "name": "Bob Smith", "email": "bob.smith@example.org", "ssn": "987-65-4321", "status": "closed"},
+  {"id": 3, "name": "Carol Díaz", "email": "carol@example.net", "ssn": "555-12-3456", "status": "active"}
+]
+JSON
+echo '{"keys": ["sk-live-do-not-leak"]}' > "$api_dir/html/v1/admin/keys"
+chmod -R a+rX "$api_dir"
+cat > "$api_dir/nginx.conf" <<NGINX
+daemon off;
+pid $api_dir/nginx.pid;
+error_log $api_dir/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $api_dir/tmp/body;
+  proxy_temp_path $api_dir/tmp/proxy;
+  fastcgi_temp_path $api_dir/tmp/fastcgi;
+  uwsgi_temp_path $api_dir/tmp/uwsgi;
+  scgi_temp_path $api_dir/tmp/scgi;
+  default_type application/json;
+  server { listen 127.0.0.1:$SAMPLE_API_PORT; root $api_dir/html; }
+}
+NGINX
+/usr/sbin/nginx -p "$api_dir" -c "$api_dir/nginx.conf" -e "$api_dir/logs/error.log" &
+api_pid=$!
 
 control_port=${GATE_CONTROL_LISTEN_ADDR##*:}
 echo "dev: starting gate-control on :$control_port (SQLite $GATE_SQLITE_PATH, insecure)" >&2
@@ -100,6 +141,12 @@ dev: ready. Connect through Gate (masked emails and SSNs, DROP refused):
   appdb=> select * from customers;
   appdb=> select email as x from customers;   -- still masked
   appdb=> drop table customers;               -- refused by policies/example.rego
+
+The sample JSON API behind Gate (an http resource; inactive customers
+filtered out, emails and SSNs masked, admin endpoints refused):
+
+  curl -s -u app:app http://localhost:$port/v1/customers
+  curl -s -u app:app http://localhost:$port/v1/admin/keys   # 403
 
 The control plane (insecure, local only) answers on http://localhost:$control_port;
 the connector is registered to it and enforces its policies within a second:

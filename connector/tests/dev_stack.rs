@@ -117,6 +117,33 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     );
     assert!(err.contains("destructive queries are not allowed"), "{err}");
 
+    // The sample JSON API through Gate, as the printed curl lines show it.
+    assert!(
+        log.contains(&format!(
+            "curl -s -u app:app http://localhost:{port}/v1/customers"
+        )),
+        "{log}"
+    );
+    let api = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-u", "app:app", "-w", "\n%{http_code}"])
+            .arg(format!("http://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let customers = api("/v1/customers");
+    let (body, code) = customers.rsplit_once('\n').unwrap();
+    assert_eq!(code, "200", "{body}");
+    let rows: serde_json::Value = serde_json::from_str(body).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "closed customers filtered out: {body}");
+    assert_eq!(rows[0]["email"], "*************.com");
+    assert_eq!(rows[0]["ssn"], "***");
+    let keys = api("/v1/admin/keys");
+    assert!(keys.ends_with("\n403"), "{keys}");
+    assert!(!keys.contains("sk-live"), "{keys}");
+
     let ready = Command::new("curl")
         .arg("-sf")
         .arg(format!("http://127.0.0.1:{health}/readyz"))
