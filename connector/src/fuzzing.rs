@@ -194,3 +194,67 @@ pub fn pg_redact(data: &[u8]) {
         }
     }
 }
+
+/// HTTP response enforcement: a JSON document (or, when `data` opens with
+/// `0x01`, a server-sent event) transformed under an `email` redact mask and
+/// an `org` filter. Whatever comes out has no unmasked `email` value.
+pub fn http_enforce(data: &[u8]) {
+    use crate::protocols::http::enforce::{Rules, Transformed, transform};
+    use crate::protocols::http::records::transform_event;
+    use gate_policy::{Filter, FilterOp, FilterOperand, Mask, Strategy};
+    let masks = [Mask {
+        column: "email".into(),
+        strategy: Strategy::Redact,
+        table: None,
+    }];
+    let filters = [Filter {
+        field: "org".into(),
+        op: FilterOp::Neq,
+        operand: FilterOperand::Value(serde_json::json!("blocked")),
+        path: None,
+    }];
+    let rules = Rules {
+        masks: &masks,
+        filters: &filters,
+        filter_path: None,
+        key: None,
+    };
+    let out = match data.split_first() {
+        Some((1, event)) => match transform_event(event, &rules) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+            Err(_) => return,
+        },
+        _ => match transform(data, &rules) {
+            Ok(Transformed::Keep(bytes, _)) => vec![String::from_utf8_lossy(&bytes).into_owned()],
+            Ok(Transformed::Drop) | Err(_) => return,
+        },
+    };
+    for doc in out {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&doc) {
+            assert_no_email(&json);
+        }
+    }
+}
+
+fn assert_no_email(value: &serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                if key == "email" {
+                    assert!(
+                        v.is_null() || v == "***",
+                        "an email value left unmasked: {v}"
+                    );
+                } else {
+                    assert_no_email(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(assert_no_email),
+        _ => {}
+    }
+}

@@ -80,7 +80,8 @@ impl Records {
     }
 }
 
-fn transform_line(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
+/// One NDJSON line (with its newline), transformed; empty when filters drop it.
+pub fn transform_line(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
     let line = record.strip_suffix(b"\n").unwrap_or(record);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -97,7 +98,7 @@ fn transform_line(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
 
 /// One event (its lines and the blank line ending it): the `data` lines are
 /// one JSON document, replaced by its transformed form on one `data:` line.
-fn transform_event(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
+pub fn transform_event(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
     let text = std::str::from_utf8(record).map_err(|_| "a server-sent event is not UTF-8")?;
     let mut fields = Vec::new();
     let mut data: Vec<&str> = Vec::new();
