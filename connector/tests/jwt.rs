@@ -5,40 +5,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use common::*;
 use gate_testkit::PgAuth;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 
 const ISSUER: &str = "https://idp.example";
-
-/// An Ed25519 key pair: the PEM private key and a one-key JWKS.
-fn keypair(dir: &Path, name: &str, kid: &str) -> (Vec<u8>, String) {
-    let key = dir.join(format!("{name}.pem"));
-    assert!(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap()
-        .stdout;
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    let jwks = format!(
-        r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{x}", "kid": "{kid}", "alg": "EdDSA", "use": "sig"}}]}}"#
-    );
-    (std::fs::read(&key).unwrap(), jwks)
-}
 
 fn now() -> u64 {
     SystemTime::now()

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use gate_config::{ConnectorConfig, load_str};
 use gate_connector::audit::AuditSink;
 use gate_connector::server::{Gate, serve};
@@ -278,4 +279,28 @@ pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// An Ed25519 key pair: the PEM private key and a one-key JWKS.
+pub(crate) fn keypair(dir: &Path, name: &str, kid: &str) -> (Vec<u8>, String) {
+    let key = dir.join(format!("{name}.pem"));
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .stdout;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+    let jwks = format!(
+        r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{x}", "kid": "{kid}", "alg": "EdDSA", "use": "sig"}}]}}"#
+    );
+    (std::fs::read(&key).unwrap(), jwks)
 }

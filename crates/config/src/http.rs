@@ -265,3 +265,52 @@ mod tests {
         assert!(Cidr::parse("ten").unwrap_err().contains("IP address"));
     }
 }
+
+#[cfg(test)]
+mod validation_tests {
+    use crate::{ConnectorConfig, load_str};
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match load_str::<ConnectorConfig>("c.yaml", yaml, &|_| None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn http_fields_are_checked_and_named() {
+        let yaml = "trusted_proxies: [10.0.0.0/8, nope]\nresources:\n\
+            \x20 - {name: a, protocol: http, host: h, port: 80, path_prefix: api, max_body_bytes: 0, upstream_headers: {Host: x, 'Bad Name': y, X-Ok: \"a\\r\\nb\"}, timeouts: {idle: 0s}}\n\
+            \x20 - {name: b, protocol: postgres, host: h, port: 5432, host_names: [x]}\n";
+        let found = problems(yaml);
+        for want in [
+            "trusted_proxies[1]: expected an IP address or CIDR range",
+            "resources[0].path_prefix: expected a path starting with /",
+            "resources[0].max_body_bytes: expected at least 1, got 0",
+            "resources[0].upstream_headers.Host: Gate sets this header itself",
+            "resources[0].upstream_headers.Bad Name: expected an HTTP header name",
+            "resources[0].upstream_headers.X-Ok: a header value must not contain CR, LF or NUL",
+            "resources[0].timeouts.idle: must be greater than zero",
+            "resources[1].host_names: only valid for protocol http resources",
+        ] {
+            assert!(
+                found.iter().any(|p| p.contains(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_http_resources_need_host_names_to_be_told_apart() {
+        let two = "resources:\n  - {name: a, protocol: http, host: h, port: 80}\n  - {name: b, protocol: http, host: h, port: 81}\n";
+        assert_eq!(problems(two).len(), 2, "{:?}", problems(two));
+        let named = "resources:\n  - {name: a, protocol: http, host: h, port: 80}\n  - {name: b, protocol: http, host: h, port: 81, host_names: [b.local]}\n";
+        assert!(problems(named).is_empty(), "{:?}", problems(named));
+        let config = load_str::<ConnectorConfig>("c.yaml", named, &|_| None).unwrap();
+        assert_eq!(
+            config.resources[0].max_body_bytes,
+            super::DEFAULT_MAX_BODY_BYTES
+        );
+        assert_eq!(config.resources[0].timeouts.header.as_secs(), 30);
+    }
+}

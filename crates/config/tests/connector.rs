@@ -48,8 +48,13 @@ fn the_shipped_connector_config_parses() {
     assert_eq!(db.pool.max_connections, 20);
     assert_eq!(db.pool.idle_timeout, Duration::from_secs(300));
     assert_eq!(db.upstream_tls.mode(), TlsMode::Disable);
-    assert_eq!(config.policies.len(), 3);
+    assert_eq!(config.policies.len(), 5);
     assert_eq!(config.identities[0].name, "app");
+    let api = &config.resources[1];
+    assert_eq!(
+        (api.name.as_str(), api.protocol, api.path_prefix.as_deref()),
+        ("customers-api", Protocol::Http, Some("/v1"))
+    );
 }
 
 #[test]
