@@ -53,6 +53,7 @@ verify-generated: patched-deps ## fail if committed generated code differs from 
 bench: deps patched-deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
+	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench http_wrk
 
 FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce
 FUZZ_SECONDS ?= 60

@@ -7,10 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use gate_testkit::{PgAuth, Postgres, PostgresOptions, free_port};
+use support::{Proc, children_cpu_us, cpu_us, per_query, seconds, wait_port};
+
+mod support;
 
 const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
 const POOL: u32 = 20;
@@ -22,13 +24,6 @@ struct Run {
     transactions: u64,
     /// pgbench's own CPU-µs per transaction (user + system).
     client_cpu: f64,
-}
-
-fn seconds() -> u32 {
-    std::env::var("GATE_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8)
 }
 
 fn pgbench(
@@ -115,59 +110,6 @@ fn pgbench(
 }
 
 /// CPU time of this process's finished children (pgbench runs), in microseconds.
-fn children_cpu_us() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let us = |i: usize| fields[i].parse::<u64>().unwrap() * 1_000_000 / 100; // USER_HZ is 100 on Linux
-    us(13) + us(14)
-}
-
-/// (utime, stime) of a process, in microseconds.
-fn cpu_us(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let us = |i: usize| fields[i].parse::<u64>().unwrap() * 1_000_000 / 100; // USER_HZ is 100 on Linux
-    (us(11), us(12))
-}
-
-/// CPU-µs per query of a process between two `cpu_us` readings: (user + system, user, system).
-fn per_query(before: (u64, u64), after: (u64, u64), queries: u64) -> (f64, f64, f64) {
-    let q = queries.max(1) as f64;
-    let user = (after.0 - before.0) as f64 / q;
-    let system = (after.1 - before.1) as f64 / q;
-    (user + system, user, system)
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn start_gate(dir: &Path, pg_port: u16) -> (Proc, u16) {
     let port = free_port().unwrap();
     let health = free_port().unwrap();

@@ -93,6 +93,7 @@ fn setup_with(extra_resource: &str, top: &str, tls: bool) -> Setup {
                         location = /ndjson { default_type application/x-ndjson; return 200 '{\"email\":\"a@b.c\"}\\n'; }\n\
                         location = /sse { default_type text/event-stream; return 200 'data: {\"email\":\"a@b.c\"}\\n\\n'; }\n"
             .into(),
+        ..Default::default()
     })
     .unwrap();
     let policy = dir.path().join("http.rego");

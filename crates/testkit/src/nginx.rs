@@ -17,6 +17,8 @@ pub struct NginxOptions {
     pub files: Vec<(String, String)>,
     /// Extra directives inside the `server { }` block (e.g. `location` blocks).
     pub server_config: String,
+    /// Extra directives inside the `http { }` block (e.g. an `upstream` with `keepalive`).
+    pub http_config: String,
 }
 
 /// A running throwaway nginx; stopped and deleted on drop.
@@ -55,10 +57,11 @@ impl Nginx {
                client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
                fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
                scgi_temp_path {p}/tmp/scgi;\n  default_type application/octet-stream;\n\
-               types {{ text/html html; application/json json; text/plain txt; }}\n\
+               types {{ text/html html; application/json json; text/plain txt; }}\n{http_extra}\n\
                server {{\n    listen 127.0.0.1:{port};\n    root {html};\n{extra}\n  }}\n}}\n",
             html = html.display(),
             extra = options.server_config,
+            http_extra = options.http_config,
         );
         let conf = prefix.join("nginx.conf");
         fs::write(&conf, config).map_err(Error::io("write nginx.conf"))?;

@@ -214,6 +214,7 @@ fn nginx_serves_files_to_curl() {
     let nginx = Nginx::start(NginxOptions {
         files: vec![("api/items.json".into(), r#"[{"id":1}]"#.into())],
         server_config: "location = /teapot { return 418 'short and stout'; }".into(),
+        ..Default::default()
     })
     .unwrap();
     let (ok, out, err) = output(
