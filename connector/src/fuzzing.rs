@@ -258,3 +258,45 @@ fn assert_no_email(value: &serde_json::Value) {
         _ => {}
     }
 }
+
+/// What Gate makes of request parts it parses itself: the host (routing),
+/// the query (policy input, audit text) and the headers sent upstream.
+/// `data` is a request target, a newline, then `name: value` header lines.
+pub fn http_request(data: &[u8]) {
+    use crate::protocols::http::{request, route};
+    let text = String::from_utf8_lossy(data);
+    let (target, headers) = text.split_once('\n').unwrap_or((&text, ""));
+    let host = route::host_of(target);
+    assert_eq!(
+        host,
+        host.to_ascii_lowercase(),
+        "hosts are compared in lower case"
+    );
+    let _ = route::host_matches("*.gate.local", &host);
+    let query = request::parse_query(target);
+    assert!(query.values().all(|values| !values.is_empty()));
+    let mut map = http::HeaderMap::new();
+    for line in headers.lines() {
+        if let Some((name, value)) = line.split_once(':')
+            && let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.trim().as_bytes()),
+                http::HeaderValue::from_str(value.trim()),
+            )
+        {
+            map.append(name, value);
+        }
+    }
+    if let Ok(uri) = target.parse::<http::Uri>() {
+        let audit = request::audit_text(&http::Method::GET, &uri);
+        assert!(audit.starts_with("GET "));
+        let view = request::policy_view(&http::Method::GET, &uri, &map, None, None);
+        assert!(
+            !view.headers.contains_key("authorization") && !view.headers.contains_key("cookie")
+        );
+    }
+    request::strip_hop_by_hop(&mut map);
+    assert!(
+        !map.contains_key(http::header::CONNECTION)
+            && !map.contains_key(http::header::TRANSFER_ENCODING)
+    );
+}

@@ -64,6 +64,11 @@ fn the_startup_and_query_seed_reaches_its_query() {
 }
 
 #[test]
+fn http_request_seeds() {
+    replay("http_request", gate_connector::fuzzing::http_request);
+}
+
+#[test]
 fn http_enforce_seeds() {
     replay("http_enforce", gate_connector::fuzzing::http_enforce);
 }

@@ -39,6 +39,8 @@ pre_request := {"action": "block", "reason": "only admins may delete"} if {
 
 pre_request := {"action": "rewrite", "query": "/customers.json"} if input.http.path == "/people"
 
+pre_request := {"action": "rewrite", "query": "{\"redacted\": true}"} if input.http.path == "/rewrite-body"
+
 pre_request := {"action": "block", "reason": "limit too high"} if {
 	input.http.path == "/echo"
 	to_number(input.http.query.limit[_]) > 100
@@ -515,4 +517,41 @@ fn h2_over_tls_is_negotiated_by_alpn() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&version.stdout), "2");
+}
+
+#[test]
+fn a_hyper_client_round_trips_bodies_and_sees_body_rewrites() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let s = setup();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let port = s.gate.port;
+    let (posted, rewritten) = runtime.block_on(async move {
+        let client: Client<_, Full<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let send = |path: &'static str, body: &'static str| {
+            let request = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
+                .header("host", "echo.gate.test")
+                .header("authorization", "Basic YXBwOmFwcC1wdw==")
+                .header("content-type", "application/json")
+                .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            let client = client.clone();
+            async move {
+                let response = client.request(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+            }
+        };
+        (
+            send("/orders", "{\"item\": \"book\", \"qty\": 2}").await,
+            send("/rewrite-body", "{\"secret\": 1}").await,
+        )
+    });
+    assert_eq!(posted["body"], "{\"item\": \"book\", \"qty\": 2}");
+    assert_eq!(posted["method"], "POST");
+    assert_eq!(rewritten["body"], "{\"redacted\": true}");
+    assert_eq!(rewritten["headers"]["content-length"], "18");
 }

@@ -19,6 +19,7 @@ use super::error::{HttpError, full};
 use super::records::Records;
 use super::request::{self, Forwarding};
 use super::{Body, Connection, identity, route};
+use crate::session::outcome::{Outcome, count};
 use crate::session::{self, Admission, AuditText, Decision, Session};
 
 /// Answer one request; every failure is a JSON error response.
@@ -49,8 +50,10 @@ async fn exchange(
         &conn.route,
         host.as_deref(),
         request.uri().path(),
-    )?;
-    let user = identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())?;
+    )
+    .inspect_err(|_| count(gate, "http", "", Outcome::UnknownResource))?;
+    let user = identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())
+        .inspect_err(|_| count(gate, "http", &resource.name, Outcome::AuthFailed))?;
     let traceparent = header_text(request.headers(), "traceparent");
     let session = session::admit(
         gate,
@@ -67,7 +70,10 @@ async fn exchange(
             single_request: true,
         },
     )
-    .map_err(|refusal| HttpError::Forbidden(refusal.to_string()))?;
+    .map_err(|refusal| {
+        count(gate, "http", &resource.name, refusal.outcome());
+        HttpError::Forbidden(refusal.to_string())
+    })?;
     session.established();
     let trusted = identity::is_trusted(&conn.trusted, conn.peer.ip());
     let exchange = Exchange {
