@@ -62,7 +62,7 @@ post_request := {
 }
 
 post_request := {"action": "mask", "masks": [{"column": "email", "strategy": "redact"}]} if {
-	input.http.path in {"/page.html", "/bad.json", "/big.json", "/ndjson", "/sse"}
+	input.http.path in {"/page.html", "/bad.json", "/big.json", "/ndjson", "/sse", "/ws-masked"}
 }
 "#;
 
@@ -554,4 +554,52 @@ fn a_hyper_client_round_trips_bodies_and_sees_body_rewrites() {
     assert_eq!(posted["method"], "POST");
     assert_eq!(rewritten["body"], "{\"redacted\": true}");
     assert_eq!(rewritten["headers"]["content-length"], "18");
+}
+
+#[test]
+fn what_the_policy_judges_is_what_the_upstream_gets() {
+    let s = setup();
+    for path in [
+        "//admin/users",
+        "/x/../admin/users",
+        "/%61dmin/users",
+        "/./admin/users",
+    ] {
+        let r = s.get("echo.gate.test", path, &["--path-as-is"]);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    let climb = s.get("echo.gate.test", "/../../etc/passwd", &["--path-as-is"]);
+    assert_eq!(climb.status, 400);
+    let normal = s.get("echo.gate.test", "/a/./b//c/../d%7e", &["--path-as-is"]);
+    assert_eq!(
+        normal.json()["path"],
+        "/a/b/d~",
+        "the upstream gets the normalized path"
+    );
+    // A JSON body is judged whatever content type it claims.
+    let sneaky = s.get(
+        "echo.gate.test",
+        "/refunds",
+        &[
+            "-H",
+            "Content-Type: text/plain",
+            "--data",
+            "{\"amount\": 5000}",
+        ],
+    );
+    assert_eq!(sneaky.status, 403, "{}", sneaky.text());
+    let untyped = s.get(
+        "echo.gate.test",
+        "/refunds",
+        &["-H", "Content-Type:", "--data-binary", "{\"amount\": 5000}"],
+    );
+    assert_eq!(untyped.status, 403, "{}", untyped.text());
+    // An upgraded stream cannot be masked: refused, not tunnelled.
+    let ws = s.get(
+        "echo.gate.test",
+        "/ws-masked",
+        &["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"],
+    );
+    assert_eq!(ws.status, 502, "{}", ws.text());
+    assert_eq!(ws.json()["error"], "response_refused");
 }

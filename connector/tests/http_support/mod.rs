@@ -86,7 +86,7 @@ async fn respond(mut request: Request<Incoming>) -> Result<Response<Body>, Infal
                 .insert("content-type", ct.parse().unwrap());
             response
         }
-        "/ws" => {
+        ws if ws.starts_with("/ws") => {
             let upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
                 if let Ok(upgraded) = upgrade.await {

@@ -33,11 +33,15 @@ pub(super) async fn handle(
 }
 
 async fn exchange(
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     conn: &Connection,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
     let gate = &*conn.gate;
+    let path = request::normalize_path(request.uri().path()).map_err(HttpError::BadRequest)?;
+    if path != request.uri().path() {
+        *request.uri_mut() = with_path(request.uri(), &path)?;
+    }
     let host = request
         .uri()
         .authority()
@@ -112,10 +116,15 @@ impl Exchange<'_, '_> {
         let upgrade = request::upgrade_of(request.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let (mut parts, incoming) = request.into_parts();
-        let json_request = media_type(header_text(&parts.headers, header::CONTENT_TYPE).as_deref())
-            .is_some_and(|m| enforce::is_json(&m));
+        let has_body = parts.headers.contains_key(header::CONTENT_LENGTH)
+            || parts.headers.contains_key(header::TRANSFER_ENCODING)
+            || !hyper::body::Body::is_end_stream(&incoming);
+        let inspect = has_body
+            && request::inspect_body(
+                media_type(header_text(&parts.headers, header::CONTENT_TYPE).as_deref()).as_deref(),
+            );
         let mut incoming = Some(incoming);
-        let (body_json, mut body) = if let Some(whole) = incoming.take_if(|_| json_request) {
+        let (body_json, mut body) = if let Some(whole) = incoming.take_if(|_| inspect) {
             let bytes = collect(whole, limit).await.map_err(|too_big| {
                 if too_big {
                     HttpError::PayloadTooLarge(limit)
@@ -152,7 +161,18 @@ impl Exchange<'_, '_> {
             Decision::Block(reason) => {
                 return self.finish(audit, Err(HttpError::Forbidden(reason)));
             }
-            Decision::Rewrite(target) if target.starts_with('/') => path_and_query = target,
+            Decision::Rewrite(target) if target.starts_with('/') => {
+                let uri: http::Uri = target.parse().map_err(|e| {
+                    HttpError::Internal(format!(
+                        "the policy's rewrite {target:?} is not a request target: {e}"
+                    ))
+                })?;
+                let path = request::normalize_path(uri.path()).map_err(HttpError::Internal)?;
+                path_and_query = match uri.query() {
+                    Some(query) => format!("{path}?{query}"),
+                    None => path,
+                };
+            }
             Decision::Rewrite(replacement) => {
                 if serde_json::from_str::<serde_json::Value>(&replacement).is_err() {
                     return self.finish(
@@ -227,12 +247,9 @@ impl Exchange<'_, '_> {
             }
             Err(error) => return self.finish(audit, Err(error)),
         };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_upgrade) = client_upgrade
-        {
-            return self.finish(audit, Ok(tunnel(response, client_upgrade)));
-        }
-        let outcome = self.respond(&parts.method, view, response, &text).await;
+        let outcome = self
+            .respond(&parts.method, view, response, &text, client_upgrade)
+            .await;
         self.finish(audit, outcome)
     }
 
@@ -243,14 +260,15 @@ impl Exchange<'_, '_> {
         view: HttpInfo,
         response: Response<Incoming>,
         text: &Arc<str>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<Response<Body>, HttpError> {
-        let (mut parts, incoming) = response.into_parts();
-        let media = media_type(header_text(&parts.headers, header::CONTENT_TYPE).as_deref());
+        let media = media_type(header_text(response.headers(), header::CONTENT_TYPE).as_deref());
+        let status = response.status();
         let verdict = self.session.decide_response(
             http_input(view),
             ResponseInfo {
-                status: Some(i64::from(parts.status.as_u16())),
-                headers: response_headers(&parts.headers),
+                status: Some(i64::from(status.as_u16())),
+                headers: response_headers(response.headers()),
                 content_type: media.clone(),
                 ..Default::default()
             },
@@ -270,6 +288,17 @@ impl Exchange<'_, '_> {
                     .unwrap_or_else(|| "response refused by policy".into()),
             ));
         }
+        if status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            if !(verdict.masks.is_empty() && verdict.filters.is_empty()) {
+                return Err(HttpError::ResponseRefused(
+                    "a policy masks or filters this response, but it is an upgraded stream (WebSocket) Gate cannot inspect".into(),
+                ));
+            }
+            return Ok(tunnel(response, client_upgrade));
+        }
+        let (mut parts, incoming) = response.into_parts();
         request::strip_hop_by_hop(&mut parts.headers);
         let has_body = method != Method::HEAD
             && !matches!(
@@ -389,6 +418,21 @@ fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -
     });
     let (parts, _) = response.into_parts();
     Response::from_parts(parts, Empty::new().map_err(|never| match never {}).boxed())
+}
+
+/// `uri` with its path replaced (query, scheme and authority kept).
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, HttpError> {
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        target
+            .parse()
+            .map_err(|e| HttpError::BadRequest(format!("request target {target:?}: {e}")))?,
+    );
+    http::Uri::from_parts(parts).map_err(|e| HttpError::BadRequest(format!("request target: {e}")))
 }
 
 /// Read a whole body of at most `limit` bytes; `Err(true)` when it is longer,

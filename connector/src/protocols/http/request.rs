@@ -65,6 +65,79 @@ pub fn policy_view(
     }
 }
 
+/// The path policies judge and the upstream receives: percent-encoded
+/// unreserved characters decoded (`%61` → `a`), other escapes upper-cased,
+/// empty and `.` segments dropped, `..` resolved, so `/x/../admin`,
+/// `//admin` and `/%61dmin` are all `/admin` to both. A `..` above the root,
+/// a backslash, a NUL or a malformed escape is refused.
+pub fn normalize_path(path: &str) -> Result<String, String> {
+    let mut decoded = String::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("malformed percent-escape in path {path:?}"))?;
+            if hex.is_ascii_alphanumeric() || b"-._~".contains(&hex) {
+                decoded.push(char::from(hex));
+            } else if hex == 0 || hex == b'\\' {
+                return Err(format!("path {path:?} encodes a NUL or backslash"));
+            } else {
+                decoded.push_str(&format!("%{hex:02X}"));
+            }
+            i += 3;
+            continue;
+        }
+        if b == b'\\' || b == 0 {
+            return Err(format!("path {path:?} contains a backslash or NUL"));
+        }
+        decoded.push(char::from(b));
+        i += 1;
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(format!("path {path:?} climbs above the root"));
+                }
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing = decoded.len() > 1
+        && (decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/.."));
+    let mut out = format!("/{}", segments.join("/"));
+    if trailing && out.len() > 1 {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Whether a request body of this media type is read whole so policies see
+/// it (when it parses as JSON): everything but uploads that are plainly not
+/// JSON, which stream. Upstreams that parse JSON whatever the content type
+/// says cannot be handed a JSON body the policy did not see.
+pub fn inspect_body(media: Option<&str>) -> bool {
+    match media {
+        Some(m) => {
+            !(m.starts_with("multipart/")
+                || m == "application/octet-stream"
+                || m.starts_with("image/")
+                || m.starts_with("video/")
+                || m.starts_with("audio/")
+                || m == "application/zip"
+                || m == "application/gzip")
+        }
+        None => true,
+    }
+}
+
 /// A query string as every name with all its values, in order.
 pub fn parse_query(query: &str) -> BTreeMap<String, Vec<String>> {
     let mut parsed: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -227,6 +300,29 @@ pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_normalized_before_anyone_judges_them() {
+        for (given, want) in [
+            ("/admin", "/admin"),
+            ("//admin", "/admin"),
+            ("/x/../admin", "/admin"),
+            ("/./admin/.", "/admin/"),
+            ("/%61dmin", "/admin"),
+            ("/%2e%2e/x/%2E%2E/admin", ""),
+            ("/a%2fb", "/a%2Fb"),
+            ("/", "/"),
+            ("/v1/items/", "/v1/items/"),
+        ] {
+            match normalize_path(given) {
+                Ok(path) => assert_eq!(path, want, "{given}"),
+                Err(e) => assert_eq!(want, "", "{given}: {e}"),
+            }
+        }
+        assert!(normalize_path("/x/..%5cadmin").is_err());
+        assert!(normalize_path("/%zz").is_err());
+        assert!(normalize_path("/x/../../etc").is_err());
+    }
 
     #[test]
     fn queries_keep_every_value() {
