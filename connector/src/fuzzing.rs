@@ -220,7 +220,7 @@ pub fn http_enforce(data: &[u8]) {
         key: None,
     };
     let out = match data.split_first() {
-        Some((1, event)) => match transform_event(event, &rules) {
+        Some((1, event)) => match transform_event(event, &|doc: &[u8]| transform(doc, &rules)) {
             Ok(bytes) => String::from_utf8_lossy(&bytes)
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))

@@ -238,7 +238,7 @@ pub async fn bind_all(
     for (index, resource) in config.resources.iter().enumerate() {
         let serves = match resource.protocol {
             Protocol::Postgres => Serves::Detected,
-            Protocol::Http => Serves::Http(index),
+            Protocol::Http | Protocol::Mcp => Serves::Http(index),
             _ => continue,
         };
         if let Some(port) = resource.listen_port {

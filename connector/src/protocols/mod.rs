@@ -2,6 +2,7 @@
 //! decisions come from the protocol-neutral session layer (`crate::session`).
 
 pub mod http;
+pub mod mcp;
 pub mod postgres;
 
 /// What each protocol's sessions share (pools, caches), kept by the
@@ -10,6 +11,7 @@ pub mod postgres;
 pub struct Shared {
     pub postgres: postgres::Shared,
     pub http: http::Shared,
+    pub mcp: mcp::Shared,
 }
 
 use gate_config::ConnectorConfig;
@@ -17,7 +19,7 @@ use gate_config::connector::Protocol;
 
 /// The protocols this connector build serves; a resource of any other is a
 /// configuration error until its protocol lands.
-pub const SERVED: &[Protocol] = &[Protocol::Postgres, Protocol::Http];
+pub const SERVED: &[Protocol] = &[Protocol::Postgres, Protocol::Http, Protocol::Mcp];
 
 /// One message per resource whose protocol is not served, naming the field.
 pub fn unserved_resources(config: &ConnectorConfig) -> Vec<String> {

@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{
-    Action, ConnectionInfo, PolicyInput, QueryInfo, ResourceInfo, ResponseInfo, SessionInput,
-    Stage, TimeInfo, UserInfo, Verdict,
+    Action, ConnectionInfo, GrantInfo, PolicyInput, QueryInfo, ResourceInfo, ResponseInfo,
+    SessionInput, Stage, TimeInfo, UserInfo, Verdict,
 };
 use tracing::Span;
 
@@ -107,6 +107,9 @@ pub struct Session<'g> {
     pub parties: Parties,
     /// The session holds an access grant and ends when it does.
     grant_bound: bool,
+    /// The access grant this session was admitted under (its scopes narrow
+    /// what MCP lists show and calls reach).
+    pub grant: Option<GrantInfo>,
     /// `gate.session` (`Span::none()` when telemetry is off); closes when the session drops.
     span: Span,
     verdicts: Mutex<VerdictCache>,
@@ -160,6 +163,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         spans::decided(&span, Action::Block);
         Refusal::GrantRequired(reason)
     })?;
+    let grant_info = grant.as_ref().map(crate::grants::input);
     connection.client_ip = Some(peer.ip().to_string());
     connection.client_port = Some(peer.port());
     let input = SessionInput::new(&PolicyInput {
@@ -172,7 +176,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
             labels,
         }),
         user: Some(user),
-        grant: grant.as_ref().map(crate::grants::input),
+        grant: grant_info.clone(),
         connection: Some(connection),
         ..Default::default()
     });
@@ -189,6 +193,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         input,
         parties,
         grant_bound: grant.is_some(),
+        grant: grant_info,
         span,
         verdicts: Mutex::default(),
         deferred: Mutex::default(),

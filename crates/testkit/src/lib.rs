@@ -26,6 +26,6 @@ pub use error::{Error, Result};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use nginx::{Nginx, NginxOptions};
 pub use postgres::{PgAuth, Postgres, PostgresOptions};
-pub use process::{free_port, reap_stale, testkit_root};
+pub use process::{free_port, reap_stale, testkit_root, venv_python};
 pub use sshd::{Sshd, SshdOptions};
 pub use tls::SelfSignedCert;

@@ -333,6 +333,26 @@ pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
         .map_err(Error::io(format!("chmod {mode:o} {}", path.display())))
 }
 
+/// The python of the test venv (`scripts/test-venv.sh`, which `make test`
+/// runs; `GATE_TEST_VENV` overrides its location).
+pub fn venv_python() -> Result<PathBuf> {
+    let venv = std::env::var_os("GATE_TEST_VENV").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/gate/test-venv")
+        },
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        return Err(Error::Missing(format!(
+            "{} (run scripts/test-venv.sh; make test does)",
+            python.display()
+        )));
+    }
+    Ok(python)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ pub mod decode;
 pub mod enforce;
 pub mod error;
 pub mod identity;
-mod proxy;
+pub(crate) mod proxy;
 pub mod records;
 pub mod request;
 pub mod route;
@@ -47,7 +47,7 @@ pub struct Shared {
 
 impl Shared {
     /// The upstream client of `resource`, built on first use.
-    fn upstream(&self, resource: &ResourceConfig) -> Result<Arc<Upstream>, String> {
+    pub(crate) fn upstream(&self, resource: &ResourceConfig) -> Result<Arc<Upstream>, String> {
         let mut upstreams = self
             .upstreams
             .lock()
@@ -63,14 +63,14 @@ impl Shared {
 
 /// One client connection's fixed facts.
 #[derive(Debug)]
-struct Connection {
-    gate: Arc<Gate>,
-    peer: SocketAddr,
+pub(crate) struct Connection {
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) peer: SocketAddr,
     route: Route,
-    tls: bool,
+    pub(crate) tls: bool,
     /// The TLS SNI name, the host of last resort.
     sni: Option<String>,
-    trusted: Arc<[Cidr]>,
+    pub(crate) trusted: Arc<[Cidr]>,
 }
 
 /// The configured `trusted_proxies` (validated at load).

@@ -57,12 +57,19 @@ async fn exchange(
     )
     .inspect_err(|_| count(gate, "http", "", Outcome::UnknownResource))?;
     let user = identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())
-        .inspect_err(|_| count(gate, "http", &resource.name, Outcome::AuthFailed))?;
+        .inspect_err(|_| {
+            count(
+                gate,
+                resource.protocol.as_str(),
+                &resource.name,
+                Outcome::AuthFailed,
+            )
+        })?;
     let traceparent = header_text(request.headers(), "traceparent");
     let session = session::admit(
         gate,
         Admission {
-            protocol: Protocol::Http,
+            protocol: resource.protocol,
             resource,
             user,
             peer: conn.peer,
@@ -75,7 +82,12 @@ async fn exchange(
         },
     )
     .map_err(|refusal| {
-        count(gate, "http", &resource.name, refusal.outcome());
+        count(
+            gate,
+            resource.protocol.as_str(),
+            &resource.name,
+            refusal.outcome(),
+        );
         HttpError::Forbidden(refusal.to_string())
     })?;
     session.established();
@@ -88,17 +100,20 @@ async fn exchange(
         trusted,
         started,
     };
+    if resource.protocol == Protocol::Mcp {
+        return crate::protocols::mcp::run(&exchange, request, traceparent.as_deref()).await;
+    }
     exchange.run(request, traceparent.as_deref()).await
 }
 
-/// The parts of one exchange the steps share.
-struct Exchange<'a, 'g> {
-    conn: &'a Connection,
-    session: &'a Session<'g>,
-    resource: &'g ResourceConfig,
-    host: Option<String>,
-    trusted: bool,
-    started: Instant,
+/// The parts of one exchange the steps share (HTTP's, and MCP's on top).
+pub(crate) struct Exchange<'a, 'g> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) session: &'a Session<'g>,
+    pub(crate) resource: &'g ResourceConfig,
+    pub(crate) host: Option<String>,
+    pub(crate) trusted: bool,
+    pub(crate) started: Instant,
 }
 
 impl Exchange<'_, '_> {
@@ -264,22 +279,13 @@ impl Exchange<'_, '_> {
     ) -> Result<Response<Body>, HttpError> {
         let media = media_type(header_text(response.headers(), header::CONTENT_TYPE).as_deref());
         let status = response.status();
-        let verdict = self.session.decide_response(
+        let verdict = self.judge_response(
             http_input(view),
-            ResponseInfo {
-                status: Some(i64::from(status.as_u16())),
-                headers: response_headers(response.headers()),
-                content_type: media.clone(),
-                ..Default::default()
-            },
+            status,
+            response.headers(),
+            media.clone(),
+            text.clone(),
         );
-        if verdict.action != Action::Allow || !verdict.dry_run.is_empty() {
-            self.session.audit(
-                "result",
-                AuditText::Text(text.clone()),
-                &Arc::new(verdict.clone()),
-            );
-        }
         if verdict.is_blocked() {
             return Err(HttpError::Forbidden(
                 verdict
@@ -337,12 +343,19 @@ impl Exchange<'_, '_> {
                 for name in [header::CONTENT_LENGTH, header::ETAG, header::ACCEPT_RANGES] {
                     parts.headers.remove(name);
                 }
+                let verdict = Arc::new(verdict);
+                let filter_path = filter_path.map(str::to_owned);
+                let key = gate.masking_key.clone();
+                let each: super::records::Transform = Arc::new(move |doc: &[u8]| {
+                    enforce::transform(
+                        doc,
+                        &Rules::of(&verdict, filter_path.as_deref(), key.as_ref()),
+                    )
+                });
                 Records::body(
                     incoming,
                     kind,
-                    Arc::new(verdict),
-                    filter_path.map(str::to_owned),
-                    gate.masking_key.clone(),
+                    each,
                     usize::try_from(self.resource.max_body_bytes).unwrap_or(usize::MAX),
                 )
             }
@@ -380,6 +393,32 @@ impl Exchange<'_, '_> {
         headers.remove("content-md5");
         let rules = Rules::of(verdict, filter_path, self.conn.gate.masking_key.as_ref());
         enforce::transform(&decoded, &rules)
+    }
+
+    /// `post_request` for a response of `status` with `headers`; audited as a
+    /// `result` event when it masks, filters, blocks or has dry-run findings.
+    pub(crate) fn judge_response(
+        &self,
+        input: PolicyInput,
+        status: StatusCode,
+        headers: &HeaderMap,
+        media: Option<String>,
+        text: Arc<str>,
+    ) -> Verdict {
+        let verdict = self.session.decide_response(
+            input,
+            ResponseInfo {
+                status: Some(i64::from(status.as_u16())),
+                headers: response_headers(headers),
+                content_type: media,
+                ..Default::default()
+            },
+        );
+        if verdict.action != Action::Allow || !verdict.dry_run.is_empty() {
+            self.session
+                .audit("result", AuditText::Text(text), &Arc::new(verdict.clone()));
+        }
+        verdict
     }
 
     /// Complete the request's audit event (status, bytes, duration) and its metric.
@@ -437,7 +476,7 @@ fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, HttpError> {
 
 /// Read a whole body of at most `limit` bytes; `Err(true)` when it is longer,
 /// `Err(false)` when it broke off.
-async fn collect(body: Incoming, limit: u64) -> Result<Bytes, bool> {
+pub(crate) async fn collect(body: Incoming, limit: u64) -> Result<Bytes, bool> {
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -475,7 +514,10 @@ fn encoded(headers: &HeaderMap) -> bool {
         .is_some_and(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
 }
 
-fn header_text<K: http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<String> {
+pub(crate) fn header_text<K: http::header::AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -8,21 +8,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use gate_policy::Verdict;
-use gate_policy::mask::MaskingKey;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming};
 
-use super::enforce::{Rules, StreamKind, Transformed, transform};
+use super::enforce::{StreamKind, Transformed};
+use super::error::HttpError;
 use super::{Body, BoxError};
+
+/// What a stream does to each JSON record (HTTP: filters and masks; MCP:
+/// its JSON-RPC enforcement).
+pub type Transform = Arc<dyn Fn(&[u8]) -> Result<Transformed, HttpError> + Send + Sync>;
 
 /// The body that transforms records of `inner`.
 pub struct Records {
     inner: Incoming,
     kind: StreamKind,
-    verdict: Arc<Verdict>,
-    filter_path: Option<String>,
-    key: Option<MaskingKey>,
+    transform: Transform,
     /// The longest record accepted.
     limit: usize,
     pending: BytesMut,
@@ -30,21 +31,12 @@ pub struct Records {
 }
 
 impl Records {
-    /// A streaming body of `kind` from `inner`, transformed under `verdict`.
-    pub fn body(
-        inner: Incoming,
-        kind: StreamKind,
-        verdict: Arc<Verdict>,
-        filter_path: Option<String>,
-        key: Option<MaskingKey>,
-        limit: usize,
-    ) -> Body {
+    /// A streaming body of `kind` from `inner`, each record through `transform`.
+    pub fn body(inner: Incoming, kind: StreamKind, transform: Transform, limit: usize) -> Body {
         Self {
             inner,
             kind,
-            verdict,
-            filter_path,
-            key,
+            transform,
             limit,
             pending: BytesMut::new(),
             ended: false,
@@ -68,26 +60,24 @@ impl Records {
     }
 
     fn transform_record(&self, record: &[u8]) -> Result<Bytes, BoxError> {
-        let rules = Rules::of(
-            &self.verdict,
-            self.filter_path.as_deref(),
-            self.key.as_ref(),
-        );
         match self.kind {
-            StreamKind::Lines => transform_line(record, &rules),
-            StreamKind::Events => transform_event(record, &rules),
+            StreamKind::Lines => transform_line(record, &*self.transform),
+            StreamKind::Events => transform_event(record, &*self.transform),
         }
     }
 }
 
 /// One NDJSON line (with its newline), transformed; empty when filters drop it.
-pub fn transform_line(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
+pub fn transform_line(
+    record: &[u8],
+    transform: &dyn Fn(&[u8]) -> Result<Transformed, HttpError>,
+) -> Result<Bytes, BoxError> {
     let line = record.strip_suffix(b"\n").unwrap_or(record);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::copy_from_slice(record));
     }
-    match transform(line, rules)? {
+    match transform(line)? {
         Transformed::Keep(mut out, _) => {
             out.push(b'\n');
             Ok(out.into())
@@ -98,7 +88,10 @@ pub fn transform_line(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxErro
 
 /// One event (its lines and the blank line ending it): the `data` lines are
 /// one JSON document, replaced by its transformed form on one `data:` line.
-pub fn transform_event(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxError> {
+pub fn transform_event(
+    record: &[u8],
+    transform: &dyn Fn(&[u8]) -> Result<Transformed, HttpError>,
+) -> Result<Bytes, BoxError> {
     let text = std::str::from_utf8(record).map_err(|_| "a server-sent event is not UTF-8")?;
     let mut fields = Vec::new();
     let mut data: Vec<&str> = Vec::new();
@@ -119,7 +112,7 @@ pub fn transform_event(record: &[u8], rules: &Rules<'_>) -> Result<Bytes, BoxErr
     }
     let payload = data.join("\n");
     let mut out = String::new();
-    match transform(payload.as_bytes(), rules)? {
+    match transform(payload.as_bytes())? {
         Transformed::Keep(json, _) => {
             for field in fields {
                 out.push_str(field);
@@ -191,6 +184,7 @@ impl HttpBody for Records {
 mod tests {
     use gate_policy::{Mask, Strategy};
 
+    use super::super::enforce::{Rules, transform};
     use super::*;
 
     fn masks() -> Vec<Mask> {
@@ -210,17 +204,18 @@ mod tests {
             filter_path: None,
             key: None,
         };
+        let f = |doc: &[u8]| transform(doc, &rules);
         let event = b"event: user\nid: 7\ndata: {\"email\":\ndata: \"a@b.c\"}\n\n";
-        let out = transform_event(event, &rules).unwrap();
+        let out = transform_event(event, &f).unwrap();
         assert_eq!(
             &out[..],
             b"event: user\nid: 7\ndata: {\"email\":\"***\"}\n\n"
         );
         assert_eq!(
-            &transform_event(b": ping\n\n", &rules).unwrap()[..],
+            &transform_event(b": ping\n\n", &f).unwrap()[..],
             b": ping\n\n"
         );
-        assert!(transform_event(b"data: not json\n\n", &rules).is_err());
+        assert!(transform_event(b"data: not json\n\n", &f).is_err());
     }
 
     #[test]
@@ -232,8 +227,9 @@ mod tests {
             filter_path: None,
             key: None,
         };
+        let f = |doc: &[u8]| transform(doc, &rules);
         assert_eq!(
-            &transform_line(b"{\"email\":\"x@y.z\"}\r\n", &rules).unwrap()[..],
+            &transform_line(b"{\"email\":\"x@y.z\"}\r\n", &f).unwrap()[..],
             b"{\"email\":\"***\"}\n"
         );
         assert_eq!(event_end(b"data: 1\r\n\r\ndata: 2\n\n"), Some(11));

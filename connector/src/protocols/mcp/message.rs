@@ -1,0 +1,232 @@
+//! JSON-RPC 2.0 as MCP uses it: parsing a POST body into messages, what each
+//! request means to a policy (`input.mcp`), and JSON-RPC error objects.
+//! Pure: no I/O.
+
+use gate_policy::McpInfo;
+use serde_json::{Value as Json, json};
+
+/// JSON-RPC error codes Gate answers with.
+pub mod codes {
+    /// The body is not JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON is not a JSON-RPC request.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// A policy (or the access grant) refused the request.
+    pub const REFUSED: i64 = -32001;
+    /// The response had to be masked and could not be.
+    pub const RESPONSE_REFUSED: i64 = -32002;
+}
+
+/// One JSON-RPC message from the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Absent for notifications (and for responses to server requests: see `is_response`).
+    pub id: Option<Json>,
+    /// Empty for responses to server-to-client requests.
+    pub method: String,
+    pub params: Json,
+    /// A response the client sends to a server-to-client request (sampling, elicitation, roots).
+    pub is_response: bool,
+}
+
+/// A POST body: one message or a batch (2025-03-26 allowed batches).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    pub messages: Vec<Message>,
+    pub batch: bool,
+}
+
+/// Parse a POST body; `Err((code, message))` for what is not JSON-RPC.
+pub fn parse(bytes: &[u8]) -> Result<Body, (i64, String)> {
+    let json: Json = serde_json::from_slice(bytes)
+        .map_err(|e| (codes::PARSE_ERROR, format!("the body is not JSON: {e}")))?;
+    match json {
+        Json::Array(items) if items.is_empty() => {
+            Err((codes::INVALID_REQUEST, "an empty batch".to_owned()))
+        }
+        Json::Array(items) => Ok(Body {
+            messages: items.into_iter().map(message).collect::<Result<_, _>>()?,
+            batch: true,
+        }),
+        single => Ok(Body {
+            messages: vec![message(single)?],
+            batch: false,
+        }),
+    }
+}
+
+fn message(json: Json) -> Result<Message, (i64, String)> {
+    let Json::Object(map) = json else {
+        return Err((
+            codes::INVALID_REQUEST,
+            "a JSON-RPC message must be an object".to_owned(),
+        ));
+    };
+    if map.get("jsonrpc").and_then(Json::as_str) != Some("2.0") {
+        return Err((
+            codes::INVALID_REQUEST,
+            "\"jsonrpc\" must be \"2.0\"".to_owned(),
+        ));
+    }
+    let id = map.get("id").cloned();
+    if let Some(id) = &id
+        && !(id.is_string() || id.is_i64() || id.is_u64())
+    {
+        return Err((
+            codes::INVALID_REQUEST,
+            "\"id\" must be a string or an integer".to_owned(),
+        ));
+    }
+    match map.get("method") {
+        Some(Json::String(method)) => Ok(Message {
+            id,
+            method: method.clone(),
+            params: map.get("params").cloned().unwrap_or(Json::Null),
+            is_response: false,
+        }),
+        Some(_) => Err((
+            codes::INVALID_REQUEST,
+            "\"method\" must be a string".to_owned(),
+        )),
+        None if id.is_some() && (map.contains_key("result") || map.contains_key("error")) => {
+            Ok(Message {
+                id,
+                method: String::new(),
+                params: Json::Null,
+                is_response: true,
+            })
+        }
+        None => Err((
+            codes::INVALID_REQUEST,
+            "a request needs \"method\"".to_owned(),
+        )),
+    }
+}
+
+/// What a request is to a policy: `tools/call` of `customer_lookup` is
+/// namespace `tools`, action `call`, operation `tool`, target the tool.
+pub fn describe(message: &Message) -> McpInfo {
+    let method = message.method.as_str();
+    let (namespace, action) = match method.split_once('/') {
+        Some((ns, action)) => (Some(ns.to_owned()), Some(action.to_owned())),
+        None => (None, Some(method.to_owned())),
+    };
+    let param = |name: &str| {
+        message
+            .params
+            .get(name)
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    let (operation, tool_name, resource_uri, prompt_name) = match method {
+        "tools/call" => ("tool", param("name"), None, None),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            ("resource", None, param("uri"), None)
+        }
+        "prompts/get" => ("prompt", None, None, param("name")),
+        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" => {
+            ("list", None, None, None)
+        }
+        "initialize" | "notifications/initialized" | "ping" | "server/discover" => {
+            ("lifecycle", None, None, None)
+        }
+        "completion/complete" => ("completion", None, None, None),
+        "logging/setLevel" => ("logging", None, None, None),
+        m if m.starts_with("notifications/") => ("notification", None, None, None),
+        "" if message.is_response => ("response", None, None, None),
+        _ => ("unknown", None, None, None),
+    };
+    let target = tool_name
+        .clone()
+        .or_else(|| resource_uri.clone())
+        .or_else(|| prompt_name.clone());
+    let arguments = match method {
+        "tools/call" | "prompts/get" => message.params.get("arguments").cloned(),
+        _ => None,
+    };
+    McpInfo {
+        method: method.to_owned(),
+        namespace,
+        action,
+        operation: Some(operation.to_owned()),
+        target,
+        tool_name,
+        resource_uri,
+        prompt_name,
+        arguments,
+    }
+}
+
+/// A JSON-RPC error response for `id`.
+pub fn error(id: Option<&Json>, code: i64, message: &str) -> Json {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Json::Null),
+        "error": {"code": code, "message": message},
+    })
+}
+
+/// The `clientInfo` an `initialize` request declares: `(name, version)`.
+pub fn client_info(message: &Message) -> Option<(String, String)> {
+    let info = message.params.get("clientInfo")?;
+    Some((
+        info.get("name")?.as_str()?.to_owned(),
+        info.get("version")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_calls_are_described_with_their_arguments() {
+        let body = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"customer_lookup","arguments":{"customer_id":42}}}"#).unwrap();
+        assert!(!body.batch);
+        let info = describe(&body.messages[0]);
+        assert_eq!(info.operation.as_deref(), Some("tool"));
+        assert_eq!(info.namespace.as_deref(), Some("tools"));
+        assert_eq!(info.action.as_deref(), Some("call"));
+        assert_eq!(info.target.as_deref(), Some("customer_lookup"));
+        assert_eq!(info.arguments, Some(json!({"customer_id": 42})));
+        let read = parse(
+            br#"{"jsonrpc":"2.0","id":"a","method":"resources/read","params":{"uri":"file:///x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            describe(&read.messages[0]).resource_uri.as_deref(),
+            Some("file:///x")
+        );
+        let odd = parse(br#"{"jsonrpc":"2.0","id":1,"method":"vendor/thing"}"#).unwrap();
+        assert_eq!(
+            describe(&odd.messages[0]).operation.as_deref(),
+            Some("unknown")
+        );
+    }
+
+    #[test]
+    fn what_is_not_json_rpc_gets_its_code() {
+        assert_eq!(parse(b"{nope").unwrap_err().0, codes::PARSE_ERROR);
+        assert_eq!(parse(b"[]").unwrap_err().0, codes::INVALID_REQUEST);
+        assert_eq!(
+            parse(br#"{"id":1,"method":"ping"}"#).unwrap_err().0,
+            codes::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#)
+                .unwrap_err()
+                .0,
+            codes::INVALID_REQUEST
+        );
+        let batch = parse(br#"[{"jsonrpc":"2.0","method":"notifications/cancelled"},{"jsonrpc":"2.0","id":3,"result":{}}]"#).unwrap();
+        assert!(batch.batch);
+        assert!(batch.messages[1].is_response);
+        assert_eq!(
+            describe(&batch.messages[0]).operation.as_deref(),
+            Some("notification")
+        );
+    }
+}

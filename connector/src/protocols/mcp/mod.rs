@@ -1,0 +1,32 @@
+//! MCP servers (`protocol: mcp`) over Streamable HTTP, on the HTTP
+//! machinery (`protocols::http`): every JSON-RPC request decided by Rego with
+//! its tool, resource or prompt and arguments (`input.mcp`), calls outside an
+//! access grant's scopes refused, lists narrowed to the grant, results
+//! masked, session ids bound to their caller, everything audited.
+//! The message flow is in `README.md`.
+
+mod exchange;
+pub mod message;
+pub mod results;
+pub mod sessions;
+
+use std::sync::OnceLock;
+
+pub(crate) use exchange::run;
+use sessions::SessionKey;
+
+use crate::server::Gate;
+
+/// What MCP exchanges share: the key that signs session ids.
+#[derive(Debug, Default)]
+pub struct Shared {
+    key: OnceLock<SessionKey>,
+}
+
+impl Shared {
+    /// The session-id key (from `masking.hash_key`, so replicas agree; else random).
+    fn key(&self, gate: &Gate) -> &SessionKey {
+        self.key
+            .get_or_init(|| SessionKey::new(gate.config.masking.hash_key.as_deref()))
+    }
+}

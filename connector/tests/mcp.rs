@@ -1,0 +1,277 @@
+//! MCP resources end to end: the official Python SDK as upstream server
+//! (stateful SSE and stateless JSON) and as client, through Gate:
+//! argument-aware policies, refusals as JSON-RPC errors, masked tool results
+//! and resource contents, session ids bound to their caller, malformed
+//! JSON-RPC, and audit.
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+mod http_support;
+
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use http_support::*;
+
+const POLICY: &str = r#"package gate.mcp_test
+
+import rego.v1
+
+default session := {"action": "allow"}
+
+default pre_request := {"action": "allow"}
+
+pre_request := {"action": "block", "reason": "delete_all needs admins"} if {
+	input.mcp.tool_name == "delete_all"
+	not "admins" in input.user.groups
+}
+
+pre_request := {"action": "block", "reason": "customer 13 is off limits"} if {
+	input.mcp.tool_name == "customer_lookup"
+	input.mcp.arguments.customer_id == 13
+}
+
+default post_request := {"action": "allow"}
+
+post_request := {"action": "mask", "masks": [{"column": "email", "strategy": "email"}, {"column": "ssn", "strategy": "redact"}]} if {
+	input.mcp.operation in {"tool", "resource"}
+	input.mcp.target != "echo"
+	not "admins" in input.user.groups
+}
+"#;
+
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn peers() -> std::path::PathBuf {
+    repo().join("connector/tests/mcp_peers")
+}
+
+fn mcp_server(mode: &str, state: &str) -> (Peer, u16) {
+    let port = gate_testkit::free_port().unwrap();
+    let child = Command::new(gate_testkit::venv_python().unwrap())
+        .arg(peers().join("server.py"))
+        .args([&port.to_string(), mode, state])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the MCP server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (Peer(child), port)
+}
+
+struct Setup {
+    gate: GateOnly,
+    port: u16,
+    _server: Peer,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(mode: &str, state: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("mcp.rego");
+    std::fs::write(&policy, POLICY).unwrap();
+    let (server, upstream) = mcp_server(mode, state);
+    let port = gate_testkit::free_port().unwrap();
+    let yaml = format!(
+        "identities:\n  - {{name: agent, password: agent-pw, groups: [bots]}}\n  - {{name: boss, password: boss-pw, groups: [admins]}}\n\
+         masking: {{hash_key: mcp-test-key}}\n\
+         resources:\n  - {{name: tools, protocol: mcp, host: 127.0.0.1, port: {upstream}, listen_port: {port}, endpoint_path: /mcp}}\n\
+         policies:\n  - {{path: '{p}', stage: session}}\n  - {{path: '{p}', stage: pre_request}}\n  - {{path: '{p}', stage: post_request}}\n",
+        p = policy.display()
+    );
+    Setup {
+        gate: start_yaml(&yaml, None),
+        port,
+        _server: server,
+        _dir: dir,
+    }
+}
+
+/// Run the SDK client through Gate; one JSON value per step.
+fn client(s: &Setup, credentials: &str, steps: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(gate_testkit::venv_python().unwrap())
+        .arg(peers().join("client.py"))
+        .arg(format!("http://127.0.0.1:{}/mcp", s.port))
+        .arg(credentials)
+        .args(steps)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["out"].clone())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        steps.len(),
+        "client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines
+}
+
+fn text_of(result: &serde_json::Value) -> serde_json::Value {
+    let text = result["content"][0]["text"].as_str().unwrap();
+    serde_json::from_str(text).unwrap()
+}
+
+fn sdk_suite(mode: &str, state: &str) {
+    let s = setup(mode, state);
+    let out = client(
+        &s,
+        "agent:agent-pw",
+        &[
+            "tools",
+            r#"call:customer_lookup:{"customer_id": 1}"#,
+            r#"call:customer_lookup:{"customer_id": 13}"#,
+            "call:delete_all:{}",
+            r#"call:echo:{"text": "alice@example.com"}"#,
+            "read:customers://1",
+        ],
+    );
+    assert_eq!(
+        out[0],
+        serde_json::json!(["customer_lookup", "delete_all", "echo"])
+    );
+    let alice = text_of(&out[1]);
+    assert_eq!(alice["email"], "a***@example.com", "{alice}");
+    assert_eq!(alice["ssn"], "***");
+    assert_eq!(alice["name"], "Alice");
+    assert!(
+        out[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("customer 13 is off limits"),
+        "{}",
+        out[2]
+    );
+    assert!(
+        out[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("delete_all needs admins"),
+        "{}",
+        out[3]
+    );
+    assert_eq!(
+        out[4]["content"][0]["text"], "alice@example.com",
+        "no masks for echo"
+    );
+    let contents = &out[5]["contents"][0]["text"];
+    let resource: serde_json::Value = serde_json::from_str(contents.as_str().unwrap()).unwrap();
+    assert_eq!(resource["email"], "a***@example.com");
+    // Admins may delete and see everything.
+    let boss = client(
+        &s,
+        "boss:boss-pw",
+        &[
+            "call:delete_all:{}",
+            r#"call:customer_lookup:{"customer_id": 1}"#,
+        ],
+    );
+    assert_eq!(boss[0]["content"][0]["text"], "deleted everything");
+    assert_eq!(text_of(&boss[1])["email"], "alice@example.com");
+    let audit = s.gate.audit_when(|a| a.contains("\"identity\":\"boss\""));
+    let blocked = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["statement"] == "tools/call delete_all" && e["identity"] == "agent")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(blocked["action"], "block");
+    assert_eq!(blocked["protocol"], "mcp");
+}
+
+#[test]
+fn the_sdk_through_gate_with_sse_sessions() {
+    sdk_suite("sse", "stateful");
+}
+
+#[test]
+fn the_sdk_through_gate_stateless_with_json() {
+    sdk_suite("json", "stateless");
+}
+
+#[test]
+fn hand_made_json_rpc_gets_clear_errors_and_sessions_stay_with_their_caller() {
+    let s = setup("json", "stateful");
+    let url = format!("http://127.0.0.1:{}/mcp", s.port);
+    let post = |credentials: &str, extra: &[&str], body: &str| {
+        let mut args = vec![
+            "-u",
+            credentials,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json, text/event-stream",
+            "-H",
+            "MCP-Protocol-Version: 2025-06-18",
+            "--data",
+            body,
+        ];
+        args.extend_from_slice(extra);
+        curl(&args, &url)
+    };
+    let bad = post("agent:agent-pw", &[], "{not json");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["code"], -32700);
+    let no_version = post("agent:agent-pw", &[], r#"{"id": 1, "method": "ping"}"#);
+    assert_eq!(no_version.json()["error"]["code"], -32600);
+    let init = post(
+        "agent:agent-pw",
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#,
+    );
+    assert_eq!(init.status, 200, "{}", init.text());
+    let session = init.header("mcp-session-id").unwrap().to_owned();
+    assert!(
+        session.starts_with("g1."),
+        "Gate issues its own session ids: {session}"
+    );
+    let header = format!("Mcp-Session-Id: {session}");
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"customer_lookup","arguments":{"customer_id":1}}}"#;
+    let mine = post("agent:agent-pw", &["-H", &header], call);
+    assert_eq!(mine.status, 200, "{}", mine.text());
+    assert!(
+        !mine.text().contains("alice@example.com"),
+        "{}",
+        mine.text()
+    );
+    let stolen = post("boss:boss-pw", &["-H", &header], call);
+    assert_eq!(
+        stolen.status,
+        404,
+        "another caller cannot use the session: {}",
+        stolen.text()
+    );
+    let blocked = post(
+        "agent:agent-pw",
+        &["-H", &header],
+        r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_all","arguments":{}}}"#,
+    );
+    assert_eq!(blocked.status, 200);
+    assert_eq!(blocked.json()["id"], "x");
+    assert_eq!(blocked.json()["error"]["code"], -32001);
+    assert_eq!(
+        blocked.json()["error"]["message"],
+        "delete_all needs admins"
+    );
+    let nobody = curl(
+        &["-H", "Content-Type: application/json", "--data", call],
+        &url,
+    );
+    assert_eq!(nobody.status, 401);
+}
