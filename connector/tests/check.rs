@@ -28,7 +28,7 @@ fn the_shipped_config_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config/connector.yaml: ok (1 resource(s), 1 policy file(s))"),
+        stdout.contains("config/connector.yaml: ok (2 resource(s), 2 policy file(s))"),
         "{stdout}"
     );
 }
@@ -124,7 +124,7 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "c.yaml: resources[1].protocol: mysql is not served by this connector yet (served: postgres)"
+            "c.yaml: resources[1].protocol: mysql is not served by this connector yet (served: postgres, http, mcp)"
         ),
         "{stderr}"
     );

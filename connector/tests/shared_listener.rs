@@ -30,11 +30,15 @@ fn an_ssl_request_split_across_packets_is_answered() {
 }
 
 #[test]
-fn an_http_client_on_the_shared_listener_is_closed_and_counted() {
+fn an_ssh_client_on_the_shared_listener_is_closed_and_counted() {
     let stack = start(PgAuth::Trust, &example_policy());
+    // HTTP is served: with no HTTP resource for the host, a JSON 404.
+    let (code, body) = http_get(stack.port, "/");
+    assert_eq!(code, "404", "{body}");
+    assert!(body.contains("no HTTP resource serves host"), "{body}");
     let mut tcp = TcpStream::connect(("127.0.0.1", stack.port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    tcp.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
     let mut rest = Vec::new();
     let read = tcp.read_to_end(&mut rest).unwrap();
     assert_eq!(read, 0, "closed without an answer: {rest:?}");
@@ -43,7 +47,7 @@ fn an_http_client_on_the_shared_listener_is_closed_and_counted() {
         metrics
             .lines()
             .any(|l| l.starts_with("gate_sessions_total{")
-                && l.contains("protocol=\"http/1.1\"")
+                && l.contains("protocol=\"ssh\"")
                 && l.contains("outcome=\"protocol_error\"")
                 && l.ends_with(" 1")),
         "{metrics}"
