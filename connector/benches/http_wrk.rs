@@ -99,16 +99,23 @@ fn constant_rate(url: &str, auth: bool, rate: u64, secs: u32) -> f64 {
             let client = client.clone();
             let uri = uri.clone();
             tasks.push(tokio::spawn(async move {
-                let mut request = http::Request::get(uri);
-                if auth {
-                    request = request.header("authorization", &AUTH["Authorization: ".len()..]);
+                // A kept-alive connection the server closes as a request goes
+                // out (nginx's keepalive_requests) is retried once on a new one.
+                for attempt in 0..2 {
+                    let mut request = http::Request::get(uri.clone());
+                    if auth {
+                        request = request.header("authorization", &AUTH["Authorization: ".len()..]);
+                    }
+                    match client.request(request.body(Empty::new()).unwrap()).await {
+                        Ok(response) => {
+                            assert!(response.status().is_success());
+                            let _ = response.into_body().collect().await.unwrap();
+                            break;
+                        }
+                        Err(e) if attempt == 0 => drop(e),
+                        Err(e) => panic!("{uri}: {e}"),
+                    }
                 }
-                let response = client
-                    .request(request.body(Empty::new()).unwrap())
-                    .await
-                    .unwrap();
-                assert!(response.status().is_success());
-                let _ = response.into_body().collect().await.unwrap();
                 scheduled.elapsed()
             }));
         }
