@@ -216,7 +216,7 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         gate.metrics.clone(),
     ));
     for (addr, listener) in listeners {
-        tracing::info!(addr = %addr, protocol = "postgres", "listening");
+        tracing::info!(addr = %addr, "listening");
         tokio::spawn(serve(listener, gate.clone()));
     }
     gate.health.set_ready();

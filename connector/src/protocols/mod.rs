@@ -1,6 +1,7 @@
 //! One folder per protocol: pure codec, handshake, relay, native errors; the
 //! decisions come from the protocol-neutral session layer (`crate::session`).
 
+pub mod mysql;
 pub mod postgres;
 
 /// What each protocol's sessions share (pools, caches), kept by the
@@ -8,6 +9,7 @@ pub mod postgres;
 #[derive(Debug, Default)]
 pub struct Shared {
     pub postgres: postgres::Shared,
+    pub mysql: mysql::Shared,
 }
 
 use gate_config::ConnectorConfig;
@@ -15,7 +17,7 @@ use gate_config::connector::Protocol;
 
 /// The protocols this connector build serves; a resource of any other is a
 /// configuration error until its protocol lands.
-pub const SERVED: &[Protocol] = &[Protocol::Postgres];
+pub const SERVED: &[Protocol] = &[Protocol::Postgres, Protocol::Mysql];
 
 /// One message per resource whose protocol is not served, naming the field.
 pub fn unserved_resources(config: &ConnectorConfig) -> Vec<String> {

@@ -68,14 +68,42 @@ pub(crate) fn start_on(
     policy_yaml: &str,
     tls: Option<gate_connector::tls::TlsFiles>,
 ) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\
          resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw{resource_extra}}}\n{policy_yaml}",
         pg.port()
     );
+    let gate = start_gate(&yaml, tls, Vec::new());
+    Stack {
+        health_port: gate.health_port,
+        pg,
+        port: gate.port,
+        audit: gate.audit,
+        _dir: gate.dir,
+        _runtime: gate.runtime,
+    }
+}
+
+/// Gate, in-process, serving a config.
+pub(crate) struct GateRun {
+    /// The shared listener.
+    pub(crate) port: u16,
+    pub(crate) health_port: u16,
+    pub(crate) audit: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) runtime: tokio::runtime::Runtime,
+}
+
+/// Start Gate with the config `yaml` on a free shared port, plus `extra`
+/// listeners already bound (a MySQL resource's `listen_port`).
+pub(crate) fn start_gate(
+    yaml: &str,
+    tls: Option<gate_connector::tls::TlsFiles>,
+    extra: Vec<std::net::TcpListener>,
+) -> GateRun {
+    let dir = tempfile::tempdir().unwrap();
     let config: ConnectorConfig =
-        load_str("test.yaml", &yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        load_str("test.yaml", yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let policies =
         gate_connector::startup::compile_policies(&config).unwrap_or_else(|e| panic!("{e:?}"));
     let audit = dir.path().join("audit.jsonl");
@@ -110,14 +138,21 @@ pub(crate) fn start_on(
         gate.metrics.clone(),
     ));
     gate.health.set_ready();
+    for std_listener in extra {
+        std_listener.set_nonblocking(true).unwrap();
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).unwrap()
+        };
+        runtime.spawn(serve(listener, gate.clone()));
+    }
     runtime.spawn(serve(listener, gate));
-    Stack {
-        health_port,
-        pg,
+    GateRun {
         port,
+        health_port,
         audit,
-        _dir: dir,
-        _runtime: runtime,
+        dir,
+        runtime,
     }
 }
 
@@ -178,9 +213,14 @@ pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
 /// The audit file once `done` holds for its text (the sink writes in the
 /// background, after the bytes an event concerns), or after 5 s.
 pub(crate) fn audit_when(stack: &Stack, done: impl Fn(&str) -> bool) -> String {
+    audit_file_when(&stack.audit, done)
+}
+
+/// The audit file at `path` once `done` holds for its text, or after 5 s.
+pub(crate) fn audit_file_when(path: &Path, done: impl Fn(&str) -> bool) -> String {
     let started = std::time::Instant::now();
     loop {
-        let text = std::fs::read_to_string(&stack.audit).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
         if done(&text) || started.elapsed() > std::time::Duration::from_secs(5) {
             return text;
         }
