@@ -54,7 +54,7 @@ bench: deps patched-deps ## run the benchmarks; each prints ratios against a bas
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 
-FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact
+FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact mysql_packets
 FUZZ_SECONDS ?= 60
 
 fuzz: patched-deps ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing

@@ -67,3 +67,8 @@ fn the_startup_and_query_seed_reaches_its_query() {
 fn pg_redact_seeds() {
     replay("pg_redact", gate_connector::fuzzing::pg_redact);
 }
+
+#[test]
+fn mysql_packets_seeds() {
+    replay("mysql_packets", gate_connector::fuzzing::mysql_packets);
+}
