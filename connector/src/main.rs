@@ -11,7 +11,8 @@ use clap::Parser;
 /// decision.
 ///
 /// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
-/// pre_request policies, masking, pooling, metrics, client and upstream TLS).
+/// pre_request policies, masking, pooling, metrics, client and upstream TLS);
+/// MySQL/MariaDB (caching_sha2/native/JWT logins, policies, masking, pooling).
 /// The other protocols are not built yet.
 ///
 /// Environment: GATE_WORKER_THREADS sets the number of runtime worker

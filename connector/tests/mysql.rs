@@ -39,13 +39,20 @@ fn start(policy_yaml: &str) -> MyStack {
     MyStack { gate, port, db }
 }
 
-/// The `mariadb` CLI through Gate: `--batch --skip-column-names`, one `-e`.
-fn mariadb(stack: &MyStack, user: &str, password: &str, extra: &[&str], sql: &str) -> Output {
-    Command::new("mariadb")
+/// The `mariadb` CLI logged in to Gate's MySQL port, `--batch --skip-column-names`.
+fn client(stack: &MyStack, user: &str, password: &str) -> Command {
+    let mut command = Command::new("mariadb");
+    command
         .arg("--no-defaults")
         .args(["-h", "127.0.0.1", "-P", &stack.port.to_string()])
         .args(["-u", user, &format!("-p{password}")])
-        .args(["--batch", "--skip-column-names", "--connect-timeout=10"])
+        .args(["--batch", "--skip-column-names", "--connect-timeout=10"]);
+    command
+}
+
+/// The `mariadb` CLI through Gate running one `-e`.
+fn mariadb(stack: &MyStack, user: &str, password: &str, extra: &[&str], sql: &str) -> Output {
+    client(stack, user, password)
         .args(extra)
         .args(["-e", sql])
         .output()

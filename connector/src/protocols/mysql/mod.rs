@@ -18,6 +18,7 @@ pub mod handshake;
 mod login;
 pub mod packets;
 mod pool;
+mod prepared;
 mod relay;
 mod results;
 pub mod rows;

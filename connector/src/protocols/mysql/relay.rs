@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 use super::codec::{Packet, Reader, put_packet};
 use super::error::{MyError, put_err, refusal};
 use super::login::Established;
-use super::packets::{ERR, ErrPacket, OK};
+use super::packets::{ERR, ErrPacket};
+use super::prepared::Prepared;
 use super::results::{Format, Request, ResultPlan};
 use super::statements;
 use super::upstream::Upstream;
@@ -27,22 +28,22 @@ use crate::stream::ClientStream;
 const CLIENT_WRITE_CHUNK: usize = 65_536;
 
 /// Command bytes.
-mod com {
-    pub(super) const QUIT: u8 = 0x01;
-    pub(super) const INIT_DB: u8 = 0x02;
-    pub(super) const QUERY: u8 = 0x03;
-    pub(super) const FIELD_LIST: u8 = 0x04;
-    pub(super) const STATISTICS: u8 = 0x09;
-    pub(super) const PING: u8 = 0x0E;
-    pub(super) const CHANGE_USER: u8 = 0x11;
-    pub(super) const STMT_PREPARE: u8 = 0x16;
-    pub(super) const STMT_EXECUTE: u8 = 0x17;
-    pub(super) const STMT_SEND_LONG_DATA: u8 = 0x18;
-    pub(super) const STMT_CLOSE: u8 = 0x19;
-    pub(super) const STMT_RESET: u8 = 0x1A;
-    pub(super) const SET_OPTION: u8 = 0x1B;
-    pub(super) const STMT_FETCH: u8 = 0x1C;
-    pub(super) const RESET_CONNECTION: u8 = 0x1F;
+pub(super) mod com {
+    pub(crate) const QUIT: u8 = 0x01;
+    pub(crate) const INIT_DB: u8 = 0x02;
+    pub(crate) const QUERY: u8 = 0x03;
+    pub(crate) const FIELD_LIST: u8 = 0x04;
+    pub(crate) const STATISTICS: u8 = 0x09;
+    pub(crate) const PING: u8 = 0x0E;
+    pub(crate) const CHANGE_USER: u8 = 0x11;
+    pub(crate) const STMT_PREPARE: u8 = 0x16;
+    pub(crate) const STMT_EXECUTE: u8 = 0x17;
+    pub(crate) const STMT_SEND_LONG_DATA: u8 = 0x18;
+    pub(crate) const STMT_CLOSE: u8 = 0x19;
+    pub(crate) const STMT_RESET: u8 = 0x1A;
+    pub(crate) const SET_OPTION: u8 = 0x1B;
+    pub(crate) const STMT_FETCH: u8 = 0x1C;
+    pub(crate) const RESET_CONNECTION: u8 = 0x1F;
 }
 
 /// What Gate sends the client for one command, re-sequenced from 1.
@@ -99,15 +100,6 @@ impl Out {
     }
 }
 
-/// A statement the client prepared.
-#[derive(Debug, Clone)]
-struct Prepared {
-    text: Arc<str>,
-    queries: Arc<[QueryInfo]>,
-    /// The plan of the rows behind an open cursor.
-    cursor: Option<ResultPlan>,
-}
-
 /// One session's relay state.
 pub(super) struct Relay<'s> {
     pub(super) session: &'s Session<'s>,
@@ -115,7 +107,7 @@ pub(super) struct Relay<'s> {
     pub(super) plans: PlanCache<ResultPlan>,
     /// Some result of this session was masked: upstream errors are redacted.
     pub(super) masks_seen: bool,
-    statements: HashMap<u32, Prepared>,
+    pub(super) statements: HashMap<u32, Prepared>,
 }
 
 /// Relay until either side ends, then return the upstream connection to
@@ -189,10 +181,13 @@ impl Relay<'_> {
             Some(com::QUERY) => self.query(packet, body, client, upstream, &mut out).await?,
             Some(com::STMT_PREPARE) => self.prepare(body, client, upstream, &mut out).await?,
             Some(com::STMT_EXECUTE) => {
-                self.execute(packet, body, client, upstream, &mut out)
+                self.execute(packet, body, client, upstream, &mut out, false)
                     .await?
             }
-            Some(com::STMT_FETCH) => self.fetch(packet, body, client, upstream, &mut out).await?,
+            Some(com::STMT_FETCH) => {
+                self.execute(packet, body, client, upstream, &mut out, true)
+                    .await?
+            }
             Some(com::STMT_CLOSE) => {
                 if let Ok(id) = Reader::new(body).u32("statement id") {
                     self.statements.remove(&id);
@@ -266,12 +261,21 @@ impl Relay<'_> {
         Ok(())
     }
 
-    /// Decide every statement of `text`: the text to send upstream, or the
-    /// refusal; the request with its audit events either way.
-    fn decide(&mut self, text: &str) -> (Result<Option<String>, String>, Request) {
+    /// Decide every statement of `text`: the text to send upstream (`None`:
+    /// as sent), or the refusal; the request with its audit events either way.
+    pub(super) fn decide(&mut self, text: &str) -> (Result<Option<String>, String>, Request) {
         let queries: Arc<[QueryInfo]> = statements::classify(text).into();
+        self.decide_queries(text.into(), queries)
+    }
+
+    /// [`Relay::decide`] for statements already classified.
+    pub(super) fn decide_queries(
+        &mut self,
+        text: Arc<str>,
+        queries: Arc<[QueryInfo]>,
+    ) -> (Result<Option<String>, String>, Request) {
         let mut request = Request {
-            text: text.into(),
+            text: text.clone(),
             queries: queries.clone(),
             audits: Vec::new(),
         };
@@ -287,7 +291,7 @@ impl Relay<'_> {
             );
             request.audits.push(decided.audit);
             let part = match decided.decision {
-                Decision::Forward => match self.guard(query, text) {
+                Decision::Forward => match self.guard(query, &text) {
                     Some(reason) => {
                         refused.get_or_insert(reason);
                         continue;
@@ -331,7 +335,7 @@ impl Relay<'_> {
         statements::masking_guard(&verdict, query, text)
     }
 
-    fn complete(&self, request: &Request, started: Instant) {
+    pub(super) fn complete(&self, request: &Request, started: Instant) {
         for id in &request.audits {
             self.session.complete(*id, started.elapsed());
         }
@@ -365,191 +369,6 @@ impl Relay<'_> {
                 self.relay_results(upstream, client, out, Format::Text, &request)
                     .await?;
             }
-        }
-        self.complete(&request, started);
-        Ok(())
-    }
-
-    async fn prepare(
-        &mut self,
-        body: &[u8],
-        client: &mut ClientStream,
-        upstream: &mut Upstream,
-        out: &mut Out,
-    ) -> Result<(), MyError> {
-        let started = Instant::now();
-        let text = String::from_utf8_lossy(body);
-        let (sent, request) = self.decide(&text);
-        let result = match sent {
-            Err(reason) => {
-                out.send_err(&refusal(reason));
-                Ok(())
-            }
-            Ok(rewritten) => {
-                let sql = rewritten.unwrap_or_else(|| text.clone().into_owned());
-                let mut payload = BytesMut::with_capacity(sql.len() + 1);
-                payload.put_u8(com::STMT_PREPARE);
-                payload.put_slice(sql.as_bytes());
-                let mut raw = BytesMut::new();
-                put_packet(&mut raw, 0, &payload);
-                upstream.stream.write_all(&raw).await?;
-                self.prepare_response(upstream, client, out, &request).await
-            }
-        };
-        self.complete(&request, started);
-        result
-    }
-
-    /// STMT_PREPARE_OK, parameter and column definitions (masked columns re-described).
-    async fn prepare_response(
-        &mut self,
-        upstream: &mut Upstream,
-        client: &mut ClientStream,
-        out: &mut Out,
-        request: &Request,
-    ) -> Result<(), MyError> {
-        let first = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
-        if first.first() != Some(OK) {
-            out.forward(&first);
-            return Ok(());
-        }
-        let mut r = Reader::new(first.payload.get(1..).unwrap_or_default());
-        let id = r.u32("statement id")?;
-        let columns = r.u16("column count")?;
-        let params = r.u16("parameter count")?;
-        out.forward(&first);
-        let deprecate_eof = self.capabilities & super::handshake::caps::DEPRECATE_EOF != 0;
-        for _ in 0..params + u16::from(params > 0 && !deprecate_eof) {
-            let p = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
-            out.forward(&p);
-        }
-        if columns > 0 {
-            let mut defs = Vec::new();
-            for _ in 0..columns {
-                defs.push(expect_packet(&mut upstream.stream, &mut upstream.buf).await?);
-            }
-            let plan = self.result_plan(&defs, request, 0)?;
-            match &plan {
-                // Refused results are refused at execution; describe them unmasked here.
-                ResultPlan::Refuse(_) => super::results::describe(out, &defs, &ResultPlan::Pass)?,
-                plan => super::results::describe(out, &defs, plan)?,
-            }
-            if !deprecate_eof {
-                let eof = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
-                out.forward(&eof);
-            }
-        }
-        out.flush_if_large(client).await?;
-        self.statements.insert(
-            id,
-            Prepared {
-                text: request.text.clone(),
-                queries: request.queries.clone(),
-                cursor: None,
-            },
-        );
-        Ok(())
-    }
-
-    /// The prepared statement a COM_STMT_EXECUTE/FETCH names, re-decided
-    /// (policies may have changed since it was prepared).
-    fn prepared(&mut self, body: &[u8], out: &mut Out) -> Option<(u32, Prepared, Request)> {
-        let id = Reader::new(body).u32("statement id").ok()?;
-        let Some(prepared) = self.statements.get(&id).cloned() else {
-            out.send_err(&ErrPacket::new(
-                1243,
-                "HY000",
-                "Unknown prepared statement handler given to Gate",
-            ));
-            return None;
-        };
-        let mut request = Request {
-            text: prepared.text.clone(),
-            queries: prepared.queries.clone(),
-            audits: Vec::new(),
-        };
-        let mut refused = None;
-        for (i, query) in prepared.queries.iter().enumerate() {
-            let decided = self.session.request(
-                query,
-                AuditText::Query(prepared.queries.clone(), i),
-                "statement refused by policy",
-                None,
-            );
-            request.audits.push(decided.audit);
-            match decided.decision {
-                Decision::Block(reason) => {
-                    refused.get_or_insert(reason);
-                }
-                _ => {
-                    if let Some(reason) = self.guard(query, &prepared.text) {
-                        refused.get_or_insert(reason);
-                    }
-                }
-            }
-        }
-        if let Some(reason) = refused {
-            out.send_err(&refusal(reason));
-            self.complete(&request, Instant::now());
-            return None;
-        }
-        Some((id, prepared, request))
-    }
-
-    async fn execute(
-        &mut self,
-        packet: &Packet,
-        body: &[u8],
-        client: &mut ClientStream,
-        upstream: &mut Upstream,
-        out: &mut Out,
-    ) -> Result<(), MyError> {
-        let started = Instant::now();
-        let Some((id, _, request)) = self.prepared(body, out) else {
-            return Ok(());
-        };
-        upstream.stream.write_all(&packet.raw).await?;
-        let cursor = self
-            .relay_results(upstream, client, out, Format::Binary, &request)
-            .await?;
-        if let Some(prepared) = self.statements.get_mut(&id) {
-            prepared.cursor = cursor;
-        }
-        self.complete(&request, started);
-        Ok(())
-    }
-
-    async fn fetch(
-        &mut self,
-        packet: &Packet,
-        body: &[u8],
-        client: &mut ClientStream,
-        upstream: &mut Upstream,
-        out: &mut Out,
-    ) -> Result<(), MyError> {
-        let started = Instant::now();
-        let Some((_, prepared, request)) = self.prepared(body, out) else {
-            return Ok(());
-        };
-        let plan = prepared.cursor.unwrap_or_else(|| {
-            ResultPlan::Refuse("Gate knows no open cursor for this statement".into())
-        });
-        upstream.stream.write_all(&packet.raw).await?;
-        let audit = request.audits.first().copied();
-        let first = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
-        if first.first() == Some(ERR) {
-            out.forward(&first);
-        } else {
-            // The first row is back in the buffer's place: relay it with the rest.
-            let mut again = BytesMut::from(&first.raw[..]);
-            again.extend_from_slice(&upstream.buf);
-            upstream.buf = again;
-            if let ResultPlan::Refuse(reason) = &plan {
-                out.send_err(&refusal(reason.clone()));
-            }
-            let discard = matches!(plan, ResultPlan::Refuse(_));
-            self.relay_rows(upstream, client, out, Format::Binary, &plan, discard, audit)
-                .await?;
         }
         self.complete(&request, started);
         Ok(())

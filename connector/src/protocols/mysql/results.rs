@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use gate_policy::{Action, QueryInfo, ResponseColumn, Verdict};
+use gate_policy::{QueryInfo, ResponseColumn, Verdict};
 
 use super::codec::{Packet, Reader};
 use super::error::{MyError, refusal};
@@ -20,9 +20,9 @@ use super::rows::{self, MaskPlan};
 use super::statements;
 use super::upstream::Upstream;
 use super::wire::expect_packet;
+use crate::session::AuditId;
 use crate::session::masking::{self, ColumnPlan, OutputColumn};
-use crate::session::results::ResultShape;
-use crate::session::{AuditId, AuditText};
+use crate::session::results::{ResultOutcome, ResultShape};
 use crate::stream::ClientStream;
 
 /// Status flag: a cursor is open for the statement (rows come by COM_STMT_FETCH).
@@ -314,22 +314,13 @@ impl Relay<'_> {
         if !verdict.masks.is_empty() {
             self.masks_seen = true;
         }
-        let action = match &plan {
-            ResultPlan::Refuse(_) => Action::Block,
-            _ => verdict.action,
+        let outcome = match &plan {
+            ResultPlan::Pass => ResultOutcome::Pass,
+            ResultPlan::Mask(_) => ResultOutcome::Mask,
+            ResultPlan::Refuse(reason) => ResultOutcome::Refuse(reason),
         };
-        self.session.result_action(request.audit(k), action);
-        let text = AuditText::Text(request.text.clone());
-        match &plan {
-            ResultPlan::Pass => {}
-            ResultPlan::Mask(_) => self.session.audit("result", text, &verdict),
-            ResultPlan::Refuse(reason) => {
-                let mut refused = (*verdict).clone();
-                refused.action = Action::Block;
-                refused.reason = Some(reason.clone());
-                self.session.audit("result", text, &Arc::new(refused));
-            }
-        }
+        self.session
+            .result_decided(request.audit(k), &request.text, &verdict, outcome);
         Ok(plan)
     }
 
