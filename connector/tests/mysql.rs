@@ -291,3 +291,40 @@ fn data_movement_of_masked_columns_is_refused() {
         "{derived}"
     );
 }
+
+#[test]
+fn a_jwt_logs_in_through_the_cleartext_plugin_on_loopback() {
+    use common::jwt::{ISSUER, claims, keypair, now, token};
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, jwks) = keypair(dir.path(), "idp", "k1");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let auth = format!(
+        "auth:\n  jwt:\n    issuers:\n      - {{issuer: \"{ISSUER}\", jwks_file: \"{}\", audience: gate}}\n",
+        jwks_file.display()
+    );
+    let stack = start(&format!("{}{auth}", example_policy()));
+    let admin = token(
+        &pem,
+        "k1",
+        claims("carol", &["admins"], "gate", now() + 300),
+    );
+    let clear = ok(&mariadb(
+        &stack,
+        "carol",
+        &admin,
+        &[],
+        "select email from customers where id = 1",
+    ));
+    assert_eq!(
+        clear, "alice@example.com\n",
+        "the token's groups reach the policy"
+    );
+    let expired = token(
+        &pem,
+        "k1",
+        claims("carol", &["admins"], "gate", now() - 300),
+    );
+    let refused = err(&mariadb(&stack, "carol", &expired, &[], "select 1"));
+    assert!(refused.contains("ERROR 1045 (28000)"), "{refused}");
+}

@@ -1,6 +1,8 @@
 //! Shared test stack: a real PostgreSQL 15 upstream and Gate in front of it, in-process.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // in tests a panic is the failure report
 
+pub(crate) mod jwt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

@@ -137,17 +137,7 @@ async fn handle(
 
 /// The test venv's python (scripts/test-venv.sh; `GATE_TEST_VENV` overrides).
 pub fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("GATE_TEST_VENV").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/gate/test-venv"),
-        PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test-venv.sh (make test does)",
-        python.display()
-    );
-    python
+    gate_testkit::venv_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `X-Slack-Signature` for `body` at `timestamp`, computed by slack_sdk.
