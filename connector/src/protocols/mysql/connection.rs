@@ -153,18 +153,14 @@ async fn greet(
             let error = MyError::ClientUnexpected("SSL requested but not offered".into());
             return Err((Some(client), next, error));
         };
-        // Bytes sent before the handshake would be read as if they came over TLS.
-        if !buf.is_empty() {
-            let error = MyError::ClientUnexpected(
-                "data sent after SSLRequest before the TLS handshake".into(),
-            );
-            return Err((Some(client), next, error));
-        }
         let MaybeTls::Plain(tcp) = client else {
             let error = MyError::ClientUnexpected("SSLRequest on an encrypted connection".into());
             return Err((Some(client), next, error));
         };
-        let tls = match acceptor.accept(Prefixed::new(tcp, BytesMut::new())).await {
+        // No answer comes between SSLRequest and ClientHello: what follows the
+        // request in the buffer is the start of the TLS handshake.
+        let hello = buf.split();
+        let tls = match acceptor.accept(Prefixed::new(tcp, hello)).await {
             Ok(tls) => tls,
             Err(e) => {
                 // The socket went with the failed handshake: nothing to answer on.

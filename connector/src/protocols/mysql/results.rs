@@ -57,6 +57,14 @@ impl Request {
         self.queries.get(k).or_else(|| self.queries.first())
     }
 
+    /// The text of statement `k`: the whole text when it is the only one.
+    fn text_of(&self, k: usize) -> Arc<str> {
+        match (self.queries.len(), self.queries.get(k)) {
+            (2.., Some(q)) => q.statement.as_deref().unwrap_or(&q.raw).into(),
+            _ => self.text.clone(),
+        }
+    }
+
     fn audit(&self, k: usize) -> Option<AuditId> {
         self.audits.get(k).or_else(|| self.audits.last()).copied()
     }
@@ -283,6 +291,7 @@ impl Relay<'_> {
         k: usize,
     ) -> Result<ResultPlan, MyError> {
         let query = request.query(k);
+        let text = request.text_of(k);
         let read = read_tables(query);
         let mut description = Vec::new();
         let mut computed = false;
@@ -293,7 +302,7 @@ impl Relay<'_> {
         let shape = ResultShape {
             description: &description,
             computed,
-            text: &request.text,
+            text: &text,
             query,
         };
         let (plan, verdict) = match self.plans.get(self.session, &shape) {
@@ -303,7 +312,7 @@ impl Relay<'_> {
                     .iter()
                     .map(|c| Column::decode(&c.payload))
                     .collect::<Result<Vec<_>, _>>()?;
-                let (plan, verdict) = self.decide_result(&decoded, query, &request.text);
+                let (plan, verdict) = self.decide_result(&decoded, query, &text);
                 let verdict = Arc::new(verdict);
                 if let Some(slot) = slot {
                     self.plans.put(slot, &shape, plan.clone(), verdict.clone());
@@ -320,7 +329,7 @@ impl Relay<'_> {
             ResultPlan::Refuse(reason) => ResultOutcome::Refuse(reason),
         };
         self.session
-            .result_decided(request.audit(k), &request.text, &verdict, outcome);
+            .result_decided(request.audit(k), &text, &verdict, outcome);
         Ok(plan)
     }
 
