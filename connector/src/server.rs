@@ -198,7 +198,8 @@ async fn silent_for_mysql(client: &ClientStream, gate: &Gate) -> bool {
     {
         return false;
     }
-    tokio::time::timeout(gate.config.mysql_detect_delay, tcp.readable())
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(gate.config.mysql_detect_delay, tcp.peek(&mut byte))
         .await
         .is_err()
 }

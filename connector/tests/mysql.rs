@@ -328,3 +328,82 @@ fn a_jwt_logs_in_through_the_cleartext_plugin_on_loopback() {
     let refused = err(&mariadb(&stack, "carol", &expired, &[], "select 1"));
     assert!(refused.contains("ERROR 1045 (28000)"), "{refused}");
 }
+
+#[test]
+fn the_shared_listener_greets_silent_clients_as_mysql_and_routes_by_database() {
+    let stack = start(&example_policy());
+    let shared = |db: &str| {
+        Command::new("mariadb")
+            .arg("--no-defaults")
+            .args(["-h", "127.0.0.1", "-P", &stack.gate.port.to_string()])
+            .args(["-u", "app", "-papp-pw", "-D", db])
+            .args(["--batch", "--skip-column-names", "-e", "select database()"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(ok(&shared("orders-db")), "shop\n");
+    let unknown = err(&shared("elsewhere"));
+    assert!(
+        unknown.contains("ERROR 1049 (42000): Unknown database 'elsewhere'"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn pooled_connections_are_reset_between_sessions_and_counted() {
+    let stack = start(&example_policy());
+    // (As an admin: no masks, so reading a user variable is not refused.)
+    let id = |sql: &str| ok(&mariadb(&stack, "boss", "boss-pw", &[], sql));
+    let first = id("set @leftover = 'secret'; select connection_id()");
+    let second = id("select connection_id(), coalesce(@leftover, 'clean'), database()");
+    let (conn, rest) = second.split_once('\t').unwrap();
+    assert_eq!(conn, first.trim(), "the upstream connection was reused");
+    assert_eq!(
+        rest, "clean\tshop\n",
+        "COM_RESET_CONNECTION cleared the user variable"
+    );
+    let (_, metrics) = common::http_get(stack.gate.health_port, "/metrics");
+    assert!(
+        metrics.contains("gate_connpool_active_connections{resource=\"orders-db\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "gate_request_duration_seconds_count{protocol=\"mysql\",resource=\"orders-db\"}"
+        ),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn gate_logs_in_upstream_with_mariadb_ed25519() {
+    let db = MariaDb::start(MariaDbOptions {
+        databases: vec!["shop".into()],
+        seed: vec![
+            "INSTALL SONAME 'auth_ed25519'".into(),
+            "CREATE USER 'gate_ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('ed-pw'); GRANT ALL ON shop.* TO 'gate_ed'@'127.0.0.1'".into(),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let yaml = format!(
+        "identities:\n  - {{name: app, password: app-pw}}\n\
+         resources:\n  - {{name: orders-db, protocol: mysql, host: 127.0.0.1, port: {}, database: shop, username: gate_ed, password: ed-pw, listen_port: {port}}}\n{}",
+        db.port(),
+        example_policy()
+    );
+    let gate = start_gate(&yaml, None, vec![listener]);
+    let stack = MyStack { gate, port, db };
+    assert_eq!(
+        ok(&mariadb(
+            &stack,
+            "app",
+            "app-pw",
+            &[],
+            "select current_user()"
+        )),
+        "gate_ed@127.0.0.1\n"
+    );
+}
