@@ -28,7 +28,7 @@ fn the_shipped_config_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config/connector.yaml: ok (1 resource(s), 1 policy file(s))"),
+        stdout.contains("config/connector.yaml: ok (2 resource(s), 1 policy file(s))"),
         "{stdout}"
     );
 }
