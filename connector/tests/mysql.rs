@@ -50,6 +50,11 @@ fn client(stack: &MyStack, user: &str, password: &str) -> Command {
     command
 }
 
+/// [`mariadb`] as the static identity `app` (masks apply to it).
+fn as_app(stack: &MyStack, sql: &str) -> Output {
+    mariadb(stack, "app", "app-pw", &[], sql)
+}
+
 /// The `mariadb` CLI through Gate running one `-e`.
 fn mariadb(stack: &MyStack, user: &str, password: &str, extra: &[&str], sql: &str) -> Output {
     client(stack, user, password)
@@ -108,11 +113,8 @@ fn err(out: &Output) -> String {
 #[test]
 fn select_masks_and_drop_is_refused() {
     let stack = start(&example_policy());
-    let rows = ok(&mariadb(
+    let rows = ok(&as_app(
         &stack,
-        "app",
-        "app-pw",
-        &[],
         "select id, name, email, ssn from customers order by id",
     ));
     assert_eq!(
@@ -120,20 +122,14 @@ fn select_masks_and_drop_is_refused() {
         "1\tAlice\t*************.com\t***\n2\tBob\tNULL\t***\n"
     );
     // Renaming does not escape the mask: org_table/org_name say where it comes from.
-    let renamed = ok(&mariadb(
+    let renamed = ok(&as_app(
         &stack,
-        "app",
-        "app-pw",
-        &[],
         "select email as x from customers c where id = 1",
     ));
     assert_eq!(renamed, "*************.com\n");
     // A derived table names itself as the source: untraced, so on_derived (block) applies.
-    let derived = err(&mariadb(
+    let derived = err(&as_app(
         &stack,
-        "app",
-        "app-pw",
-        &[],
         "select x from (select email as x from customers) t",
     ));
     assert!(
@@ -149,13 +145,7 @@ fn select_masks_and_drop_is_refused() {
         "select email from customers where id = 1",
     ));
     assert_eq!(clear, "alice@example.com\n");
-    let refused = err(&mariadb(
-        &stack,
-        "app",
-        "app-pw",
-        &[],
-        "drop table customers",
-    ));
+    let refused = err(&as_app(&stack, "drop table customers"));
     assert!(refused.contains("ERROR 1142 (42000)"), "{refused}");
     assert!(
         refused.contains("destructive queries are not allowed"),
@@ -279,13 +269,7 @@ fn data_movement_of_masked_columns_is_refused() {
         "2"
     );
     // Computed columns from masked ones follow on_derived (default block).
-    let derived = err(&mariadb(
-        &stack,
-        "app",
-        "app-pw",
-        &[],
-        "select lower(email) from customers",
-    ));
+    let derived = err(&as_app(&stack, "select lower(email) from customers"));
     assert!(
         derived.contains("computed from a masked column"),
         "{derived}"
@@ -397,13 +381,7 @@ fn gate_logs_in_upstream_with_mariadb_ed25519() {
     let gate = start_gate(&yaml, None, vec![listener]);
     let stack = MyStack { gate, port, db };
     assert_eq!(
-        ok(&mariadb(
-            &stack,
-            "app",
-            "app-pw",
-            &[],
-            "select current_user()"
-        )),
+        ok(&as_app(&stack, "select current_user()")),
         "gate_ed@127.0.0.1\n"
     );
 }
