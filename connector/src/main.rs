@@ -217,7 +217,13 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         gate.metrics.clone(),
     ));
     for (addr, listener) in listeners {
-        tracing::info!(addr = %addr, "listening");
+        // A MySQL resource's own port greets as MySQL; the others detect (PostgreSQL first).
+        let mysql = gate.config.resources.iter().any(|r| {
+            r.protocol == gate_config::connector::Protocol::Mysql
+                && r.listen_port == Some(u32::from(addr.port()))
+        });
+        let protocol = if mysql { "mysql" } else { "postgres" };
+        tracing::info!(addr = %addr, protocol, "listening");
         tokio::spawn(serve(listener, gate.clone()));
     }
     gate.health.set_ready();
