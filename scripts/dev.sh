@@ -12,6 +12,8 @@
 #   GATE_SQLITE_PATH          control-plane SQLite file       (default .data/gate.db)
 #   PRIMARY_DB_PORT           sample PostgreSQL port          (default: a free port)
 #   SAMPLE_API_PORT           sample JSON API (nginx) port    (default: a free port)
+#   ORDERS_DB_PORT            sample MariaDB port             (default: a free port)
+#   GATE_MYSQL_LISTEN_PORT    connector's MySQL port          (default 3307)
 #   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
 #   GATE_CONNECTOR_STATE_DIR  connector's last snapshot       (default .data/connector)
@@ -34,6 +36,11 @@ if [ -z "${SAMPLE_API_PORT:-}" ]; then
 fi
 export SAMPLE_API_PORT
 [ -x /usr/sbin/nginx ] || { echo "dev: nginx is missing; run 'make deps' first" >&2; exit 1; }
+if [ -z "${ORDERS_DB_PORT:-}" ]; then
+  ORDERS_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+export GATE_MYSQL_LISTEN_PORT=${GATE_MYSQL_LISTEN_PORT:-3307}
+export ORDERS_DB_PORT ORDERS_DB_USER=gate_app ORDERS_DB_PASSWORD=gate_app
 
 if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
   cargo build --locked -q -p gate-connector -p gate-control
@@ -45,6 +52,8 @@ dir=$(mktemp -d /tmp/gate-dev.XXXXXX)
 api_dir=$(mktemp -d /tmp/gate-dev-api.XXXXXX)
 chmod 755 "$api_dir"
 api_pid=""
+# MariaDB runs as its own account: a directory of its own.
+mdir=$(mktemp -d /tmp/gate-dev-mariadb.XXXXXX)
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
@@ -59,7 +68,10 @@ cleanup() {
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
   rm -rf "$api_dir"
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  if [ -f "$mdir/mariadb.pid" ]; then
+    kill -9 "$(cat "$mdir/mariadb.pid")" 2>/dev/null || true
+  fi
+  rm -rf "$dir" "$mdir"
   echo "dev: stopped" >&2
 }
 trap 'cleanup; exit 0' INT TERM
@@ -110,6 +122,29 @@ http {
 NGINX
 /usr/sbin/nginx -p "$api_dir" -c "$api_dir/nginx.conf" -e "$api_dir/logs/error.log" &
 api_pid=$!
+echo "dev: starting MariaDB on 127.0.0.1:$ORDERS_DB_PORT ($mdir)" >&2
+[ "$(id -u)" -eq 0 ] && chown mysql: "$mdir"
+mariadb-install-db --no-defaults --user=mysql --datadir="$mdir/data" \
+  --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve >/dev/null 2>&1
+/usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$mdir/data" --socket="$mdir/mariadb.sock" \
+  --port="$ORDERS_DB_PORT" --bind-address=127.0.0.1 --pid-file="$mdir/mariadb.pid" \
+  --log-error="$mdir/mariadb.log" --skip-name-resolve --innodb-buffer-pool-size=64M \
+  --innodb-flush-log-at-trx-commit=0 --skip-log-bin >/dev/null 2>&1 &
+for i in $(seq 1 100); do
+  grep -q "ready for connections" "$mdir/mariadb.log" 2>/dev/null && break
+  [ "$i" -eq 100 ] && { echo "dev: MariaDB did not start" >&2; exit 1; }
+  sleep 0.1
+done
+mariadb --no-defaults --socket="$mdir/mariadb.sock" -u root <<'SQL'
+CREATE DATABASE shop;
+CREATE USER 'gate_app'@'127.0.0.1' IDENTIFIED BY 'gate_app';
+GRANT ALL PRIVILEGES ON shop.* TO 'gate_app'@'127.0.0.1';
+CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(200), ssn CHAR(11));
+INSERT INTO shop.customers VALUES
+  (1, 'Alice Johnson', 'alice@example.com', '123-45-6789'),
+  (2, 'Bob Smith', 'bob.smith@example.org', '987-65-4321'),
+  (3, 'Carol Díaz', 'carol@example.net', '555-12-3456');
+SQL
 
 control_port=${GATE_CONTROL_LISTEN_ADDR##*:}
 echo "dev: starting gate-control on :$control_port (SQLite $GATE_SQLITE_PATH, insecure)" >&2
@@ -147,6 +182,12 @@ filtered out, emails and SSNs masked, admin endpoints refused):
 
   curl -s -u app:app http://localhost:$port/v1/customers
   curl -s -u app:app http://localhost:$port/v1/admin/keys   # 403
+The same sample in MariaDB, through Gate's MySQL port:
+
+  mariadb -h 127.0.0.1 -P $GATE_MYSQL_LISTEN_PORT -u app -papp orders-db
+
+  MariaDB [orders-db]> select * from customers;  -- masked emails and SSNs
+  MariaDB [orders-db]> drop table customers;     -- refused
 
 The control plane (insecure, local only) answers on http://localhost:$control_port;
 the connector is registered to it and enforces its policies within a second:

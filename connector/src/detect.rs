@@ -2,7 +2,8 @@
 //! listener: pure, total on any input, and fuzzed (`make fuzz`, target `detect`).
 //!
 //! MySQL is absent on purpose: its server speaks first, so a MySQL client sends
-//! nothing until greeted; it gets its own `listen_port`.
+//! nothing until greeted; `server` greets a client silent for
+//! `mysql_detect_delay` as MySQL, or a MySQL resource has its own `listen_port`.
 
 /// A protocol recognised from a client's first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use clap::Parser;
 /// decision.
 ///
 /// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
-/// pre_request policies, masking, pooling, metrics, client and upstream TLS).
+/// pre_request policies, masking, pooling, metrics, client and upstream TLS);
+/// MySQL/MariaDB (caching_sha2/native/JWT logins, policies, masking, pooling).
 /// The other protocols are not built yet.
 ///
 /// Environment: GATE_WORKER_THREADS sets the number of runtime worker
@@ -217,7 +218,15 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
     ));
     for (addr, listener, serves) in listeners {
         match serves {
-            Serves::Detected => tracing::info!(addr = %addr, protocol = "detected", "listening"),
+            Serves::Detected => {
+                // A MySQL resource's own port greets as MySQL; the others detect.
+                let mysql = gate.config.resources.iter().any(|r| {
+                    r.protocol == gate_config::connector::Protocol::Mysql
+                        && r.listen_port == Some(u32::from(addr.port()))
+                });
+                let protocol = if mysql { "mysql" } else { "detected" };
+                tracing::info!(addr = %addr, protocol, "listening");
+            }
             Serves::Http(index) => tracing::info!(
                 addr = %addr,
                 protocol = "http",

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::{self, http, postgres};
+use crate::protocols::{self, http, mysql, postgres};
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
 use crate::tls::TlsFiles;
@@ -112,9 +112,31 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accept connections on `listener` forever, one task per client; each
 /// client's protocol is detected from its first bytes ([`detect`]).
 pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()> {
+    // A MySQL resource's own port: its server speaks first, so no detection.
+    let port = listener.local_addr()?.port();
+    let mysql_resource = gate
+        .config
+        .resources
+        .iter()
+        .find(|r| r.protocol == Protocol::Mysql && r.listen_port == Some(u32::from(port)))
+        .map(|r| r.name.clone());
     loop {
         let (stream, peer) = listener.accept().await?;
-        tokio::spawn(route(stream, peer, gate.clone()));
+        match &mysql_resource {
+            Some(name) => {
+                let _ = stream.set_nodelay(true);
+                let client = MaybeTls::Plain(stream);
+                tokio::spawn(mysql::handle_client(
+                    client,
+                    peer,
+                    gate.clone(),
+                    Some(name.clone()),
+                ));
+            }
+            None => {
+                tokio::spawn(route(stream, peer, gate.clone()));
+            }
+        }
     }
 }
 
@@ -125,6 +147,10 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     let _ = stream.set_nodelay(true);
     let mut client = MaybeTls::Plain(stream);
     let mut first = BytesMut::with_capacity(8192);
+    if silent_for_mysql(&client, &gate).await {
+        mysql::handle_client(client, peer, gate, None).await;
+        return;
+    }
     let mut detected = read_detected(&mut client, &mut first).await;
     if let Some(Detected::Tls) = detected {
         let MaybeTls::Plain(tcp) = client else {
@@ -152,12 +178,33 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             tracing::info!(
                 %peer,
                 detected = other.as_str(),
-                "protocol detected on the shared listener is not served there yet (served: postgres, http); closing"
+                "protocol detected on the shared listener is not served there yet (served: postgres, mysql, http); closing"
             );
             outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
         None => {}
     }
+}
+
+/// Whether a client on the shared listener said nothing for
+/// `mysql_detect_delay` while a MySQL resource is configured: a MySQL
+/// client waits for the server's greeting.
+async fn silent_for_mysql(client: &ClientStream, gate: &Gate) -> bool {
+    let MaybeTls::Plain(tcp) = client else {
+        return false;
+    };
+    if !gate
+        .config
+        .resources
+        .iter()
+        .any(|r| r.protocol == Protocol::Mysql)
+    {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(gate.config.mysql_detect_delay, tcp.peek(&mut byte))
+        .await
+        .is_err()
 }
 
 /// Read until [`detect`] decides; `None` when the client leaves, stays
@@ -237,7 +284,7 @@ pub async fn bind_all(
     let mut addrs = vec![(shared, Serves::Detected)];
     for (index, resource) in config.resources.iter().enumerate() {
         let serves = match resource.protocol {
-            Protocol::Postgres => Serves::Detected,
+            Protocol::Postgres | Protocol::Mysql => Serves::Detected,
             Protocol::Http | Protocol::Mcp => Serves::Http(index),
             _ => continue,
         };

@@ -136,6 +136,26 @@ pub fn upstream_config(
     Ok(Arc::new(config))
 }
 
+/// The TLS handshake with a resource's upstream in `mode` (its
+/// `upstream_tls`), once the protocol has asked the server to start TLS.
+pub async fn connect_upstream(
+    tcp: tokio::net::TcpStream,
+    resource: &gate_config::connector::ResourceConfig,
+    mode: gate_config::connector::TlsMode,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let config = upstream_config(mode, resource.upstream_tls.ca_file())?;
+    let name = rustls_pki_types::ServerName::try_from(resource.host.clone()).map_err(|e| {
+        format!(
+            "host {:?} is not a valid TLS server name: {e}",
+            resource.host
+        )
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
 /// `require`: any certificate, but the handshake signatures are still checked.
 #[derive(Debug)]
 struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);

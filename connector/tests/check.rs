@@ -28,7 +28,7 @@ fn the_shipped_config_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config/connector.yaml: ok (2 resource(s), 2 policy file(s))"),
+        stdout.contains("config/connector.yaml: ok (3 resource(s), 2 policy file(s))"),
         "{stdout}"
     );
 }
@@ -113,7 +113,7 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.yaml"),
-        "resources:\n  - {name: pg, protocol: postgres, host: h, port: 5432}\n  - {name: orders, protocol: mysql, host: h, port: 3306, listen_port: 3307}\n",
+        "resources:\n  - {name: pg, protocol: postgres, host: h, port: 5432}\n  - {name: docs, protocol: mongodb, host: h, port: 27017}\n",
     )
     .unwrap();
     let out = connector(dir.path())
@@ -124,7 +124,7 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "c.yaml: resources[1].protocol: mysql is not served by this connector yet (served: postgres, http, mcp)"
+            "c.yaml: resources[1].protocol: mongodb is not served by this connector yet (served: postgres, mysql, http, mcp)"
         ),
         "{stderr}"
     );

@@ -27,6 +27,7 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     let port = gate_testkit::free_port().unwrap();
     let health = gate_testkit::free_port().unwrap();
     let control = gate_testkit::free_port().unwrap();
+    let mysql = gate_testkit::free_port().unwrap();
     let state = tempfile::tempdir().unwrap();
     let connector_bin = Path::new(env!("CARGO_BIN_EXE_gate-connector"));
     let mut dev = Command::new(repo.join("scripts/dev.sh"));
@@ -41,6 +42,7 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         .env("GATE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("GATE_HEALTH_ADDR", format!("127.0.0.1:{health}"))
         .env("GATE_CONTROL_LISTEN_ADDR", format!("127.0.0.1:{control}"))
+        .env("GATE_MYSQL_LISTEN_PORT", mysql.to_string())
         .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
         .env("GATE_CONNECTOR_STATE_DIR", state.path().join("connector"))
         .env("GATE_CONNECTOR_SPOOL_DIR", state.path().join("spool"))
@@ -77,6 +79,42 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
             "PGPASSWORD=app psql -h localhost -p {port} -U app -d appdb"
         )),
         "{log}"
+    );
+    // The MariaDB sample, through the MySQL port the log names.
+    assert!(
+        log.contains(&format!(
+            "mariadb -h 127.0.0.1 -P {mysql} -u app -papp orders-db"
+        )),
+        "{log}"
+    );
+    let mariadb = |sql: &str| {
+        Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-P", &mysql.to_string()])
+            .args([
+                "-u",
+                "app",
+                "-papp",
+                "orders-db",
+                "--batch",
+                "--skip-column-names",
+                "-e",
+                sql,
+            ])
+            .output()
+            .unwrap()
+    };
+    let rows = mariadb("select email, ssn from customers where id = 1");
+    assert_eq!(
+        String::from_utf8_lossy(&rows.stdout),
+        "*************.com\t***\n",
+        "{}",
+        String::from_utf8_lossy(&rows.stderr)
+    );
+    let drop = mariadb("drop table customers");
+    assert!(
+        String::from_utf8_lossy(&drop.stderr).contains("ERROR 1142 (42000)"),
+        "{}",
+        String::from_utf8_lossy(&drop.stderr)
     );
 
     let out = Command::new("/usr/lib/postgresql/15/bin/psql")

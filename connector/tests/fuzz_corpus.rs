@@ -77,3 +77,8 @@ fn http_enforce_seeds() {
 fn pg_redact_seeds() {
     replay("pg_redact", gate_connector::fuzzing::pg_redact);
 }
+
+#[test]
+fn mysql_packets_seeds() {
+    replay("mysql_packets", gate_connector::fuzzing::mysql_packets);
+}

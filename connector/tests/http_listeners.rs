@@ -31,7 +31,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (pem, jwks) = keypair(dir.path(), "idp", "k1");
+    let (pem, jwks) = common::jwt::keypair(dir.path(), "idp", "k1");
     let jwks_file = dir.path().join("jwks.json");
     std::fs::write(&jwks_file, jwks).unwrap();
     let policy = dir.path().join("p.rego");

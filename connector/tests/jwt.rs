@@ -6,30 +6,12 @@
 mod common;
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use gate_testkit::PgAuth;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 
-const ISSUER: &str = "https://idp.example";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(pem: &[u8], kid: &str, claims: serde_json::Value) -> String {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(kid.to_owned());
-    encode(&header, &claims, &EncodingKey::from_ed_pem(pem).unwrap()).unwrap()
-}
-
-fn claims(name: &str, groups: &[&str], aud: &str, exp: u64) -> serde_json::Value {
-    serde_json::json!({"iss": ISSUER, "sub": format!("user-{name}"), "name": name, "groups": groups, "aud": aud, "exp": exp})
-}
+use common::jwt::{ISSUER, claims, keypair, now, token};
 
 fn login(stack: &Stack, user: &str, password: &str, sql: &str) -> (String, String) {
     let out = Command::new(PSQL)

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod mcp;
+pub mod mysql;
 pub mod postgres;
 
 /// What each protocol's sessions share (pools, caches), kept by the
@@ -12,6 +13,7 @@ pub struct Shared {
     pub postgres: postgres::Shared,
     pub http: http::Shared,
     pub mcp: mcp::Shared,
+    pub mysql: mysql::Shared,
 }
 
 use gate_config::ConnectorConfig;
@@ -19,7 +21,12 @@ use gate_config::connector::Protocol;
 
 /// The protocols this connector build serves; a resource of any other is a
 /// configuration error until its protocol lands.
-pub const SERVED: &[Protocol] = &[Protocol::Postgres, Protocol::Http, Protocol::Mcp];
+pub const SERVED: &[Protocol] = &[
+    Protocol::Postgres,
+    Protocol::Mysql,
+    Protocol::Http,
+    Protocol::Mcp,
+];
 
 /// One message per resource whose protocol is not served, naming the field.
 pub fn unserved_resources(config: &ConnectorConfig) -> Vec<String> {

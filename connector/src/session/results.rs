@@ -155,7 +155,44 @@ impl<P: Clone> PlanCache<P> {
     }
 }
 
+/// What a protocol did with one result, for its span and audit.
+#[derive(Debug, Clone, Copy)]
+pub enum ResultOutcome<'a> {
+    Pass,
+    Mask,
+    /// Refused with this reason.
+    Refuse(&'a str),
+}
+
 impl Session<'_> {
+    /// Record what was done with a result of `request` (audit event `id`)
+    /// under `verdict`: the action on the request's span, and a `result`
+    /// audit event when it was masked or refused.
+    pub fn result_decided(
+        &self,
+        id: Option<super::AuditId>,
+        text: &Arc<str>,
+        verdict: &Arc<Verdict>,
+        outcome: ResultOutcome<'_>,
+    ) {
+        let action = match outcome {
+            ResultOutcome::Refuse(_) => gate_policy::Action::Block,
+            _ => verdict.action,
+        };
+        self.result_action(id, action);
+        let text = super::AuditText::Text(text.clone());
+        match outcome {
+            ResultOutcome::Pass => {}
+            ResultOutcome::Mask => self.audit("result", text, verdict),
+            ResultOutcome::Refuse(reason) => {
+                let mut refused = (**verdict).clone();
+                refused.action = gate_policy::Action::Block;
+                refused.reason = Some(reason.to_owned());
+                self.audit("result", text, &Arc::new(refused));
+            }
+        }
+    }
+
     /// Evaluate `post_request` for a result of `columns` produced by `query`.
     pub fn post_request(&self, query: Option<QueryInfo>, columns: Vec<ResponseColumn>) -> Verdict {
         self.evaluate(

@@ -1,11 +1,12 @@
 //! Shared test stack: a real PostgreSQL 15 upstream and Gate in front of it, in-process.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // in tests a panic is the failure report
 
+pub(crate) mod jwt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use gate_config::{ConnectorConfig, load_str};
 use gate_connector::audit::AuditSink;
 use gate_connector::server::{Gate, serve};
@@ -69,13 +70,41 @@ pub(crate) fn start_on(
     policy_yaml: &str,
     tls: Option<gate_connector::tls::TlsFiles>,
 ) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "identities:\n  - {{name: app, password: app, groups: [engineering]}}\n  - {{name: boss, password: boss, groups: [admins]}}\n\
          resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {}, database: appdb, username: gate_app, password: gate-app-pw{resource_extra}}}\n{policy_yaml}",
         pg.port()
     );
-    let (gate, audit) = gate_from_yaml(&yaml, tls, dir.path());
+    let gate = start_gate(&yaml, tls, Vec::new());
+    Stack {
+        health_port: gate.health_port,
+        pg,
+        port: gate.port,
+        audit: gate.audit,
+        _dir: gate.dir,
+        _runtime: gate.runtime,
+    }
+}
+
+/// Gate, in-process, serving a config.
+pub(crate) struct GateRun {
+    /// The shared listener.
+    pub(crate) port: u16,
+    pub(crate) health_port: u16,
+    pub(crate) audit: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) runtime: tokio::runtime::Runtime,
+}
+
+/// Start Gate with the config `yaml` on a free shared port, plus `extra`
+/// listeners already bound (a MySQL resource's `listen_port`).
+pub(crate) fn start_gate(
+    yaml: &str,
+    tls: Option<gate_connector::tls::TlsFiles>,
+    extra: Vec<std::net::TcpListener>,
+) -> GateRun {
+    let dir = tempfile::tempdir().unwrap();
+    let (gate, audit) = gate_from_yaml(yaml, tls, dir.path());
     let runtime = test_runtime();
     // As `main` does: keys of issuers given by URL are fetched before the first client.
     if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
@@ -96,14 +125,21 @@ pub(crate) fn start_on(
         gate.metrics.clone(),
     ));
     gate.health.set_ready();
+    for std_listener in extra {
+        std_listener.set_nonblocking(true).unwrap();
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).unwrap()
+        };
+        runtime.spawn(serve(listener, gate.clone()));
+    }
     runtime.spawn(serve(listener, gate));
-    Stack {
-        health_port,
-        pg,
+    GateRun {
         port,
+        health_port,
         audit,
-        _dir: dir,
-        _runtime: runtime,
+        dir,
+        runtime,
     }
 }
 
@@ -167,7 +203,7 @@ pub(crate) fn audit_when(stack: &Stack, done: impl Fn(&str) -> bool) -> String {
     audit_file_when(&stack.audit, done)
 }
 
-/// The audit file's text once `done` holds for it (or after 5 s).
+/// The audit file at `path` once `done` holds for its text, or after 5 s.
 pub(crate) fn audit_file_when(path: &Path, done: impl Fn(&str) -> bool) -> String {
     let started = std::time::Instant::now();
     loop {
@@ -279,28 +315,4 @@ pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// An Ed25519 key pair: the PEM private key and a one-key JWKS.
-pub(crate) fn keypair(dir: &Path, name: &str, kid: &str) -> (Vec<u8>, String) {
-    let key = dir.join(format!("{name}.pem"));
-    assert!(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap()
-        .stdout;
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    let jwks = format!(
-        r#"{{"keys": [{{"kty": "OKP", "crv": "Ed25519", "x": "{x}", "kid": "{kid}", "alg": "EdDSA", "use": "sig"}}]}}"#
-    );
-    (std::fs::read(&key).unwrap(), jwks)
 }

@@ -51,6 +51,17 @@ pub struct ConnectorConfig {
     /// else those headers are stripped and ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Shared listener: a client silent this long is greeted as MySQL
+    /// (whose server speaks first), when a MySQL resource is configured.
+    #[serde(
+        default = "default_mysql_detect_delay",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub mysql_detect_delay: Duration,
+}
+
+fn default_mysql_detect_delay() -> Duration {
+    Duration::from_millis(200)
 }
 
 fn default_listen_addr() -> String {

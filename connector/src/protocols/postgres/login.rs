@@ -97,7 +97,7 @@ pub(super) async fn establish<'g>(
     let lease = pool
         .acquire(&upstream_user, &upstream_db, &forwarded)
         .await?;
-    let upstream = &lease.upstream;
+    let upstream = &lease.conn;
 
     let cancel_key = (random::u32() & 0x7fff_ffff, random::u32());
     shared.cancels.register(

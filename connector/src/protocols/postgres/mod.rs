@@ -28,7 +28,6 @@ pub mod redact;
 mod relay;
 mod results;
 pub mod rows;
-pub mod sql;
 mod state;
 pub mod statements;
 pub mod taint;

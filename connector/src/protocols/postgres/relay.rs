@@ -48,7 +48,7 @@ pub(super) async fn run(
         let (mut client_read, mut client_write) = client.split();
         let Upstream {
             stream, leftover, ..
-        } = &mut lease.upstream;
+        } = &mut lease.conn;
         let (mut upstream_read, mut upstream_write) = stream.split();
         let to_upstream = async {
             let mut buf = client_buf;
@@ -119,7 +119,7 @@ pub(super) async fn run(
     shared.cancels.remove(cancel_key);
     // Reuse only a connection that is idle with nothing in flight.
     let reusable =
-        matches!(result, Ok(Ended::Client)) && ctx.idle() && lease.upstream.leftover.is_empty();
+        matches!(result, Ok(Ended::Client)) && ctx.idle() && lease.conn.leftover.is_empty();
     pool.release(lease, reusable).await;
     if let Err(error) = result {
         tracing::info!(

@@ -7,16 +7,16 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use gate_policy::{Action, ResponseColumn, Strategy, Verdict};
+use gate_policy::{ResponseColumn, Strategy, Verdict};
 
 use super::codec::Frame;
 use super::error::{self, PgError};
 use super::rows::{self, Field, Formats, MaskPlan};
 use super::state::{Context, Expect, ResultPlan, Sql, Tracker};
 use super::taint;
+use crate::session::AuditId;
 use crate::session::masking::{self, ColumnPlan, OutputColumn};
-use crate::session::results::ResultShape;
-use crate::session::{AuditId, AuditText};
+use crate::session::results::{ResultOutcome, ResultShape};
 
 /// Which statement a RowDescription describes.
 enum Target {
@@ -165,28 +165,13 @@ impl Context<'_> {
                 (plan, verdict)
             }
         };
-        let action = match &plan {
-            ResultPlan::Refuse(_) => Action::Block,
-            _ => verdict.action,
+        let outcome = match &plan {
+            ResultPlan::Pass => ResultOutcome::Pass,
+            ResultPlan::Mask(_) => ResultOutcome::Mask,
+            ResultPlan::Refuse(reason) => ResultOutcome::Refuse(reason),
         };
-        self.session.result_action(request, action);
-        match &plan {
-            ResultPlan::Pass => {}
-            ResultPlan::Mask(_) => {
-                self.session
-                    .audit("result", AuditText::Text(sql.text.clone()), &verdict);
-            }
-            ResultPlan::Refuse(reason) => {
-                let mut refused = (*verdict).clone();
-                refused.action = Action::Block;
-                refused.reason = Some(reason.clone());
-                self.session.audit(
-                    "result",
-                    AuditText::Text(sql.text.clone()),
-                    &Arc::new(refused),
-                );
-            }
-        }
+        self.session
+            .result_decided(request, &sql.text, &verdict, outcome);
         Ok(plan)
     }
 

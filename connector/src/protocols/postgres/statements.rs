@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use gate_policy::QueryInfo;
 
-use super::sql::classify;
+use crate::sql::classify;
 
 /// Entries kept before the cache starts over.
 const CAPACITY: usize = 4096;

@@ -205,21 +205,9 @@ async fn start_tls(
             format!("upstream_tls.mode is {mode:?} but the server does not accept TLS"),
         ));
     }
-    let config = crate::tls::upstream_config(mode, resource.upstream_tls.ca_file())
-        .map_err(|e| upstream(resource, e))?;
-    let name = rustls_pki_types::ServerName::try_from(resource.host.clone()).map_err(|e| {
-        upstream(
-            resource,
-            format!(
-                "host {:?} is not a valid TLS server name: {e}",
-                resource.host
-            ),
-        )
-    })?;
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
+    crate::tls::connect_upstream(tcp, resource, mode)
         .await
-        .map_err(|e| upstream(resource, format!("TLS handshake: {e}")))
+        .map_err(|e| upstream(resource, e))
 }
 
 /// `md5` + hex(md5(hex(md5(password + user)) + salt)).

@@ -1,17 +1,28 @@
-//! Statement classification for policy input: `sqlparser` (PostgreSQL
-//! dialect) turns the text into one `QueryInfo` per statement; text it cannot
-//! parse becomes a single statement of type `unknown`.
+//! Statement classification for policy input, for every SQL protocol:
+//! `sqlparser` (in the protocol's dialect) turns the text into one
+//! `QueryInfo` per statement; text it cannot parse becomes a single
+//! statement of type `unknown`.
 
 use std::ops::ControlFlow;
 
 use gate_policy::QueryInfo;
 use sqlparser::ast::{Statement, visit_relations};
-use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
-/// Classify every statement in `sql`.
+/// Classify every statement in `sql` (PostgreSQL dialect).
 pub fn classify(sql: &str) -> Vec<QueryInfo> {
-    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+    classify_in(&PostgreSqlDialect {}, sql)
+}
+
+/// Classify every statement in `sql` (MySQL dialect, for MySQL and MariaDB).
+pub fn classify_mysql(sql: &str) -> Vec<QueryInfo> {
+    classify_in(&MySqlDialect {}, sql)
+}
+
+/// Classify every statement in `sql` as `dialect` parses it.
+pub fn classify_in(dialect: &dyn Dialect, sql: &str) -> Vec<QueryInfo> {
+    match Parser::parse_sql(dialect, sql) {
         Ok(statements) if !statements.is_empty() => {
             let single = statements.len() == 1;
             statements

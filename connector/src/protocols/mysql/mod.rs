@@ -1,0 +1,81 @@
+//! MySQL / MariaDB: Gate greets the client as a server (HandshakeV10),
+//! authenticates it, admits it through the session layer (`crate::session`),
+//! logs in upstream with the resource's credentials (pooled), and relays
+//! commands: COM_QUERY and prepared statements decided by `pre_request`,
+//! result sets masked by `post_request`. See README.md for the message flow.
+//!
+//! ```text
+//! connection ─▶ login ─▶ relay ─┬─ commands: COM_QUERY / STMT_PREPARE ─▶ session.request
+//!                               │            └─ forwarded, rewritten, or ERR 1142
+//!                               └─ results:  column definitions ─▶ post_request plan
+//!                                            rows masked, streamed
+//! ```
+
+pub mod codec;
+mod connection;
+mod error;
+pub mod handshake;
+mod login;
+pub mod packets;
+mod pool;
+mod prepared;
+mod relay;
+mod results;
+pub mod rows;
+pub mod scramble;
+mod statements;
+mod upstream;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub use connection::handle_client;
+pub use error::MyError;
+pub use pool::{Pool, Pools};
+
+use crate::server::Gate;
+
+/// The version Gate announces before it has seen the upstream's.
+const FALLBACK_VERSION: &str = "8.0.0-gate";
+
+/// What MySQL sessions of one connector share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Upstream connection pools, per resource.
+    pub pools: Pools,
+    /// Each resource's upstream server version, as last seen.
+    versions: Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    /// The server version to greet clients of `resource` with: the
+    /// upstream's (read from its greeting once), so clients know what they
+    /// talk to; on the shared listener, or when it cannot be reached, the
+    /// last one seen or [`FALLBACK_VERSION`].
+    pub(crate) async fn server_version(&self, gate: &Gate, resource: Option<&str>) -> String {
+        let known = |name: &str| self.versions.lock().ok()?.get(name).cloned();
+        let Some(name) = resource else {
+            return FALLBACK_VERSION.to_owned();
+        };
+        if let Some(version) = known(name) {
+            return version;
+        }
+        let Some(config) = gate.config.resources.iter().find(|r| r.name == name) else {
+            return FALLBACK_VERSION.to_owned();
+        };
+        match upstream::greeting(config).await {
+            Some(version) => {
+                self.remember_version(name, &version);
+                version
+            }
+            None => FALLBACK_VERSION.to_owned(),
+        }
+    }
+
+    pub(crate) fn remember_version(&self, resource: &str, version: &str) {
+        if let Ok(mut versions) = self.versions.lock() {
+            versions.insert(resource.to_owned(), version.to_owned());
+        }
+    }
+}
