@@ -1,1 +1,5 @@
-//! The Gate Kubernetes operator: CRD types and reconcilers (built by the operator issue).
+//! The Gate Kubernetes operator: CRD types, pure reconcile planners, the controllers around them,
+//! leader election, health/metrics and the sidecar injector.
+
+pub mod crd;
+pub mod time;
