@@ -164,6 +164,19 @@ async fn versions_generation_conflicts_and_status_subresource() {
         422
     );
     assert_eq!(code(api.get("missing").await.unwrap_err()), 404);
+    // `test` of null on a missing path passes (how finalizers are added to a fresh object).
+    let ops: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["gate.dev/control-plane"]}]))
+    .unwrap();
+    let added = api
+        .patch("db", &PatchParams::default(), &Patch::Json::<()>(ops))
+        .await
+        .unwrap();
+    assert_eq!(
+        added.metadata.finalizers,
+        Some(vec!["gate.dev/control-plane".to_owned()])
+    );
 }
 
 #[tokio::test]

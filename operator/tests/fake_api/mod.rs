@@ -474,6 +474,15 @@ fn patch(
         "application/json-patch+json" => {
             let ops: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| refuse(400, "BadRequest", format!("invalid JSON patch: {e}")))?;
+            // Like the API server (evanphx/json-patch), `test` of null passes on a missing path.
+            let ops: Vec<json_patch::PatchOperation> = ops
+                .0
+                .into_iter()
+                .filter(|op| {
+                    !matches!(op, json_patch::PatchOperation::Test(t)
+                        if t.value.is_null() && object.pointer(t.path.as_str()).is_none())
+                })
+                .collect();
             json_patch::patch(&mut object, &ops)
                 .map_err(|e| refuse(422, "Invalid", format!("the JSON patch was rejected: {e}")))?;
         }
