@@ -45,13 +45,14 @@ pub struct AccessRequestSpec {
     pub scopes: Vec<Scope>,
 }
 
-/// One operation on one target that a grant allows (`select` on `public.users`).
+/// One operation on one target that a grant allows (`query` on `public.orders`, `tool` on `deploy`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Scope {
-    /// The operation (`select`, `insert`, `GET`, a tool name, ...).
+    /// What kind of thing the grant covers: `query`, `session`, `tool`, `resource` or `prompt`.
+    #[x_kube(validation = Rule::new("self in ['query', 'session', 'tool', 'resource', 'prompt']").message("operation must be one of query, session, tool, resource, prompt"))]
     pub operation: String,
-    /// What it applies to (a table, a path, ...).
+    /// What it applies to (a table, a tool name, a resource URI, ...).
     #[serde(default)]
     pub target: String,
 }
