@@ -3,19 +3,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::StreamExt;
 use gate_proto::v1 as pb;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, watcher};
 use kube::{Resource as _, ResourceExt};
 
 use crate::context::Ctx;
-use crate::crd::{AccessRequest, AccessRequestStatus, FINALIZER, Phase, reason};
-use crate::mirror::{Error, cp_error, write_status};
+use crate::crd::{AccessRequest, AccessRequestStatus, Phase, reason};
+use crate::mirror::{Error, cp_error, error_policy, with_finalizer, write_status};
 use crate::plan::{Outcome, status_after};
 
 /// The control-plane request the spec asks for (`resource_id` resolved by the caller).
@@ -281,33 +279,14 @@ async fn write(
 }
 
 async fn reconcile(object: Arc<AccessRequest>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let namespace = object.namespace().ok_or(Error::Missing("namespace"))?;
-    let api: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            Finalizer::Apply(object) => apply(&api, &object, &ctx).await,
-            Finalizer::Cleanup(object) => cleanup(&object, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    ctx.metrics.observe(
+    with_finalizer(
+        object,
+        ctx,
         "AccessRequest",
-        started.elapsed().as_secs_f64(),
-        result.is_err(),
-    );
-    result
-}
-
-fn error_policy(object: Arc<AccessRequest>, error: &Error, ctx: Arc<Ctx>) -> Action {
-    let delay = ctx.backoff(&object.uid().unwrap_or_default());
-    tracing::warn!(kind = "AccessRequest", name = %object.name_any(), %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+        |api, object, ctx| async move { apply(&api, &object, &ctx).await },
+        |object, ctx| async move { cleanup(&object, &ctx).await },
+    )
+    .await
 }
 
 /// The AccessRequest controller.
@@ -322,7 +301,7 @@ pub async fn controller(
     };
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy::<AccessRequest>, ctx)
         .for_each(|_| async {})
         .await;
 }

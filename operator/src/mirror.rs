@@ -79,13 +79,43 @@ pub trait Mirror:
 
 /// Reconcile one object of kind `K` (the controller's callback).
 pub async fn reconcile<K: Mirror>(object: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    with_finalizer(
+        object,
+        ctx,
+        K::KIND,
+        |api, object, ctx| async move { apply(&api, &object, &ctx).await },
+        |object, ctx| async move { cleanup(&*object, &ctx).await },
+    )
+    .await
+}
+
+/// Run `on_apply` or, once the object is being deleted, `on_cleanup` under the operator's
+/// finalizer (added before the first apply, removed after a successful cleanup); count and time it.
+pub async fn with_finalizer<K, A, AF, C, CF>(
+    object: Arc<K>,
+    ctx: Arc<Ctx>,
+    kind: &'static str,
+    on_apply: A,
+    on_cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    A: FnOnce(Api<K>, Arc<K>, Arc<Ctx>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, Arc<Ctx>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
     let started = Instant::now();
     let namespace = object.namespace().ok_or(Error::Missing("namespace"))?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            Finalizer::Apply(object) => apply(&api, &*object, &ctx).await,
-            Finalizer::Cleanup(object) => cleanup(&*object, &ctx).await,
+            Finalizer::Apply(object) => on_apply(api.clone(), object, ctx.clone()).await,
+            Finalizer::Cleanup(object) => on_cleanup(object, ctx.clone()).await,
         }
     })
     .await
@@ -95,14 +125,18 @@ pub async fn reconcile<K: Mirror>(object: Arc<K>, ctx: Arc<Ctx>) -> Result<Actio
         other => Error::Finalizer(other.to_string()),
     });
     ctx.metrics
-        .observe(K::KIND, started.elapsed().as_secs_f64(), result.is_err());
+        .observe(kind, started.elapsed().as_secs_f64(), result.is_err());
     result
 }
 
-/// The controller's error policy: exponential backoff per object.
-pub fn error_policy<K: Mirror>(object: Arc<K>, error: &Error, ctx: Arc<Ctx>) -> Action {
+/// The controllers' error policy: exponential backoff per object.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Ctx>,
+) -> Action {
     let delay = ctx.backoff(&object.uid().unwrap_or_default());
-    tracing::warn!(kind = K::KIND, name = %object.name_any(), %error, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(kind = %K::kind(&()), name = %object.name_any(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

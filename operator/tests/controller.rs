@@ -64,6 +64,17 @@ async fn cp_resource(cp: &Cp, name: &str) -> Option<pb::Resource> {
     list.resources.into_iter().find(|r| r.name == name)
 }
 
+async fn cp_group(cp: &Cp, name: &str) -> Option<pb::Group> {
+    let list = cp
+        .admin()
+        .await
+        .list_groups(pb::ListGroupsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    list.groups.into_iter().find(|g| g.name == name)
+}
+
 fn events(fake: &FakeApi, reason: &str) -> Vec<Value> {
     fake.list("apis/events.k8s.io/v1", "events")
         .into_iter()
@@ -332,16 +343,7 @@ async fn policies_and_groups_are_mirrored() {
         .await
         .unwrap();
     let group = eventually(10, "group with members", || async {
-        let list = cp
-            .admin()
-            .await
-            .list_groups(pb::ListGroupsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        list.groups
-            .into_iter()
-            .find(|g| g.name == "dbas" && g.members.len() == 2)
+        cp_group(&cp, "dbas").await.filter(|g| g.members.len() == 2)
     })
     .await;
     assert_eq!(
@@ -357,16 +359,7 @@ async fn policies_and_groups_are_mirrored() {
         .await
         .unwrap();
     eventually(10, "one member left", || async {
-        let list = cp
-            .admin()
-            .await
-            .list_groups(pb::ListGroupsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        list.groups
-            .into_iter()
-            .find(|g| g.name == "dbas" && g.members.len() == 1)
+        cp_group(&cp, "dbas").await.filter(|g| g.members.len() == 1)
     })
     .await;
     let ready = fake.get(GATE, "groups", "apps", "dbas").unwrap();

@@ -1,6 +1,8 @@
 //! The `gate.dev/v1alpha1` custom resources and what every kind shares: status, conditions, marks.
 // KubeSchema derives re-declare each type in a hidden module, which trips `unreachable_pub`.
 #![allow(unreachable_pub)]
+// Several `printcolumn(..., type_ = "string", ...)` look like duplicated attributes to clippy.
+#![allow(clippy::duplicated_attributes)]
 
 mod access_request;
 mod group;

@@ -281,14 +281,14 @@ fn list(store: &Arc<Mutex<Store>>, target: &Target, info: &KindInfo, query: &str
         .collect();
     let page: Vec<Value> = matching.iter().take(limit).map(|v| (*v).clone()).collect();
     let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
-    if matching.len() > limit {
-        if let Some(last) = page.last() {
-            metadata["continue"] = json!(format!(
-                "{}/{}",
-                last["metadata"]["namespace"].as_str().unwrap_or(""),
-                last["metadata"]["name"].as_str().unwrap_or("")
-            ));
-        }
+    if matching.len() > limit
+        && let Some(last) = page.last()
+    {
+        metadata["continue"] = json!(format!(
+            "{}/{}",
+            last["metadata"]["namespace"].as_str().unwrap_or(""),
+            last["metadata"]["name"].as_str().unwrap_or("")
+        ));
     }
     reply(
         200,

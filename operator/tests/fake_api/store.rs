@@ -150,10 +150,10 @@ impl Store {
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        if info.status_subresource {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        if info.status_subresource
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
         }
         let meta = &mut object["metadata"];
         meta["name"] = json!(name);
@@ -190,17 +190,17 @@ impl Store {
         let sent_rv = new["metadata"]["resourceVersion"]
             .as_str()
             .map(str::to_owned);
-        if let Some(rv) = sent_rv.filter(|rv| !rv.is_empty()) {
-            if Some(rv.as_str()) != old["metadata"]["resourceVersion"].as_str() {
-                return Err(refuse(
-                    409,
-                    "Conflict",
-                    format!(
-                        "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
-                        key.0.plural, key.2
-                    ),
-                ));
-            }
+        if let Some(rv) = sent_rv.filter(|rv| !rv.is_empty())
+            && Some(rv.as_str()) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(refuse(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                    key.0.plural, key.2
+                ),
+            ));
         }
         if new["metadata"]["name"].as_str().is_some_and(|n| n != key.2) {
             return Err(refuse(
@@ -213,10 +213,10 @@ impl Store {
             // The /status subresource changes .status and nothing else.
             let mut merged = old.clone();
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-            if merged["status"].is_null() {
-                if let Some(map) = merged.as_object_mut() {
-                    map.remove("status");
-                }
+            if merged["status"].is_null()
+                && let Some(map) = merged.as_object_mut()
+            {
+                map.remove("status");
             }
             if let Some(managed) = new["metadata"].get("managedFields") {
                 merged["metadata"]["managedFields"] = managed.clone();
