@@ -4,6 +4,7 @@
 pub mod access;
 pub mod context;
 pub mod crd;
+pub mod inject;
 mod kinds;
 pub mod leader;
 pub mod metrics;
