@@ -197,6 +197,7 @@ impl ControlPlane {
         validate::name("group.name", &g.name)?;
         validate::text("group.description", &g.description, 1024)?;
         validate::one_of_or_empty("group.origin", &g.origin, ORIGINS)?;
+        validate::owner("group.owner", &g.owner)?;
         g.org_id = org.to_owned();
         let updated = self
             .store
