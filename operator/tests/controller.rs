@@ -365,3 +365,58 @@ async fn policies_and_groups_are_mirrored() {
     let ready = fake.get(GATE, "groups", "apps", "dbas").unwrap();
     assert_eq!(condition(&ready, "Ready").unwrap().0, "True", "{ready}");
 }
+
+/// One HTTP/1.1 GET over a fresh connection: (status line, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let fake = FakeApi::start().await;
+    let cp = Cp::start().await;
+    let (ctx, _stop) = operator(&fake, &cp).await;
+    let health = Arc::new(gate_operator::run::Health::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = gate_operator::run::router(ctx.clone(), health.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    assert!(get(addr, "/healthz").await.0.contains("200"));
+    assert!(
+        get(addr, "/readyz").await.0.contains("503"),
+        "not ready before the election decided"
+    );
+    health.ready.store(true, Ordering::Relaxed);
+    assert_eq!(get(addr, "/readyz").await.1, "ready (standby)\n");
+
+    let api: Api<Resource> = Api::namespaced(fake.client(), "apps");
+    api.create(&PostParams::default(), &resource("metrics-db", "h"))
+        .await
+        .unwrap();
+    eventually(10, "mirrored", || async {
+        cp_resource(&cp, "metrics-db").await
+    })
+    .await;
+    let (status, metrics) = get(addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("gate_operator_reconciles_total{kind=\"Resource\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0, "{line}");
+    assert!(
+        metrics.contains("gate_operator_reconcile_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+}
