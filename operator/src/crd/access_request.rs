@@ -28,20 +28,26 @@ use super::SyncStatus;
 #[serde(rename_all = "camelCase")]
 pub struct AccessRequestSpec {
     /// Name of the Gate resource (as known to the control plane).
+    #[schemars(length(min = 1, max = 128))]
     pub resource: String,
     /// The identity that gets access (an identity name in the control plane).
+    #[schemars(length(min = 1, max = 128))]
     pub subject: String,
     /// Who asks (a user name or email); `kubernetes:NAMESPACE/NAME` of this object when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
     pub requested_by: Option<String>,
     /// Why access is needed; shown to approvers and audited.
     #[x_kube(validation = Rule::new("size(self) >= 1 && size(self) <= 1024").message("reason must be 1-1024 characters"))]
+    #[schemars(length(max = 1024))]
     pub reason: String,
     /// How long access lasts once approved, as a duration (`30m`, `4h`, `72h`); at most 7 days.
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('168h')").message("duration must be a positive duration of at most 168h (7 days), e.g. 4h"))]
+    #[schemars(length(max = 32))]
     pub duration: String,
     /// What the grant allows (empty: everything the resource's policies allow).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub scopes: Vec<Scope>,
 }
 
@@ -51,9 +57,11 @@ pub struct AccessRequestSpec {
 pub struct Scope {
     /// What kind of thing the grant covers: `query`, `session`, `tool`, `resource` or `prompt`.
     #[x_kube(validation = Rule::new("self in ['query', 'session', 'tool', 'resource', 'prompt']").message("operation must be one of query, session, tool, resource, prompt"))]
+    #[schemars(length(max = 16))]
     pub operation: String,
     /// What it applies to (a table, a tool name, a resource URI, ...).
     #[serde(default)]
+    #[schemars(length(max = 128))]
     pub target: String,
 }
 

@@ -32,10 +32,12 @@ use super::SyncStatus;
 pub struct GroupSpec {
     /// What the group is for.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 1024))]
     pub description: String,
     /// Identity names or emails (`alice@example.com`) of the members: letters, digits,
     /// `-`, `_`, `.` and `@`, at most 128 characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new("self.all(m, m.matches('^[A-Za-z0-9._@-]{1,128}$'))").message("members must be identity names or emails"))]
     pub members: Vec<String>,
 }

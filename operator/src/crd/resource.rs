@@ -44,6 +44,7 @@ pub struct ResourceSpec {
     /// Default database (PostgreSQL, MySQL, MongoDB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) <= 128").message("database must be at most 128 characters"))]
+    #[schemars(length(max = 128))]
     pub database: Option<String>,
     /// Port the connector listens on for this resource (sidecar: on loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +84,7 @@ fn protocol_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub struct Endpoint {
     /// DNS name or IP address of the upstream.
     #[x_kube(validation = Rule::new("size(self) >= 1 && size(self) <= 253").message("host must be 1-253 characters"))]
+    #[schemars(length(max = 253))]
     pub host: String,
     /// TCP port of the upstream.
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be 1-65535"))]
