@@ -44,11 +44,13 @@ lint: patched-deps ## rustfmt check and clippy with -D warnings
 fmt: patched-deps ## format the code
 	$(CARGO) fmt --all
 
-generate: patched-deps ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed)
+generate: patched-deps ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed; crds/ from the operator's CRD types)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out crds
 
 verify-generated: patched-deps ## fail if committed generated code differs from what `make generate` would write
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out crds --check
 
 bench: deps patched-deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval

@@ -147,6 +147,7 @@ async fn policy_versions_states_and_history(db: Db) {
             state: "draft",
             rego: "package a\n",
             origin: "api",
+            owner: "",
             by: "alice",
         })
         .await

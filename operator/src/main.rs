@@ -1,15 +1,20 @@
 //! `gate-operator`: command-line entry point of the Kubernetes operator.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
+use gate_operator::context::{Ctx, Timing};
+use gate_operator::leader::{LeaseConfig, elect};
+use gate_operator::run::{Health, lead, router};
+use gate_proto::client::{Credentials, connect_admin};
+use tokio::sync::watch;
 
-/// Gate operator: reconciles `Resource`, `Policy`, `Group` and
-/// `AccessRequest` custom resources (gate.dev/v1alpha1) into the Gate control
-/// plane and injects connector sidecars.
-///
-/// Status: the operator is not built yet; this binary only documents its
-/// interface.
+/// Gate operator: reconciles `Resource`, `Policy`, `Group` and `AccessRequest` custom resources
+/// (gate.dev/v1alpha1) into the Gate control plane.
 #[derive(Debug, Parser)]
 #[command(name = "gate-operator", version)]
 struct Args {
@@ -20,13 +25,78 @@ struct Args {
         default_value = "http://localhost:8080"
     )]
     control_plane: String,
+    /// Org API key (role editor or admin), usually from a Secret through the environment.
+    #[arg(long, env = "GATE_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Organization id, only for a system (root) key.
+    #[arg(long, env = "GATE_ORG_ID")]
+    org_id: Option<String>,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "GATE_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gate-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "gate-operator")]
+    identity: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "GATE_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
+    listen: String,
+    /// Seconds between drift checks of in-sync objects.
+    #[arg(long, default_value_t = 60)]
+    resync_seconds: u64,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let args = Args::parse();
-    eprintln!(
-        "gate-operator: the operator is not implemented yet (control plane {} not contacted); see README.md",
-        args.control_plane
-    );
-    ExitCode::from(2)
+    tracing_subscriber::fmt().with_target(false).init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gate-operator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let credentials = Credentials::new(Some(&args.api_key), args.org_id.as_deref())
+        .context("control-plane credentials")?;
+    let cp = connect_admin(&args.control_plane, credentials)
+        .await
+        .context("control plane")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("kubernetes client (in-cluster or kubeconfig)")?;
+    let timing = Timing {
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        ..Timing::default()
+    };
+    let ctx = Arc::new(Ctx::new(client.clone(), cp, &args.identity, timing));
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let app = router(ctx.clone(), health.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health listener stopped");
+        }
+    });
+    let (leading_tx, leading_rx) = watch::channel(false);
+    let lease = LeaseConfig {
+        namespace: args.lease_namespace,
+        name: "gate-operator".into(),
+        identity: args.identity,
+        duration: Duration::from_secs(15),
+        renew_every: Duration::from_secs(5),
+    };
+    tokio::spawn(elect(client, lease, leading_tx));
+    health.ready.store(true, Ordering::Relaxed);
+    tokio::select! {
+        () = lead(ctx, args.watch_namespace, leading_rx, health) => Ok(()),
+        signal = tokio::signal::ctrl_c() => signal.context("signal"),
+    }
 }

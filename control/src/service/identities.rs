@@ -40,14 +40,6 @@ fn check_identity(i: &mut Identity) -> ApiResult<()> {
     Ok(())
 }
 
-fn origin(field: &str, value: &str) -> ApiResult<String> {
-    if value.is_empty() {
-        return Ok("api".to_owned());
-    }
-    validate::one_of(field, value, ORIGINS)?;
-    Ok(value.to_owned())
-}
-
 impl ControlPlane {
     pub async fn create_identity(
         &self,
@@ -61,7 +53,7 @@ impl ControlPlane {
         check_identity(&mut i)?;
         i.id = new_id();
         i.org_id = org.to_owned();
-        i.origin = origin("identity.origin", &i.origin)?;
+        i.origin = validate::origin("identity.origin", &i.origin)?;
         let created = self.store.insert_identity(&i).await?;
         self.changed();
         Ok(created)
@@ -169,7 +161,8 @@ impl ControlPlane {
         }
         g.id = new_id();
         g.org_id = org.to_owned();
-        g.origin = origin("group.origin", &g.origin)?;
+        g.origin = validate::origin("group.origin", &g.origin)?;
+        validate::owner("group.owner", &g.owner)?;
         let created = self.store.insert_group(&g).await?;
         self.changed();
         Ok(created)
@@ -204,6 +197,7 @@ impl ControlPlane {
         validate::name("group.name", &g.name)?;
         validate::text("group.description", &g.description, 1024)?;
         validate::one_of_or_empty("group.origin", &g.origin, ORIGINS)?;
+        validate::owner("group.owner", &g.owner)?;
         g.org_id = org.to_owned();
         let updated = self
             .store

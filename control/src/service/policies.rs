@@ -90,6 +90,8 @@ impl ControlPlane {
             req.state.as_str()
         };
         validate::one_of("state", state, STATES)?;
+        let origin = validate::origin("origin", &req.origin)?;
+        validate::owner("owner", &req.owner)?;
         compile(&req.name, &req.rego).await?;
         let by = caller.actor();
         let policy = self
@@ -102,7 +104,8 @@ impl ControlPlane {
                 targets: &req.targets,
                 state,
                 rego: &req.rego,
-                origin: "api",
+                origin: &origin,
+                owner: &req.owner,
                 by: &by,
             })
             .await?;

@@ -25,6 +25,7 @@ fn check(r: &Resource) -> ApiResult<()> {
     }
     validate::text("resource.database", &r.database, 128)?;
     validate::one_of_or_empty("resource.origin", &r.origin, ORIGINS)?;
+    validate::owner("resource.owner", &r.owner)?;
     for (i, group) in r.approver_groups.iter().enumerate() {
         validate::name(&format!("resource.approver_groups[{i}]"), group)?;
     }
@@ -33,14 +34,6 @@ fn check(r: &Resource) -> ApiResult<()> {
         validate::text(&format!("resource.labels.{key}"), value, 256)?;
     }
     Ok(())
-}
-
-fn origin(value: &str) -> ApiResult<String> {
-    if value.is_empty() {
-        return Ok("api".to_owned());
-    }
-    validate::one_of("resource.origin", value, ORIGINS)?;
-    Ok(value.to_owned())
 }
 
 impl ControlPlane {
@@ -56,7 +49,7 @@ impl ControlPlane {
         check(&r)?;
         r.id = new_id();
         r.org_id = org.to_owned();
-        r.origin = origin(&r.origin)?;
+        r.origin = validate::origin("resource.origin", &r.origin)?;
         let created = self.store.insert_resource(&r).await?;
         self.changed();
         Ok(created)

@@ -78,3 +78,17 @@ pub(crate) fn targets(field: &str, values: &[String]) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// An object's `origin`: "api" when empty, else one of [`ORIGINS`](super::resources::ORIGINS).
+pub(crate) fn origin(field: &str, value: &str) -> ApiResult<String> {
+    if value.is_empty() {
+        return Ok("api".to_owned());
+    }
+    one_of(field, value, super::resources::ORIGINS)?;
+    Ok(value.to_owned())
+}
+
+/// An object's `owner` within its origin (an opaque id such as a Kubernetes UID).
+pub(crate) fn owner(field: &str, value: &str) -> ApiResult<()> {
+    text(field, value, 256)
+}

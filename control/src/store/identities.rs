@@ -29,6 +29,7 @@ fn group(row: &AnyRow) -> Result<Group, StoreError> {
         members: Vec::new(),
         origin: row.try_get("origin")?,
         created_at: rfc3339(row.try_get("created_at")?),
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -144,8 +145,8 @@ impl Store {
     pub async fn insert_group(&self, g: &Group) -> Result<Group, StoreError> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO identity_groups (id, org_id, name, description, origin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO identity_groups (id, org_id, name, description, origin, created_at, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&g.id)
         .bind(&g.org_id)
@@ -153,6 +154,7 @@ impl Store {
         .bind(&g.description)
         .bind(&g.origin)
         .bind(now)
+        .bind(&g.owner)
         .execute(self.pool())
         .await
         .map_err(conflict("a group with this name"))?;

@@ -30,7 +30,7 @@ async fn activated(
 }
 
 const COLUMNS: &str = "p.id, p.org_id, p.name, p.description, p.stages, p.targets, p.state, \
-     p.version, p.origin, p.created_at, p.updated_at, p.updated_by, v.rego";
+     p.version, p.origin, p.owner, p.created_at, p.updated_at, p.updated_by, v.rego";
 const FROM: &str =
     "FROM policies p JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version";
 
@@ -51,6 +51,7 @@ fn policy(row: &AnyRow) -> Result<Policy, StoreError> {
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
         updated_by: row.try_get("updated_by")?,
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -65,6 +66,7 @@ pub struct PolicyInsert<'a> {
     pub state: &'a str,
     pub rego: &'a str,
     pub origin: &'a str,
+    pub owner: &'a str,
     pub by: &'a str,
 }
 
@@ -84,8 +86,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO policies (id, org_id, name, description, stages, targets, state, version, \
-             latest_version, origin, created_at, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 1, $8, $9, $9, $10)",
+             latest_version, origin, created_at, updated_at, updated_by, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 1, $8, $9, $9, $10, $11)",
         )
         .bind(&id)
         .bind(p.org_id)
@@ -97,6 +99,7 @@ impl Store {
         .bind(p.origin)
         .bind(now)
         .bind(p.by)
+        .bind(p.owner)
         .execute(&mut *tx)
         .await
         .map_err(conflict("a policy with this name"))?;

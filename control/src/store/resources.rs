@@ -10,7 +10,7 @@ use super::{Store, StoreError, conflict, json_list, parse_list};
 use crate::util::{now_ms, rfc3339};
 
 const COLUMNS: &str = "id, org_id, name, protocol, host, port, database_name, labels, \
-                       require_access_grant, origin, created_at, updated_at, approver_groups";
+                       require_access_grant, origin, created_at, updated_at, approver_groups, owner";
 
 fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
     let labels: String = row.try_get("labels")?;
@@ -32,6 +32,7 @@ fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
         approver_groups: parse_list(&row.try_get::<String, _>("approver_groups")?)?,
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -45,8 +46,8 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO resources (id, org_id, name, protocol, host, port, database_name, labels, \
-             require_access_grant, origin, created_at, updated_at, approver_groups) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+             require_access_grant, origin, created_at, updated_at, approver_groups, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)",
         )
         .bind(&r.id)
         .bind(&r.org_id)
@@ -60,6 +61,7 @@ impl Store {
         .bind(&r.origin)
         .bind(now)
         .bind(json_list(&r.approver_groups))
+        .bind(&r.owner)
         .execute(self.pool())
         .await
         .map_err(conflict("a resource with this name"))?;

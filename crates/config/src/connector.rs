@@ -166,7 +166,7 @@ fn default_service_name() -> String {
 }
 
 /// The upstream protocols Gate speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Postgres,
@@ -178,6 +178,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in documentation order.
+    pub const ALL: [Protocol; 6] = [
+        Protocol::Postgres,
+        Protocol::Mysql,
+        Protocol::Mongodb,
+        Protocol::Http,
+        Protocol::Ssh,
+        Protocol::Mcp,
+    ];
+
     /// The name used in config and policy input.
     pub fn as_str(self) -> &'static str {
         match self {

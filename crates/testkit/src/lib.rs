@@ -29,24 +29,3 @@ pub use postgres::{PgAuth, Postgres, PostgresOptions};
 pub use process::{free_port, reap_stale, testkit_root, venv_python};
 pub use sshd::{Sshd, SshdOptions};
 pub use tls::SelfSignedCert;
-
-/// The test venv's python (`scripts/test-venv.sh` makes it; `GATE_TEST_VENV`
-/// overrides its location), for tests that drive real Python peers.
-pub fn venv_python() -> Result<std::path::PathBuf> {
-    let venv = std::env::var_os("GATE_TEST_VENV").map_or_else(
-        || {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/gate/test-venv")
-        },
-        std::path::PathBuf::from,
-    );
-    let python = venv.join("bin/python");
-    if python.exists() {
-        Ok(python)
-    } else {
-        Err(Error::Missing(format!(
-            "{} (run scripts/test-venv.sh; make test does)",
-            python.display()
-        )))
-    }
-}

@@ -150,6 +150,10 @@ pub struct Resource {
     /// Groups whose members may approve this resource's access requests (empty: org admins).
     #[prost(string, repeated, tag = "13")]
     pub approver_groups: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Who manages the object within its origin (for "kubernetes": the custom resource's UID).
+    /// Set on create, never changed by an update.
+    #[prost(string, tag = "14")]
+    pub owner: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -225,6 +229,9 @@ pub struct Policy {
     pub updated_at: ::prost::alloc::string::String,
     #[prost(string, tag = "13")]
     pub updated_by: ::prost::alloc::string::String,
+    /// Who manages the object within its origin (see Resource.owner).
+    #[prost(string, tag = "14")]
+    pub owner: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,6 +250,12 @@ pub struct CreatePolicyRequest {
     /// Initial state; "draft" when empty.
     #[prost(string, tag = "6")]
     pub state: ::prost::alloc::string::String,
+    /// "api" (when empty) or "kubernetes": who manages the policy.
+    #[prost(string, tag = "7")]
+    pub origin: ::prost::alloc::string::String,
+    /// Who manages it within its origin (see Resource.owner).
+    #[prost(string, tag = "8")]
+    pub owner: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -469,6 +482,9 @@ pub struct Group {
     pub origin: ::prost::alloc::string::String,
     #[prost(string, tag = "7")]
     pub created_at: ::prost::alloc::string::String,
+    /// Who manages the group within its origin (see Resource.owner); set on create only.
+    #[prost(string, tag = "8")]
+    pub owner: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -82,6 +82,7 @@ pub(super) async fn establish<'g>(
                 ..Default::default()
             },
             traceparent: None,
+            single_request: false,
         },
     )?;
     // The schema: the one the client names, unless it names the resource itself.

@@ -1,0 +1,206 @@
+//! The sidecar injector's pure core: a pod annotated `gate.dev/inject: "true"` gets the connector
+//! as a native sidecar (an init container with `restartPolicy: Always`, first in the list), one
+//! loopback port per resource in `gate.dev/resources`, health probes, and resources from
+//! annotations or defaults. Re-injecting an injected pod changes nothing.
+
+use std::collections::BTreeMap;
+
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use serde_json::{Value, json};
+
+/// Opt-in annotation.
+pub const INJECT: &str = "gate.dev/inject";
+/// `name:port,name:port` (or bare names, numbered from `first_port`).
+pub const RESOURCES: &str = "gate.dev/resources";
+/// Set on injected pods.
+pub const INJECTED: &str = "gate.dev/injected";
+/// Name of the injected container.
+pub const CONTAINER: &str = "gate-connector";
+
+/// How sidecars are built.
+#[derive(Clone, Debug)]
+pub struct InjectConfig {
+    pub image: String,
+    pub control_plane_url: String,
+    /// The connector's health port (`/healthz`, `/readyz`, `/metrics`).
+    pub health_port: u16,
+    /// First loopback port for resources named without one.
+    pub first_port: u16,
+    /// Default `cpu`/`memory` requests and limits.
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Default for InjectConfig {
+    fn default() -> Self {
+        InjectConfig {
+            image: "ghcr.io/gate-dev/gate-connector:latest".into(),
+            control_plane_url: "http://gate-control.gate-system:8080".into(),
+            health_port: 9090,
+            first_port: 15432,
+            requests: BTreeMap::from([
+                ("cpu".into(), "50m".into()),
+                ("memory".into(), "64Mi".into()),
+            ]),
+            limits: BTreeMap::from([("memory".into(), "256Mi".into())]),
+        }
+    }
+}
+
+/// Parse `gate.dev/resources`: every problem named.
+pub fn parse_resources(text: &str, first_port: u16) -> Result<Vec<(String, u16)>, String> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for (i, item) in text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        let (name, port) = match item.split_once(':') {
+            Some((name, port)) => {
+                let port: u16 = port
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("{RESOURCES}: {item:?}: port must be 1-65535"))?;
+                (name, port)
+            }
+            None => (
+                item,
+                first_port.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)),
+            ),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!("{RESOURCES}: {name:?} is not a resource name"));
+        }
+        if out.iter().any(|(n, p)| n == name || *p == port) {
+            return Err(format!("{RESOURCES}: {item:?} repeats a name or a port"));
+        }
+        out.push((name.to_owned(), port));
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{RESOURCES}: name at least one resource (e.g. orders-db:6432)"
+        ));
+    }
+    Ok(out)
+}
+
+/// The JSON patch that injects the sidecar into `pod`; `Ok(None)` when the pod did not opt in
+/// or already has it; `Err` when the annotations are wrong (the pod is refused with the reason).
+pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, String> {
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    if annotations.get(INJECT).map(String::as_str) != Some("true") {
+        return Ok(None);
+    }
+    let spec = pod.spec.as_ref().ok_or("pod without spec")?;
+    let init = spec.init_containers.as_deref().unwrap_or(&[]);
+    if init
+        .iter()
+        .chain(&spec.containers)
+        .any(|c| c.name == CONTAINER)
+    {
+        return Ok(None);
+    }
+    let resources = parse_resources(
+        annotations.get(RESOURCES).map_or("", String::as_str),
+        config.first_port,
+    )?;
+    let amount = |key: &str, defaults: &BTreeMap<String, String>| -> Value {
+        let mut out = serde_json::Map::new();
+        for what in ["cpu", "memory"] {
+            let value = annotations
+                .get(&format!("gate.dev/{what}-{key}"))
+                .or_else(|| defaults.get(what));
+            if let Some(v) = value {
+                out.insert(what.to_owned(), json!(v));
+            }
+        }
+        Value::Object(out)
+    };
+    let listen: Vec<String> = resources
+        .iter()
+        .map(|(n, p)| format!("{n}=127.0.0.1:{p}"))
+        .collect();
+    let mut ports: Vec<Value> = resources
+        .iter()
+        .map(|(_, p)| json!({"containerPort": p, "protocol": "TCP"}))
+        .collect();
+    ports.push(
+        json!({"name": "gate-health", "containerPort": config.health_port, "protocol": "TCP"}),
+    );
+    let probe = |path: &str| json!({"httpGet": {"path": path, "port": config.health_port}, "periodSeconds": 5});
+    let container = json!({
+        "name": CONTAINER,
+        "image": config.image,
+        "restartPolicy": "Always",
+        "args": ["--sidecar"],
+        "env": [
+            {"name": "GATE_CONTROL_URL", "value": config.control_plane_url},
+            {"name": "GATE_SIDECAR_RESOURCES", "value": listen.join(",")},
+            {"name": "GATE_HEALTH_ADDR", "value": format!("0.0.0.0:{}", config.health_port)},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+        ],
+        "ports": ports,
+        "readinessProbe": probe("/readyz"),
+        "livenessProbe": probe("/healthz"),
+        "startupProbe": {"httpGet": {"path": "/readyz", "port": config.health_port}, "periodSeconds": 1, "failureThreshold": 60},
+        "resources": {"requests": amount("request", &config.requests), "limits": amount("limit", &config.limits)},
+        "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                            "capabilities": {"drop": ["ALL"]}},
+    });
+    let add = |path: &str, value: Value| {
+        PatchOperation::Add(AddOperation {
+            path: path.parse().unwrap_or_default(),
+            value,
+        })
+    };
+    let mut ops = Vec::new();
+    if spec.init_containers.is_none() {
+        ops.push(add("/spec/initContainers", json!([container])));
+    } else {
+        // First, so it starts before the other init containers and serves them too.
+        ops.push(add("/spec/initContainers/0", container));
+    }
+    ops.push(add(
+        "/metadata/annotations/gate.dev~1injected",
+        json!("true"),
+    ));
+    Ok(Some(Patch(ops)))
+}
+
+/// Answer one AdmissionReview (the webhook's handler body).
+pub fn review(
+    review: AdmissionReview<Pod>,
+    config: &InjectConfig,
+) -> AdmissionReview<DynamicObject> {
+    let request: AdmissionRequest<Pod> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => {
+            return AdmissionResponse::invalid(format!("not an AdmissionReview request: {e}"))
+                .into_review();
+        }
+    };
+    let response = AdmissionResponse::from(&request);
+    let Some(pod) = request.object.as_ref() else {
+        return response.into_review();
+    };
+    match patch_for(pod, config) {
+        Ok(None) => response.into_review(),
+        Ok(Some(patch)) => match response.clone().with_patch(patch) {
+            Ok(patched) => patched.into_review(),
+            Err(e) => response
+                .deny(format!("cannot encode the patch: {e}"))
+                .into_review(),
+        },
+        Err(reason) => response.deny(reason).into_review(),
+    }
+}

@@ -1,0 +1,5 @@
+//! The mirrored kinds' mappings between custom resources and control-plane objects.
+
+mod group;
+mod policy;
+mod resource;

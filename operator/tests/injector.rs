@@ -1,0 +1,146 @@
+//! The sidecar injector from AdmissionReview fixtures: an opted-in pod gets the connector as a
+//! native sidecar, first among its init containers; re-injecting changes nothing; pods without
+//! the annotation pass untouched; bad annotations are refused with the reason.
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine as _;
+use gate_operator::inject::{InjectConfig, review};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::AdmissionReview;
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/admission/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Run the injector on `reviewed` and return (allowed, message, patched pod).
+fn run(reviewed: &Value) -> (bool, String, Value) {
+    let parsed: AdmissionReview<Pod> = serde_json::from_value(reviewed.clone()).unwrap();
+    let answer = serde_json::to_value(review(parsed, &InjectConfig::default())).unwrap();
+    let response = &answer["response"];
+    assert_eq!(
+        response["uid"], reviewed["request"]["uid"],
+        "the answer names the request"
+    );
+    let mut pod = reviewed["request"]["object"].clone();
+    // kube-rs sends the patch bytes as a JSON array of numbers, which the API server's Go
+    // decoder accepts for `[]byte` just like base64.
+    let bytes: Option<Vec<u8>> = match &response["patch"] {
+        Value::String(text) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap(),
+        ),
+        Value::Array(_) => Some(serde_json::from_value(response["patch"].clone()).unwrap()),
+        _ => None,
+    };
+    if let Some(bytes) = bytes {
+        assert_eq!(response["patchType"], "JSONPatch");
+        let ops: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut pod, &ops).unwrap();
+    }
+    let message = response["status"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    (response["allowed"] == true, message, pod)
+}
+
+fn with_object(mut review: Value, pod: Value) -> Value {
+    review["request"]["object"] = pod;
+    review
+}
+
+#[test]
+fn opted_in_pods_get_a_native_sidecar_once() {
+    let input = fixture("opt-in.json");
+    let (allowed, _, pod) = run(&input);
+    assert!(allowed);
+    let sidecar = &pod["spec"]["initContainers"][0];
+    assert_eq!(sidecar["name"], "gate-connector");
+    assert_eq!(
+        sidecar["restartPolicy"], "Always",
+        "native sidecar: starts first, never blocks Job completion"
+    );
+    let ports: Vec<&Value> = sidecar["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["containerPort"])
+        .collect();
+    assert_eq!(ports, vec![&json!(6432), &json!(15433), &json!(9090)]);
+    let env = sidecar["env"].as_array().unwrap();
+    let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap();
+    assert_eq!(
+        value("GATE_SIDECAR_RESOURCES")["value"],
+        "orders-db=127.0.0.1:6432,billing=127.0.0.1:15433"
+    );
+    assert_eq!(
+        value("POD_SERVICE_ACCOUNT")["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.serviceAccountName"
+    );
+    assert_eq!(
+        sidecar["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": 9090})
+    );
+    assert_eq!(
+        sidecar["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": 9090})
+    );
+    assert_eq!(
+        sidecar["resources"]["limits"]["memory"], "128Mi",
+        "annotation wins over the default"
+    );
+    assert_eq!(sidecar["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(pod["metadata"]["annotations"]["gate.dev/injected"], "true");
+    assert_eq!(
+        pod["spec"]["containers"], input["request"]["object"]["spec"]["containers"],
+        "the app is untouched"
+    );
+    // Idempotent: the injected pod comes back unchanged.
+    let (allowed, _, again) = run(&with_object(input.clone(), pod.clone()));
+    assert!(allowed);
+    assert_eq!(again, pod);
+}
+
+#[test]
+fn existing_init_containers_run_after_the_sidecar() {
+    let mut input = fixture("opt-in.json");
+    input["request"]["object"]["spec"]["initContainers"] =
+        json!([{"name": "migrate", "image": "example/migrate:1"}]);
+    let (_, _, pod) = run(&input);
+    let names: Vec<&str> = pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["gate-connector", "migrate"]);
+}
+
+#[test]
+fn other_pods_pass_and_bad_annotations_are_refused() {
+    let mut plain = fixture("opt-in.json");
+    plain["request"]["object"]["metadata"]["annotations"] = json!({});
+    let (allowed, _, pod) = run(&plain);
+    assert!(allowed);
+    assert_eq!(pod, plain["request"]["object"]);
+
+    for (annotation, want) in [
+        ("", "name at least one resource"),
+        ("db:0", "port must be 1-65535"),
+        ("db:1,db:2", "repeats"),
+        ("bad name", "not a resource name"),
+    ] {
+        let mut bad = fixture("opt-in.json");
+        bad["request"]["object"]["metadata"]["annotations"]["gate.dev/resources"] =
+            json!(annotation);
+        let (allowed, message, _) = run(&bad);
+        assert!(!allowed, "{annotation:?} should be refused");
+        assert!(message.contains(want), "{annotation:?}: {message}");
+    }
+}
