@@ -50,7 +50,7 @@ fn the_shipped_connector_config_parses() {
     assert_eq!(db.upstream_tls.mode(), TlsMode::Disable);
     assert_eq!(config.policies.len(), 5);
     assert_eq!(config.identities[0].name, "app");
-    let api = &config.resources[1];
+    let api = &config.resources[2];
     assert_eq!(
         (api.name.as_str(), api.protocol, api.path_prefix.as_deref()),
         ("customers-api", Protocol::Http, Some("/v1"))
