@@ -224,7 +224,7 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
                     r.protocol == gate_config::connector::Protocol::Mysql
                         && r.listen_port == Some(u32::from(addr.port()))
                 });
-                let protocol = if mysql { "mysql" } else { "detected" };
+                let protocol = if mysql { "mysql" } else { "postgres" };
                 tracing::info!(addr = %addr, protocol, "listening");
             }
             Serves::Http(index) => tracing::info!(
