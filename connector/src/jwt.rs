@@ -18,6 +18,8 @@ pub struct Claims {
     #[serde(default)]
     pub groups: Vec<String>,
     pub iss: Option<String>,
+    /// Expiry, seconds since the epoch (required: checked by `verify`).
+    pub exp: Option<u64>,
 }
 
 #[derive(Debug)]

@@ -46,6 +46,8 @@ pre_request := {"action": "block", "reason": "limit too high"} if {
 	to_number(input.http.query.limit[_]) > 100
 }
 
+pre_request := {"action": "block", "reason": "x-block says so"} if input.http.headers["x-block"] == "yes"
+
 pre_request := {"action": "block", "reason": "no refunds over 1000"} if {
 	input.http.body.amount > 1000
 }
@@ -409,6 +411,62 @@ fn identity_comes_from_credentials_or_a_trusted_proxy_only() {
     );
     let audit = s.gate.audit_when(|a| a.contains("\"identity\":\"carol\""));
     assert!(audit.contains("\"identity\":\"carol\""));
+}
+
+/// One kept-alive connection whose requests change credentials and headers:
+/// each is authenticated and judged as its own (remembered admissions and
+/// reused verdicts never carry over to a request they do not fit).
+#[test]
+fn one_connection_is_judged_request_by_request() {
+    let s = setup();
+    let url = s.url("/orders/1");
+    let mut args: Vec<String> = Vec::new();
+    let steps: [&[&str]; 7] = [
+        &["-u", "app:app-pw", "-X", "DELETE"],
+        &["-u", "boss:boss-pw", "-X", "DELETE"],
+        &["-u", "boss:wrong", "-X", "DELETE"],
+        &["-u", "app:app-pw", "-X", "DELETE"],
+        &["-u", "app:app-pw"],
+        &["-u", "app:app-pw", "-H", "X-Block: yes"],
+        &["-u", "app:app-pw"],
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        if i > 0 {
+            args.push("--next".into());
+        }
+        args.extend(
+            [
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{num_connects}\\n",
+                "-H",
+                "Host: echo.gate.test",
+            ]
+            .map(String::from),
+        );
+        args.extend(step.iter().map(|a| (*a).to_owned()));
+        args.push(url.clone());
+    }
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let statuses: Vec<&str> = lines.iter().map(|l| &l[..3]).collect();
+    assert_eq!(
+        statuses,
+        ["403", "200", "401", "403", "200", "403", "200"],
+        "{text}"
+    );
+    let connects: usize = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert!(connects <= 2, "the requests share a connection: {text}");
 }
 
 #[test]

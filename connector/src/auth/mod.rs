@@ -34,6 +34,11 @@ pub fn uses_token(gate: &Gate, user: &str) -> bool {
 /// why the token was refused (for Gate's log; clients are told only that the
 /// login failed).
 pub fn token_user(gate: &Gate, token: &str) -> Result<UserInfo, String> {
+    token_user_expiring(gate, token).map(|(user, _)| user)
+}
+
+/// [`token_user`], with the token's expiry (seconds since the epoch).
+pub fn token_user_expiring(gate: &Gate, token: &str) -> Result<(UserInfo, Option<u64>), String> {
     let jwt = gate
         .jwt
         .as_ref()
@@ -44,12 +49,13 @@ pub fn token_user(gate: &Gate, token: &str) -> Result<UserInfo, String> {
         .clone()
         .or_else(|| claims.sub.clone())
         .or_else(|| claims.email.clone());
-    Ok(UserInfo {
+    let user = UserInfo {
         sub: claims.sub,
         name,
         email: claims.email,
         groups: claims.groups,
         kind: Some("user".into()),
         issuer: claims.iss,
-    })
+    };
+    Ok((user, claims.exp))
 }

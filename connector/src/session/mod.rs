@@ -5,7 +5,9 @@
 //! does. A protocol folder keeps only wire code: codec, handshake, relay and
 //! how its errors look to its clients. See `docs/design/session-layer.md`.
 
+mod admitted;
 mod audit;
+pub mod keyed;
 pub mod masking;
 pub mod outcome;
 pub mod results;
@@ -26,12 +28,15 @@ use gate_policy::{
 };
 use tracing::Span;
 
+pub use admitted::{Admitted, readmit};
 pub use audit::{AuditId, AuditText};
+pub use keyed::RequestKey;
 pub use outcome::Outcome;
 
 use crate::audit::{AuditEvent, Parties};
 use crate::server::Gate;
 use audit::Deferred;
+use keyed::KeyedVerdicts;
 use verdicts::VerdictCache;
 
 /// What a protocol knows about a client when it asks to admit it.
@@ -114,6 +119,13 @@ pub struct Session<'g> {
     span: Span,
     verdicts: Mutex<VerdictCache>,
     deferred: Mutex<Deferred>,
+    /// Verdicts keyed by request values (HTTP, MCP), shared by the sessions
+    /// readmitted from this one's admission.
+    keyed: Arc<Mutex<KeyedVerdicts>>,
+    /// The `session` verdict was an allow without dry-run findings.
+    admitted_plainly: bool,
+    /// The policy generation the admission was decided under.
+    admitted_generation: u64,
 }
 
 /// Admit a client: add control-plane groups to its own, merge control-plane
@@ -130,6 +142,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         single_request,
     } = admission;
     let identity = user.name.clone().unwrap_or_default();
+    let generation = gate.live.generation();
     let span = spans::session(
         gate,
         protocol,
@@ -186,7 +199,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         resource: resource.name.as_str().into(),
         client: peer.to_string().into(),
     };
-    let session = Session {
+    let mut session = Session {
         gate,
         protocol,
         resource,
@@ -197,6 +210,9 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         span,
         verdicts: Mutex::default(),
         deferred: Mutex::default(),
+        keyed: Arc::default(),
+        admitted_plainly: false,
+        admitted_generation: generation,
     };
     let verdict = Arc::new(session.evaluate(
         Stage::Session,
@@ -214,6 +230,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
             verdict.clone(),
         ));
     }
+    session.admitted_plainly = verdict.action == Action::Allow && verdict.dry_run.is_empty();
     if verdict.is_blocked() {
         return Err(Refusal::Blocked(
             verdict
@@ -286,6 +303,48 @@ impl<'g> Session<'g> {
         request.time = Some(TimeInfo::now());
         let verdict = Arc::new(self.evaluate(Stage::PreRequest, request));
         self.decided(verdict, kind, text, refused, traceparent)
+    }
+
+    /// [`Session::decide`], with the verdict reused for a later request of
+    /// the same `key` when the policies read nothing else of the request
+    /// (see [`keyed`]); the input is built only when the policies run.
+    pub fn decide_keyed(
+        &self,
+        request: impl FnOnce() -> PolicyInput,
+        key: RequestKey<'_>,
+        kind: &str,
+        text: AuditText,
+        refused: &str,
+        traceparent: Option<&str>,
+    ) -> Decided {
+        let verdict = lock(&self.keyed).verdict(
+            self.gate,
+            &self.resource.name,
+            Stage::PreRequest,
+            key,
+            || {
+                let mut request = request();
+                request.time = Some(TimeInfo::now());
+                self.evaluate(Stage::PreRequest, request)
+            },
+        );
+        self.decided(verdict, kind, text, refused, traceparent)
+    }
+
+    /// [`Session::decide_response`], reused like [`Session::decide_keyed`].
+    pub fn decide_response_keyed(
+        &self,
+        request: impl FnOnce() -> PolicyInput,
+        response: impl FnOnce() -> ResponseInfo,
+        key: RequestKey<'_>,
+    ) -> Arc<Verdict> {
+        lock(&self.keyed).verdict(
+            self.gate,
+            &self.resource.name,
+            Stage::PostRequest,
+            key,
+            || self.decide_response(request(), response()),
+        )
     }
 
     /// Evaluate `post_request` for the response to `request` (HTTP, MCP:
@@ -404,6 +463,12 @@ impl<'g> Session<'g> {
     pub fn end(&self) {
         self.flush_all();
         lock(&self.verdicts).count(self.gate, self.protocol.as_str(), &self.resource.name);
+        lock(&self.keyed).count(
+            self.gate,
+            self.protocol.as_str(),
+            &self.resource.name,
+            Arc::strong_count(&self.keyed) == 1,
+        );
     }
 
     fn deferred(&self) -> MutexGuard<'_, Deferred> {

@@ -48,7 +48,8 @@ impl Stage {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// The stage's position in [`Stage::ALL`] (0, 1, 2).
+    pub fn index(self) -> usize {
         self as usize
     }
 }

@@ -25,17 +25,18 @@ pub fn is_trusted(proxies: &[Cidr], peer: IpAddr) -> bool {
     proxies.iter().any(|range| range.contains(peer))
 }
 
-/// The user behind a request from `peer`, or 401.
+/// The user behind a request from `peer` and, for a bearer token, its
+/// expiry (seconds since the epoch); or 401.
 pub fn authenticate(
     gate: &Gate,
     proxies: &[Cidr],
     headers: &HeaderMap,
     peer: IpAddr,
-) -> Result<UserInfo, HttpError> {
+) -> Result<(UserInfo, Option<u64>), HttpError> {
     if is_trusted(proxies, peer)
         && let Some(user) = forwarded_user(headers)
     {
-        return Ok(user);
+        return Ok((user, None));
     }
     let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return Err(HttpError::Unauthorized);
@@ -43,16 +44,18 @@ pub fn authenticate(
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return crate::auth::token_user(gate, credentials).map_err(|reason| {
+        return crate::auth::token_user_expiring(gate, credentials).map_err(|reason| {
             tracing::info!(%peer, %reason, "HTTP bearer token refused");
             HttpError::Unauthorized
         });
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        return basic_user(gate, credentials).ok_or_else(|| {
-            tracing::info!(%peer, "HTTP basic login refused");
-            HttpError::Unauthorized
-        });
+        return basic_user(gate, credentials)
+            .map(|user| (user, None))
+            .ok_or_else(|| {
+                tracing::info!(%peer, "HTTP basic login refused");
+                HttpError::Unauthorized
+            });
     }
     Err(HttpError::Unauthorized)
 }

@@ -5,6 +5,7 @@
 //! resource's own `listen_port` or the shared listener (by `Host`/SNI).
 //! The message flow is in `README.md`; MCP reuses this machinery.
 
+mod admissions;
 pub mod decode;
 pub mod enforce;
 pub mod error;
@@ -71,6 +72,14 @@ pub(crate) struct Connection {
     /// The TLS SNI name, the host of last resort.
     sni: Option<String>,
     pub(crate) trusted: Arc<[Cidr]>,
+    /// The last admission, reused by later requests with the same credentials.
+    pub(crate) admissions: admissions::Admissions,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.admissions.end(&self.gate);
+    }
 }
 
 /// The configured `trusted_proxies` (validated at load).
@@ -101,6 +110,7 @@ pub async fn handle_client(
         route: Route::ByHost,
         tls,
         sni,
+        admissions: Default::default(),
     };
     serve_connection(Prefixed::new(client, first), connection).await;
 }
@@ -128,6 +138,7 @@ pub async fn serve_listener(
                 tls,
                 sni,
                 trusted: trusted.clone(),
+                admissions: Default::default(),
             };
             if !tls {
                 serve_connection(stream, connection(false, None)).await;

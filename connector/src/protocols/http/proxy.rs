@@ -18,9 +18,20 @@ use super::enforce::{self, Inspection, Rules, Transformed, media_type};
 use super::error::{HttpError, full};
 use super::records::Records;
 use super::request::{self, Forwarding};
-use super::{Body, Connection, identity, route};
+use super::{Body, Connection, admissions, identity, route};
 use crate::session::outcome::{Outcome, count};
-use crate::session::{self, Admission, AuditText, Decision, Session};
+use crate::session::{self, Admission, AuditText, Decision, RequestKey, Session};
+
+/// The request parts a `pre_request` verdict is reused by (see `session::keyed`).
+const REQUEST_KEY: &[&str] = &["http.method", "http.path", "http.host"];
+/// The request and response parts a `post_request` verdict is reused by.
+const RESPONSE_KEY: &[&str] = &[
+    "http.method",
+    "http.path",
+    "http.host",
+    "response.status",
+    "response.content_type",
+];
 
 /// Answer one request; every failure is a JSON error response.
 pub(super) async fn handle(
@@ -56,42 +67,59 @@ async fn exchange(
         request.uri().path(),
     )
     .inspect_err(|_| count(gate, "http", "", Outcome::UnknownResource))?;
-    let user = identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())
-        .inspect_err(|_| {
-            count(
-                gate,
-                resource.protocol.as_str(),
-                &resource.name,
-                Outcome::AuthFailed,
-            )
-        })?;
     let traceparent = header_text(request.headers(), "traceparent");
-    let session = session::admit(
-        gate,
-        Admission {
-            protocol: resource.protocol,
-            resource,
-            user,
-            peer: conn.peer,
-            connection: ConnectionInfo {
-                tls: conn.tls,
-                ..Default::default()
-            },
-            traceparent: traceparent.clone(),
-            single_request: true,
-        },
-    )
-    .map_err(|refusal| {
-        count(
-            gate,
-            resource.protocol.as_str(),
-            &resource.name,
-            refusal.outcome(),
-        );
-        HttpError::Forbidden(refusal.to_string())
-    })?;
-    session.established();
     let trusted = identity::is_trusted(&conn.trusted, conn.peer.ip());
+    let credentials = admissions::credentials(request.headers(), trusted);
+    let remembered = conn.admissions.session(
+        gate,
+        resource,
+        &credentials,
+        conn.peer,
+        traceparent.as_deref(),
+    );
+    let session = match remembered {
+        Some(session) => session,
+        None => {
+            let (user, expires) =
+                identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())
+                    .inspect_err(|_| {
+                        count(
+                            gate,
+                            resource.protocol.as_str(),
+                            &resource.name,
+                            Outcome::AuthFailed,
+                        )
+                    })?;
+            let session = session::admit(
+                gate,
+                Admission {
+                    protocol: resource.protocol,
+                    resource,
+                    user,
+                    peer: conn.peer,
+                    connection: ConnectionInfo {
+                        tls: conn.tls,
+                        ..Default::default()
+                    },
+                    traceparent: traceparent.clone(),
+                    single_request: true,
+                },
+            )
+            .map_err(|refusal| {
+                count(
+                    gate,
+                    resource.protocol.as_str(),
+                    &resource.name,
+                    refusal.outcome(),
+                );
+                HttpError::Forbidden(refusal.to_string())
+            })?;
+            conn.admissions
+                .remember(gate, credentials, expires, &session);
+            session
+        }
+    };
+    session.established();
     let exchange = Exchange {
         conn,
         session: &session,
@@ -159,8 +187,17 @@ impl Exchange<'_, '_> {
             body_json,
         );
         let text: Arc<str> = request::audit_text(&parts.method, &parts.uri).into();
-        let decided = self.session.decide(
-            http_input(view.clone()),
+        let values = [
+            Some(parts.method.as_str()),
+            Some(view.path.as_str()),
+            view.host.as_deref(),
+        ];
+        let decided = self.session.decide_keyed(
+            || http_input(view.clone()),
+            RequestKey {
+                paths: REQUEST_KEY,
+                values: &values,
+            },
             parts.method.as_str(),
             AuditText::Text(text.clone()),
             "request refused by policy",
@@ -343,7 +380,6 @@ impl Exchange<'_, '_> {
                 for name in [header::CONTENT_LENGTH, header::ETAG, header::ACCEPT_RANGES] {
                     parts.headers.remove(name);
                 }
-                let verdict = Arc::new(verdict);
                 let filter_path = filter_path.map(str::to_owned);
                 let key = gate.masking_key.clone();
                 let each: super::records::Transform = Arc::new(move |doc: &[u8]| {
@@ -404,19 +440,31 @@ impl Exchange<'_, '_> {
         headers: &HeaderMap,
         media: Option<String>,
         text: Arc<str>,
-    ) -> Verdict {
-        let verdict = self.session.decide_response(
-            input,
-            ResponseInfo {
+    ) -> Arc<Verdict> {
+        let http = input.http.as_ref();
+        let values = [
+            http.map(|h| h.method.as_str()),
+            http.map(|h| h.path.as_str()),
+            http.and_then(|h| h.host.as_deref()),
+            Some(status.as_str()),
+            media.as_deref(),
+        ];
+        let verdict = self.session.decide_response_keyed(
+            || input.clone(),
+            || ResponseInfo {
                 status: Some(i64::from(status.as_u16())),
                 headers: response_headers(headers),
-                content_type: media,
+                content_type: media.clone(),
                 ..Default::default()
+            },
+            RequestKey {
+                paths: RESPONSE_KEY,
+                values: &values,
             },
         );
         if verdict.action != Action::Allow || !verdict.dry_run.is_empty() {
             self.session
-                .audit("result", AuditText::Text(text), &Arc::new(verdict.clone()));
+                .audit("result", AuditText::Text(text), &verdict);
         }
         verdict
     }

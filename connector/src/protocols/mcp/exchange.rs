@@ -280,7 +280,7 @@ async fn respond(
             id.to_string(),
             Plan {
                 method: call.info.method.clone(),
-                verdict: Arc::new(verdict),
+                verdict,
             },
         );
     }
