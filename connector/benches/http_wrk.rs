@@ -15,6 +15,8 @@ use std::time::Duration;
 use gate_testkit::{Nginx, NginxOptions, free_port};
 use support::{Proc, cpu_us, per_query, seconds, wait_port};
 
+#[path = "support/hyper_floor.rs"]
+mod hyper_floor;
 mod support;
 
 const AUTH: &str = "Authorization: Basic YXBwOmFwcA=="; // app:app
@@ -199,6 +201,7 @@ fn main() {
     })
     .unwrap();
     let (gate, gate_port) = start_gate(dir.path(), up);
+    let floor_port = hyper_floor::start(up);
     let path = "/items.json";
     // Warm every path (connections, pools).
     for url in [
@@ -219,6 +222,7 @@ fn main() {
     );
     let direct = wrk(&format!("{}{path}", upstream.base_url()), false);
     let proxied = wrk(&format!("{}{path}", peer.base_url()), false);
+    let floor = wrk(&format!("http://127.0.0.1:{floor_port}{path}"), false);
     let before = cpu_us(gate.0.id());
     let allow = wrk(&format!("http://127.0.0.1:{gate_port}{path}"), true);
     let allow_cpu = per_query(before, cpu_us(gate.0.id()), allow.requests);
@@ -232,6 +236,7 @@ fn main() {
     for (who, run, cpu) in [
         ("direct", &direct, None),
         ("nginx proxy_pass", &proxied, None),
+        ("bare hyper proxy", &floor, None),
         ("gate allow-all", &allow, Some(allow_cpu)),
         ("gate filter+mask", &masked, Some(masked_cpu)),
     ] {
@@ -267,6 +272,11 @@ fn main() {
         "gate allow-all ≥ 1.0× nginx proxy_pass",
         r >= 1.0,
         format!("{r:.2}×"),
+    );
+    println!(
+        "  (bare hyper proxy, the floor of the libraries Gate's HTTP path is built on: {:.2}× nginx; gate allow-all {:.2}× of it)",
+        floor.rps / proxied.rps,
+        allow.rps / floor.rps
     );
     let r = masked.rps / proxied.rps;
     check(

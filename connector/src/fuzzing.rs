@@ -199,7 +199,7 @@ pub fn pg_redact(data: &[u8]) {
 /// `0x01`, a server-sent event) transformed under an `email` redact mask and
 /// an `org` filter. Whatever comes out has no unmasked `email` value.
 pub fn http_enforce(data: &[u8]) {
-    use crate::protocols::http::enforce::{Rules, Transformed, transform};
+    use crate::protocols::http::enforce::{Rules, Transformed, transform, transform_value};
     use crate::protocols::http::records::transform_event;
     use gate_policy::{Filter, FilterOp, FilterOperand, Mask, Strategy};
     let masks = [Mask {
@@ -228,10 +228,28 @@ pub fn http_enforce(data: &[u8]) {
                 .collect::<Vec<_>>(),
             Err(_) => return,
         },
-        _ => match transform(data, &rules) {
-            Ok(Transformed::Keep(bytes, _)) => vec![String::from_utf8_lossy(&bytes).into_owned()],
-            Ok(Transformed::Drop) | Err(_) => return,
-        },
+        _ => {
+            let borrowed = transform(data, &rules);
+            let reference = transform_value(data, &rules);
+            // The borrowed document is enforced exactly like a serde_json::Value
+            // (key order aside): same outcome, same JSON.
+            match (&borrowed, &reference) {
+                (Ok(Transformed::Keep(a, n)), Ok(Transformed::Keep(b, m))) => {
+                    assert_eq!(n, m, "dropped counts differ");
+                    let a: serde_json::Value = serde_json::from_slice(a).unwrap_or_default();
+                    let b: serde_json::Value = serde_json::from_slice(b).unwrap_or_default();
+                    assert_eq!(a, b, "borrowed and reference enforcement differ");
+                }
+                (Ok(Transformed::Drop), Ok(Transformed::Drop)) | (Err(_), Err(_)) => {}
+                (a, b) => panic!("borrowed {a:?} but reference {b:?}"),
+            }
+            match borrowed {
+                Ok(Transformed::Keep(bytes, _)) => {
+                    vec![String::from_utf8_lossy(&bytes).into_owned()]
+                }
+                Ok(Transformed::Drop) | Err(_) => return,
+            }
+        }
     };
     for doc in out {
         if let Ok(json) = serde_json::from_str::<serde_json::Value>(&doc) {

@@ -496,13 +496,14 @@ fn streamed_records_are_masked_as_they_arrive() {
     let nd = s.get("echo.gate.test", "/ndjson", &["-N"]);
     assert_eq!(nd.status, 200);
     assert_eq!(nd.header("content-type"), Some("application/x-ndjson"));
+    // Masked records keep the upstream's key order.
     let expected: String = (0..3)
-        .map(|i| format!("{{\"email\":\"***\",\"n\":{i}}}\n"))
+        .map(|i| format!("{{\"n\":{i},\"email\":\"***\"}}\n"))
         .collect();
     assert_eq!(nd.text(), expected);
     let sse = s.get("echo.gate.test", "/sse", &["-N"]);
     let expected: String = (0..3)
-        .map(|i| format!("id: {i}\ndata: {{\"email\":\"***\",\"n\":{i}}}\n\n"))
+        .map(|i| format!("id: {i}\ndata: {{\"n\":{i},\"email\":\"***\"}}\n\n"))
         .collect();
     assert_eq!(sse.text(), expected);
 }

@@ -36,6 +36,9 @@ struct Snapshot {
     protocol: gate_config::connector::Protocol,
     input: gate_policy::SessionInput,
     identity: Arc<str>,
+    /// The audit parties' client (`ip:port`) of `peer`, reused for it.
+    client: Arc<str>,
+    peer: SocketAddr,
     grant_bound: bool,
     grant: Option<gate_policy::GrantInfo>,
 }
@@ -64,6 +67,8 @@ impl Session<'_> {
                 protocol: self.protocol,
                 input: self.input.clone(),
                 identity: self.parties.identity.clone(),
+                client: self.parties.client.clone(),
+                peer: self.peer,
                 grant_bound: self.grant_bound,
                 grant: self.grant.clone(),
             },
@@ -113,7 +118,11 @@ pub fn readmit<'g>(
         protocol: protocol.as_str(),
         identity: snapshot.identity.clone(),
         resource: resource.name.as_str().into(),
-        client: peer.to_string().into(),
+        client: if snapshot.peer == peer {
+            snapshot.client.clone()
+        } else {
+            peer.to_string().into()
+        },
     };
     Some(Session {
         gate,
@@ -127,6 +136,7 @@ pub fn readmit<'g>(
         verdicts: Mutex::default(),
         deferred: Mutex::default(),
         keyed: admitted.keyed.clone(),
+        peer,
         admitted_plainly: true,
         admitted_generation: admitted.generation,
     })

@@ -122,6 +122,8 @@ pub struct Session<'g> {
     /// Verdicts keyed by request values (HTTP, MCP), shared by the sessions
     /// readmitted from this one's admission.
     keyed: Arc<Mutex<KeyedVerdicts>>,
+    /// The client's address.
+    peer: SocketAddr,
     /// The `session` verdict was an allow without dry-run findings.
     admitted_plainly: bool,
     /// The policy generation the admission was decided under.
@@ -211,6 +213,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         verdicts: Mutex::default(),
         deferred: Mutex::default(),
         keyed: Arc::default(),
+        peer,
         admitted_plainly: false,
         admitted_generation: generation,
     };

@@ -2,10 +2,146 @@
 //! masks by field name at any depth or by dotted path, and `filters` that drop
 //! non-matching objects from arrays. Filters run first, then masks.
 
+use std::borrow::Cow;
+
 use serde_json::Value as Json;
+
+pub use crate::json_doc::Doc;
 
 use crate::decision::{Filter, FilterOp, FilterOperand, Mask, Strategy};
 use crate::mask::{MaskingKey, MissingHashKey, hash, mask_text};
+
+/// A JSON value enforcement works on: `serde_json::Value`, or a [`Doc`]
+/// that borrows from the body it was parsed from.
+pub trait Node: Sized {
+    /// An object's entries (`None`: not an object).
+    fn entries_mut(&mut self) -> Option<impl Iterator<Item = (&str, &mut Self)>>;
+    /// An array's items (`None`: not an array).
+    fn items_mut(&mut self) -> Option<&mut Vec<Self>>;
+    fn is_object(&self) -> bool;
+    /// An object's field.
+    fn field(&self, key: &str) -> Option<&Self>;
+    fn field_mut(&mut self, key: &str) -> Option<&mut Self>;
+    /// What a mask works on.
+    fn leaf(&self) -> Leaf<'_>;
+    /// Replace the value with a string, or null.
+    fn set_text(&mut self, text: Option<String>);
+    /// The compact JSON text of the value, keys sorted (what `hash` hashes).
+    fn canonical_text(&self) -> String;
+    /// Equality with a filter operand (numbers by value).
+    fn equals(&self, operand: &Json) -> bool;
+    /// The compact JSON text.
+    fn encode(&self) -> Vec<u8>;
+}
+
+/// A value as a mask sees it.
+pub enum Leaf<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    /// An object or array.
+    Container,
+}
+
+impl Node for Json {
+    fn entries_mut(&mut self) -> Option<impl Iterator<Item = (&str, &mut Self)>> {
+        match self {
+            Json::Object(map) => Some(map.iter_mut().map(|(k, v)| (k.as_str(), v))),
+            _ => None,
+        }
+    }
+    fn items_mut(&mut self) -> Option<&mut Vec<Self>> {
+        self.as_array_mut()
+    }
+    fn is_object(&self) -> bool {
+        self.is_object()
+    }
+    fn field(&self, key: &str) -> Option<&Self> {
+        self.as_object().and_then(|map| map.get(key))
+    }
+    fn field_mut(&mut self, key: &str) -> Option<&mut Self> {
+        self.as_object_mut().and_then(|map| map.get_mut(key))
+    }
+    fn leaf(&self) -> Leaf<'_> {
+        match self {
+            Json::Null => Leaf::Null,
+            Json::String(s) => Leaf::Text(Cow::Borrowed(s)),
+            Json::Number(n) => Leaf::Text(Cow::Owned(n.to_string())),
+            Json::Bool(b) => Leaf::Text(Cow::Owned(b.to_string())),
+            Json::Array(_) | Json::Object(_) => Leaf::Container,
+        }
+    }
+    fn set_text(&mut self, text: Option<String>) {
+        *self = text.map_or(Json::Null, Json::String);
+    }
+    fn canonical_text(&self) -> String {
+        self.to_string()
+    }
+    fn equals(&self, operand: &Json) -> bool {
+        json_eq(self, operand)
+    }
+    fn encode(&self) -> Vec<u8> {
+        // Serializing a Value cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Node for Doc<'_> {
+    fn entries_mut(&mut self) -> Option<impl Iterator<Item = (&str, &mut Self)>> {
+        match self {
+            Doc::Object(entries) => Some(entries.iter_mut().map(|(k, v)| (&**k, v))),
+            _ => None,
+        }
+    }
+    fn items_mut(&mut self) -> Option<&mut Vec<Self>> {
+        match self {
+            Doc::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn is_object(&self) -> bool {
+        matches!(self, Doc::Object(_))
+    }
+    fn field(&self, key: &str) -> Option<&Self> {
+        match self {
+            Doc::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn field_mut(&mut self, key: &str) -> Option<&mut Self> {
+        match self {
+            Doc::Object(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn leaf(&self) -> Leaf<'_> {
+        match self {
+            Doc::Null => Leaf::Null,
+            Doc::String(s) => Leaf::Text(Cow::Borrowed(s)),
+            Doc::Number(n) => Leaf::Text(Cow::Owned(n.to_string())),
+            Doc::Bool(b) => Leaf::Text(Cow::Owned(b.to_string())),
+            Doc::Array(_) | Doc::Object(_) => Leaf::Container,
+        }
+    }
+    fn set_text(&mut self, text: Option<String>) {
+        *self = text.map_or(Doc::Null, |t| Doc::String(Cow::Owned(t)));
+    }
+    fn canonical_text(&self) -> String {
+        self.to_json().to_string()
+    }
+    fn equals(&self, operand: &Json) -> bool {
+        match (self, operand) {
+            (Doc::Number(x), Json::Number(y)) => numbers_eq(x, y),
+            (Doc::String(a), Json::String(b)) => a == b,
+            (Doc::Bool(a), Json::Bool(b)) => a == b,
+            (Doc::Null, Json::Null) => true,
+            (Doc::Array(_) | Doc::Object(_), _) => json_eq(&self.to_json(), operand),
+            _ => false,
+        }
+    }
+    fn encode(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
 
 /// Apply every mask to `doc`.
 ///
@@ -16,8 +152,8 @@ use crate::mask::{MaskingKey, MissingHashKey, hash, mask_text};
 /// under a masked field become `"***"` (`hash`: the hash of their compact
 /// JSON; `null`: null). JSON null stays null. Where several masks hit one
 /// field, the strongest strategy wins.
-pub fn mask_json(
-    doc: &mut Json,
+pub fn mask_json<T: Node>(
+    doc: &mut T,
     masks: &[Mask],
     key: Option<&MaskingKey>,
 ) -> Result<(), MissingHashKey> {
@@ -37,87 +173,67 @@ fn strongest<'a>(masks: impl Iterator<Item = &'a Mask>) -> Option<Strategy> {
     masks.map(|m| m.strategy).max()
 }
 
-fn mask_by_name(
-    doc: &mut Json,
+fn mask_by_name<T: Node>(
+    doc: &mut T,
     masks: &[&Mask],
     key: Option<&MaskingKey>,
 ) -> Result<(), MissingHashKey> {
-    match doc {
-        Json::Object(map) => {
-            for (field, value) in map.iter_mut() {
-                match strongest(masks.iter().copied().filter(|m| m.column == *field)) {
-                    Some(strategy) => mask_leaf(value, strategy, key)?,
-                    None => mask_by_name(value, masks, key)?,
-                }
+    if let Some(entries) = doc.entries_mut() {
+        for (field, value) in entries {
+            match strongest(masks.iter().copied().filter(|m| m.column == field)) {
+                Some(strategy) => mask_leaf(value, strategy, key)?,
+                None => mask_by_name(value, masks, key)?,
             }
         }
-        Json::Array(items) => {
-            for item in items {
-                mask_by_name(item, masks, key)?;
-            }
+    } else if let Some(items) = doc.items_mut() {
+        for item in items {
+            mask_by_name(item, masks, key)?;
         }
-        _ => {}
     }
     Ok(())
 }
 
-fn mask_by_path(
-    doc: &mut Json,
+fn mask_by_path<T: Node>(
+    doc: &mut T,
     segments: &[&str],
     strategy: Strategy,
     key: Option<&MaskingKey>,
 ) -> Result<(), MissingHashKey> {
-    match doc {
-        Json::Array(items) => {
-            for item in items {
-                mask_by_path(item, segments, strategy, key)?;
-            }
+    if let Some(items) = doc.items_mut() {
+        for item in items {
+            mask_by_path(item, segments, strategy, key)?;
         }
-        Json::Object(map) => {
-            if let Some((first, rest)) = segments.split_first()
-                && let Some(value) = map.get_mut(*first)
-            {
-                if rest.is_empty() {
-                    mask_leaf(value, strategy, key)?;
-                } else {
-                    mask_by_path(value, rest, strategy, key)?;
-                }
-            }
+    } else if let Some((first, rest)) = segments.split_first()
+        && let Some(value) = doc.field_mut(first)
+    {
+        if rest.is_empty() {
+            mask_leaf(value, strategy, key)?;
+        } else {
+            mask_by_path(value, rest, strategy, key)?;
         }
-        _ => {}
     }
     Ok(())
 }
 
 /// Replace one value with its masked form.
-fn mask_leaf(
-    value: &mut Json,
+fn mask_leaf<T: Node>(
+    value: &mut T,
     strategy: Strategy,
     key: Option<&MaskingKey>,
 ) -> Result<(), MissingHashKey> {
-    let text = match value {
-        Json::Null => return Ok(()),
-        Json::String(s) => std::mem::take(s),
-        Json::Number(n) => n.to_string(),
-        Json::Bool(b) => b.to_string(),
-        Json::Array(_) | Json::Object(_) => {
-            *value = match strategy {
-                Strategy::Null => Json::Null,
-                Strategy::Hash => {
-                    let key = key.ok_or(MissingHashKey)?;
-                    Json::String(hash(value.to_string().as_bytes(), key))
-                }
-                Strategy::Redact | Strategy::Partial | Strategy::Email => {
-                    Json::String("***".to_owned())
-                }
-            };
-            return Ok(());
-        }
+    let masked = match value.leaf() {
+        Leaf::Null => return Ok(()),
+        Leaf::Text(text) => mask_text(strategy, &text, key)?,
+        Leaf::Container => match strategy {
+            Strategy::Null => None,
+            Strategy::Hash => {
+                let key = key.ok_or(MissingHashKey)?;
+                Some(hash(value.canonical_text().as_bytes(), key))
+            }
+            Strategy::Redact | Strategy::Partial | Strategy::Email => Some("***".to_owned()),
+        },
     };
-    *value = match mask_text(strategy, &text, key)? {
-        Some(masked) => Json::String(masked),
-        None => Json::Null,
-    };
+    value.set_text(masked);
     Ok(())
 }
 
@@ -139,19 +255,22 @@ pub enum FilterOutcome {
 /// A top-level object is treated as one element: it is kept or rejected
 /// whole. A missing field never equals anything: `eq`/`in` fail, `neq`/`not_in`
 /// pass. Numbers compare by value (`1` equals `1.0`).
-pub fn filter_json(doc: &mut Json, filters: &[Filter]) -> FilterOutcome {
+pub fn filter_json<T: Node>(doc: &mut T, filters: &[Filter]) -> FilterOutcome {
     if filters.is_empty() {
         return FilterOutcome::Dropped(0);
     }
-    match doc {
-        Json::Array(items) => {
-            let before = items.len();
-            items.retain(|item| matches_all(item, filters));
-            FilterOutcome::Dropped(before - items.len())
-        }
-        Json::Object(_) if matches_all(doc, filters) => FilterOutcome::Kept,
-        Json::Object(_) => FilterOutcome::Rejected,
-        _ => FilterOutcome::NotFilterable,
+    if let Some(items) = doc.items_mut() {
+        let before = items.len();
+        items.retain(|item| matches_all(item, filters));
+        return FilterOutcome::Dropped(before - items.len());
+    }
+    if !doc.is_object() {
+        return FilterOutcome::NotFilterable;
+    }
+    if matches_all(doc, filters) {
+        FilterOutcome::Kept
+    } else {
+        FilterOutcome::Rejected
     }
 }
 
@@ -160,8 +279,8 @@ pub fn filter_json(doc: &mut Json, filters: &[Filter]) -> FilterOutcome {
 /// object keys from the root). A path that leads nowhere, or to neither an
 /// array nor an object, is [`FilterOutcome::NotFilterable`]; a rejected
 /// object at a path is [`FilterOutcome::Rejected`]. Dropped counts add up.
-pub fn filter_json_at(
-    doc: &mut Json,
+pub fn filter_json_at<T: Node>(
+    doc: &mut T,
     filters: &[Filter],
     default_path: Option<&str>,
 ) -> FilterOutcome {
@@ -183,7 +302,7 @@ pub fn filter_json_at(
             None => Some(&mut *doc),
             Some(path) => path
                 .split('.')
-                .try_fold(&mut *doc, |value, segment| value.get_mut(segment)),
+                .try_fold(&mut *doc, |value, segment| value.field_mut(segment)),
         };
         let Some(target) = target else {
             return FilterOutcome::NotFilterable;
@@ -197,14 +316,13 @@ pub fn filter_json_at(
     FilterOutcome::Dropped(dropped)
 }
 
-fn matches_all(item: &Json, filters: &[Filter]) -> bool {
+fn matches_all<T: Node>(item: &T, filters: &[Filter]) -> bool {
     filters.iter().all(|f| matches(item, f))
 }
 
-fn matches(item: &Json, filter: &Filter) -> bool {
+fn matches<T: Node>(item: &T, filter: &Filter) -> bool {
     let field = lookup(item, &filter.field);
-    let found =
-        |candidates: &[Json]| field.is_some_and(|v| candidates.iter().any(|c| json_eq(v, c)));
+    let found = |candidates: &[Json]| field.is_some_and(|v| candidates.iter().any(|c| v.equals(c)));
     match (&filter.op, &filter.operand) {
         (FilterOp::Eq, FilterOperand::Value(v)) => found(std::slice::from_ref(v)),
         (FilterOp::Neq, FilterOperand::Value(v)) => !found(std::slice::from_ref(v)),
@@ -216,22 +334,26 @@ fn matches(item: &Json, filter: &Filter) -> bool {
 }
 
 /// A field of an object by name or dotted path.
-fn lookup<'a>(item: &'a Json, field: &str) -> Option<&'a Json> {
-    if let Some(direct) = item.get(field) {
+fn lookup<'a, T: Node>(item: &'a T, field: &str) -> Option<&'a T> {
+    if let Some(direct) = item.field(field) {
         return Some(direct);
     }
     field
         .split('.')
-        .try_fold(item, |value, segment| value.get(segment))
+        .try_fold(item, |value, segment| value.field(segment))
 }
 
 fn json_eq(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
+        (Json::Number(x), Json::Number(y)) => numbers_eq(x, y),
         _ => a == b,
+    }
+}
+
+fn numbers_eq(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    match (x.as_i64(), y.as_i64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => x.as_f64() == y.as_f64(),
     }
 }
 
@@ -277,6 +399,55 @@ mod tests {
             filter_json_at(&mut doc, std::slice::from_ref(&f), Some("data.items")),
             FilterOutcome::NotFilterable,
             "a policy path that leads nowhere refuses"
+        );
+    }
+
+    /// Filter and mask `text` both as a `serde_json::Value` and as a borrowed
+    /// [`Doc`]; the two must agree on the outcome and the resulting JSON.
+    fn both_ways(text: &str, filters: &[Filter], at: Option<&str>, masks: &[Mask]) -> Json {
+        let mut value: Json = serde_json::from_str(text).unwrap();
+        let mut doc = Doc::parse(text.as_bytes()).unwrap();
+        let a = filter_json_at(&mut value, filters, at);
+        let b = filter_json_at(&mut doc, filters, at);
+        assert_eq!(a, b, "filter outcomes differ for {text}");
+        mask_json(&mut value, masks, None).unwrap();
+        mask_json(&mut doc, masks, None).unwrap();
+        let doc: Json = serde_json::from_slice(&doc.to_vec()).unwrap();
+        assert_eq!(value, doc, "enforcement differs for {text}");
+        value
+    }
+
+    #[test]
+    fn a_borrowed_doc_is_enforced_exactly_like_a_value() {
+        let masks = [
+            mask("email", Strategy::Email),
+            mask("profile.ssn", Strategy::Redact),
+            mask("card", Strategy::Partial),
+        ];
+        let org = filter(
+            "org",
+            FilterOp::In,
+            FilterOperand::Values(vec![json!(1), json!("acme")]),
+        );
+        let cases = [
+            r#"[{"org": 1.0, "email": "a@b.co"}, {"org": 2, "email": "c@d.co"}, {"org": "acme", "card": 4111111111111111}]"#,
+            r#"{"data": {"items": [{"org": "acme", "profile": {"ssn": "123", "email": "x@y.z"}}, {"org": "x"}]}}"#,
+            r#"[{"org": "acme", "email": "first@x.io", "email": "last@x.io"}, {"org": "evil", "org": "acme", "card": [1, 2]}]"#,
+            r#"[{"org": "acme", "profile": [{"ssn": 1}, {"ssn": null}], "card": {"n": 1}}, "loose", 3, null]"#,
+            r#"{"org": "acme", "email": "solo@x.io"}"#,
+            r#"{"org": "other", "email": "solo@x.io"}"#,
+            r#""just a string""#,
+        ];
+        for case in cases {
+            both_ways(case, std::slice::from_ref(&org), None, &masks);
+            both_ways(case, &[], None, &masks);
+            both_ways(case, std::slice::from_ref(&org), Some("data.items"), &masks);
+        }
+        let dup = both_ways(cases[2], std::slice::from_ref(&org), None, &masks);
+        assert_eq!(
+            dup,
+            json!([{"org": "acme", "email": "l***@x.io"}, {"org": "acme", "card": "***"}]),
+            "duplicate keys: the last counts, for filters and masks alike"
         );
     }
 

@@ -28,6 +28,7 @@ mod error;
 mod glob;
 mod input;
 pub mod json;
+mod json_doc;
 pub mod mask;
 mod reads;
 mod rule_graph;

@@ -69,7 +69,13 @@ pub fn email(value: &str) -> String {
     match value.rsplit_once('@') {
         Some((local, domain)) if !domain.is_empty() && !domain.contains(char::is_whitespace) => {
             match local.chars().next() {
-                Some(first) => format!("{first}***@{domain}"),
+                Some(first) => {
+                    let mut out = String::with_capacity(first.len_utf8() + 4 + domain.len());
+                    out.push(first);
+                    out.push_str("***@");
+                    out.push_str(domain);
+                    out
+                }
                 None => "***".to_owned(),
             }
         }

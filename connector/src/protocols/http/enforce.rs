@@ -3,7 +3,7 @@
 //! dotted path). A response that must be inspected but cannot be is refused,
 //! never passed on unmasked.
 
-use gate_policy::json::{FilterOutcome, filter_json_at, mask_json};
+use gate_policy::json::{Doc, FilterOutcome, Node, filter_json_at, mask_json};
 use gate_policy::mask::MaskingKey;
 use gate_policy::{Filter, Mask, Verdict};
 
@@ -103,13 +103,26 @@ pub enum Transformed {
     Drop,
 }
 
-/// Filter then mask one JSON document.
+/// Filter then mask one JSON document (parsed as a borrowed [`Doc`]).
 pub fn transform(bytes: &[u8], rules: &Rules<'_>) -> Result<Transformed, HttpError> {
-    let mut doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        HttpError::ResponseRefused(format!(
-            "a policy masks or filters this response, but it is not valid JSON ({e})"
-        ))
-    })?;
+    let doc = Doc::parse(bytes).map_err(not_json)?;
+    enforce(doc, rules)
+}
+
+/// [`transform`] on a `serde_json::Value` (the reference the fuzz target
+/// compares the borrowed document against).
+pub fn transform_value(bytes: &[u8], rules: &Rules<'_>) -> Result<Transformed, HttpError> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(not_json)?;
+    enforce(doc, rules)
+}
+
+fn not_json(e: serde_json::Error) -> HttpError {
+    HttpError::ResponseRefused(format!(
+        "a policy masks or filters this response, but it is not valid JSON ({e})"
+    ))
+}
+
+fn enforce<T: Node>(mut doc: T, rules: &Rules<'_>) -> Result<Transformed, HttpError> {
     let dropped = match filter_json_at(&mut doc, rules.filters, rules.filter_path) {
         FilterOutcome::Dropped(n) => n,
         FilterOutcome::Kept => 0,
@@ -125,9 +138,7 @@ pub fn transform(bytes: &[u8], rules: &Rules<'_>) -> Result<Transformed, HttpErr
             "a policy masks with strategy hash, but no masking.hash_key is configured".into(),
         )
     })?;
-    let out = serde_json::to_vec(&doc)
-        .map_err(|e| HttpError::Internal(format!("cannot re-encode the masked response: {e}")))?;
-    Ok(Transformed::Keep(out, dropped))
+    Ok(Transformed::Keep(doc.encode(), dropped))
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ impl Shared {
 pub(crate) struct Connection {
     pub(crate) gate: Arc<Gate>,
     pub(crate) peer: SocketAddr,
+    /// The peer's address as forwarding headers write it.
+    pub(crate) client: request::ClientAddress,
     route: Route,
     pub(crate) tls: bool,
     /// The TLS SNI name, the host of last resort.
@@ -107,6 +109,7 @@ pub async fn handle_client(
         trusted: trusted_proxies(&gate),
         gate,
         peer,
+        client: request::ClientAddress::new(peer.ip()),
         route: Route::ByHost,
         tls,
         sni,
@@ -134,6 +137,7 @@ pub async fn serve_listener(
             let connection = |tls: bool, sni: Option<String>| Connection {
                 gate: gate.clone(),
                 peer,
+                client: request::ClientAddress::new(peer.ip()),
                 route: Route::Fixed(index),
                 tls,
                 sni,

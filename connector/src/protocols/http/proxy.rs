@@ -263,7 +263,7 @@ impl Exchange<'_, '_> {
             &mut headers,
             &Forwarding {
                 resource: self.resource,
-                peer: self.conn.peer.ip(),
+                client: &self.conn.client,
                 trusted: self.trusted,
                 tls: self.conn.tls,
                 host: self.host.as_deref(),

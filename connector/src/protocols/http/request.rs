@@ -32,6 +32,21 @@ const HIDDEN_FROM_POLICY: [HeaderName; 3] = [
 ];
 
 /// The content codings Gate can decode when it must inspect a response.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Forwarding headers only a trusted proxy may send on.
+const UNTRUSTED_FORWARDING: [HeaderName; 7] = [
+    HeaderName::from_static(FORWARDED_USER),
+    HeaderName::from_static(FORWARDED_EMAIL),
+    HeaderName::from_static(FORWARDED_GROUPS),
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    header::FORWARDED,
+];
+
 const DECODABLE: &str = "gzip, deflate, br";
 
 /// `input.http` for a request.
@@ -164,10 +179,36 @@ pub fn audit_text(method: &http::Method, uri: &http::Uri) -> String {
 }
 
 /// What the upstream request's headers depend on besides the client's.
+/// The client's address as forwarding headers write it (built once per connection).
+#[derive(Debug, Clone)]
+pub struct ClientAddress {
+    /// `192.0.2.1` or `2001:db8::1` (`X-Forwarded-For`).
+    pub text: String,
+    /// The same as a header value.
+    pub header: HeaderValue,
+    /// `192.0.2.1` or `"[2001:db8::1]"` (`Forwarded: for=`).
+    pub node: String,
+}
+
+impl ClientAddress {
+    pub fn new(peer: IpAddr) -> Self {
+        let text = peer.to_string();
+        let node = match peer {
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            IpAddr::V4(_) => text.clone(),
+        };
+        Self {
+            header: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")),
+            text,
+            node,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Forwarding<'a> {
     pub resource: &'a ResourceConfig,
-    pub peer: IpAddr,
+    pub client: &'a ClientAddress,
     /// The peer is a trusted proxy: its forwarding headers are kept and extended.
     pub trusted: bool,
     /// The client reached Gate over TLS.
@@ -187,49 +228,47 @@ pub fn upstream_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
         headers.remove(header::AUTHORIZATION);
     }
     if !f.trusted {
-        for name in [
-            FORWARDED_USER,
-            FORWARDED_EMAIL,
-            FORWARDED_GROUPS,
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "forwarded",
-        ] {
+        for name in &UNTRUSTED_FORWARDING {
             headers.remove(name);
         }
     }
     let proto = if f.tls { "https" } else { "http" };
-    let client = f.peer.to_string();
-    let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {client}"),
-        None => client.clone(),
-    };
-    set(headers, "x-forwarded-for", &chain);
-    if !headers.contains_key("x-forwarded-proto") {
-        set(headers, "x-forwarded-proto", proto);
+    let client = f.client.text.as_str();
+    match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => {
+            let chain = format!("{earlier}, {client}");
+            set(headers, X_FORWARDED_FOR, &chain);
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR, f.client.header.clone());
+        }
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if let Some(host) = f.host
-        && !headers.contains_key("x-forwarded-host")
+        && !headers.contains_key(&X_FORWARDED_HOST)
     {
-        set(headers, "x-forwarded-host", host);
+        set(headers, X_FORWARDED_HOST, host);
     }
-    let node = match f.peer {
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
-    let mut element = format!("for={node};proto={proto}");
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    element.push_str(&f.client.node);
+    element.push_str(";proto=");
+    element.push_str(proto);
     if let Some(host) = f
         .host
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
     {
-        element.push_str(&format!(";host=\"{host}\""));
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
     }
     let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
         Some(earlier) => format!("{earlier}, {element}"),
         None => element,
     };
-    set(headers, "forwarded", &forwarded);
+    set(headers, header::FORWARDED, &forwarded);
     // Only codings Gate can decode, so any response can be inspected.
     if let Some(accepted) = headers
         .get(header::ACCEPT_ENCODING)
@@ -247,7 +286,7 @@ pub fn upstream_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
         if kept.is_empty() {
             headers.remove(header::ACCEPT_ENCODING);
         } else {
-            set(headers, "accept-encoding", &kept.join(", "));
+            set(headers, header::ACCEPT_ENCODING, &kept.join(", "));
         }
     }
     for (name, value) in &f.resource.upstream_headers {
@@ -266,6 +305,9 @@ pub fn upstream_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
 
 /// Remove hop-by-hop headers, and every header the `Connection` header lists.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -278,9 +320,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+        headers.insert(name, value);
     }
 }
 

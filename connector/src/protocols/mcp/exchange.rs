@@ -149,7 +149,7 @@ pub(crate) async fn run(
         &mut headers,
         &Forwarding {
             resource: x.resource,
-            peer: x.conn.peer.ip(),
+            client: &x.conn.client,
             trusted: x.trusted,
             tls: x.conn.tls,
             host: x.host.as_deref(),
