@@ -12,3 +12,4 @@ pub mod mirror;
 pub mod plan;
 pub mod run;
 pub mod time;
+pub mod webhook;

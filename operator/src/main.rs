@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use gate_operator::context::{Ctx, Timing};
+use gate_operator::inject::InjectConfig;
 use gate_operator::leader::{LeaseConfig, elect};
 use gate_operator::run::{Health, lead, router};
 use gate_proto::client::{Credentials, connect_admin};
@@ -46,6 +47,30 @@ struct Args {
     /// Seconds between drift checks of in-sync objects.
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
+    /// Serve the sidecar injector's admission webhook (HTTPS, `POST /mutate`) on this address.
+    #[arg(long, env = "GATE_WEBHOOK_LISTEN")]
+    webhook_listen: Option<String>,
+    /// The webhook's PEM certificate (re-read when it changes: rotation needs no restart).
+    #[arg(
+        long,
+        env = "GATE_WEBHOOK_CERT_FILE",
+        default_value = "/etc/gate/webhook/tls.crt"
+    )]
+    webhook_cert_file: String,
+    /// The webhook's PEM private key.
+    #[arg(
+        long,
+        env = "GATE_WEBHOOK_KEY_FILE",
+        default_value = "/etc/gate/webhook/tls.key"
+    )]
+    webhook_key_file: String,
+    /// The connector image injected sidecars run.
+    #[arg(
+        long,
+        env = "GATE_CONNECTOR_IMAGE",
+        default_value = "ghcr.io/gate-dev/gate-connector:latest"
+    )]
+    connector_image: String,
 }
 
 #[tokio::main]
@@ -62,6 +87,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(address) = &args.webhook_listen {
+        let files =
+            gate_operator::webhook::tls_files(&args.webhook_cert_file, &args.webhook_key_file)
+                .map_err(anyhow::Error::msg)
+                .context("admission webhook TLS")?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listen on {address} (webhook)"))?;
+        let config = InjectConfig {
+            image: args.connector_image.clone(),
+            control_plane_url: args.control_plane.clone(),
+            ..InjectConfig::default()
+        };
+        tokio::spawn(gate_operator::webhook::serve(
+            listener,
+            Arc::new(files),
+            Arc::new(config),
+        ));
+    }
     let credentials = Credentials::new(Some(&args.api_key), args.org_id.as_deref())
         .context("control-plane credentials")?;
     let cp = connect_admin(&args.control_plane, credentials)
