@@ -182,7 +182,22 @@ pub fn review(
     review: AdmissionReview<Pod>,
     config: &InjectConfig,
 ) -> AdmissionReview<DynamicObject> {
-    let request: AdmissionRequest<Pod> = match review.try_into() {
+    answer(review, |request| match request.object.as_ref() {
+        Some(pod) => patch_for(pod, config),
+        None => Ok(None),
+    })
+}
+
+/// Answer an AdmissionReview with `decide`'s verdict on its request: no
+/// patch (allowed unchanged), a patch (allowed, mutated), or a refusal.
+pub fn answer<T>(
+    review: AdmissionReview<T>,
+    decide: impl FnOnce(&AdmissionRequest<T>) -> Result<Option<Patch>, String>,
+) -> AdmissionReview<DynamicObject>
+where
+    T: kube::Resource + serde::de::DeserializeOwned,
+{
+    let request: AdmissionRequest<T> = match review.try_into() {
         Ok(r) => r,
         Err(e) => {
             return AdmissionResponse::invalid(format!("not an AdmissionReview request: {e}"))
@@ -190,10 +205,7 @@ pub fn review(
         }
     };
     let response = AdmissionResponse::from(&request);
-    let Some(pod) = request.object.as_ref() else {
-        return response.into_review();
-    };
-    match patch_for(pod, config) {
+    match decide(&request) {
         Ok(None) => response.into_review(),
         Ok(Some(patch)) => match response.clone().with_patch(patch) {
             Ok(patched) => patched.into_review(),

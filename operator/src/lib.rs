@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod mirror;
 pub mod plan;
+pub mod requester;
 pub mod run;
 pub mod time;
 pub mod webhook;

@@ -1,8 +1,9 @@
 //! The sidecar injector's admission webhook: HTTPS (the certificate and key
 //! files re-read when they change, so a renewed Secret or cert-manager
 //! certificate is served without a restart; a half-written rotation keeps
-//! the last good pair), `POST /mutate` answers AdmissionReviews with
-//! [`inject::review`], `GET /healthz` for probes. Every replica serves it,
+//! the last good pair), `POST /mutate` answers Pod AdmissionReviews with
+//! [`inject::review`], `POST /mutate-accessrequests` AccessRequest ones
+//! with [`requester::review`], `GET /healthz` for probes. Every replica serves it,
 //! leader or not: admission must not wait for an election.
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::inject::{self, InjectConfig};
+use crate::requester;
 
 /// The webhook's certificate and key, as its flags name them in errors.
 pub fn tls_files(cert: &str, key: &str) -> Result<TlsFiles, String> {
@@ -38,6 +40,7 @@ pub fn tls_files(cert: &str, key: &str) -> Result<TlsFiles, String> {
 pub fn router(config: Arc<InjectConfig>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/mutate-accessrequests", post(mutate_access_request))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(config)
 }
@@ -48,6 +51,17 @@ async fn mutate(State(config): State<Arc<InjectConfig>>, body: Bytes) -> Respons
         Err(e) => (
             StatusCode::BAD_REQUEST,
             format!("the body is not an AdmissionReview of a Pod: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn mutate_access_request(body: Bytes) -> Response {
+    match serde_json::from_slice(&body) {
+        Ok(review) => axum::Json(requester::review(review)).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not an AdmissionReview: {e}"),
         )
             .into_response(),
     }

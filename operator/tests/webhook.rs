@@ -13,6 +13,10 @@ use serde_json::Value;
 
 /// POST `body` to the webhook trusting `ca`; (HTTP status, body).
 fn post(port: u16, ca: &std::path::Path, body: &str) -> (u16, String) {
+    post_to(port, "/mutate", ca, body)
+}
+
+fn post_to(port: u16, path: &str, ca: &std::path::Path, body: &str) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", "--cacert"])
         .arg(ca)
@@ -22,7 +26,7 @@ fn post(port: u16, ca: &std::path::Path, body: &str) -> (u16, String) {
             "--data-binary",
             body,
         ])
-        .arg(format!("https://localhost:{port}/mutate"))
+        .arg(format!("https://localhost:{port}{path}"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -65,6 +69,50 @@ fn the_webhook_patches_pods_over_https_and_follows_certificate_rotation() {
     let (status, body) = post(port, &first.ca, "{\"kind\": 3}");
     assert_eq!(status, 400);
     assert!(body.contains("not an AdmissionReview"), "{body}");
+
+    // An AccessRequest filed by alice in bob's name is recorded as alice's.
+    let access = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "ar-1",
+            "kind": {"group": "gate.dev", "version": "v1alpha1", "kind": "AccessRequest"},
+            "resource": {"group": "gate.dev", "version": "v1alpha1", "resource": "accessrequests"},
+            "namespace": "team-a",
+            "operation": "CREATE",
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": {
+                "apiVersion": "gate.dev/v1alpha1",
+                "kind": "AccessRequest",
+                "metadata": {"name": "db-fix", "namespace": "team-a"},
+                "spec": {"resource": "orders-db", "subject": "alice", "requestedBy": "bob",
+                         "reason": "fix", "duration": "1h"}
+            }
+        }
+    });
+    let (status, body) = post_to(
+        port,
+        "/mutate-accessrequests",
+        &first.ca,
+        &access.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response"]["uid"], "ar-1");
+    let patch = match &answer["response"]["patch"] {
+        Value::String(text) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap()
+        }
+        other => serde_json::from_value::<Vec<u8>>(other.clone()).unwrap(),
+    };
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    assert_eq!(
+        patch,
+        serde_json::json!([{"op": "add", "path": "/spec/requestedBy", "value": "alice"}])
+    );
 
     // Rotate: a new CA and key written over the same files; the next
     // connection is served the new certificate, and the old CA no longer
