@@ -144,3 +144,37 @@ fn other_pods_pass_and_bad_annotations_are_refused() {
         assert!(message.contains(want), "{annotation:?}: {message}");
     }
 }
+
+/// The patched pod is a valid Kubernetes 1.33 Pod by the API's own schema
+/// (PyPI `kubernetes-validate --strict`: unknown fields are errors too).
+#[test]
+fn the_patched_pod_passes_kubernetes_schema_validation() {
+    let (allowed, _, mut pod) = run(&fixture("opt-in.json"));
+    assert!(allowed);
+    // Admission sees a ReplicaSet's pod before the API server names it
+    // (only `generateName`); the validator wants the name it will get.
+    pod["metadata"]["name"] = json!("orders-api-7d9f-x2k4p");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&pod).unwrap()).unwrap();
+    let python = gate_testkit::venv_python().unwrap();
+    let validate = python.with_file_name("kubernetes-validate");
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(&validate)
+            .args(["--strict", "-k", "1.33.0"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = check(&file);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("passed for resource pod/"), "{text}");
+    // The check is real: a misspelt field in the sidecar fails it.
+    let mut broken = pod.clone();
+    broken["spec"]["initContainers"][0]["restartPolicyy"] = json!("Always");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, serde_json::to_vec_pretty(&broken).unwrap()).unwrap();
+    assert!(!check(&bad).status.success(), "a misspelt field is caught");
+}
