@@ -77,7 +77,15 @@ pub(crate) async fn run(
         }
     };
     let messages = if parts.method == Method::POST {
-        match message::parse(&body) {
+        let parsed = message::parse(&body).and_then(|parsed| {
+            message::check_routing_headers(
+                &parsed,
+                header_text(&parts.headers, "mcp-method").as_deref(),
+                header_text(&parts.headers, "mcp-name").as_deref(),
+            )
+            .map(|()| parsed)
+        });
+        match parsed {
             Ok(parsed) => Some(parsed),
             Err((code, reason)) => {
                 return Ok(rpc_reply(

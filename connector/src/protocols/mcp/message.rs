@@ -157,6 +157,52 @@ pub fn describe(message: &Message) -> McpInfo {
     }
 }
 
+/// The 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`) must say what
+/// the body says, so a policy (which reads the body) can never be shown one
+/// method or tool while an upstream that routes by header runs another.
+/// Absent headers agree with anything; present ones describe exactly one
+/// request.
+pub fn check_routing_headers(
+    body: &Body,
+    method: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), (i64, String)> {
+    if method.is_none() && name.is_none() {
+        return Ok(());
+    }
+    let [message] = body.messages.as_slice() else {
+        return Err((
+            codes::INVALID_REQUEST,
+            "the Mcp-Method and Mcp-Name headers describe one request, but the body is a batch"
+                .to_owned(),
+        ));
+    };
+    if let Some(header) = method
+        && header != message.method
+    {
+        return Err((
+            codes::INVALID_REQUEST,
+            format!(
+                "the Mcp-Method header says {header:?} but the body's method is {:?}",
+                message.method
+            ),
+        ));
+    }
+    if let Some(header) = name {
+        let target = describe(message).target;
+        if target.as_deref() != Some(header) {
+            return Err((
+                codes::INVALID_REQUEST,
+                format!(
+                    "the Mcp-Name header says {header:?} but the body names {}",
+                    target.map_or("nothing".to_owned(), |t| format!("{t:?}"))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A JSON-RPC error response for `id`.
 pub fn error(id: Option<&Json>, code: i64, message: &str) -> Json {
     json!({
@@ -205,6 +251,32 @@ mod tests {
             describe(&odd.messages[0]).operation.as_deref(),
             Some("unknown")
         );
+    }
+
+    #[test]
+    fn routing_headers_must_agree_with_the_body() {
+        let call =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup"}}"#)
+                .unwrap();
+        assert!(check_routing_headers(&call, None, None).is_ok());
+        assert!(check_routing_headers(&call, Some("tools/call"), Some("lookup")).is_ok());
+        let (code, reason) = check_routing_headers(&call, Some("tools/list"), None).unwrap_err();
+        assert_eq!(code, codes::INVALID_REQUEST);
+        assert!(reason.contains("\"tools/list\""), "{reason}");
+        assert!(check_routing_headers(&call, Some("tools/call"), Some("delete_all")).is_err());
+        let read = parse(
+            br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a"}}"#,
+        )
+        .unwrap();
+        assert!(check_routing_headers(&read, None, Some("file:///a")).is_ok());
+        assert!(check_routing_headers(&read, None, Some("file:///b")).is_err());
+        let ping = parse(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).unwrap();
+        assert!(
+            check_routing_headers(&ping, None, Some("x")).is_err(),
+            "a name for a request that names nothing"
+        );
+        let batch = parse(br#"[{"jsonrpc":"2.0","id":4,"method":"ping"},{"jsonrpc":"2.0","id":5,"method":"ping"}]"#).unwrap();
+        assert!(check_routing_headers(&batch, Some("ping"), None).is_err());
     }
 
     #[test]
