@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{GateRun, all_stages, start_gate};
-use gate_testkit::{MariaDb, MariaDbOptions};
+use common::{GateRun, all_stages, mariadb_shop, python_lines, start_gate};
+use gate_testkit::MariaDb;
 
 const ALLOW_ALL: &str = "package allow_all\nimport rego.v1\nsession := {\"action\": \"allow\"}\npre_request := {\"action\": \"allow\"}\npost_request := {\"action\": \"allow\"}\n";
 
@@ -23,12 +22,7 @@ struct Stack {
 }
 
 fn start() -> Stack {
-    let db = MariaDb::start(MariaDbOptions {
-        databases: vec!["shop".into()],
-        users: vec![("gate_app".into(), "gate-app-pw".into())],
-        seed: Vec::new(),
-    })
-    .unwrap();
+    let db = mariadb_shop(Vec::new());
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("allow_all.rego");
     std::fs::write(&policy, ALLOW_ALL).unwrap();
@@ -49,27 +43,12 @@ fn start() -> Stack {
     }
 }
 
-/// Run a Python file or `-c` script with the test venv's interpreter: (success, stdout, stderr).
-fn python(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(gate_testkit::venv_python().unwrap())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn transcript(port: u16, user: &str, password: &str) -> String {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/mysql_transparency.py"
     );
-    let (success, out, err) = python(&[script, &port.to_string(), user, password, "shop"]);
-    assert!(success, "transcript failed on port {port}:\n{out}\n{err}");
-    out
+    python_lines(&[script, &port.to_string(), user, password, "shop"]).join("\n")
 }
 
 /// The transcript line tagged `#n`.
@@ -163,15 +142,14 @@ print(rows, size, digest.hexdigest())
 #[test]
 fn a_100k_row_result_streams_through_gate() {
     let stack = start();
-    let (success, direct, err) = python(&[
+    let direct = python_lines(&[
         "-c",
         BIG,
         &stack.db.port().to_string(),
         "gate_app",
         "gate-app-pw",
     ]);
-    assert!(success, "{err}");
-    assert!(direct.starts_with("100000 100000000 "), "{direct}");
+    assert!(direct[0].starts_with("100000 100000000 "), "{direct:?}");
 
     let baseline = rss_kib();
     let peak = Arc::new(Mutex::new(baseline));
@@ -188,11 +166,9 @@ fn a_100k_row_result_streams_through_gate() {
             }
         })
     };
-    let (success, through_gate, err) =
-        python(&["-c", BIG, &stack.port.to_string(), "app", "app-pw"]);
+    let through_gate = python_lines(&["-c", BIG, &stack.port.to_string(), "app", "app-pw"]);
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
-    assert!(success, "{err}");
     assert_eq!(through_gate, direct, "the same rows through Gate");
     let grown = peak.lock().unwrap().saturating_sub(baseline);
     assert!(

@@ -47,6 +47,11 @@ pub async fn handle_client(
     resource: Option<String>,
 ) {
     let shared = &gate.protocols.mysql;
+    if !shared.client_keys.ready() {
+        // Made once, in the background, before a client may need it for caching_sha2 without TLS.
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.protocols.mysql.client_keys.get().await.map(|_| ()) });
+    }
     let mut buf = BytesMut::with_capacity(8192);
     let version = shared.server_version(&gate, resource.as_deref()).await;
     let greeted =

@@ -14,6 +14,7 @@
 pub mod codec;
 mod connection;
 mod error;
+mod full_auth;
 pub mod handshake;
 mod login;
 pub mod packets;
@@ -22,6 +23,7 @@ mod prepared;
 mod relay;
 mod results;
 pub mod rows;
+pub mod rsa_auth;
 pub mod scramble;
 mod statements;
 mod upstream;
@@ -46,6 +48,10 @@ pub struct Shared {
     pub pools: Pools,
     /// Each resource's upstream server version, as last seen.
     versions: Mutex<HashMap<String, String>>,
+    /// Identities that may log in by caching_sha2_password's fast path.
+    fast_auth: full_auth::FastAuthCache,
+    /// Gate's RSA key for caching_sha2_password without TLS.
+    client_keys: full_auth::ClientKeys,
 }
 
 impl Shared {

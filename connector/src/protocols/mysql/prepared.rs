@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use gate_policy::QueryInfo;
 use tokio::io::AsyncWriteExt;
 
-use super::codec::{Packet, Reader, put_packet};
+use super::codec::{Packet, Reader};
 use super::error::{MyError, refusal};
 use super::handshake::caps;
 use super::packets::{ERR, ErrPacket, OK};
-use super::relay::{Out, Relay, com};
+use super::relay::{Out, Relay, com, send_command};
 use super::results::{self, Format, Request, ResultPlan};
 use super::upstream::Upstream;
 use super::wire::expect_packet;
@@ -42,18 +42,13 @@ impl Relay<'_> {
         let text = String::from_utf8_lossy(body);
         let (sent, request) = self.decide(&text);
         let result = match sent {
-            Err(reason) => {
-                out.send_err(&refusal(reason));
+            Err(refused) => {
+                out.send_err(&refusal(refused.reason));
                 Ok(())
             }
             Ok(rewritten) => {
                 let sql = rewritten.unwrap_or_else(|| text.clone().into_owned());
-                let mut payload = BytesMut::with_capacity(sql.len() + 1);
-                payload.put_u8(com::STMT_PREPARE);
-                payload.put_slice(sql.as_bytes());
-                let mut raw = BytesMut::new();
-                put_packet(&mut raw, 0, &payload);
-                upstream.stream.write_all(&raw).await?;
+                send_command(upstream, com::STMT_PREPARE, &sql).await?;
                 self.prepare_response(upstream, client, out, &request).await
             }
         };
@@ -142,8 +137,8 @@ impl Relay<'_> {
             return Ok(());
         };
         let (sent, request) = self.decide_queries(prepared.text.clone(), prepared.queries.clone());
-        if let Err(reason) = sent {
-            out.send_err(&refusal(reason));
+        if let Err(refused) = sent {
+            out.send_err(&refusal(refused.reason));
             self.complete(&request, started);
             return Ok(());
         }

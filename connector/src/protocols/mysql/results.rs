@@ -92,7 +92,7 @@ impl Relay<'_> {
                         self.session.add_rows(id, ok.affected_rows);
                     }
                     if !discard {
-                        out.forward(&packet);
+                        self.forward_end(out, &packet, ok.status)?;
                     }
                     ok.status
                 }
@@ -226,10 +226,11 @@ impl Relay<'_> {
         let status = loop {
             let row = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
             if packets::ends_rows(&row.payload, deprecate_eof) {
+                let status = packets::terminator_status(&row.payload)?.status;
                 if !discard {
-                    out.forward(&row);
+                    self.forward_end(out, &row, status)?;
                 }
-                break packets::terminator_status(&row.payload)?.status;
+                break status;
             }
             if row.first() == Some(ERR) {
                 if !discard {
@@ -258,6 +259,21 @@ impl Relay<'_> {
             self.session.add_rows(id, count);
         }
         Ok(status)
+    }
+
+    /// Forward the packet that ends a result (`status` its flags). After
+    /// the last result, a refusal still owed ([`Relay::then_refuse`]) follows
+    /// it: the packet says more results exist, and the refusal is the next.
+    fn forward_end(&mut self, out: &mut Out, packet: &Packet, status: u16) -> Result<(), MyError> {
+        if status & SERVER_MORE_RESULTS_EXISTS == 0
+            && let Some(reason) = self.then_refuse.take()
+        {
+            out.send(&packets::with_more_results(&packet.payload)?);
+            out.send_err(&refusal(reason));
+            return Ok(());
+        }
+        out.forward(packet);
+        Ok(())
     }
 
     /// An upstream ERR to the client; while masks apply, quoted values in

@@ -1,8 +1,9 @@
 //! Gate's own login to an upstream MySQL/MariaDB server with the resource's
 //! credentials: greeting, optional TLS (SSLRequest), the auth plugin the
 //! server asks for (`mysql_native_password`, `caching_sha2_password` fast
-//! path or full auth over TLS, `mysql_clear_password` over TLS only), auth
-//! switches; and the single-packet commands the pool uses.
+//! path or full auth: the password over TLS, else encrypted with the
+//! server's RSA key; `mysql_clear_password` over TLS only), auth switches;
+//! and the single-packet commands the pool uses.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use super::codec::{Packet, put_packet};
 use super::error::MyError;
 use super::handshake::{AuthSwitch, HandshakeResponse, HandshakeV10, caps};
 use super::packets::{ERR, ErrPacket, OK, OkPacket};
-use super::scramble::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE};
+use super::rsa_auth;
+use super::scramble::{
+    self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE, REQUEST_PUBLIC_KEY,
+};
 use super::wire::expect_packet;
 use crate::stream::{MaybeTls, UpstreamStream};
 
@@ -152,6 +156,8 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
     let password = resource.password.clone().unwrap_or_default();
     let tls = stream.is_tls();
     let mut plugin = hello.auth_plugin.clone();
+    // The scramble proofs answer: the greeting's, or an auth switch's.
+    let mut nonce = hello.scramble.clone();
     if plugin.is_empty() {
         plugin = NATIVE.to_owned();
     }
@@ -183,7 +189,8 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
             Some(0xFE) => {
                 let switch = AuthSwitch::decode(&packet.payload)?;
                 plugin = switch.plugin.clone();
-                let answer = proof(resource, &plugin, password.as_bytes(), &switch.data, tls)?;
+                nonce = switch.data;
+                let answer = proof(resource, &plugin, password.as_bytes(), &nonce, tls)?;
                 send(&mut stream, next, &answer).await?;
             }
             Some(0x01) if plugin == CACHING_SHA2 => match packet.payload.get(1) {
@@ -193,10 +200,24 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
                     clear.push(0);
                     send(&mut stream, next, &clear).await?;
                 }
+                Some(&FULL_AUTH) => {
+                    // Without TLS: ask for the server's RSA public key, send the password sealed with it.
+                    send(&mut stream, next, &[REQUEST_PUBLIC_KEY]).await?;
+                    let key = expect_packet(&mut stream, &mut buf).await?;
+                    let Some((0x01, pem)) = key.payload.split_first() else {
+                        return Err(upstream(
+                            resource,
+                            "caching_sha2_password: expected the server's RSA public key",
+                        ));
+                    };
+                    let sealed = rsa_auth::encrypt_password(pem, password.as_bytes(), &nonce)
+                        .map_err(|e| upstream(resource, format!("caching_sha2_password: {e}")))?;
+                    send(&mut stream, key.last_seq.wrapping_add(1), &sealed).await?;
+                }
                 _ => {
                     return Err(upstream(
                         resource,
-                        "caching_sha2_password full authentication needs upstream TLS (RSA key exchange is not supported)",
+                        "caching_sha2_password: unexpected AuthMoreData",
                     ));
                 }
             },
@@ -251,3 +272,7 @@ pub(super) async fn simple_command(
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;
