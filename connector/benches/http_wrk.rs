@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
