@@ -36,6 +36,8 @@ pub(super) struct Established<'g> {
     pub(super) pool: Arc<Pool>,
     /// The capabilities the client and Gate agreed on.
     pub(super) capabilities: u32,
+    /// The MariaDB extended capabilities they agreed on.
+    pub(super) mariadb: u32,
 }
 
 /// Route, authenticate, admit, connect upstream and tell the client OK.
@@ -53,6 +55,7 @@ pub(super) async fn establish<'g>(
         response,
         scramble,
         capabilities,
+        mariadb,
         ..
     } = greeted;
     let resource = route(
@@ -102,12 +105,17 @@ pub(super) async fn establish<'g>(
         database,
         shaping: capabilities & caps::SHAPING,
         charset: response.charset,
+        mariadb,
     };
     let pool = gate.protocols.mysql.pools.get(resource, &gate.metrics);
     let lease = pool.acquire(params).await?;
-    gate.protocols
-        .mysql
-        .remember_version(&resource.name, &lease.conn.server_version);
+    gate.protocols.mysql.remember(
+        &resource.name,
+        &super::UpstreamHello {
+            version: lease.conn.server_version.clone(),
+            mariadb_caps: lease.conn.mariadb_caps,
+        },
+    );
     let mut payload = BytesMut::new();
     ok_payload(&mut payload, lease.conn.status, capabilities);
     let mut out = BytesMut::new();
@@ -122,6 +130,7 @@ pub(super) async fn establish<'g>(
         lease,
         pool,
         capabilities,
+        mariadb,
     })
 }
 

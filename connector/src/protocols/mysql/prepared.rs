@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::codec::{Packet, Reader};
 use super::error::{MyError, refusal};
 use super::handshake::caps;
+use super::metadata::Described;
 use super::packets::{ERR, ErrPacket, OK};
 use super::relay::{Out, Relay, com, send_command};
 use super::results::{self, Format, Request, ResultPlan};
@@ -28,6 +29,8 @@ pub(super) struct Prepared {
     queries: Arc<[QueryInfo]>,
     /// The plan of the rows behind an open cursor.
     cursor: Option<ResultPlan>,
+    /// What the client was told about each result (MariaDB metadata caching).
+    pub(super) described: Vec<Described>,
 }
 
 impl Relay<'_> {
@@ -79,6 +82,7 @@ impl Relay<'_> {
             let p = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
             out.forward(&p);
         }
+        let mut described_now = Vec::new();
         if columns > 0 {
             let mut defs = Vec::new();
             for _ in 0..columns {
@@ -91,6 +95,8 @@ impl Relay<'_> {
                 plan => plan,
             };
             results::describe(out, &defs, described)?;
+            // (MariaDB counts these as described: the first execution may skip them.)
+            described_now.push(Described::new(defs.into(), Some(described.clone())));
             if !deprecate_eof {
                 let eof = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
                 out.forward(&eof);
@@ -103,6 +109,7 @@ impl Relay<'_> {
                 text: request.text.clone(),
                 queries: request.queries.clone(),
                 cursor: None,
+                described: described_now,
             },
         );
         Ok(())
@@ -150,9 +157,12 @@ impl Relay<'_> {
             self.fetch_rows(upstream, client, out, &plan, &request)
                 .await?;
         } else {
+            self.executing = Some(id);
             let cursor = self
                 .relay_results(upstream, client, out, Format::Binary, &request)
-                .await?;
+                .await;
+            self.executing = None;
+            let cursor = cursor?;
             if let Some(prepared) = self.statements.get_mut(&id) {
                 prepared.cursor = cursor;
             }

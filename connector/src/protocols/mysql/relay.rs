@@ -111,6 +111,10 @@ pub(super) struct Relay<'s> {
     /// A refusal owed after the last result of the statements before a
     /// refused one in a multi-statement ([`Refused::before`]).
     pub(super) then_refuse: Option<String>,
+    /// Result sets carry MariaDB's "metadata follows" byte (metadata caching negotiated).
+    pub(super) cache_metadata: bool,
+    /// The prepared statement whose COM_STMT_EXECUTE is being answered.
+    pub(super) executing: Option<u32>,
 }
 
 /// A refused text: why, and the statements before the refused one, which
@@ -129,6 +133,7 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
         mut lease,
         pool,
         capabilities,
+        mariadb,
     } = established;
     let mut relay = Relay {
         session: &session,
@@ -137,6 +142,8 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
         masks_seen: false,
         statements: HashMap::new(),
         then_refuse: None,
+        cache_metadata: mariadb & super::handshake::caps::MARIADB_CACHE_METADATA != 0,
+        executing: None,
     };
     let result = loop {
         let packet = tokio::select! {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use gate_policy::{QueryInfo, ResponseColumn, Verdict};
 
-use super::codec::{Packet, Reader};
+use super::codec::Packet;
 use super::error::{MyError, refusal};
 use super::handshake::{SERVER_MORE_RESULTS_EXISTS, caps};
 use super::packets::{self, Column, ERR, ErrPacket, LOCAL_INFILE, OK, OkPacket};
@@ -165,11 +165,7 @@ impl Relay<'_> {
         discard: bool,
         deprecate_eof: bool,
     ) -> Result<(u16, Option<ResultPlan>), MyError> {
-        let count = Reader::new(&count_packet.payload).lenenc_int("column count")?;
-        let mut columns = Vec::new();
-        for _ in 0..count {
-            columns.push(expect_packet(&mut upstream.stream, &mut upstream.buf).await?);
-        }
+        let (columns, sent_upstream) = self.result_columns(upstream, &count_packet, k).await?;
         let mut eof = None;
         if !deprecate_eof {
             eof = Some(expect_packet(&mut upstream.stream, &mut upstream.buf).await?);
@@ -180,8 +176,7 @@ impl Relay<'_> {
             (ResultPlan::Refuse(reason), _) => out.send_err(&refusal(reason.clone())),
             (_, true) => {}
             (plan, false) => {
-                out.forward(&count_packet);
-                describe(out, &columns, plan)?;
+                self.send_description(out, &count_packet, (&columns, sent_upstream), plan, k)?;
                 if let Some(eof) = &eof {
                     out.forward(eof);
                 }

@@ -40,6 +40,8 @@ pub(super) struct LoginParams {
     /// The client's flags that shape responses ([`caps::SHAPING`]).
     pub(super) shaping: u32,
     pub(super) charset: u8,
+    /// The client's MariaDB extended capabilities that shape responses (metadata caching).
+    pub(super) mariadb: u32,
 }
 
 /// A logged-in upstream connection.
@@ -49,6 +51,7 @@ pub(super) struct Upstream {
     /// Bytes read past the last packet taken.
     pub(super) buf: BytesMut,
     pub(super) server_version: String,
+    pub(super) mariadb_caps: u32,
     pub(super) status: u16,
 }
 
@@ -69,8 +72,8 @@ pub(super) async fn connect(
         .map_err(|_| upstream(resource, "login timed out"))?
 }
 
-/// The server version in the upstream's greeting (connect, read, close).
-pub(super) async fn greeting(resource: &ResourceConfig) -> Option<String> {
+/// The server version and MariaDB capabilities in the upstream's greeting (connect, read, close).
+pub(super) async fn greeting(resource: &ResourceConfig) -> Option<super::UpstreamHello> {
     let read = async {
         let mut tcp = TcpStream::connect(format!("{}:{}", resource.host, resource.port))
             .await
@@ -79,7 +82,10 @@ pub(super) async fn greeting(resource: &ResourceConfig) -> Option<String> {
         let packet = expect_packet(&mut tcp, &mut buf).await.ok()?;
         HandshakeV10::decode(&packet.payload)
             .ok()
-            .map(|h| h.server_version)
+            .map(|h| super::UpstreamHello {
+                version: h.server_version,
+                mariadb_caps: h.mariadb_caps,
+            })
     };
     tokio::time::timeout(Duration::from_secs(2), read)
         .await
@@ -102,10 +108,13 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
     }
     let hello = HandshakeV10::decode(&greeting.payload)?;
     let missing = params.shaping & !hello.capabilities;
-    if missing != 0 {
+    let missing_mariadb = params.mariadb & !hello.mariadb_caps;
+    if missing != 0 || missing_mariadb != 0 {
         return Err(upstream(
             resource,
-            format!("the server lacks capabilities the client chose ({missing:#x})"),
+            format!(
+                "the server lacks capabilities the client chose ({missing:#x}, MariaDB {missing_mariadb:#x})"
+            ),
         ));
     }
     let wanted = params.shaping
@@ -129,8 +138,13 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
             .clone()
             .unwrap_or_else(|| params.user.clone()),
         database: params.database.clone(),
+        mariadb_caps: params.mariadb,
         ..Default::default()
     };
+    if params.mariadb != 0 {
+        // MariaDB reads a client's extended capabilities only without CLIENT_MYSQL.
+        response.capabilities &= !caps::CLIENT_MYSQL;
+    }
     let mode = resource.upstream_tls.mode();
     let mut seq = 1u8;
     let mut stream = if mode == TlsMode::Disable {
@@ -178,6 +192,7 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
                     stream,
                     buf,
                     server_version: hello.server_version,
+                    mariadb_caps: hello.mariadb_caps,
                     status: ok.status,
                 });
             }

@@ -93,6 +93,7 @@ async fn full_authentication_without_tls_sends_the_password_rsa_encrypted() {
                 charset: 255,
                 status: SERVER_STATUS_AUTOCOMMIT,
                 auth_plugin: CACHING_SHA2.into(),
+                mariadb_caps: 0,
             }
             .encode(&mut hello);
             send(&mut s, 0, &hello).await;
@@ -139,6 +140,7 @@ async fn full_authentication_without_tls_sends_the_password_rsa_encrypted() {
         database: Some("shop".into()),
         shaping: 0,
         charset: 255,
+        mariadb: 0,
     };
     let upstream = connect(&config.resources[0], &params).await.unwrap();
     assert_eq!(upstream.server_version, "8.4.0");
