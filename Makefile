@@ -56,6 +56,7 @@ bench: deps patched-deps ## run the benchmarks; each prints ratios against a bas
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench http_wrk
+	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench sysbench
 
 FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets
 FUZZ_SECONDS ?= 60

@@ -14,6 +14,7 @@ needs=(
   /usr/sbin/nginx:nginx-light
   /usr/bin/wrk:wrk
   /usr/bin/sysbench:sysbench
+  /usr/sbin/haproxy:haproxy
   /usr/sbin/pgbouncer:pgbouncer
   /usr/bin/promtool:prometheus
   /usr/bin/curl:curl

@@ -8,12 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gate_testkit::{Nginx, NginxOptions, free_port};
-use support::{Proc, cpu_us, per_query, seconds, wait_port};
+use support::{Proc, all_stages, cpu_us, per_query, seconds, spawn_gate};
 
 #[path = "support/hyper_floor.rs"]
 mod hyper_floor;
@@ -161,29 +161,15 @@ post_request := {"action": "filter", "filters": [{"field": "org", "op": "eq", "v
 "#,
     )
     .unwrap();
-    let config = dir.join("gate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
-             identities: [{{name: app, password: app}}]\n\
-             resources:\n  - {{name: plain, protocol: http, host: 127.0.0.1, port: {upstream}, host_names: [127.0.0.1]}}\n\
-             \x20 - {{name: masked, protocol: http, host: 127.0.0.1, port: {upstream}, host_names: [localhost]}}\n\
-             policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n\
-             logging: {{level: warn}}\n",
-            p = policy.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gate-connector"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
-    (Proc(child), port)
+    let yaml = format!(
+        "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
+         identities: [{{name: app, password: app}}]\n\
+         resources:\n  - {{name: plain, protocol: http, host: 127.0.0.1, port: {upstream}, host_names: [127.0.0.1]}}\n\
+         \x20 - {{name: masked, protocol: http, host: 127.0.0.1, port: {upstream}, host_names: [localhost]}}\n\
+         {}logging: {{level: warn}}\n",
+        all_stages(&policy)
+    );
+    (spawn_gate(dir, &yaml, port), port)
 }
 
 fn main() {

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use gate_testkit::{PgAuth, Postgres, PostgresOptions, free_port};
-use support::{Proc, children_cpu_us, cpu_us, per_query, seconds, wait_port};
+use support::{
+    Proc, all_stages, children_cpu_us, cpu_us, example_policy, per_query, seconds, spawn_gate,
+    wait_port,
+};
 
 mod support;
 
@@ -113,31 +116,13 @@ fn pgbench(
 fn start_gate(dir: &Path, pg_port: u16) -> (Proc, u16) {
     let port = free_port().unwrap();
     let health = free_port().unwrap();
-    let example = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/example.rego"
-    ));
-    let config = dir.join("gate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
-             identities: [{{name: app, password: app}}]\n\
-             resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg_port}, database: appdb, username: gate_app, password: gate-app-pw, pool: {{max_connections: {POOL}}}}}\n\
-             policies:\n  - {{path: \"{e}\", stage: session}}\n  - {{path: \"{e}\", stage: pre_request}}\n  - {{path: \"{e}\", stage: post_request}}\n",
-            e = example.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gate-connector"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
-    (Proc(child), port)
+    let yaml = format!(
+        "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
+         identities: [{{name: app, password: app}}]\n\
+         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg_port}, database: appdb, username: gate_app, password: gate-app-pw, pool: {{max_connections: {POOL}}}}}\n{}",
+        all_stages(example_policy())
+    );
+    (spawn_gate(dir, &yaml, port), port)
 }
 
 fn start_pgbouncer(dir: &Path, pg_port: u16) -> (Proc, u16) {

@@ -1,8 +1,10 @@
 //! What the benchmarks share: process CPU readings, a child killed on drop,
-//! waiting for a port, and the run length (`GATE_BENCH_SECONDS`).
+//! starting a server and waiting for its port, Gate's config pieces, and the
+//! run length (`GATE_BENCH_SECONDS`).
 #![allow(dead_code, unreachable_pub)]
 
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Seconds each measured run lasts (`GATE_BENCH_SECONDS`, default 8).
@@ -65,4 +67,43 @@ pub fn wait_port(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Spawn `cmd` (output discarded) and wait until `port` accepts connections.
+pub fn spawn_on(cmd: &mut Command, port: u16) -> Proc {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    Proc(child)
+}
+
+/// The release connector with `yaml` (written to `dir/gate.yaml`), once `port` is open.
+pub fn spawn_gate(dir: &Path, yaml: &str, port: u16) -> Proc {
+    let config = dir.join("gate.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    spawn_on(
+        Command::new(env!("CARGO_BIN_EXE_gate-connector"))
+            .arg("--config")
+            .arg(&config),
+        port,
+    )
+}
+
+/// The `policies:` block loading the policy file at `path` for all three stages.
+pub fn all_stages(path: &Path) -> String {
+    let p = path.display();
+    format!(
+        "policies:\n  - {{path: \"{p}\", stage: session}}\n  - {{path: \"{p}\", stage: pre_request}}\n  - {{path: \"{p}\", stage: post_request}}\n"
+    )
+}
+
+/// The repository's example policy (destructive statements refused, emails and SSNs masked).
+pub fn example_policy() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/example.rego"
+    ))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use gate_config::{ConnectorConfig, load_str};
 use gate_connector::audit::AuditSink;
 use gate_connector::server::{Gate, serve};
-use gate_testkit::{PgAuth, Postgres, PostgresOptions};
+use gate_testkit::{MariaDb, MariaDbOptions, PgAuth, Postgres, PostgresOptions};
 
 pub(crate) const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
 pub(crate) const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
@@ -315,4 +315,34 @@ pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A throwaway MariaDB with a `shop` database, the `gate_app` account Gate
+/// logs in with, and `seed` applied.
+pub(crate) fn mariadb_shop(seed: Vec<String>) -> MariaDb {
+    MariaDb::start(MariaDbOptions {
+        databases: vec!["shop".into()],
+        users: vec![("gate_app".into(), "gate-app-pw".into())],
+        seed,
+    })
+    .unwrap()
+}
+
+/// Run the test venv's python with `args` (a script file or `-c` and a
+/// script, then its arguments); its stdout lines. It must succeed.
+pub(crate) fn python_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new(gate_testkit::venv_python().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }

@@ -17,7 +17,7 @@ use super::handshake::{HandshakeResponse, HandshakeV10, SERVER_STATUS_AUTOCOMMIT
 use super::packets::UTF8MB4;
 use super::scramble::CACHING_SHA2;
 use super::wire::expect_packet;
-use super::{login, relay};
+use super::{UpstreamHello, login, relay};
 use crate::server::Gate;
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
@@ -35,6 +35,8 @@ pub(super) struct Greeted {
     pub(super) seq: u8,
     /// The capabilities both sides use.
     pub(super) capabilities: u32,
+    /// The MariaDB extended capabilities both sides use.
+    pub(super) mariadb: u32,
 }
 
 /// Serve one client connection to completion. `resource` is the resource
@@ -47,10 +49,15 @@ pub async fn handle_client(
     resource: Option<String>,
 ) {
     let shared = &gate.protocols.mysql;
+    if !shared.client_keys.ready() {
+        // Made once, in the background, before a client may need it for caching_sha2 without TLS.
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.protocols.mysql.client_keys.get().await.map(|_| ()) });
+    }
     let mut buf = BytesMut::with_capacity(8192);
-    let version = shared.server_version(&gate, resource.as_deref()).await;
+    let upstream = shared.upstream_hello(&gate, resource.as_deref()).await;
     let greeted =
-        tokio::time::timeout(LOGIN_TIMEOUT, greet(client, &mut buf, &gate, &version)).await;
+        tokio::time::timeout(LOGIN_TIMEOUT, greet(client, &mut buf, &gate, &upstream)).await;
     let (mut client, greeted) = match greeted {
         Ok(Ok(greeted)) => greeted,
         Ok(Err((client, seq, error))) => {
@@ -113,7 +120,7 @@ async fn greet(
     mut client: ClientStream,
     buf: &mut BytesMut,
     gate: &Gate,
-    version: &str,
+    upstream: &UpstreamHello,
 ) -> Result<(ClientStream, Greeted), Failed> {
     let acceptor = match (&client, gate.tls.as_ref()) {
         (MaybeTls::Plain(_), Some(files)) => match files.acceptor() {
@@ -125,16 +132,22 @@ async fn greet(
         },
         _ => None,
     };
-    let offered = caps::GATE | if acceptor.is_some() { caps::SSL } else { 0 };
+    let mut offered = caps::GATE | if acceptor.is_some() { caps::SSL } else { 0 };
+    // Greeting as the MariaDB upstream does (no CLIENT_MYSQL) offers metadata caching, when it has it.
+    let mariadb_offered = upstream.mariadb_caps & caps::MARIADB_CACHE_METADATA;
+    if mariadb_offered != 0 {
+        offered &= !caps::CLIENT_MYSQL;
+    }
     let scramble = scramble();
     let hello = HandshakeV10 {
-        server_version: version.to_owned(),
+        server_version: upstream.version.clone(),
         connection_id: crate::random::u32() & 0x7fff_ffff,
         scramble: scramble.clone(),
         capabilities: offered,
         charset: UTF8MB4 as u8,
         status: SERVER_STATUS_AUTOCOMMIT,
         auth_plugin: CACHING_SHA2.to_owned(),
+        mariadb_caps: mariadb_offered,
     };
     let mut payload = BytesMut::new();
     hello.encode(&mut payload);
@@ -180,6 +193,11 @@ async fn greet(
         Err(e) => return Err((Some(client), seq, e.into())),
     };
     let capabilities = response.capabilities & offered;
+    let mariadb = if response.capabilities & caps::CLIENT_MYSQL == 0 {
+        response.mariadb_caps & mariadb_offered
+    } else {
+        0
+    };
     Ok((
         client,
         Greeted {
@@ -187,6 +205,7 @@ async fn greet(
             scramble,
             seq,
             capabilities,
+            mariadb,
         },
     ))
 }

@@ -56,6 +56,9 @@ pub enum MyError {
     /// The peer took too long.
     #[error("timed out waiting for the {0}")]
     Timeout(&'static str),
+    /// Gate itself failed (not the client, not the upstream).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<Refusal> for MyError {
@@ -91,6 +94,7 @@ impl MyError {
             MyError::Upstream { .. } | MyError::UpstreamRefused(_) => Outcome::UpstreamError,
             MyError::PoolExhausted(_) => Outcome::PoolExhausted,
             MyError::Io(_) | MyError::Timeout(_) => Outcome::Disconnected,
+            MyError::Internal(_) => Outcome::ProtocolError,
         }
     }
 
@@ -123,6 +127,7 @@ impl MyError {
             ),
             MyError::PoolExhausted(_) => (1040, "08004", self.to_string()),
             MyError::Timeout(what) => (1159, "08S01", format!("timed out waiting for the {what}")),
+            MyError::Internal(_) => (1105, "HY000", self.to_string()),
             MyError::Io(_) => return None,
         };
         Some(ErrPacket::new(code, state, message))

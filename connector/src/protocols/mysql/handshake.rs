@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! HandshakeV10:  10 | version\0 | conn id u32 | scramble[8] | 0 | caps lo u16 | charset u8
-//!                | status u16 | caps hi u16 | scramble len u8 | reserved[10] | scramble[12..]\0 | plugin\0
-//! Response41:    caps u32 | max packet u32 | charset u8 | filler[23]            (SSLRequest ends here)
+//!                | status u16 | caps hi u16 | scramble len u8 | reserved[6] | MariaDB caps u32 | scramble[12..]\0 | plugin\0
+//! Response41:    caps u32 | max packet u32 | charset u8 | filler[19] | MariaDB caps u32  (SSLRequest ends here)
 //!                | user\0 | auth (lenenc, or u8 length) | db\0 | plugin\0 | attrs (lenenc block)
 //! AuthSwitch:    0xFE | plugin\0 | data
 //! ```
@@ -43,6 +43,11 @@ pub mod caps {
     pub const PLUGIN_AUTH_LENENC: u32 = 1 << 21;
     pub const SESSION_TRACK: u32 = 1 << 23;
     pub const DEPRECATE_EOF: u32 = 1 << 24;
+    /// Unset by MariaDB servers, which then send extended capabilities.
+    pub const CLIENT_MYSQL: u32 = LONG_PASSWORD;
+    /// MariaDB extended capability (the upper 32 bits): prepared statement
+    /// results may skip column definitions the client already has.
+    pub const MARIADB_CACHE_METADATA: u32 = 1 << 4;
 
     /// What Gate offers clients (TLS is added when configured). Never
     /// LOCAL_FILES (a server could ask for any client file) nor COMPRESS.
@@ -97,6 +102,8 @@ pub struct HandshakeV10 {
     pub charset: u8,
     pub status: u16,
     pub auth_plugin: String,
+    /// MariaDB's extended capabilities (only without [`caps::CLIENT_MYSQL`]).
+    pub mariadb_caps: u32,
 }
 
 impl HandshakeV10 {
@@ -121,13 +128,20 @@ impl HandshakeV10 {
                 charset: 0,
                 status: 0,
                 auth_plugin: String::new(),
+                mariadb_caps: 0,
             });
         }
         let charset = r.u8("charset")?;
         let status = r.u16("status")?;
         let capabilities = lo | u32::from(r.u16("capabilities")?) << 16;
         let data_len = usize::from(r.u8("scramble length")?);
-        r.bytes(10, "reserved")?;
+        r.bytes(6, "reserved")?;
+        let extended = r.u32("extended capabilities")?;
+        let mariadb_caps = if capabilities & caps::CLIENT_MYSQL == 0 {
+            extended
+        } else {
+            0
+        };
         if capabilities & caps::SECURE_CONNECTION != 0 {
             let n = data_len.saturating_sub(8).max(13);
             let part = r.bytes(n, "scramble")?;
@@ -147,9 +161,11 @@ impl HandshakeV10 {
             charset,
             status,
             auth_plugin,
+            mariadb_caps,
         })
     }
 
+    /// Encode; `mariadb_caps` are sent (and mean something) only without [`caps::CLIENT_MYSQL`].
     pub fn encode(&self, out: &mut BytesMut) {
         out.put_u8(10);
         out.put_slice(self.server_version.as_bytes());
@@ -164,7 +180,12 @@ impl HandshakeV10 {
         out.put_u16_le(self.status);
         out.put_u16_le((self.capabilities >> 16) as u16);
         out.put_u8(u8::try_from(self.scramble.len() + 1).unwrap_or(21));
-        out.put_bytes(0, 10);
+        out.put_bytes(0, 6);
+        out.put_u32_le(if self.capabilities & caps::CLIENT_MYSQL == 0 {
+            self.mariadb_caps
+        } else {
+            0
+        });
         out.put_slice(part2);
         out.put_bytes(0, 13usize.saturating_sub(part2.len()).max(1));
         out.put_slice(self.auth_plugin.as_bytes());
@@ -183,6 +204,8 @@ pub struct HandshakeResponse {
     pub database: Option<String>,
     pub auth_plugin: Option<String>,
     pub attributes: Vec<(String, String)>,
+    /// MariaDB's extended capabilities (the filler's last 4 bytes; zero from other clients).
+    pub mariadb_caps: u32,
 }
 
 /// Length of an SSLRequest (and of a response's fixed part).
@@ -207,7 +230,8 @@ impl HandshakeResponse {
         }
         let max_packet = r.u32("max packet size")?;
         let charset = r.u8("charset")?;
-        r.bytes(23, "filler")?;
+        r.bytes(19, "filler")?;
+        let mariadb_caps = r.u32("extended capabilities")?;
         let user = String::from_utf8_lossy(r.nul_bytes("user name")?).into_owned();
         let auth_response = if capabilities & caps::PLUGIN_AUTH_LENENC != 0 {
             r.lenenc_bytes("auth response")?
@@ -250,6 +274,7 @@ impl HandshakeResponse {
             database,
             auth_plugin,
             attributes,
+            mariadb_caps,
         })
     }
 
@@ -258,7 +283,8 @@ impl HandshakeResponse {
         out.put_u32_le(self.capabilities);
         out.put_u32_le(self.max_packet);
         out.put_u8(self.charset);
-        out.put_bytes(0, 23);
+        out.put_bytes(0, 19);
+        out.put_u32_le(self.mariadb_caps);
     }
 
     pub fn encode(&self, out: &mut BytesMut) {

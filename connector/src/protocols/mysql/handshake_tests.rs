@@ -29,6 +29,9 @@ fn mariadb_greeting_decodes() {
     assert_eq!(hello.scramble.len(), 20);
     assert_eq!(hello.auth_plugin, "mysql_native_password");
     assert_ne!(hello.capabilities & caps::PROTOCOL_41, 0);
+    // MariaDB: no CLIENT_MYSQL, and metadata caching among its extended capabilities.
+    assert_eq!(hello.capabilities & caps::CLIENT_MYSQL, 0);
+    assert_ne!(hello.mariadb_caps & caps::MARIADB_CACHE_METADATA, 0);
 }
 
 #[test]
@@ -61,10 +64,20 @@ fn gate_greeting_round_trips_and_never_offers_local_files() {
         charset: 45,
         status: SERVER_STATUS_AUTOCOMMIT,
         auth_plugin: "caching_sha2_password".into(),
+        mariadb_caps: 0,
     };
     let mut out = BytesMut::new();
     hello.encode(&mut out);
     assert_eq!(HandshakeV10::decode(&out).unwrap(), hello);
+    // As a MariaDB server: no CLIENT_MYSQL, extended capabilities in the reserved bytes.
+    let mariadb = HandshakeV10 {
+        capabilities: hello.capabilities & !caps::CLIENT_MYSQL,
+        mariadb_caps: caps::MARIADB_CACHE_METADATA,
+        ..hello.clone()
+    };
+    let mut out = BytesMut::new();
+    mariadb.encode(&mut out);
+    assert_eq!(HandshakeV10::decode(&out).unwrap(), mariadb);
     assert_eq!(caps::GATE & caps::LOCAL_FILES, 0);
     assert_eq!(caps::GATE & caps::COMPRESS, 0);
     // Every prefix fails cleanly.

@@ -1,5 +1,6 @@
 //! Login: route the handshake to a resource, authenticate the client
-//! (`caching_sha2_password` fast path or `mysql_native_password` for static
+//! (`caching_sha2_password`, fast path or full authentication
+//! ([`super::full_auth`]), or `mysql_native_password` for static
 //! identities, the same work and the same ERR 1045 for unknown users; a JWT
 //! through `mysql_clear_password` for everyone else, TLS required off
 //! loopback), admit it through the session layer, lease an upstream
@@ -16,12 +17,14 @@ use tokio::io::AsyncWriteExt;
 use super::codec::put_packet;
 use super::connection::{Greeted, LOGIN_TIMEOUT};
 use super::error::MyError;
+use super::full_auth;
 use super::handshake::{AuthSwitch, caps};
 use super::packets::{OK, OkPacket};
 use super::pool::{Lease, Pool};
 use super::scramble::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, NATIVE};
 use super::upstream::LoginParams;
 use super::wire::expect_packet;
+use crate::auth::scram::constant_time_eq;
 use crate::server::Gate;
 use crate::session::{self, Admission, Session};
 use crate::stream::ClientStream;
@@ -33,6 +36,8 @@ pub(super) struct Established<'g> {
     pub(super) pool: Arc<Pool>,
     /// The capabilities the client and Gate agreed on.
     pub(super) capabilities: u32,
+    /// The MariaDB extended capabilities they agreed on.
+    pub(super) mariadb: u32,
 }
 
 /// Route, authenticate, admit, connect upstream and tell the client OK.
@@ -50,6 +55,7 @@ pub(super) async fn establish<'g>(
         response,
         scramble,
         capabilities,
+        mariadb,
         ..
     } = greeted;
     let resource = route(
@@ -99,12 +105,17 @@ pub(super) async fn establish<'g>(
         database,
         shaping: capabilities & caps::SHAPING,
         charset: response.charset,
+        mariadb,
     };
     let pool = gate.protocols.mysql.pools.get(resource, &gate.metrics);
     let lease = pool.acquire(params).await?;
-    gate.protocols
-        .mysql
-        .remember_version(&resource.name, &lease.conn.server_version);
+    gate.protocols.mysql.remember(
+        &resource.name,
+        &super::UpstreamHello {
+            version: lease.conn.server_version.clone(),
+            mariadb_caps: lease.conn.mariadb_caps,
+        },
+    );
     let mut payload = BytesMut::new();
     ok_payload(&mut payload, lease.conn.status, capabilities);
     let mut out = BytesMut::new();
@@ -119,6 +130,7 @@ pub(super) async fn establish<'g>(
         lease,
         pool,
         capabilities,
+        mariadb,
     })
 }
 
@@ -154,7 +166,7 @@ fn route<'a>(
 }
 
 /// Send one auth packet and read the client's answer; advances `seq`.
-async fn exchange(
+pub(super) async fn exchange(
     client: &mut ClientStream,
     buf: &mut BytesMut,
     seq: &mut u8,
@@ -230,15 +242,25 @@ async fn authenticate(
     let identity = gate.identities.get(user);
     let decoy = crate::random::bytes::<16>();
     let secret = identity.map_or(&decoy[..], |i| i.secret.expose().as_bytes());
-    let proven = scramble::verify(plugin, secret, scramble, &proof);
-    let identity = match identity {
-        Some(identity) if proven => identity,
-        _ => return Err(failed(&proof)),
-    };
+    let mut proven = scramble::verify(plugin, secret, scramble, &proof);
     if plugin == CACHING_SHA2 {
-        let mut out = BytesMut::new();
-        *seq = put_packet(&mut out, *seq, &[0x01, FAST_AUTH_OK]);
-        client.write_all(&out).await?;
+        let shared = &gate.protocols.mysql;
+        if proven && shared.fast_auth.contains(user, secret) {
+            let mut out = BytesMut::new();
+            *seq = put_packet(&mut out, *seq, &[0x01, FAST_AUTH_OK]);
+            client.write_all(&out).await?;
+        } else {
+            // Not cached (or a proof that does not verify): full authentication, as MySQL 8 does.
+            let password =
+                full_auth::password(client, buf, seq, &shared.client_keys, scramble, peer).await?;
+            proven = !password.is_empty() && constant_time_eq(&password, secret);
+            if proven && identity.is_some() {
+                shared.fast_auth.insert(user, secret);
+            }
+        }
     }
-    Ok(crate::auth::static_user(gate, &identity.name))
+    match identity {
+        Some(identity) if proven => Ok(crate::auth::static_user(gate, &identity.name)),
+        _ => Err(failed(&proof)),
+    }
 }

@@ -14,14 +14,17 @@
 pub mod codec;
 mod connection;
 mod error;
+mod full_auth;
 pub mod handshake;
 mod login;
+mod metadata;
 pub mod packets;
 mod pool;
 mod prepared;
 mod relay;
 mod results;
 pub mod rows;
+pub mod rsa_auth;
 pub mod scramble;
 mod statements;
 mod upstream;
@@ -45,37 +48,62 @@ pub struct Shared {
     /// Upstream connection pools, per resource.
     pub pools: Pools,
     /// Each resource's upstream server version, as last seen.
-    versions: Mutex<HashMap<String, String>>,
+    versions: Mutex<HashMap<String, UpstreamHello>>,
+    /// Identities that may log in by caching_sha2_password's fast path.
+    fast_auth: full_auth::FastAuthCache,
+    /// Gate's RSA key for caching_sha2_password without TLS.
+    client_keys: full_auth::ClientKeys,
+}
+
+/// What Gate takes from an upstream's greeting to greet its clients with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpstreamHello {
+    pub(crate) version: String,
+    /// The MariaDB extended capabilities it offers (0 for MySQL).
+    pub(crate) mariadb_caps: u32,
+}
+
+impl UpstreamHello {
+    fn fallback() -> Self {
+        Self {
+            version: FALLBACK_VERSION.to_owned(),
+            mariadb_caps: 0,
+        }
+    }
 }
 
 impl Shared {
-    /// The server version to greet clients of `resource` with: the
-    /// upstream's (read from its greeting once), so clients know what they
-    /// talk to; on the shared listener, or when it cannot be reached, the
-    /// last one seen or [`FALLBACK_VERSION`].
-    pub(crate) async fn server_version(&self, gate: &Gate, resource: Option<&str>) -> String {
+    /// The server version (and MariaDB capabilities) to greet clients of
+    /// `resource` with: the upstream's (read from its greeting once), so
+    /// clients know what they talk to; on the shared listener, or when it
+    /// cannot be reached, the last one seen or [`FALLBACK_VERSION`].
+    pub(crate) async fn upstream_hello(
+        &self,
+        gate: &Gate,
+        resource: Option<&str>,
+    ) -> UpstreamHello {
         let known = |name: &str| self.versions.lock().ok()?.get(name).cloned();
         let Some(name) = resource else {
-            return FALLBACK_VERSION.to_owned();
+            return UpstreamHello::fallback();
         };
-        if let Some(version) = known(name) {
-            return version;
+        if let Some(hello) = known(name) {
+            return hello;
         }
         let Some(config) = gate.config.resources.iter().find(|r| r.name == name) else {
-            return FALLBACK_VERSION.to_owned();
+            return UpstreamHello::fallback();
         };
         match upstream::greeting(config).await {
-            Some(version) => {
-                self.remember_version(name, &version);
-                version
+            Some(hello) => {
+                self.remember(name, &hello);
+                hello
             }
-            None => FALLBACK_VERSION.to_owned(),
+            None => UpstreamHello::fallback(),
         }
     }
 
-    pub(crate) fn remember_version(&self, resource: &str, version: &str) {
+    pub(crate) fn remember(&self, resource: &str, hello: &UpstreamHello) {
         if let Ok(mut versions) = self.versions.lock() {
-            versions.insert(resource.to_owned(), version.to_owned());
+            versions.insert(resource.to_owned(), hello.clone());
         }
     }
 }

@@ -108,6 +108,30 @@ pub fn terminator_status(payload: &[u8]) -> Result<OkPacket, CodecError> {
     OkPacket::decode(payload)
 }
 
+/// A copy of an OK or EOF packet with SERVER_MORE_RESULTS_EXISTS set in
+/// its status flags (another result follows that Gate adds itself).
+pub fn with_more_results(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let at = if is_eof(payload) {
+        3
+    } else {
+        let mut r = Reader::new(payload);
+        r.u8("OK packet")?;
+        r.lenenc_int("affected rows")?;
+        r.lenenc_int("last insert id")?;
+        payload.len() - r.rest().len()
+    };
+    let old = payload
+        .get(at..at + 2)
+        .and_then(|s| <[u8; 2]>::try_from(s).ok())
+        .ok_or(CodecError::Truncated("status"))?;
+    let flags = u16::from_le_bytes(old) | super::handshake::SERVER_MORE_RESULTS_EXISTS;
+    let mut patched = payload.to_vec();
+    if let Some(slot) = patched.get_mut(at..at + 2) {
+        slot.copy_from_slice(&flags.to_le_bytes());
+    }
+    Ok(patched)
+}
+
 /// An ERR packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrPacket {

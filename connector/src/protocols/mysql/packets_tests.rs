@@ -58,3 +58,24 @@ fn column_definition_round_trips_and_is_re_described_as_string() {
         assert!(Column::decode(&out[..end]).is_err());
     }
 }
+
+#[test]
+fn more_results_is_set_in_ok_and_eof_status_flags() {
+    use super::super::handshake::SERVER_MORE_RESULTS_EXISTS as MORE;
+    // EOF: header, warnings, status.
+    let eof = with_more_results(&[0xFE, 0x01, 0x00, 0x02, 0x00]).unwrap();
+    assert_eq!(terminator_status(&eof).unwrap().status, 0x02 | MORE);
+    assert_eq!(terminator_status(&eof).unwrap().warnings, 1);
+    // OK with a 3-byte affected-rows count and an info string (status after the two lenencs).
+    let ok = [
+        0x00, 0xFC, 0x2C, 0x01, 0x05, 0x02, 0x00, 0x00, 0x00, b'h', b'i',
+    ];
+    let patched = with_more_results(&ok).unwrap();
+    let decoded = OkPacket::decode(&patched).unwrap();
+    assert_eq!((decoded.affected_rows, decoded.status), (300, 0x02 | MORE));
+    assert_eq!(&patched[9..], b"hi");
+    // A DEPRECATE_EOF terminator (OK with header 0xFE).
+    let ended = with_more_results(&[0xFE, 0, 0, 0x22, 0, 0, 0]).unwrap();
+    assert_eq!(terminator_status(&ended).unwrap().status, 0x22 | MORE);
+    assert!(with_more_results(&[0x00, 0x01]).is_err());
+}

@@ -7,15 +7,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use gate_policy::QueryInfo;
 use tokio::io::AsyncWriteExt;
 
-use super::codec::{Packet, Reader, put_packet};
+use super::codec::{Packet, Reader};
 use super::error::{MyError, refusal};
 use super::handshake::caps;
+use super::metadata::Described;
 use super::packets::{ERR, ErrPacket, OK};
-use super::relay::{Out, Relay, com};
+use super::relay::{Out, Relay, com, send_command};
 use super::results::{self, Format, Request, ResultPlan};
 use super::upstream::Upstream;
 use super::wire::expect_packet;
@@ -28,6 +29,8 @@ pub(super) struct Prepared {
     queries: Arc<[QueryInfo]>,
     /// The plan of the rows behind an open cursor.
     cursor: Option<ResultPlan>,
+    /// What the client was told about each result (MariaDB metadata caching).
+    pub(super) described: Vec<Described>,
 }
 
 impl Relay<'_> {
@@ -42,18 +45,13 @@ impl Relay<'_> {
         let text = String::from_utf8_lossy(body);
         let (sent, request) = self.decide(&text);
         let result = match sent {
-            Err(reason) => {
-                out.send_err(&refusal(reason));
+            Err(refused) => {
+                out.send_err(&refusal(refused.reason));
                 Ok(())
             }
             Ok(rewritten) => {
                 let sql = rewritten.unwrap_or_else(|| text.clone().into_owned());
-                let mut payload = BytesMut::with_capacity(sql.len() + 1);
-                payload.put_u8(com::STMT_PREPARE);
-                payload.put_slice(sql.as_bytes());
-                let mut raw = BytesMut::new();
-                put_packet(&mut raw, 0, &payload);
-                upstream.stream.write_all(&raw).await?;
+                send_command(upstream, com::STMT_PREPARE, &sql).await?;
                 self.prepare_response(upstream, client, out, &request).await
             }
         };
@@ -84,6 +82,7 @@ impl Relay<'_> {
             let p = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
             out.forward(&p);
         }
+        let mut described_now = Vec::new();
         if columns > 0 {
             let mut defs = Vec::new();
             for _ in 0..columns {
@@ -96,6 +95,8 @@ impl Relay<'_> {
                 plan => plan,
             };
             results::describe(out, &defs, described)?;
+            // (MariaDB counts these as described: the first execution may skip them.)
+            described_now.push(Described::new(defs.into(), Some(described.clone())));
             if !deprecate_eof {
                 let eof = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
                 out.forward(&eof);
@@ -108,6 +109,7 @@ impl Relay<'_> {
                 text: request.text.clone(),
                 queries: request.queries.clone(),
                 cursor: None,
+                described: described_now,
             },
         );
         Ok(())
@@ -142,8 +144,8 @@ impl Relay<'_> {
             return Ok(());
         };
         let (sent, request) = self.decide_queries(prepared.text.clone(), prepared.queries.clone());
-        if let Err(reason) = sent {
-            out.send_err(&refusal(reason));
+        if let Err(refused) = sent {
+            out.send_err(&refusal(refused.reason));
             self.complete(&request, started);
             return Ok(());
         }
@@ -155,9 +157,12 @@ impl Relay<'_> {
             self.fetch_rows(upstream, client, out, &plan, &request)
                 .await?;
         } else {
+            self.executing = Some(id);
             let cursor = self
                 .relay_results(upstream, client, out, Format::Binary, &request)
-                .await?;
+                .await;
+            self.executing = None;
+            let cursor = cursor?;
             if let Some(prepared) = self.statements.get_mut(&id) {
                 prepared.cursor = cursor;
             }

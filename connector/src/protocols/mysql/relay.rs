@@ -1,7 +1,7 @@
 //! The command loop of an established session: one command from the
 //! client at a time, decided through the session layer, forwarded, and its
 //! response relayed ([`super::results`]); the session ends with either side,
-//! or when its access grant does (ERR 1927).
+//! or when its access grant does (ERR 1927, the answer to its next command).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +108,21 @@ pub(super) struct Relay<'s> {
     /// Some result of this session was masked: upstream errors are redacted.
     pub(super) masks_seen: bool,
     pub(super) statements: HashMap<u32, Prepared>,
+    /// A refusal owed after the last result of the statements before a
+    /// refused one in a multi-statement ([`Refused::before`]).
+    pub(super) then_refuse: Option<String>,
+    /// Result sets carry MariaDB's "metadata follows" byte (metadata caching negotiated).
+    pub(super) cache_metadata: bool,
+    /// The prepared statement whose COM_STMT_EXECUTE is being answered.
+    pub(super) executing: Option<u32>,
+}
+
+/// A refused text: why, and the statements before the refused one, which
+/// run first, as MySQL runs a multi-statement up to its first failing statement.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) reason: String,
+    pub(super) before: Option<String>,
 }
 
 /// Relay until either side ends, then return the upstream connection to
@@ -118,6 +133,7 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
         mut lease,
         pool,
         capabilities,
+        mariadb,
     } = established;
     let mut relay = Relay {
         session: &session,
@@ -125,6 +141,9 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
         plans: PlanCache::default(),
         masks_seen: false,
         statements: HashMap::new(),
+        then_refuse: None,
+        cache_metadata: mariadb & super::handshake::caps::MARIADB_CACHE_METADATA != 0,
+        executing: None,
     };
     let result = loop {
         let packet = tokio::select! {
@@ -146,15 +165,15 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
         session.record_duration(started);
         session.flush();
     };
-    if let Err(ended @ MyError::GrantEnded(reason)) = &result {
+    if let Err(MyError::GrantEnded(reason)) = &result {
         session.audit_grant_ended(reason);
-        if let Some(err) = ended.err_message(0) {
-            let _ = client.write_all(&err).await;
-        }
     }
     session.end();
     let reusable = result.is_ok() && lease.conn.buf.is_empty();
     pool.release(lease, reusable).await;
+    if let Err(ended @ MyError::GrantEnded(_)) = &result {
+        answer_next_command(&mut client, &mut buf, ended).await;
+    }
     if let Err(error) = result {
         tracing::info!(
             protocol = "mysql",
@@ -164,6 +183,22 @@ pub(super) async fn run(established: Established<'_>, mut client: ClientStream, 
             %error,
             "session ended"
         );
+    }
+}
+
+/// How long a killed session waits for the client's next command, to answer it with the reason.
+const KILLED_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Answer the client's next command (within [`KILLED_WAIT`]) with `ended`'s
+/// ERR, then close: drivers read an ERR only as the answer to a command
+/// (one sent unasked, with sequence id 0, reads as a lost connection).
+async fn answer_next_command(client: &mut ClientStream, buf: &mut BytesMut, ended: &MyError) {
+    let next = tokio::time::timeout(KILLED_WAIT, read_packet(client, buf)).await;
+    if let Ok(Ok(Some(packet))) = next
+        && packet.first() != Some(com::QUIT)
+        && let Some(err) = ended.err_message(packet.last_seq.wrapping_add(1))
+    {
+        let _ = client.write_all(&err).await;
     }
 }
 
@@ -263,7 +298,7 @@ impl Relay<'_> {
 
     /// Decide every statement of `text`: the text to send upstream (`None`:
     /// as sent), or the refusal; the request with its audit events either way.
-    pub(super) fn decide(&mut self, text: &str) -> (Result<Option<String>, String>, Request) {
+    pub(super) fn decide(&mut self, text: &str) -> (Result<Option<String>, Refused>, Request) {
         let queries: Arc<[QueryInfo]> = statements::classify(text).into();
         self.decide_queries(text.into(), queries)
     }
@@ -273,13 +308,12 @@ impl Relay<'_> {
         &mut self,
         text: Arc<str>,
         queries: Arc<[QueryInfo]>,
-    ) -> (Result<Option<String>, String>, Request) {
+    ) -> (Result<Option<String>, Refused>, Request) {
         let mut request = Request {
             text: text.clone(),
             queries: queries.clone(),
             audits: Vec::new(),
         };
-        let mut refused = None;
         let mut rewritten = false;
         let mut parts = Vec::new();
         for (i, query) in queries.iter().enumerate() {
@@ -292,29 +326,30 @@ impl Relay<'_> {
             request.audits.push(decided.audit);
             let part = match decided.decision {
                 Decision::Forward => match self.guard(query, &text) {
-                    Some(reason) => {
-                        refused.get_or_insert(reason);
-                        continue;
-                    }
-                    None => query.statement.clone().unwrap_or_else(|| query.raw.clone()),
+                    Some(reason) => Err(reason),
+                    None => Ok(query.statement.clone().unwrap_or_else(|| query.raw.clone())),
                 },
                 Decision::Rewrite(sql) => {
                     rewritten = true;
-                    sql
+                    Ok(sql)
                 }
-                Decision::Block(reason) => {
-                    refused.get_or_insert(reason);
-                    continue;
-                }
+                Decision::Block(reason) => Err(reason),
             };
-            parts.push(part);
+            match part {
+                Ok(part) => parts.push(part),
+                // The statements after a refused one never run (nor are they decided).
+                Err(reason) => {
+                    let before = (!parts.is_empty()).then(|| parts.join(";\n"));
+                    return (Err(Refused { reason, before }), request);
+                }
+            }
         }
-        let sent = match refused {
-            Some(reason) => Err(reason),
-            None if rewritten => Ok(Some(parts.join(";\n"))),
-            None => Ok(None),
+        let sent = if rewritten {
+            Some(parts.join(";\n"))
+        } else {
+            None
         };
-        (sent, request)
+        (Ok(sent), request)
     }
 
     /// Why a forwarded statement is refused anyway: LOAD DATA LOCAL, or a
@@ -353,18 +388,26 @@ impl Relay<'_> {
         let text = String::from_utf8_lossy(body);
         let (sent, request) = self.decide(&text);
         match sent {
-            Err(reason) => out.send_err(&refusal(reason)),
+            Err(Refused {
+                reason,
+                before: None,
+            }) => out.send_err(&refusal(reason)),
+            Err(Refused {
+                reason,
+                before: Some(sql),
+            }) => {
+                send_command(upstream, com::QUERY, &sql).await?;
+                self.then_refuse = Some(reason);
+                let relayed = self
+                    .relay_results(upstream, client, out, Format::Text, &request)
+                    .await;
+                self.then_refuse = None;
+                relayed?;
+            }
             Ok(rewritten) => {
                 match rewritten {
                     None => upstream.stream.write_all(&packet.raw).await?,
-                    Some(sql) => {
-                        let mut payload = BytesMut::with_capacity(sql.len() + 1);
-                        payload.put_u8(com::QUERY);
-                        payload.put_slice(sql.as_bytes());
-                        let mut raw = BytesMut::new();
-                        put_packet(&mut raw, 0, &payload);
-                        upstream.stream.write_all(&raw).await?;
-                    }
+                    Some(sql) => send_command(upstream, com::QUERY, &sql).await?,
                 }
                 self.relay_results(upstream, client, out, Format::Text, &request)
                     .await?;
@@ -373,4 +416,19 @@ impl Relay<'_> {
         self.complete(&request, started);
         Ok(())
     }
+}
+
+/// Send `sql` upstream as the command `command` (COM_QUERY, COM_STMT_PREPARE).
+pub(super) async fn send_command(
+    upstream: &mut Upstream,
+    command: u8,
+    sql: &str,
+) -> Result<(), MyError> {
+    let mut payload = BytesMut::with_capacity(sql.len() + 1);
+    payload.put_u8(command);
+    payload.put_slice(sql.as_bytes());
+    let mut raw = BytesMut::new();
+    put_packet(&mut raw, 0, &payload);
+    upstream.stream.write_all(&raw).await?;
+    Ok(())
 }

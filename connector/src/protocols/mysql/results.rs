@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use gate_policy::{QueryInfo, ResponseColumn, Verdict};
 
-use super::codec::{Packet, Reader};
+use super::codec::Packet;
 use super::error::{MyError, refusal};
 use super::handshake::{SERVER_MORE_RESULTS_EXISTS, caps};
 use super::packets::{self, Column, ERR, ErrPacket, LOCAL_INFILE, OK, OkPacket};
@@ -92,7 +92,7 @@ impl Relay<'_> {
                         self.session.add_rows(id, ok.affected_rows);
                     }
                     if !discard {
-                        out.forward(&packet);
+                        self.forward_end(out, &packet, ok.status)?;
                     }
                     ok.status
                 }
@@ -165,11 +165,7 @@ impl Relay<'_> {
         discard: bool,
         deprecate_eof: bool,
     ) -> Result<(u16, Option<ResultPlan>), MyError> {
-        let count = Reader::new(&count_packet.payload).lenenc_int("column count")?;
-        let mut columns = Vec::new();
-        for _ in 0..count {
-            columns.push(expect_packet(&mut upstream.stream, &mut upstream.buf).await?);
-        }
+        let (columns, sent_upstream) = self.result_columns(upstream, &count_packet, k).await?;
         let mut eof = None;
         if !deprecate_eof {
             eof = Some(expect_packet(&mut upstream.stream, &mut upstream.buf).await?);
@@ -180,8 +176,7 @@ impl Relay<'_> {
             (ResultPlan::Refuse(reason), _) => out.send_err(&refusal(reason.clone())),
             (_, true) => {}
             (plan, false) => {
-                out.forward(&count_packet);
-                describe(out, &columns, plan)?;
+                self.send_description(out, &count_packet, (&columns, sent_upstream), plan, k)?;
                 if let Some(eof) = &eof {
                     out.forward(eof);
                 }
@@ -226,10 +221,11 @@ impl Relay<'_> {
         let status = loop {
             let row = expect_packet(&mut upstream.stream, &mut upstream.buf).await?;
             if packets::ends_rows(&row.payload, deprecate_eof) {
+                let status = packets::terminator_status(&row.payload)?.status;
                 if !discard {
-                    out.forward(&row);
+                    self.forward_end(out, &row, status)?;
                 }
-                break packets::terminator_status(&row.payload)?.status;
+                break status;
             }
             if row.first() == Some(ERR) {
                 if !discard {
@@ -258,6 +254,21 @@ impl Relay<'_> {
             self.session.add_rows(id, count);
         }
         Ok(status)
+    }
+
+    /// Forward the packet that ends a result (`status` its flags). After
+    /// the last result, a refusal still owed ([`Relay::then_refuse`]) follows
+    /// it: the packet says more results exist, and the refusal is the next.
+    fn forward_end(&mut self, out: &mut Out, packet: &Packet, status: u16) -> Result<(), MyError> {
+        if status & SERVER_MORE_RESULTS_EXISTS == 0
+            && let Some(reason) = self.then_refuse.take()
+        {
+            out.send(&packets::with_more_results(&packet.payload)?);
+            out.send_err(&refusal(reason));
+            return Ok(());
+        }
+        out.forward(packet);
+        Ok(())
     }
 
     /// An upstream ERR to the client; while masks apply, quoted values in

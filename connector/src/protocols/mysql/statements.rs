@@ -160,19 +160,27 @@ pub(super) fn classify(sql: &str) -> Vec<QueryInfo> {
 /// Lower-case identifier-like words of `text` (outside nothing: quotes
 /// included, so a quoted word still counts, which only ever refuses more).
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '@'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_lowercase)
+    raw_words(text).map(str::to_ascii_lowercase)
 }
 
+/// The words of `text` as they are (no allocation: for the checks every statement takes).
+fn raw_words(text: &str) -> impl Iterator<Item = &str> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '@'))
+        .filter(|w| !w.is_empty())
+}
+
+/// Whether `text` has the (lowercase) `word`, in any case.
 fn has_word(text: &str, word: &str) -> bool {
-    words(text).any(|w| w == word)
+    raw_words(text).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// `LOAD DATA LOCAL INFILE` / `LOAD XML LOCAL INFILE`: the server would ask the client for a file.
 pub(super) fn is_local_infile(text: &str) -> bool {
-    let mut w = words(text);
-    w.next().as_deref() == Some("load") && has_word(text, "local") && has_word(text, "infile")
+    raw_words(text)
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("load"))
+        && has_word(text, "local")
+        && has_word(text, "infile")
 }
 
 /// Whether a statement could move data, run code, or quote values at all.

@@ -1,8 +1,9 @@
 //! Gate's own login to an upstream MySQL/MariaDB server with the resource's
 //! credentials: greeting, optional TLS (SSLRequest), the auth plugin the
 //! server asks for (`mysql_native_password`, `caching_sha2_password` fast
-//! path or full auth over TLS, `mysql_clear_password` over TLS only), auth
-//! switches; and the single-packet commands the pool uses.
+//! path or full auth: the password over TLS, else encrypted with the
+//! server's RSA key; `mysql_clear_password` over TLS only), auth switches;
+//! and the single-packet commands the pool uses.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use super::codec::{Packet, put_packet};
 use super::error::MyError;
 use super::handshake::{AuthSwitch, HandshakeResponse, HandshakeV10, caps};
 use super::packets::{ERR, ErrPacket, OK, OkPacket};
-use super::scramble::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE};
+use super::rsa_auth;
+use super::scramble::{
+    self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE, REQUEST_PUBLIC_KEY,
+};
 use super::wire::expect_packet;
 use crate::stream::{MaybeTls, UpstreamStream};
 
@@ -36,6 +40,8 @@ pub(super) struct LoginParams {
     /// The client's flags that shape responses ([`caps::SHAPING`]).
     pub(super) shaping: u32,
     pub(super) charset: u8,
+    /// The client's MariaDB extended capabilities that shape responses (metadata caching).
+    pub(super) mariadb: u32,
 }
 
 /// A logged-in upstream connection.
@@ -45,6 +51,7 @@ pub(super) struct Upstream {
     /// Bytes read past the last packet taken.
     pub(super) buf: BytesMut,
     pub(super) server_version: String,
+    pub(super) mariadb_caps: u32,
     pub(super) status: u16,
 }
 
@@ -65,8 +72,8 @@ pub(super) async fn connect(
         .map_err(|_| upstream(resource, "login timed out"))?
 }
 
-/// The server version in the upstream's greeting (connect, read, close).
-pub(super) async fn greeting(resource: &ResourceConfig) -> Option<String> {
+/// The server version and MariaDB capabilities in the upstream's greeting (connect, read, close).
+pub(super) async fn greeting(resource: &ResourceConfig) -> Option<super::UpstreamHello> {
     let read = async {
         let mut tcp = TcpStream::connect(format!("{}:{}", resource.host, resource.port))
             .await
@@ -75,7 +82,10 @@ pub(super) async fn greeting(resource: &ResourceConfig) -> Option<String> {
         let packet = expect_packet(&mut tcp, &mut buf).await.ok()?;
         HandshakeV10::decode(&packet.payload)
             .ok()
-            .map(|h| h.server_version)
+            .map(|h| super::UpstreamHello {
+                version: h.server_version,
+                mariadb_caps: h.mariadb_caps,
+            })
     };
     tokio::time::timeout(Duration::from_secs(2), read)
         .await
@@ -98,10 +108,13 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
     }
     let hello = HandshakeV10::decode(&greeting.payload)?;
     let missing = params.shaping & !hello.capabilities;
-    if missing != 0 {
+    let missing_mariadb = params.mariadb & !hello.mariadb_caps;
+    if missing != 0 || missing_mariadb != 0 {
         return Err(upstream(
             resource,
-            format!("the server lacks capabilities the client chose ({missing:#x})"),
+            format!(
+                "the server lacks capabilities the client chose ({missing:#x}, MariaDB {missing_mariadb:#x})"
+            ),
         ));
     }
     let wanted = params.shaping
@@ -125,8 +138,13 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
             .clone()
             .unwrap_or_else(|| params.user.clone()),
         database: params.database.clone(),
+        mariadb_caps: params.mariadb,
         ..Default::default()
     };
+    if params.mariadb != 0 {
+        // MariaDB reads a client's extended capabilities only without CLIENT_MYSQL.
+        response.capabilities &= !caps::CLIENT_MYSQL;
+    }
     let mode = resource.upstream_tls.mode();
     let mut seq = 1u8;
     let mut stream = if mode == TlsMode::Disable {
@@ -152,6 +170,8 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
     let password = resource.password.clone().unwrap_or_default();
     let tls = stream.is_tls();
     let mut plugin = hello.auth_plugin.clone();
+    // The scramble proofs answer: the greeting's, or an auth switch's.
+    let mut nonce = hello.scramble.clone();
     if plugin.is_empty() {
         plugin = NATIVE.to_owned();
     }
@@ -172,6 +192,7 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
                     stream,
                     buf,
                     server_version: hello.server_version,
+                    mariadb_caps: hello.mariadb_caps,
                     status: ok.status,
                 });
             }
@@ -183,7 +204,8 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
             Some(0xFE) => {
                 let switch = AuthSwitch::decode(&packet.payload)?;
                 plugin = switch.plugin.clone();
-                let answer = proof(resource, &plugin, password.as_bytes(), &switch.data, tls)?;
+                nonce = switch.data;
+                let answer = proof(resource, &plugin, password.as_bytes(), &nonce, tls)?;
                 send(&mut stream, next, &answer).await?;
             }
             Some(0x01) if plugin == CACHING_SHA2 => match packet.payload.get(1) {
@@ -193,10 +215,24 @@ async fn login(resource: &ResourceConfig, params: &LoginParams) -> Result<Upstre
                     clear.push(0);
                     send(&mut stream, next, &clear).await?;
                 }
+                Some(&FULL_AUTH) => {
+                    // Without TLS: ask for the server's RSA public key, send the password sealed with it.
+                    send(&mut stream, next, &[REQUEST_PUBLIC_KEY]).await?;
+                    let key = expect_packet(&mut stream, &mut buf).await?;
+                    let Some((0x01, pem)) = key.payload.split_first() else {
+                        return Err(upstream(
+                            resource,
+                            "caching_sha2_password: expected the server's RSA public key",
+                        ));
+                    };
+                    let sealed = rsa_auth::encrypt_password(pem, password.as_bytes(), &nonce)
+                        .map_err(|e| upstream(resource, format!("caching_sha2_password: {e}")))?;
+                    send(&mut stream, key.last_seq.wrapping_add(1), &sealed).await?;
+                }
                 _ => {
                     return Err(upstream(
                         resource,
-                        "caching_sha2_password full authentication needs upstream TLS (RSA key exchange is not supported)",
+                        "caching_sha2_password: unexpected AuthMoreData",
                     ));
                 }
             },
@@ -251,3 +287,7 @@ pub(super) async fn simple_command(
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;
