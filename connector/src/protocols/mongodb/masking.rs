@@ -13,9 +13,16 @@ use gate_policy::{Mask, Strategy};
 /// Commands whose cursors list catalog entries, not user documents.
 const CATALOG: &[&str] = &["listCollections", "listIndexes", "listDatabases"];
 
-/// Aggregate stages that keep every field where it is (masks by name and path still hold).
-const SAFE_STAGES: &[&str] = &[
-    "$match", "$sort", "$limit", "$skip", "$count", "$unwind", "$sample", "$unset",
+/// Aggregate stages refused whenever masks apply: they read other
+/// collections, copy documents elsewhere, or run JavaScript.
+const REFUSED_STAGES: &[&str] = &[
+    "$lookup",
+    "$graphLookup",
+    "$unionWith",
+    "$out",
+    "$merge",
+    "$function",
+    "$accumulator",
 ];
 
 /// The masks of `masks` that apply to `collection` (those naming no table, or this one).
@@ -27,23 +34,20 @@ pub fn for_collection<'m>(masks: &'m [Mask], collection: Option<&str>) -> Vec<&'
 }
 
 /// Why the command `body` (`operation`) is refused while `masks` apply, if it is:
-/// pipelines and projections that rename or compute fields, server-side JavaScript,
-/// and stages that copy documents elsewhere.
+/// projections and pipeline stages that read a masked field into another
+/// (or the whole document: `$$ROOT`), stages that reach other collections or
+/// copy documents elsewhere, and server-side JavaScript.
 pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String> {
     if masks.is_empty() {
         return None;
     }
     match operation {
         "find" => {
-            if let Ok(projection) = body.get_document("projection")
-                && !plain_projection(projection)
-            {
-                return Some(
-                    "a find projection that renames or computes fields is refused while masks apply"
-                        .into(),
-                );
-            }
-            None
+            let projection = body.get("projection")?;
+            let path = reference(projection, masks)?;
+            Some(format!(
+                "a find projection that reads {path} into another field is refused while masks apply"
+            ))
         }
         "aggregate" => {
             let stages = super::command::pipeline(body)?;
@@ -51,15 +55,14 @@ pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String
                 let Some(name) = super::command::stage_name(stage) else {
                     return Some("an aggregate stage that is not a document".into());
                 };
-                let plain = match (name, stage) {
-                    ("$project", Bson::Document(d)) => {
-                        d.get_document("$project").is_ok_and(plain_projection)
-                    }
-                    _ => SAFE_STAGES.contains(&name),
-                };
-                if !plain {
+                if REFUSED_STAGES.contains(&name) {
                     return Some(format!(
-                        "aggregate stage {name} can move or compute masked fields; refused while masks apply"
+                        "aggregate stage {name} can move masked fields out of Gate's sight; refused while masks apply"
+                    ));
+                }
+                if let Some(path) = reference(stage, masks) {
+                    return Some(format!(
+                        "aggregate stage {name} can move or compute masked fields ({path}); refused while masks apply"
                     ));
                 }
             }
@@ -72,14 +75,54 @@ pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String
     }
 }
 
-/// A projection that only includes or excludes fields (`{a: 1, b: 0}`).
-fn plain_projection(projection: &Document) -> bool {
-    projection.values().all(|v| {
-        matches!(
-            v,
-            Bson::Int32(0 | 1) | Bson::Int64(0 | 1) | Bson::Boolean(_)
-        ) || matches!(v, Bson::Double(d) if *d == 0.0 || *d == 1.0)
-    })
+/// The first field path in `value` (an expression, projection or stage)
+/// that reads a masked field or the whole document: `$email`,
+/// `$contact.email`, `$$this.email`, `$$ROOT`; or JavaScript (`$function`,
+/// `$accumulator`, `$where`).
+fn reference(value: &Bson, masks: &[&Mask]) -> Option<String> {
+    match value {
+        Bson::String(text) if text.starts_with('$') => {
+            let path = text.trim_start_matches('$');
+            let mut segments = path.split('.');
+            let first = segments.next().unwrap_or_default();
+            let whole = text.starts_with("$$") && matches!(first, "ROOT" | "CURRENT");
+            if whole && path == first {
+                return Some(text.clone());
+            }
+            let field = if text.starts_with("$$") {
+                // `$$var.a.b`: the variable's fields `a.b`.
+                path.split_once('.').map_or("", |(_, rest)| rest)
+            } else {
+                path
+            };
+            masks
+                .iter()
+                .any(|m| reads(field, &m.column))
+                .then(|| text.clone())
+        }
+        Bson::Document(doc) => doc.iter().find_map(|(key, inner)| {
+            if matches!(key.as_str(), "$function" | "$accumulator" | "$where") {
+                return Some(key.clone());
+            }
+            reference(inner, masks)
+        }),
+        Bson::Array(items) => items.iter().find_map(|item| reference(item, masks)),
+        _ => None,
+    }
+}
+
+/// Whether reading the dotted `field` reads masked `column` (a name at any
+/// depth, or a dotted path: the path itself, inside it, or a parent of it).
+fn reads(field: &str, column: &str) -> bool {
+    if field.is_empty() {
+        return false;
+    }
+    if column.contains('.') {
+        let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}."));
+        under(field, column) || under(column, field)
+    } else {
+        field.split('.').any(|segment| segment == column)
+    }
 }
 
 /// Mask the documents `reply` (the answer to `operation`) carries. Returns

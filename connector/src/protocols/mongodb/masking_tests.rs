@@ -187,7 +187,10 @@ fn the_guard_refuses_what_can_move_masked_fields() {
         doc! {"$lookup": {"from": "c", "as": "x"}},
         doc! {"$out": "copy"},
         doc! {"$merge": {"into": "copy"}},
-        doc! {"$facet": {}},
+        doc! {"$facet": {"a": [{"$project": {"x": "$$ROOT"}}]}},
+        doc! {"$project": {"x": {"$map": {"input": "$contact", "in": "$$this.email"}}}},
+        doc! {"$group": {"_id": null, "all": {"$push": "$$ROOT"}}},
+        doc! {"$set": {"x": {"$function": {"body": "f", "args": [], "lang": "js"}}}},
     ] {
         let reason = refused(
             "aggregate",
@@ -199,6 +202,18 @@ fn the_guard_refuses_what_can_move_masked_fields() {
         );
     }
     assert!(refused("mapReduce", doc! {"mapReduce": "c"}).is_some());
+    // Stages that read no masked field are fine: count_documents' $group.
+    let count = doc! {"aggregate": "c", "pipeline": [{"$match": {}}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]};
+    assert!(refused("aggregate", count).is_none());
+    let renamed = doc! {"aggregate": "c", "pipeline": [{"$project": {"who": "$name"}}]};
+    assert!(refused("aggregate", renamed).is_none());
+    // A dotted mask: its parents move it too.
+    let card = [mask("card.number", Strategy::Redact)];
+    let card: Vec<&Mask> = card.iter().collect();
+    let moved = doc! {"pipeline": [{"$project": {"x": "$card"}}]};
+    assert!(guard("aggregate", &moved, &card).is_some());
+    let other = doc! {"pipeline": [{"$project": {"x": "$number"}}]};
+    assert!(guard("aggregate", &other, &card).is_none());
     // Without masks, anything goes.
     assert!(
         guard(

@@ -1,0 +1,249 @@
+//! MongoDB end to end: a real `nx-27017` upstream (MongoDB wire protocol on
+//! SQLite), Gate in-process, and pymongo 4 as the client (both from the test
+//! venv, `scripts/test-venv.sh`).
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::process::Command;
+
+use common::{GateRun, audit_file_when, example_policy, start_gate};
+use gate_testkit::{Nx27017, venv_python};
+
+/// Customers seeded directly into the upstream.
+const SEED: &str = r#"
+db = pymongo.MongoClient(f"mongodb://127.0.0.1:{PORT}/?directConnection=true").shop
+db.customers.insert_many([
+    {"_id": i, "name": f"user{i}", "email": f"user{i}@example.com", "ssn": f"123-45-{6780 + i}",
+     "contact": {"email": f"backup{i}@example.org", "phone": "555"}}
+    for i in range(1, 6)
+])
+print("seeded")
+"#;
+
+struct MongoStack {
+    gate: GateRun,
+    /// The resource's own port.
+    port: u16,
+    nx: Nx27017,
+}
+
+fn start(policy_yaml: &str) -> MongoStack {
+    let nx = Nx27017::start().unwrap();
+    let seeded = python(&SEED.replace("{PORT}", &nx.port().to_string()), &[]);
+    assert_eq!(seeded.trim(), "seeded");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let yaml = format!(
+        "identities:\n  - {{name: app, password: app-pw, groups: [engineering]}}\n  - {{name: boss, password: boss-pw, groups: [admins]}}\n\
+         resources:\n  - {{name: events-mongo, protocol: mongodb, host: 127.0.0.1, port: {}, database: shop, listen_port: {port}}}\n{policy_yaml}",
+        nx.port()
+    );
+    let gate = start_gate(&yaml, None, vec![listener]);
+    MongoStack { gate, port, nx }
+}
+
+/// Run a pymongo script with the venv's python; its stdout (it must succeed).
+fn python(script: &str, env: &[(&str, String)]) -> String {
+    let out = Command::new(venv_python().unwrap())
+        .args(["-c", &format!("import json, pymongo\n{script}")])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A pymongo script with `client` connected through Gate as `user`.
+fn through_gate(port: u16, user: &str, password: &str, options: &str, body: &str) -> String {
+    let script = format!(
+        "client = pymongo.MongoClient(\"mongodb://{user}:{password}@127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=5000{options}\")\n\
+         db = client.shop\n{body}"
+    );
+    python(&script, &[])
+}
+
+fn as_app(stack: &MongoStack, body: &str) -> String {
+    through_gate(
+        stack.port,
+        "app",
+        "app-pw",
+        "&authMechanism=SCRAM-SHA-256",
+        body,
+    )
+}
+
+fn audit_when(stack: &MongoStack, done: impl Fn(&str) -> bool) -> String {
+    audit_file_when(&stack.gate.audit, done)
+}
+
+#[test]
+fn find_is_masked_across_get_more_batches() {
+    let stack = start(&example_policy());
+    // batch_size 2 over 5 documents: a firstBatch and two getMore nextBatches.
+    let out = as_app(
+        &stack,
+        "docs = list(db.customers.find({}, batch_size=2).sort('_id', 1))\n\
+         print(json.dumps(docs))",
+    );
+    let docs: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let docs = docs.as_array().unwrap();
+    assert_eq!(docs.len(), 5, "{out}");
+    for (i, doc) in docs.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(doc["_id"], n);
+        assert_eq!(doc["name"], format!("user{n}"));
+        // partial: the last 4 characters stay, every other one becomes `*`.
+        assert_eq!(doc["email"], "*************.com", "{doc}");
+        assert_eq!(doc["contact"]["email"], "***************.org", "{doc}");
+        assert_eq!(doc["contact"]["phone"], "555");
+        assert_eq!(doc["ssn"], "***");
+    }
+    // Admins see clear values; so does a direct client.
+    let clear = through_gate(
+        stack.port,
+        "boss",
+        "boss-pw",
+        "",
+        "print(db.customers.find_one({'_id': 1})['email'])",
+    );
+    assert_eq!(clear.trim(), "user1@example.com");
+    // Every getMore is audited as its own command, with the documents masked.
+    let audit = audit_when(&stack, |a| {
+        a.lines().filter(|l| l.contains("getMore")).count() >= 2
+    });
+    assert!(
+        audit.lines().any(|l| l.contains("\"protocol\":\"mongodb\"")
+            && l.contains("getMore")
+            && l.contains("\"rows\":2")),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_blocked_command_is_code_13_and_the_connection_stays_usable() {
+    let stack = start(&example_policy());
+    let out = as_app(
+        &stack,
+        "try:\n    db.customers.drop()\n    print('dropped')\nexcept pymongo.errors.OperationFailure as e:\n    print(e.code, e.details['codeName'], e.details['errmsg'])\n\
+         print(db.customers.count_documents({}))",
+    );
+    assert_eq!(
+        out, "13 Unauthorized destructive queries are not allowed\n5\n",
+        "{out}"
+    );
+    let audit = audit_when(&stack, |a| a.contains("\"action\":\"block\""));
+    let blocked: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"action\":\"block\""))
+        .collect();
+    assert_eq!(blocked.len(), 1, "{audit}");
+    assert!(
+        blocked[0].contains("\"protocol\":\"mongodb\"") && blocked[0].contains("drop"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn logins_fail_alike_and_commands_need_one() {
+    let stack = start(&example_policy());
+    let attempt = "try:\n    client.admin.command('ping')\n    db.customers.find_one()\n    print('in')\nexcept pymongo.errors.OperationFailure as e:\n    print(e.code, e.details.get('codeName'), e.details.get('errmsg'))";
+    let wrong = through_gate(
+        stack.port,
+        "app",
+        "nope",
+        "&authMechanism=SCRAM-SHA-256",
+        attempt,
+    );
+    let unknown = through_gate(
+        stack.port,
+        "nobody",
+        "nope",
+        "&authMechanism=SCRAM-SHA-256",
+        attempt,
+    );
+    assert_eq!(wrong, "18 AuthenticationFailed Authentication failed.\n");
+    assert_eq!(unknown, wrong);
+    // Mechanism negotiation (saslSupportedMechs) and speculative authentication.
+    let negotiated = through_gate(
+        stack.port,
+        "app",
+        "app-pw",
+        "",
+        "print(db.customers.count_documents({}))",
+    );
+    assert_eq!(negotiated.trim(), "5");
+    // No credentials: the handshake works, commands are refused with code 13.
+    let anonymous = python(
+        &format!(
+            "client = pymongo.MongoClient('mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=5000')\n\
+             db = client.shop\n\
+             hello = client.admin.command('hello')\n\
+             print(hello['isWritablePrimary'], hello['maxWireVersion'] <= 25, 'compression' in hello)\n{attempt}",
+            stack.port
+        ),
+        &[],
+    );
+    assert_eq!(
+        anonymous, "True True False\n13 Unauthorized command find requires authentication\n",
+        "{anonymous}"
+    );
+}
+
+#[test]
+fn aggregations_that_move_masked_fields_are_refused_and_plain_ones_masked() {
+    let stack = start(&example_policy());
+    let out = as_app(
+        &stack,
+        "try:\n    list(db.customers.aggregate([{'$project': {'x': '$email'}}]))\n    print('leaked')\nexcept pymongo.errors.OperationFailure as e:\n    print(e.code, e.details['errmsg'])\n\
+         docs = list(db.customers.aggregate([{'$match': {'_id': {'$lte': 2}}}, {'$sort': {'_id': 1}}]))\n\
+         print([d['email'] for d in docs])\n\
+         print(sorted(db.customers.distinct('email')))",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "13 aggregate stage $project can move or compute masked fields ($email); refused while masks apply",
+        "{out}"
+    );
+    assert_eq!(
+        lines[1], "['*************.com', '*************.com']",
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        "['*************.com', '*************.com', '*************.com', '*************.com', '*************.com']",
+        "{out}"
+    );
+}
+
+#[test]
+fn writes_reach_the_upstream() {
+    let stack = start(&example_policy());
+    let out = as_app(
+        &stack,
+        "db.orders.insert_one({'_id': 1, 'item': 'book'})\n\
+         db.orders.insert_many([{'_id': 2, 'item': 'pen'}, {'_id': 3, 'item': 'ink'}])\n\
+         db.orders.update_one({'_id': 2}, {'$set': {'item': 'pencil'}})\n\
+         print(json.dumps(list(db.orders.find({}, {'_id': 0}).sort('_id', 1))))",
+    );
+    assert_eq!(
+        out.trim(),
+        r#"[{"item": "book"}, {"item": "pencil"}, {"item": "ink"}]"#
+    );
+    // What the upstream holds, asked directly.
+    let direct = python(
+        &format!(
+            "db = pymongo.MongoClient('mongodb://127.0.0.1:{}/?directConnection=true').shop\n\
+             print(db.orders.count_documents({{}}))",
+            stack.nx.port()
+        ),
+        &[],
+    );
+    assert_eq!(direct.trim(), "3", "{}", stack.nx.log_tail());
+}
