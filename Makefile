@@ -57,7 +57,7 @@ bench: deps patched-deps ## run the benchmarks; each prints ratios against a bas
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench http_wrk
 
-FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets
+FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets mongodb_messages
 FUZZ_SECONDS ?= 60
 
 fuzz: patched-deps ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
