@@ -5,68 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{GateRun, audit_file_when, example_policy, start_gate};
-use gate_testkit::{Nx27017, venv_python};
-
-/// Customers seeded directly into the upstream.
-const SEED: &str = r#"
-db = pymongo.MongoClient(f"mongodb://127.0.0.1:{PORT}/?directConnection=true").shop
-db.customers.insert_many([
-    {"_id": i, "name": f"user{i}", "email": f"user{i}@example.com", "ssn": f"123-45-{6780 + i}",
-     "contact": {"email": f"backup{i}@example.org", "phone": "555"}}
-    for i in range(1, 6)
-])
-print("seeded")
-"#;
-
-struct MongoStack {
-    gate: GateRun,
-    /// The resource's own port.
-    port: u16,
-    nx: Nx27017,
-}
-
-fn start(policy_yaml: &str) -> MongoStack {
-    let nx = Nx27017::start().unwrap();
-    let seeded = python(&SEED.replace("{PORT}", &nx.port().to_string()), &[]);
-    assert_eq!(seeded.trim(), "seeded");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let yaml = format!(
-        "identities:\n  - {{name: app, password: app-pw, groups: [engineering]}}\n  - {{name: boss, password: boss-pw, groups: [admins]}}\n\
-         resources:\n  - {{name: events-mongo, protocol: mongodb, host: 127.0.0.1, port: {}, database: shop, listen_port: {port}}}\n{policy_yaml}",
-        nx.port()
-    );
-    let gate = start_gate(&yaml, None, vec![listener]);
-    MongoStack { gate, port, nx }
-}
-
-/// Run a pymongo script with the venv's python; its stdout (it must succeed).
-fn python(script: &str, env: &[(&str, String)]) -> String {
-    let out = Command::new(venv_python().unwrap())
-        .args(["-c", &format!("import json, pymongo\n{script}")])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// A pymongo script with `client` connected through Gate as `user`.
-fn through_gate(port: u16, user: &str, password: &str, options: &str, body: &str) -> String {
-    let script = format!(
-        "client = pymongo.MongoClient(\"mongodb://{user}:{password}@127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=5000{options}\")\n\
-         db = client.shop\n{body}"
-    );
-    python(&script, &[])
-}
+use common::mongo::{MongoStack, python, start, through_gate};
+use common::{audit_file_when, example_policy};
 
 fn as_app(stack: &MongoStack, body: &str) -> String {
     through_gate(
