@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
-use bson::{Document, doc};
+use bson::doc;
 use bytes::BytesMut;
 use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{ConnectionInfo, UserInfo};
@@ -279,11 +279,4 @@ fn route<'a>(
             }),
     };
     found.ok_or_else(|| MongoError::UnknownResource(wanted.to_owned()))
-}
-
-/// For the relay: an error document for `error` (used when a reply cannot be inspected).
-pub(super) fn error_reply(error: &MongoError) -> Document {
-    error
-        .to_doc()
-        .unwrap_or_else(|| error_doc(code::PROTOCOL_ERROR, error.to_string()))
 }

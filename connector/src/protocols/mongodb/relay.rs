@@ -14,12 +14,11 @@ use tokio::io::AsyncWriteExt;
 
 use super::codec::{self, Frame, Message, OpMsg, flags};
 use super::command;
-use super::connection::error_reply;
-use super::error::{MongoError, refusal};
+use super::error::{MongoError, code, error_doc, refusal};
 use super::masking;
 use super::request::Request;
 use super::upstream::Upstream;
-use super::wire::{read_frame, send_answer};
+use super::wire::{answer_to, read_frame, send_answer};
 use crate::session::results::ResultOutcome;
 use crate::session::{AuditText, Decision, Session};
 use crate::stream::ClientStream;
@@ -191,7 +190,16 @@ impl Replies<'_> {
                     Err(error) => {
                         // Fail closed: what cannot be inspected does not reach the client.
                         let reason = error.to_string();
-                        send_answer(client, &frame, error_reply(&error)).await?;
+                        // In the reply's place: an answer to the client's request.
+                        let refused = error_doc(
+                            code::PROTOCOL_ERROR,
+                            format!(
+                                "Gate cannot inspect the reply ({error}); refused while masks apply"
+                            ),
+                        );
+                        let mut out = BytesMut::new();
+                        answer_to(&mut out, frame.header.response_to, false, refused);
+                        client.write_all(&out).await?;
                         self.session.result_decided(
                             Some(self.audit),
                             self.text,

@@ -47,21 +47,31 @@ pub(super) async fn read_frame<S: AsyncRead + Unpin>(
 
 /// Encode `doc` as the answer to `request` (OP_REPLY for an OP_QUERY, else OP_MSG).
 pub(super) fn answer(out: &mut BytesMut, request: &Frame, doc: Document) {
-    if request.header.opcode == opcode::QUERY {
+    answer_to(
+        out,
+        request.header.request_id,
+        request.header.opcode == opcode::QUERY,
+        doc,
+    );
+}
+
+/// Encode `doc` as the answer to the request `response_to` (OP_REPLY when `legacy`).
+pub(super) fn answer_to(out: &mut BytesMut, response_to: i32, legacy: bool, doc: Document) {
+    if legacy {
         let reply = OpReply {
             flags: 8, // AwaitCapable, as servers set it
             cursor_id: 0,
             starting_from: 0,
             documents: vec![doc],
         };
-        codec::encode_reply(out, request_id(), request.header.request_id, &reply);
+        codec::encode_reply(out, request_id(), response_to, &reply);
     } else {
         let msg = OpMsg {
             flags: 0,
             body: doc,
             sequences: Vec::new(),
         };
-        codec::encode_msg(out, request_id(), request.header.request_id, &msg);
+        codec::encode_msg(out, request_id(), response_to, &msg);
     }
 }
 
