@@ -365,7 +365,7 @@ pub fn mongodb_messages(data: &[u8]) {
     use crate::protocols::mongodb::codec::{
         MAX_MESSAGE, Message, decode_frame, decode_message, encode_msg, verify_checksum,
     };
-    use crate::protocols::mongodb::{command, masking, request::Request};
+    use crate::protocols::mongodb::{command, guard, masking, request::Request};
     use gate_policy::{Mask, Strategy};
 
     let masks = [
@@ -410,7 +410,7 @@ pub fn mongodb_messages(data: &[u8]) {
         if let Ok(request) = Request::parse(frame) {
             let query = command::describe(&request.body, Some("app"));
             assert_eq!(query.operation.as_deref(), Some(request.name.as_str()));
-            let _ = masking::guard(&request.name, &request.body, &masks);
+            let _ = guard::guard(&request.name, &request.body, &masks);
         }
     }
 }

@@ -116,6 +116,15 @@ pub async fn handle_client(
                 code::PROTOCOL_ERROR,
                 "OP_QUERY is only supported for hello/isMaster; use OP_MSG",
             ))
+        } else if established.is_some() && is_login(&request.name) {
+            // The upstream connection is Gate's, logged in as the resource's user.
+            Some(error_doc(
+                code::UNAUTHORIZED,
+                format!(
+                    "{} is not allowed once logged in through Gate; reconnect to log in as another user",
+                    request.name
+                ),
+            ))
         } else if let Some(e) = established.as_mut() {
             let mut relay = Relay {
                 session: &e.session,
@@ -172,6 +181,14 @@ pub async fn handle_client(
         }
     };
     finish(gate, peer, &mut client, established, result).await;
+}
+
+/// Commands that log in or out (never sent upstream: its login is Gate's).
+fn is_login(name: &str) -> bool {
+    matches!(
+        name,
+        "saslStart" | "saslContinue" | "authenticate" | "logout" | "copydbsaslstart"
+    )
 }
 
 /// End the session: audit a grant that ended, return the upstream connection, log.

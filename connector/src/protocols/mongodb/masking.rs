@@ -3,8 +3,9 @@
 //! by field name at any depth or by dotted path (arrays entered element by
 //! element), as `gate_policy::json::mask_json` does for JSON. Strings stay
 //! strings; the `null` strategy gives BSON null; any other value becomes the
-//! string `***` (`hash`: the hash of its extended JSON). And the guard that
-//! refuses commands whose output Gate cannot trace while masks apply.
+//! string `***` (`hash`: the hash of its extended JSON). Duplicate-key
+//! errors lose the values they quote. What Gate cannot trace is refused
+//! before it runs (`super::guard`).
 
 use bson::{Bson, Document};
 use gate_policy::mask::{MaskingKey, MissingHashKey, hash, mask_text};
@@ -13,116 +14,17 @@ use gate_policy::{Mask, Strategy};
 /// Commands whose cursors list catalog entries, not user documents.
 const CATALOG: &[&str] = &["listCollections", "listIndexes", "listDatabases"];
 
-/// Aggregate stages refused whenever masks apply: they read other
-/// collections, copy documents elsewhere, or run JavaScript.
-const REFUSED_STAGES: &[&str] = &[
-    "$lookup",
-    "$graphLookup",
-    "$unionWith",
-    "$out",
-    "$merge",
-    "$function",
-    "$accumulator",
-];
-
-/// The masks of `masks` that apply to `collection` (those naming no table, or this one).
+/// The masks of `masks` that apply to `collection`: those naming no table,
+/// or this one; every mask when the command names no collection
+/// (`aggregate: 1`), since Gate cannot tell where its documents come from.
 pub fn for_collection<'m>(masks: &'m [Mask], collection: Option<&str>) -> Vec<&'m Mask> {
     masks
         .iter()
-        .filter(|m| m.table.as_deref().is_none_or(|t| Some(t) == collection))
+        .filter(|m| match (m.table.as_deref(), collection) {
+            (Some(table), Some(collection)) => table == collection,
+            _ => true,
+        })
         .collect()
-}
-
-/// Why the command `body` (`operation`) is refused while `masks` apply, if it is:
-/// projections and pipeline stages that read a masked field into another
-/// (or the whole document: `$$ROOT`), stages that reach other collections or
-/// copy documents elsewhere, and server-side JavaScript.
-pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String> {
-    if masks.is_empty() {
-        return None;
-    }
-    match operation {
-        "find" => {
-            let projection = body.get("projection")?;
-            let path = reference(projection, masks)?;
-            Some(format!(
-                "a find projection that reads {path} into another field is refused while masks apply"
-            ))
-        }
-        "aggregate" => {
-            let stages = super::command::pipeline(body)?;
-            for stage in stages {
-                let Some(name) = super::command::stage_name(stage) else {
-                    return Some("an aggregate stage that is not a document".into());
-                };
-                if REFUSED_STAGES.contains(&name) {
-                    return Some(format!(
-                        "aggregate stage {name} can move masked fields out of Gate's sight; refused while masks apply"
-                    ));
-                }
-                if let Some(path) = reference(stage, masks) {
-                    return Some(format!(
-                        "aggregate stage {name} can move or compute masked fields ({path}); refused while masks apply"
-                    ));
-                }
-            }
-            None
-        }
-        "mapReduce" | "mapreduce" | "group" | "$eval" | "eval" => Some(format!(
-            "{operation} runs server-side JavaScript over documents; refused while masks apply"
-        )),
-        _ => None,
-    }
-}
-
-/// The first field path in `value` (an expression, projection or stage)
-/// that reads a masked field or the whole document: `$email`,
-/// `$contact.email`, `$$this.email`, `$$ROOT`; or JavaScript (`$function`,
-/// `$accumulator`, `$where`).
-fn reference(value: &Bson, masks: &[&Mask]) -> Option<String> {
-    match value {
-        Bson::String(text) if text.starts_with('$') => {
-            let path = text.trim_start_matches('$');
-            let mut segments = path.split('.');
-            let first = segments.next().unwrap_or_default();
-            let whole = text.starts_with("$$") && matches!(first, "ROOT" | "CURRENT");
-            if whole && path == first {
-                return Some(text.clone());
-            }
-            let field = if text.starts_with("$$") {
-                // `$$var.a.b`: the variable's fields `a.b`.
-                path.split_once('.').map_or("", |(_, rest)| rest)
-            } else {
-                path
-            };
-            masks
-                .iter()
-                .any(|m| reads(field, &m.column))
-                .then(|| text.clone())
-        }
-        Bson::Document(doc) => doc.iter().find_map(|(key, inner)| {
-            if matches!(key.as_str(), "$function" | "$accumulator" | "$where") {
-                return Some(key.clone());
-            }
-            reference(inner, masks)
-        }),
-        Bson::Array(items) => items.iter().find_map(|item| reference(item, masks)),
-        _ => None,
-    }
-}
-
-/// Whether reading the dotted `field` reads masked `column` (a name at any
-/// depth, or a dotted path: the path itself, inside it, or a parent of it).
-fn reads(field: &str, column: &str) -> bool {
-    if field.is_empty() {
-        return false;
-    }
-    if column.contains('.') {
-        let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}."));
-        under(field, column) || under(column, field)
-    } else {
-        field.split('.').any(|segment| segment == column)
-    }
 }
 
 /// Mask the documents `reply` (the answer to `operation`) carries. Returns
@@ -138,6 +40,7 @@ pub fn mask_reply(
         return Ok(0);
     }
     let mut count = 0;
+    redact_errors(reply, masks, key)?;
     if let Ok(cursor) = reply.get_document_mut("cursor") {
         for field in ["firstBatch", "nextBatch"] {
             if let Ok(batch) = cursor.get_array_mut(field) {
@@ -165,6 +68,51 @@ pub fn mask_reply(
         }
     }
     Ok(count)
+}
+
+/// Errors that quote stored values (a duplicate key's `keyValue` and the
+/// `dup key: {…}` of its message) lose them while masks apply.
+fn redact_errors(
+    reply: &mut Document,
+    masks: &[&Mask],
+    key: Option<&MaskingKey>,
+) -> Result<(), MissingHashKey> {
+    fn one(
+        error: &mut Document,
+        masks: &[&Mask],
+        key: Option<&MaskingKey>,
+    ) -> Result<(), MissingHashKey> {
+        if let Some(value) = error.get_mut("keyValue") {
+            let strategy = masks
+                .iter()
+                .map(|m| m.strategy)
+                .max()
+                .unwrap_or(Strategy::Redact);
+            mask_leaf(value, strategy.max(Strategy::Redact), key)?;
+        }
+        if let Ok(message) = error.get_str("errmsg")
+            && let Some((before, _)) = message.split_once("dup key:")
+        {
+            let redacted = format!("{before}dup key: {{ <redacted by Gate> }}");
+            error.insert("errmsg", redacted);
+        }
+        Ok(())
+    }
+    one(reply, masks, key)?;
+    for field in ["writeErrors", "writeConcernError"] {
+        match reply.get_mut(field) {
+            Some(Bson::Array(errors)) => {
+                for error in errors.iter_mut() {
+                    if let Bson::Document(error) = error {
+                        one(error, masks, key)?;
+                    }
+                }
+            }
+            Some(Bson::Document(error)) => one(error, masks, key)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The strategy for `distinct`'s values of `field`: a mask naming its last

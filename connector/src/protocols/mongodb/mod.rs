@@ -15,6 +15,7 @@ pub mod codec;
 pub mod command;
 mod connection;
 mod error;
+pub mod guard;
 pub mod hello;
 pub mod masking;
 mod pool;

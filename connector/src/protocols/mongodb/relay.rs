@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::codec::{self, Frame, Message, OpMsg, flags};
 use super::command;
 use super::error::{MongoError, code, error_doc, refusal};
+use super::guard;
 use super::masking;
 use super::request::Request;
 use super::upstream::Upstream;
@@ -75,7 +76,7 @@ impl Relay<'_> {
                 Send::Body(body) => body,
                 Send::Original => &request.body,
             };
-            match masking::guard(command::name(body), body, &masks) {
+            match guard::guard(command::name(body), body, &masks) {
                 Some(reason) => Err(reason),
                 None => Ok(send),
             }
@@ -261,14 +262,19 @@ impl Replies<'_> {
     }
 }
 
-/// An OP_MSG reply's flag bits (0 for anything else).
+/// An OP_MSG reply's flag bits, inside OP_COMPRESSED too (0 for anything else).
 fn reply_flags(frame: &Frame) -> u32 {
-    if frame.header.opcode != codec::opcode::MSG {
-        return 0;
+    let flags_of = |body: &[u8]| {
+        body.get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    match frame.header.opcode {
+        codec::opcode::MSG => flags_of(frame.body()),
+        codec::opcode::COMPRESSED => match codec::decompress(frame.body()) {
+            Ok((codec::opcode::MSG, body)) => flags_of(&body),
+            _ => 0,
+        },
+        _ => 0,
     }
-    frame
-        .body()
-        .get(..4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_le_bytes)
 }
