@@ -7,6 +7,9 @@ mod common;
 
 use common::mongo::{MongoStack, python, start, through_gate};
 use common::{audit_file_when, example_policy};
+use gate_connector::protocols::mongodb::codec::{
+    MAX_MESSAGE, Message, OpQuery, decode_frame, decode_message, encode_query,
+};
 
 fn as_app(stack: &MongoStack, body: &str) -> String {
     through_gate(
@@ -186,4 +189,93 @@ fn writes_reach_the_upstream() {
         &[],
     );
     assert_eq!(direct.trim(), "3", "{}", stack.nx.log_tail());
+}
+
+/// One whole message from `stream`, decoded by Gate's own codec.
+fn read_message(stream: &mut std::net::TcpStream) -> (i32, Message) {
+    use std::io::Read;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        if let Some(frame) = decode_frame(&mut buf, MAX_MESSAGE).unwrap() {
+            return (frame.header.response_to, decode_message(&frame).unwrap());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "Gate closed before answering");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn the_legacy_handshake_is_answered_and_oversized_messages_refused() {
+    use std::io::{Read, Write};
+    let stack = start(&example_policy());
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", stack.port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut out = bytes::BytesMut::new();
+    let query = OpQuery {
+        flags: 0,
+        collection: "admin.$cmd".into(),
+        skip: 0,
+        limit: -1,
+        query: bson::doc! {"isMaster": 1, "client": {"driver": {"name": "raw"}}},
+    };
+    encode_query(&mut out, 41, &query);
+    stream.write_all(&out).unwrap();
+    let (response_to, reply) = read_message(&mut stream);
+    assert_eq!(response_to, 41);
+    let Message::Reply(reply) = reply else {
+        panic!("an OP_QUERY is answered with OP_REPLY, got {reply:?}");
+    };
+    let hello = &reply.documents[0];
+    assert!(hello.get_bool("ismaster").unwrap());
+    // nx-27017 reports maxWireVersion 25: the cap is Gate's and the upstream's.
+    assert_eq!(hello.get_i32("maxWireVersion").unwrap(), 25);
+    // A header announcing more than maxMessageSizeBytes: a clear error, then Gate closes.
+    let mut huge = Vec::new();
+    for field in [MAX_MESSAGE as i32 + 1, 42, 0, 2013] {
+        huge.extend_from_slice(&field.to_le_bytes());
+    }
+    stream.write_all(&huge).unwrap();
+    let (response_to, error) = read_message(&mut stream);
+    assert_eq!(response_to, 42);
+    let Message::Msg(error) = error else {
+        panic!("expected an OP_MSG error, got {error:?}");
+    };
+    assert_eq!(error.body.get_i32("code").unwrap(), 2, "{}", error.body);
+    assert!(
+        error
+            .body
+            .get_str("errmsg")
+            .unwrap()
+            .contains("exceeds the maximum message size of 48000000 bytes"),
+        "{}",
+        error.body
+    );
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "Gate closes");
+}
+
+#[test]
+fn a_rewrite_replaces_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("rewrite.rego");
+    std::fs::write(
+        &policy,
+        "package rewrite\nimport rego.v1\n\
+         default session := {\"action\": \"allow\"}\n\
+         default pre_request := {\"action\": \"allow\"}\n\
+         default post_request := {\"action\": \"allow\"}\n\
+         pre_request := {\"action\": \"rewrite\", \"query\": json.marshal({\"find\": \"customers\", \"filter\": {\"_id\": 4}})} if {\n\
+           input.query.operation == \"find\"\n  input.query.collection == \"customers\"\n}\n",
+    )
+    .unwrap();
+    let stack = start(&common::all_stages(&policy));
+    let out = as_app(
+        &stack,
+        "print([d['_id'] for d in db.customers.find({'_id': {'$lt': 3}})])",
+    );
+    assert_eq!(out.trim(), "[4]");
 }

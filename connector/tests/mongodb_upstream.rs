@@ -69,7 +69,7 @@ fn gate(upstream: &Scripted, password: &str) -> (common::GateRun, u16) {
 #[test]
 fn gate_logs_in_upstream_and_masks_compressed_and_exhaust_replies() {
     let upstream = scripted();
-    let (_gate, port) = gate(&upstream, "upstream-pw");
+    let (gate_run, port) = gate(&upstream, "upstream-pw");
     let out = through_gate(
         port,
         "app",
@@ -91,7 +91,18 @@ fn gate_logs_in_upstream_and_masks_compressed_and_exhaust_replies() {
     );
     assert_eq!(lines[3], format!("[{}]", [masked; 6].join(", ")), "{out}");
     // Gate authenticated upstream itself, before any command reached it.
+    // Gate's hello is capped by the upstream's maxWireVersion (21 here).
+    let again = through_gate(
+        port,
+        "app",
+        "app-pw",
+        "",
+        "print(client.admin.command('hello')['maxWireVersion'])\nprint(db.plain.find_one()['_id'])",
+    );
+    assert_eq!(again, "21\n1\n");
     let log = std::fs::read_to_string(&upstream.log).unwrap();
+    // The second client reused the first one's pooled upstream connection: one login.
+    assert_eq!(log.matches("saslStart").count(), 1, "{log}");
     assert!(log.contains("saslStart 1 authed=False"), "{log}");
     assert!(log.contains("find 'plain' authed=True"), "{log}");
     assert!(
@@ -100,6 +111,14 @@ fn gate_logs_in_upstream_and_masks_compressed_and_exhaust_replies() {
             .all(|l| l.ends_with("authed=True")),
         "{log}"
     );
+    let (_, metrics) = common::http_get(gate_run.health_port, "/metrics");
+    for series in [
+        "gate_request_duration_seconds_count{protocol=\"mongodb\",resource=\"scripted\"}",
+        "gate_connpool_active_connections{resource=\"scripted\"",
+        "gate_sessions_total{protocol=\"mongodb\"",
+    ] {
+        assert!(metrics.contains(series), "{series}\n{metrics}");
+    }
 }
 
 #[test]

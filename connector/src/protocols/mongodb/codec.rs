@@ -130,6 +130,12 @@ pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, Cod
     Ok(Some(Frame { header, raw }))
 }
 
+/// The request id and opcode at the front of `buf` (a message refused
+/// before it was whole still gets its answer addressed).
+pub fn peek_request(buf: &[u8]) -> Option<(i32, i32)> {
+    Some((i32_at(buf, 4)?, i32_at(buf, 12)?))
+}
+
 /// A document sequence (OP_MSG section kind 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {

@@ -14,14 +14,16 @@ use bson::doc;
 use bytes::BytesMut;
 use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{ConnectionInfo, UserInfo};
+use tokio::io::AsyncWriteExt;
 
 use super::auth::Login;
+use super::codec::{opcode, peek_request};
 use super::error::{MongoError, code, error_doc};
 use super::hello;
 use super::pool::{Lease, Pool};
 use super::relay::Relay;
 use super::request::Request;
-use super::wire::{ReadError, read_frame, send_answer};
+use super::wire::{ReadError, answer_to, read_frame, send_answer};
 use crate::server::Gate;
 use crate::session::{self, Admission, Session, outcome};
 use crate::stream::ClientStream;
@@ -63,7 +65,15 @@ pub async fn handle_client(
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),
             Err(ReadError::Io(e)) => break Err(e.into()),
-            Err(ReadError::Codec(e)) => break Err(MongoError::ClientProtocol(e)),
+            Err(ReadError::Codec(e)) => {
+                let error = MongoError::ClientProtocol(e);
+                if let (Some((id, op)), Some(doc)) = (peek_request(&buf), error.to_doc()) {
+                    let mut out = BytesMut::new();
+                    answer_to(&mut out, id, op == opcode::QUERY, doc);
+                    let _ = client.write_all(&out).await;
+                }
+                break Err(error);
+            }
         };
         let header = frame.header;
         let request = match Request::parse(frame.clone()) {
