@@ -279,3 +279,70 @@ fn a_rewrite_replaces_the_command() {
     );
     assert_eq!(out.trim(), "[4]");
 }
+
+/// Send `body` as an OP_MSG with request id `id` and read the answer's body.
+fn command(stream: &mut std::net::TcpStream, id: i32, body: bson::Document) -> bson::Document {
+    use std::io::Write;
+    let mut out = bytes::BytesMut::new();
+    let msg = gate_connector::protocols::mongodb::codec::OpMsg {
+        flags: 0,
+        body,
+        sequences: Vec::new(),
+    };
+    gate_connector::protocols::mongodb::codec::encode_msg(&mut out, id, 0, &msg);
+    stream.write_all(&out).unwrap();
+    let (response_to, reply) = read_message(stream);
+    assert_eq!(response_to, id);
+    match reply {
+        Message::Msg(msg) => msg.body,
+        other => panic!("expected OP_MSG, got {other:?}"),
+    }
+}
+
+fn payload(reply: &bson::Document) -> String {
+    String::from_utf8(reply.get_binary_generic("payload").unwrap().clone()).unwrap()
+}
+
+#[test]
+fn speculative_scram_in_hello_completes_with_one_sasl_continue() {
+    use gate_connector::auth::scram::ClientExchange;
+    let stack = start(&example_policy());
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", stack.port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let binary = |text: &str| bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: text.as_bytes().to_vec(),
+    };
+    let (mut scram, first) = ClientExchange::start_as("app", "fyko+d2lbbFgONRv9qkxdawL");
+    let hello = command(
+        &mut stream,
+        1,
+        bson::doc! {"hello": 1, "speculativeAuthenticate": {"saslStart": 1, "mechanism": "SCRAM-SHA-256",
+        "payload": binary(&first), "options": {"skipEmptyExchange": true}, "db": "admin"}, "$db": "admin"},
+    );
+    let speculative = hello.get_document("speculativeAuthenticate").unwrap();
+    assert!(!speculative.get_bool("done").unwrap());
+    let last = scram.respond(&payload(speculative), "app-pw").unwrap();
+    let done = command(
+        &mut stream,
+        2,
+        bson::doc! {"saslContinue": 1, "conversationId": 1, "payload": binary(&last), "$db": "admin"},
+    );
+    assert!(done.get_bool("done").unwrap(), "{done}");
+    scram.verify(&payload(&done)).unwrap();
+    let count = command(
+        &mut stream,
+        3,
+        bson::doc! {"count": "customers", "$db": "shop"},
+    );
+    assert_eq!(count.get_i32("n").unwrap_or_default(), 5, "{count}");
+    // Logging in again on Gate's upstream connection is refused.
+    let again = command(
+        &mut stream,
+        4,
+        bson::doc! {"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": binary(&first), "$db": "admin"},
+    );
+    assert_eq!(again.get_i32("code").unwrap(), 13, "{again}");
+}

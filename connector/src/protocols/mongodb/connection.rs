@@ -104,9 +104,13 @@ pub async fn handle_client(
             ) {
                 (None, Ok(start)) => {
                     let mut start = start.clone();
-                    if !start.contains_key("$db") {
-                        start.insert("$db", request.body.get_str("$db").unwrap_or("admin"));
-                    }
+                    // Drivers name the auth database `db` in the speculative document.
+                    let db = start
+                        .get_str("db")
+                        .or_else(|_| request.body.get_str("$db"))
+                        .unwrap_or("admin")
+                        .to_owned();
+                    start.insert("$db", db);
                     login
                         .start(gate, &start, client.is_tls(), peer)
                         .ok()
