@@ -346,3 +346,37 @@ fn speculative_scram_in_hello_completes_with_one_sasl_continue() {
     );
     assert_eq!(again.get_i32("code").unwrap(), 13, "{again}");
 }
+
+/// With an allow-all policy Gate is invisible: the same script gives the
+/// same results, types and errors through Gate as directly.
+#[test]
+fn with_an_allow_all_policy_gate_is_transparent() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("allow.rego");
+    std::fs::write(
+        &policy,
+        "package allow\nimport rego.v1\ndefault session := {\"action\": \"allow\"}\n\
+         default pre_request := {\"action\": \"allow\"}\ndefault post_request := {\"action\": \"allow\"}\n",
+    )
+    .unwrap();
+    let stack = start(&common::all_stages(&policy));
+    let script = "from bson import json_util\n\
+        out = []\n\
+        out.append(list(db.customers.find({'_id': {'$gte': 2}}, {'name': 1, 'contact': 1}, batch_size=2).sort('_id', -1)))\n\
+        out.append(list(db.customers.aggregate([{'$match': {'_id': {'$lte': 4}}}, {'$sort': {'_id': 1}}, {'$project': {'e': '$email'}}])))\n\
+        out.append(db.customers.count_documents({'_id': {'$gt': 1}}))\n\
+        out.append(sorted(db.customers.distinct('contact.phone')))\n\
+        out.append(sorted(c['name'] for c in db.list_collections()))\n\
+        try:\n    db.command({'noSuchCommand': 1})\nexcept pymongo.errors.OperationFailure as e:\n    out.append(['error', e.code])\n\
+        print(json_util.dumps(out))";
+    let through = as_app(&stack, script);
+    let direct = python(
+        &format!(
+            "client = pymongo.MongoClient('mongodb://127.0.0.1:{}/?directConnection=true')\ndb = client.shop\n{script}",
+            stack.nx.port()
+        ),
+        &[],
+    );
+    assert_eq!(through, direct);
+    assert!(through.contains("user1@example.com"), "{through}");
+}
