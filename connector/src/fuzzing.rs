@@ -406,6 +406,7 @@ pub fn mongodb_messages(data: &[u8]) {
                 &masks,
                 None,
             );
+            masking::redact_errors(&mut reply);
         }
         if let Ok(request) = Request::parse(frame) {
             let query = command::describe(&request.body, Some("app"));

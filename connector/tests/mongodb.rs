@@ -261,17 +261,11 @@ fn the_legacy_handshake_is_answered_and_oversized_messages_refused() {
 #[test]
 fn a_rewrite_replaces_the_command() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("rewrite.rego");
-    std::fs::write(
-        &policy,
-        "package rewrite\nimport rego.v1\n\
-         default session := {\"action\": \"allow\"}\n\
-         default pre_request := {\"action\": \"allow\"}\n\
-         default post_request := {\"action\": \"allow\"}\n\
-         pre_request := {\"action\": \"rewrite\", \"query\": json.marshal({\"find\": \"customers\", \"filter\": {\"_id\": 4}})} if {\n\
+    let policy = allowing(
+        dir.path(),
+        "pre_request := {\"action\": \"rewrite\", \"query\": json.marshal({\"find\": \"customers\", \"filter\": {\"_id\": 4}})} if {\n\
            input.query.operation == \"find\"\n  input.query.collection == \"customers\"\n}\n",
-    )
-    .unwrap();
+    );
     let stack = start(&common::all_stages(&policy));
     let out = as_app(
         &stack,
@@ -352,13 +346,7 @@ fn speculative_scram_in_hello_completes_with_one_sasl_continue() {
 #[test]
 fn with_an_allow_all_policy_gate_is_transparent() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("allow.rego");
-    std::fs::write(
-        &policy,
-        "package allow\nimport rego.v1\ndefault session := {\"action\": \"allow\"}\n\
-         default pre_request := {\"action\": \"allow\"}\ndefault post_request := {\"action\": \"allow\"}\n",
-    )
-    .unwrap();
+    let policy = allowing(dir.path(), "");
     let stack = start(&common::all_stages(&policy));
     let script = "from bson import json_util\n\
         out = []\n\
@@ -379,4 +367,18 @@ fn with_an_allow_all_policy_gate_is_transparent() {
     );
     assert_eq!(through, direct);
     assert!(through.contains("user1@example.com"), "{through}");
+}
+
+/// A policy file in `dir` allowing every stage by default, plus `rules`.
+fn allowing(dir: &std::path::Path, rules: &str) -> std::path::PathBuf {
+    let path = dir.join("policy.rego");
+    std::fs::write(
+        &path,
+        format!(
+            "package inline\nimport rego.v1\ndefault session := {{\"action\": \"allow\"}}\n\
+             default pre_request := {{\"action\": \"allow\"}}\ndefault post_request := {{\"action\": \"allow\"}}\n{rules}"
+        ),
+    )
+    .unwrap();
+    path
 }

@@ -40,7 +40,6 @@ pub fn mask_reply(
         return Ok(0);
     }
     let mut count = 0;
-    redact_errors(reply, masks, key)?;
     if let Ok(cursor) = reply.get_document_mut("cursor") {
         for field in ["firstBatch", "nextBatch"] {
             if let Ok(batch) = cursor.get_array_mut(field) {
@@ -71,48 +70,39 @@ pub fn mask_reply(
 }
 
 /// Errors that quote stored values (a duplicate key's `keyValue` and the
-/// `dup key: {…}` of its message) lose them while masks apply.
-fn redact_errors(
-    reply: &mut Document,
-    masks: &[&Mask],
-    key: Option<&MaskingKey>,
-) -> Result<(), MissingHashKey> {
-    fn one(
-        error: &mut Document,
-        masks: &[&Mask],
-        key: Option<&MaskingKey>,
-    ) -> Result<(), MissingHashKey> {
+/// `dup key: {…}` of its message) lose them; for replies while masks apply.
+/// Returns how many errors were redacted.
+pub fn redact_errors(reply: &mut Document) -> u64 {
+    fn one(error: &mut Document) -> u64 {
+        let mut changed = 0;
         if let Some(value) = error.get_mut("keyValue") {
-            let strategy = masks
-                .iter()
-                .map(|m| m.strategy)
-                .max()
-                .unwrap_or(Strategy::Redact);
-            mask_leaf(value, strategy.max(Strategy::Redact), key)?;
+            *value = Bson::String("***".to_owned());
+            changed = 1;
         }
         if let Ok(message) = error.get_str("errmsg")
             && let Some((before, _)) = message.split_once("dup key:")
         {
             let redacted = format!("{before}dup key: {{ <redacted by Gate> }}");
             error.insert("errmsg", redacted);
+            changed = 1;
         }
-        Ok(())
+        changed
     }
-    one(reply, masks, key)?;
+    let mut changed = one(reply);
     for field in ["writeErrors", "writeConcernError"] {
         match reply.get_mut(field) {
             Some(Bson::Array(errors)) => {
                 for error in errors.iter_mut() {
                     if let Bson::Document(error) = error {
-                        one(error, masks, key)?;
+                        changed += one(error);
                     }
                 }
             }
-            Some(Bson::Document(error)) => one(error, masks, key)?,
+            Some(Bson::Document(error)) => changed += one(error),
             _ => {}
         }
     }
-    Ok(())
+    changed
 }
 
 /// The strategy for `distinct`'s values of `field`: a mask naming its last

@@ -248,7 +248,8 @@ impl Replies<'_> {
             }
         }
         self.session.add_rows(self.audit, masked);
-        if masked == 0 && msg.sequences.is_empty() {
+        let redacted = masking::redact_errors(&mut msg.body);
+        if masked == 0 && redacted == 0 && msg.sequences.is_empty() {
             return Ok(None);
         }
         let mut out = BytesMut::with_capacity(frame.raw.len() + 64);
