@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use gate_testkit::{Nx27017, free_port, venv_python};
-use support::{Proc, cpu_us, per_query, seconds, wait_port};
+use gate_testkit::{Nx27017, venv_python};
+use support::{Proc, cpu_us, example_policies, per_query, seconds, spawn_connector};
 
 mod support;
 
@@ -51,33 +51,12 @@ fn python(script: &str, args: &[&str]) -> String {
 }
 
 fn start_gate(dir: &Path, upstream: u16) -> (Proc, u16) {
-    let port = free_port().unwrap();
-    let health = free_port().unwrap();
-    let example = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/example.rego"
-    ));
-    let config = dir.join("gate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
-             identities: [{{name: app, password: app}}]\n\
-             resources:\n  - {{name: events-mongo, protocol: mongodb, host: 127.0.0.1, port: {upstream}, database: shop}}\n\
-             policies:\n  - {{path: \"{e}\", stage: session}}\n  - {{path: \"{e}\", stage: pre_request}}\n  - {{path: \"{e}\", stage: post_request}}\n",
-            e = example.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gate-connector"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(port);
-    (Proc(child), port)
+    let body = format!(
+        "identities: [{{name: app, password: app}}]\n\
+         resources:\n  - {{name: events-mongo, protocol: mongodb, host: 127.0.0.1, port: {upstream}, database: shop}}\n{}",
+        example_policies()
+    );
+    spawn_connector(env!("CARGO_BIN_EXE_gate-connector"), dir, &body)
 }
 
 fn main() {

@@ -66,3 +66,34 @@ pub fn wait_port(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Start the release `gate-connector` (`bin`, the bench's `CARGO_BIN_EXE_gate-connector`)
+/// on a fresh `listen_addr`/`health_addr` with `body` as the rest of its
+/// config (written to `dir/gate.yaml`); the shared listener's port once it is open.
+pub fn spawn_connector(bin: &str, dir: &std::path::Path, body: &str) -> (Proc, u16) {
+    let port = gate_testkit::free_port().unwrap();
+    let health = gate_testkit::free_port().unwrap();
+    let config = dir.join("gate.yaml");
+    std::fs::write(
+        &config,
+        format!("listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n{body}"),
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    (Proc(child), port)
+}
+
+/// The `policies:` config loading `policies/example.rego` for all three stages.
+pub fn example_policies() -> String {
+    let e = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/example.rego");
+    format!(
+        "policies:\n  - {{path: \"{e}\", stage: session}}\n  - {{path: \"{e}\", stage: pre_request}}\n  - {{path: \"{e}\", stage: post_request}}\n"
+    )
+}
