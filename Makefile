@@ -52,13 +52,14 @@ verify-generated: patched-deps ## fail if committed generated code differs from 
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out crds --check
 
-bench: deps patched-deps ## run the benchmarks; each prints ratios against a baseline run in the same invocation
+bench: deps patched-deps test-venv ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench pgbench
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench http_wrk
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench sysbench
+	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench mongo_find
 
-FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets
+FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets mongodb_messages
 FUZZ_SECONDS ?= 60
 
 fuzz: patched-deps ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::{self, http, mysql, postgres};
+use crate::protocols::{self, http, mongodb, mysql, postgres};
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
 use crate::tls::TlsFiles;
@@ -145,6 +145,7 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()
 /// protocol inside it detected the same way.
 async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     let _ = stream.set_nodelay(true);
+    let local_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut client = MaybeTls::Plain(stream);
     let mut first = BytesMut::with_capacity(8192);
     if silent_for_mysql(&client, &gate).await {
@@ -170,6 +171,10 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
         Some(Detected::Http1 | Detected::Http2) => {
             http::handle_client(client, peer, gate, first).await;
         }
+        Some(Detected::Mongodb) => {
+            let dedicated = dedicated_mongodb(&gate, local_port);
+            mongodb::handle_client(client, peer, gate, first, dedicated).await;
+        }
         Some(Detected::Tls) => {
             tracing::info!(%peer, "TLS inside TLS; closing");
             outcome::count(&gate, "tls", "", outcome::Outcome::ProtocolError);
@@ -178,12 +183,21 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             tracing::info!(
                 %peer,
                 detected = other.as_str(),
-                "protocol detected on the shared listener is not served there yet (served: postgres, mysql, http); closing"
+                "protocol detected on the shared listener is not served there yet (served: postgres, mysql, mongodb, http); closing"
             );
             outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
         None => {}
     }
+}
+
+/// The MongoDB resource whose own `listen_port` is `port`, if any.
+fn dedicated_mongodb(gate: &Gate, port: u16) -> Option<String> {
+    gate.config
+        .resources
+        .iter()
+        .find(|r| r.protocol == Protocol::Mongodb && r.listen_port == Some(u32::from(port)))
+        .map(|r| r.name.clone())
 }
 
 /// Whether a client on the shared listener said nothing for
@@ -284,7 +298,7 @@ pub async fn bind_all(
     let mut addrs = vec![(shared, Serves::Detected)];
     for (index, resource) in config.resources.iter().enumerate() {
         let serves = match resource.protocol {
-            Protocol::Postgres | Protocol::Mysql => Serves::Detected,
+            Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb => Serves::Detected,
             Protocol::Http | Protocol::Mcp => Serves::Http(index),
             _ => continue,
         };

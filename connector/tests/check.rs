@@ -113,7 +113,7 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.yaml"),
-        "resources:\n  - {name: pg, protocol: postgres, host: h, port: 5432}\n  - {name: docs, protocol: mongodb, host: h, port: 27017}\n",
+        "resources:\n  - {name: pg, protocol: postgres, host: h, port: 5432}\n  - {name: shell, protocol: ssh, host: h, port: 22}\n",
     )
     .unwrap();
     let out = connector(dir.path())
@@ -124,7 +124,7 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "c.yaml: resources[1].protocol: mongodb is not served by this connector yet (served: postgres, mysql, http, mcp)"
+            "c.yaml: resources[1].protocol: ssh is not served by this connector yet (served: postgres, mysql, mongodb, http, mcp)"
         ),
         "{stderr}"
     );

@@ -107,3 +107,18 @@ pub fn example_policy() -> &'static Path {
         "/../policies/example.rego"
     ))
 }
+
+/// The release connector on fresh `listen_addr`/`health_addr` ports with
+/// `body` as the rest of its config; the shared listener's port once it is open.
+pub fn spawn_connector(dir: &Path, body: &str) -> (Proc, u16) {
+    let port = gate_testkit::free_port().unwrap();
+    let health = gate_testkit::free_port().unwrap();
+    let yaml =
+        format!("listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n{body}");
+    (spawn_gate(dir, &yaml, port), port)
+}
+
+/// The `policies:` config loading `policies/example.rego` for all three stages.
+pub fn example_policies() -> String {
+    all_stages(example_policy())
+}

@@ -196,7 +196,14 @@ pub struct ClientExchange {
 impl ClientExchange {
     /// Start with a fresh nonce; returns the exchange and `client-first-message`.
     pub fn start(client_nonce: &str) -> (Self, String) {
-        let bare = format!("n=,r={client_nonce}");
+        Self::start_as("", client_nonce)
+    }
+
+    /// Like [`ClientExchange::start`], naming `user` in the message (MongoDB
+    /// reads the user from it; PostgreSQL sends it in the startup packet).
+    pub fn start_as(user: &str, client_nonce: &str) -> (Self, String) {
+        let user = user.replace('=', "=3D").replace(',', "=2C");
+        let bare = format!("n={user},r={client_nonce}");
         let first = format!("n,,{bare}");
         (
             Self {

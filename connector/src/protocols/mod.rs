@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod mcp;
+pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
 
@@ -14,6 +15,7 @@ pub struct Shared {
     pub http: http::Shared,
     pub mcp: mcp::Shared,
     pub mysql: mysql::Shared,
+    pub mongodb: mongodb::Shared,
 }
 
 use gate_config::ConnectorConfig;
@@ -24,6 +26,7 @@ use gate_config::connector::Protocol;
 pub const SERVED: &[Protocol] = &[
     Protocol::Postgres,
     Protocol::Mysql,
+    Protocol::Mongodb,
     Protocol::Http,
     Protocol::Mcp,
 ];

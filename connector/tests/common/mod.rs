@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // in tests a panic is the failure report
 
 pub(crate) mod jwt;
+pub(crate) mod mongo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -217,6 +217,9 @@ pub struct ResourceConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// MongoDB: the database Gate authenticates `username` against upstream (default `admin`).
+    #[serde(default)]
+    pub auth_source: Option<String>,
     /// A dedicated port for this resource (required for MCP).
     #[serde(default, deserialize_with = "crate::number::opt_u32_field")]
     pub listen_port: Option<u32>,
@@ -588,6 +591,22 @@ impl Validate for ConnectorConfig {
             }
             if r.password.is_some() && r.username.is_none() {
                 p.push(at("username"), "required when password is set");
+            }
+            match (&r.auth_source, r.protocol) {
+                (Some(_), protocol) if protocol != Protocol::Mongodb => p.push(
+                    at("auth_source"),
+                    format!(
+                        "only for mongodb resources (this one is {})",
+                        protocol.as_str()
+                    ),
+                ),
+                (Some(source), _) if source.is_empty() => {
+                    p.push(at("auth_source"), "must not be empty (omit it for admin)")
+                }
+                (Some(_), _) if r.username.is_none() => {
+                    p.push(at("username"), "required when auth_source is set")
+                }
+                _ => {}
             }
             crate::http::validate_resource(r, &at, p);
             if let Some(path) = &r.endpoint_path

@@ -87,3 +87,41 @@ fn jwks_urls_must_be_https_or_loopback() {
         "{both:?}"
     );
 }
+
+fn resource_problems(resource: &str) -> Result<ConnectorConfig, Vec<String>> {
+    let yaml = format!("resources:\n  - {resource}\n");
+    load_str::<ConnectorConfig>("c.yaml", &yaml, &|_| None)
+        .map_err(|e| e.errors.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn a_mongodb_resource_takes_the_issue_fields_and_auth_source_is_checked() {
+    let config = resource_problems(
+        "{name: events-mongo, protocol: mongodb, host: 127.0.0.1, port: 27017, database: app, \
+         username: gate_app, password: pw, auth_source: admin, listen_port: 27018, \
+         upstream_tls: {mode: verify-full, ca_file: ca.pem}, \
+         pool: {max_connections: 20, idle_timeout: 5m, acquire_timeout: 5s}}",
+    )
+    .unwrap();
+    let r = &config.resources[0];
+    assert_eq!(r.auth_source.as_deref(), Some("admin"));
+    assert_eq!(r.listen_port, Some(27018));
+    assert_eq!(r.pool.max_connections, 20);
+    for (bad, want) in [
+        (
+            "{name: pg, protocol: postgres, host: h, port: 5432, username: u, auth_source: admin}",
+            "resources[0].auth_source: only for mongodb resources (this one is postgres)",
+        ),
+        (
+            "{name: m, protocol: mongodb, host: h, port: 27017, username: u, auth_source: ''}",
+            "resources[0].auth_source: must not be empty (omit it for admin)",
+        ),
+        (
+            "{name: m, protocol: mongodb, host: h, port: 27017, auth_source: admin}",
+            "resources[0].username: required when auth_source is set",
+        ),
+    ] {
+        let problems = resource_problems(bad).unwrap_err();
+        assert_eq!(problems, vec![want.to_owned()], "{bad}");
+    }
+}

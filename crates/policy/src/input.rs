@@ -6,7 +6,7 @@
 //! resource {name, protocol, host, port, database, labels}
 //! user {sub, name, email, groups[], kind, issuer}
 //! connection {id, client_ip, client_port, tls, application_name, database, db_user}
-//! query {raw, type, statement, tables[], columns[], operation, database, collection, filter}
+//! query {raw, type, statement, tables[], columns[], operation, database, collection, filter, pipeline[]}
 //! http {method, path, query, headers}
 //! mcp {method, namespace, action, operation, target, tool_name, resource_uri, prompt_name, arguments}
 //! ssh {command, subsystem, pty, env}
@@ -141,6 +141,8 @@ pub struct QueryInfo {
     pub database: Option<String>,
     pub collection: Option<String>,
     pub filter: Option<serde_json::Value>,
+    /// MongoDB `aggregate`: the pipeline's stage names in order (`$match`, `$group`); absent when empty.
+    pub pipeline: Vec<String>,
 }
 
 /// An HTTP request (HTTP and MCP).
@@ -446,6 +448,10 @@ impl PolicyInput {
                     .opt("database", opt_str(&q.database))
                     .opt("collection", opt_str(&q.collection))
                     .opt("filter", q.filter.clone().map(Value::from))
+                    .opt(
+                        "pipeline",
+                        (!q.pipeline.is_empty()).then(|| strings(&q.pipeline)),
+                    )
                     .done(),
             );
         }

@@ -1,6 +1,6 @@
-//! Real throwaway servers for Gate's tests: PostgreSQL 15, MariaDB, sshd and
-//! nginx, each on a free 127.0.0.1 port in its own temp dir, stopped by PID
-//! (process group) when dropped.
+//! Real throwaway servers for Gate's tests: PostgreSQL 15, MariaDB, sshd,
+//! nginx and nx-27017 (MongoDB wire protocol), each on a free 127.0.0.1
+//! port in its own temp dir, stopped by PID (process group) when dropped.
 //!
 //! Every server lives in `$TMPDIR/gate-testkit/<kind>-<owner pid>-<owner start>-<n>/`.
 //! Starting any server first reaps directories whose owning test process is
@@ -17,6 +17,7 @@
 mod error;
 mod mariadb;
 mod nginx;
+mod nx27017;
 mod postgres;
 mod process;
 mod sshd;
@@ -25,6 +26,7 @@ mod tls;
 pub use error::{Error, Result};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use nginx::{Nginx, NginxOptions};
+pub use nx27017::Nx27017;
 pub use postgres::{PgAuth, Postgres, PostgresOptions};
 pub use process::{free_port, reap_stale, testkit_root, venv_python};
 pub use sshd::{Sshd, SshdOptions};

@@ -1,0 +1,216 @@
+//! The codec against hand-built frames: every prefix is incomplete, every
+//! section kind, checksums, the legacy handshake, compression and limits.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+use bson::doc;
+use bytes::BytesMut;
+
+use super::*;
+
+fn msg(flags: u32, body: Document, sequences: Vec<Sequence>) -> BytesMut {
+    let mut out = BytesMut::new();
+    encode_msg(
+        &mut out,
+        7,
+        0,
+        &OpMsg {
+            flags,
+            body,
+            sequences,
+        },
+    );
+    out
+}
+
+/// An OP_MSG as a driver writes one: `insert` with its documents in a kind-1 section.
+fn insert_frame() -> BytesMut {
+    msg(
+        0,
+        doc! {"insert": "customers", "$db": "shop"},
+        vec![Sequence {
+            identifier: "documents".into(),
+            documents: vec![doc! {"_id": 1, "email": "a@b.c"}, doc! {"_id": 2}],
+        }],
+    )
+}
+
+#[test]
+fn every_prefix_is_incomplete_and_the_whole_decodes() {
+    let bytes = insert_frame();
+    for end in 0..bytes.len() {
+        let mut buf = BytesMut::from(&bytes[..end]);
+        assert_eq!(
+            decode_frame(&mut buf, MAX_MESSAGE),
+            Ok(None),
+            "prefix {end}"
+        );
+    }
+    let mut buf = bytes.clone();
+    buf.extend_from_slice(b"next");
+    let frame = decode_frame(&mut buf, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(&buf[..], b"next");
+    assert_eq!(frame.raw, bytes.freeze());
+    assert_eq!(frame.header.request_id, 7);
+    assert_eq!(frame.header.opcode, opcode::MSG);
+    let Message::Msg(m) = decode_message(&frame).unwrap() else {
+        panic!("not an OP_MSG");
+    };
+    assert_eq!(m.body.get_str("insert").unwrap(), "customers");
+    assert_eq!(m.sequences.len(), 1);
+    assert_eq!(m.sequences[0].identifier, "documents");
+    assert_eq!(m.sequences[0].documents.len(), 2);
+}
+
+#[test]
+fn re_encoding_a_decoded_message_gives_the_same_bytes() {
+    let bytes = insert_frame();
+    let frame = decode_frame(&mut bytes.clone(), MAX_MESSAGE)
+        .unwrap()
+        .unwrap();
+    let Message::Msg(m) = decode_message(&frame).unwrap() else {
+        panic!("not an OP_MSG");
+    };
+    let mut again = BytesMut::new();
+    encode_msg(&mut again, 7, 0, &m);
+    assert_eq!(again, bytes);
+}
+
+#[test]
+fn checksums_are_checked_and_flags_kept() {
+    let mut bytes = msg(
+        flags::MORE_TO_COME,
+        doc! {"ping": 1, "$db": "admin"},
+        vec![],
+    );
+    // Add a checksum as a driver would: set the flag, grow the length, append CRC-32C.
+    bytes[16] |= 1;
+    let len = (bytes.len() + 4) as i32;
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    let sum = crc32c(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    let frame = decode_frame(&mut bytes.clone(), MAX_MESSAGE)
+        .unwrap()
+        .unwrap();
+    verify_checksum(&frame).unwrap();
+    let Message::Msg(m) = decode_message(&frame).unwrap() else {
+        panic!("not an OP_MSG");
+    };
+    assert_eq!(m.flags & flags::MORE_TO_COME, flags::MORE_TO_COME);
+    assert_eq!(m.body.get_i32("ping").unwrap(), 1);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    let bad = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(verify_checksum(&bad), Err(CodecError::Checksum));
+    // The CRC-32C check value.
+    assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+}
+
+#[test]
+fn unknown_required_flags_and_bad_sections_are_refused() {
+    let mut bytes = msg(0, doc! {"ping": 1}, vec![]);
+    bytes[16] = 0x04;
+    let frame = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(decode_message(&frame), Err(CodecError::UnknownFlags(4)));
+    // Optional bits (16 and up) are fine: exhaustAllowed.
+    let mut bytes = msg(flags::EXHAUST_ALLOWED, doc! {"getMore": 1_i64}, vec![]);
+    let frame = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+    assert!(decode_message(&frame).is_ok());
+    // A section kind that does not exist.
+    let mut bytes = msg(0, doc! {"ping": 1}, vec![]);
+    bytes[20] = 9;
+    let frame = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+    assert!(decode_message(&frame).is_err());
+}
+
+#[test]
+fn sizes_are_limited_before_the_body_arrives() {
+    let mut huge = BytesMut::new();
+    huge.extend_from_slice(&(MAX_MESSAGE as i32 + 1).to_le_bytes());
+    assert_eq!(
+        decode_frame(&mut huge, MAX_MESSAGE),
+        Err(CodecError::TooLarge {
+            got: MAX_MESSAGE + 1,
+            max: MAX_MESSAGE
+        })
+    );
+    let mut short = BytesMut::from(&8i32.to_le_bytes()[..]);
+    assert_eq!(
+        decode_frame(&mut short, MAX_MESSAGE),
+        Err(CodecError::TooShort(8))
+    );
+    let mut negative = BytesMut::from(&(-1i32).to_le_bytes()[..]);
+    assert!(decode_frame(&mut negative, MAX_MESSAGE).is_err());
+}
+
+#[test]
+fn the_legacy_handshake_and_its_reply() {
+    let mut bytes = BytesMut::new();
+    let query = OpQuery {
+        flags: 0,
+        collection: "admin.$cmd".into(),
+        skip: 0,
+        limit: -1,
+        query: doc! {"isMaster": 1, "helloOk": true, "client": {"driver": {"name": "x"}}},
+    };
+    encode_query(&mut bytes, 3, &query);
+    let frame = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(frame.header.opcode, opcode::QUERY);
+    assert_eq!(decode_message(&frame).unwrap(), Message::Query(query));
+
+    let reply = OpReply {
+        flags: 8,
+        cursor_id: 0,
+        starting_from: 0,
+        documents: vec![doc! {"ismaster": true, "ok": 1.0}],
+    };
+    let mut out = BytesMut::new();
+    encode_reply(&mut out, 9, 3, &reply);
+    let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(frame.header.response_to, 3);
+    assert_eq!(decode_message(&frame).unwrap(), Message::Reply(reply));
+}
+
+#[test]
+fn compressed_messages_decode_for_noop_and_zlib_only() {
+    let inner = insert_frame();
+    for compressor in [0u8, 2] {
+        let mut out = BytesMut::new();
+        assert!(encode_compressed(&mut out, &inner, compressor));
+        let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+        assert_eq!(frame.header.opcode, opcode::COMPRESSED);
+        let Message::Msg(m) = decode_message(&frame).unwrap() else {
+            panic!("not an OP_MSG");
+        };
+        assert_eq!(m.sequences[0].documents.len(), 2);
+    }
+    // snappy (1) and zstd (3): a clear error, never a guess.
+    let mut out = BytesMut::new();
+    assert!(encode_compressed(&mut out, &inner, 0));
+    out[24] = 1;
+    let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+    assert_eq!(decode_message(&frame), Err(CodecError::Compressor(1)));
+    // A lying uncompressedSize.
+    let mut out = BytesMut::new();
+    assert!(encode_compressed(&mut out, &inner, 2));
+    out[20..24].copy_from_slice(&5i32.to_le_bytes());
+    let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+    assert!(decode_message(&frame).is_err());
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut seed = 0x1234_5678u32;
+    for len in 16..200usize {
+        let mut bytes = BytesMut::new();
+        bytes.extend_from_slice(&(len as i32).to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&[2013i32, 2004, 2012, 1][len % 4].to_le_bytes());
+        while bytes.len() < len {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            bytes.extend_from_slice(&[(seed >> 16) as u8]);
+        }
+        let frame = decode_frame(&mut bytes, MAX_MESSAGE).unwrap().unwrap();
+        let _ = decode_message(&frame);
+        let _ = verify_checksum(&frame);
+    }
+}
