@@ -16,7 +16,7 @@ patched-deps: ## extract the dependencies Gate patches (third_party/) into .patc
 test-venv: ## create (once per machine) the Python venv of test peers (scripts/test-requirements.txt)
 	@scripts/test-venv.sh
 
-dev: deps patched-deps ## local stack: sample PostgreSQL + gate-connector on :6432 (Ctrl-C stops it)
+dev: deps patched-deps test-venv ## local stack: sample PostgreSQL, MariaDB, API, nx-27017 + gate-connector on :6432 (Ctrl-C stops it)
 	@scripts/dev.sh
 
 build: patched-deps ## build every crate and binary

@@ -14,6 +14,9 @@
 #   SAMPLE_API_PORT           sample JSON API (nginx) port    (default: a free port)
 #   ORDERS_DB_PORT            sample MariaDB port             (default: a free port)
 #   GATE_MYSQL_LISTEN_PORT    connector's MySQL port          (default 3307)
+#   EVENTS_MONGO_PORT         sample nx-27017 (MongoDB) port  (default: a free port)
+#   GATE_MONGO_LISTEN_PORT    connector's MongoDB port        (default 27018)
+#   GATE_TEST_VENV            venv with nx-27017 and pymongo  (default ~/.cache/gate/test-venv; make test-venv)
 #   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
 #   GATE_CONNECTOR_STATE_DIR  connector's last snapshot       (default .data/connector)
@@ -41,6 +44,12 @@ if [ -z "${ORDERS_DB_PORT:-}" ]; then
 fi
 export GATE_MYSQL_LISTEN_PORT=${GATE_MYSQL_LISTEN_PORT:-3307}
 export ORDERS_DB_PORT ORDERS_DB_USER=gate_app ORDERS_DB_PASSWORD=gate_app
+venv=${GATE_TEST_VENV:-$HOME/.cache/gate/test-venv}
+[ -x "$venv/bin/nx-27017" ] || { echo "dev: nx-27017 is missing from $venv; run 'make test-venv' first" >&2; exit 1; }
+if [ -z "${EVENTS_MONGO_PORT:-}" ]; then
+  EVENTS_MONGO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+export EVENTS_MONGO_PORT GATE_MONGO_LISTEN_PORT=${GATE_MONGO_LISTEN_PORT:-27018}
 
 if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
   cargo build --locked -q -p gate-connector -p gate-control
@@ -54,6 +63,8 @@ chmod 755 "$api_dir"
 api_pid=""
 # MariaDB runs as its own account: a directory of its own.
 mdir=$(mktemp -d /tmp/gate-dev-mariadb.XXXXXX)
+ndir=$(mktemp -d /tmp/gate-dev-mongo.XXXXXX)
+nx_pid=""
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
@@ -66,6 +77,8 @@ cleanup() {
   [ -n "$connector_pid" ] && kill "$connector_pid" 2>/dev/null && wait "$connector_pid" 2>/dev/null || true
   [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null && wait "$control_pid" 2>/dev/null || true
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  [ -n "$nx_pid" ] && kill "$nx_pid" 2>/dev/null && wait "$nx_pid" 2>/dev/null || true
+  rm -rf "$ndir"
   rm -rf "$api_dir"
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   if [ -f "$mdir/mariadb.pid" ]; then
@@ -146,6 +159,25 @@ INSERT INTO shop.customers VALUES
   (3, 'Carol Díaz', 'carol@example.net', '555-12-3456');
 SQL
 
+echo "dev: starting nx-27017 (MongoDB wire protocol on SQLite) on 127.0.0.1:$EVENTS_MONGO_PORT ($ndir)" >&2
+"$venv/bin/nx-27017" --db memory --host 127.0.0.1 -p "$EVENTS_MONGO_PORT" \
+  --pid-file "$ndir/nx.pid" --log-file "$ndir/nx.log" >/dev/null 2>&1 &
+nx_pid=$!
+for i in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$EVENTS_MONGO_PORT") 2>/dev/null; then break; fi
+  [ "$i" -eq 100 ] && { echo "dev: nx-27017 did not start" >&2; exit 1; }
+  sleep 0.1
+done
+"$venv/bin/python" - "$EVENTS_MONGO_PORT" <<'PY'
+import sys, pymongo
+db = pymongo.MongoClient(f"mongodb://127.0.0.1:{sys.argv[1]}/?directConnection=true").app
+db.customers.insert_many([
+    {"_id": 1, "name": "Alice Johnson", "email": "alice@example.com", "ssn": "123-45-6789"},
+    {"_id": 2, "name": "Bob Smith", "email": "bob.smith@example.org", "ssn": "987-65-4321"},
+    {"_id": 3, "name": "Carol Díaz", "email": "carol@example.net", "ssn": "555-12-3456"},
+])
+PY
+
 control_port=${GATE_CONTROL_LISTEN_ADDR##*:}
 echo "dev: starting gate-control on :$control_port (SQLite $GATE_SQLITE_PATH, insecure)" >&2
 GATE_INSECURE=true GATE_API_KEY="" "$GATE_CONTROL_BIN" --config config/control.yaml &
@@ -188,6 +220,10 @@ The same sample in MariaDB, through Gate's MySQL port:
 
   MariaDB [orders-db]> select * from customers;  -- masked emails and SSNs
   MariaDB [orders-db]> drop table customers;     -- refused
+
+The same sample in MongoDB (nx-27017), through Gate's MongoDB port with pymongo:
+
+  $venv/bin/python -c "import pymongo; print(list(pymongo.MongoClient('mongodb://app:app@127.0.0.1:$GATE_MONGO_LISTEN_PORT/?directConnection=true').app.customers.find({}, {'_id': 0, 'email': 1})))"
 
 The control plane (insecure, local only) answers on http://localhost:$control_port;
 the connector is registered to it and enforces its policies within a second:

@@ -1,6 +1,8 @@
 //! `make dev` end to end: scripts/dev.sh starts PostgreSQL with sample data
-//! and the real gate-connector binary; psql sees masked data and a refused
-//! DROP; SIGTERM stops everything and removes the sample database.
+//! (and the MariaDB, JSON API and nx-27017 samples) and the real
+//! gate-connector binary; psql, mariadb and the printed pymongo one-liner see
+//! masked data and a refused DROP; SIGTERM stops everything and removes the
+//! sample database.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 use std::io::{BufRead, BufReader};
@@ -28,6 +30,7 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     let health = gate_testkit::free_port().unwrap();
     let control = gate_testkit::free_port().unwrap();
     let mysql = gate_testkit::free_port().unwrap();
+    let mongo = gate_testkit::free_port().unwrap();
     let state = tempfile::tempdir().unwrap();
     let connector_bin = Path::new(env!("CARGO_BIN_EXE_gate-connector"));
     let mut dev = Command::new(repo.join("scripts/dev.sh"));
@@ -43,6 +46,7 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         .env("GATE_HEALTH_ADDR", format!("127.0.0.1:{health}"))
         .env("GATE_CONTROL_LISTEN_ADDR", format!("127.0.0.1:{control}"))
         .env("GATE_MYSQL_LISTEN_PORT", mysql.to_string())
+        .env("GATE_MONGO_LISTEN_PORT", mongo.to_string())
         .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
         .env("GATE_CONNECTOR_STATE_DIR", state.path().join("connector"))
         .env("GATE_CONNECTOR_SPOOL_DIR", state.path().join("spool"))
@@ -109,6 +113,29 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         "*************.com\t***\n",
         "{}",
         String::from_utf8_lossy(&rows.stderr)
+    );
+    // The MongoDB sample (nx-27017), with the pymongo one-liner the log prints.
+    let one_liner = log
+        .lines()
+        .find(|l| l.contains("import pymongo"))
+        .unwrap_or_else(|| panic!("no pymongo one-liner:\n{log}"))
+        .trim()
+        .to_owned();
+    assert!(
+        one_liner.contains(&format!("127.0.0.1:{mongo}/")),
+        "{one_liner}"
+    );
+    let (python, script) = one_liner.split_once(" -c ").unwrap();
+    let emails = Command::new(python)
+        .arg("-c")
+        .arg(script.trim_matches('"'))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&emails.stdout),
+        "[{'email': '*************.com'}, {'email': '*****************.org'}, {'email': '*************.net'}]\n",
+        "{}",
+        String::from_utf8_lossy(&emails.stderr)
     );
     let drop = mariadb("drop table customers");
     assert!(

@@ -2,7 +2,8 @@
 //! an independent implementation): Gate's own SCRAM-SHA-256 login upstream
 //! as the resource's user, zlib-compressed replies masked, a reply Gate
 //! cannot decode refused while masks apply (fail closed), exhaust getMore
-//! streams masked reply by reply, and a wrong upstream password.
+//! streams masked reply by reply, a wrong upstream password, and a
+//! transaction passing through with its session fields.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -108,7 +109,7 @@ fn gate_logs_in_upstream_and_masks_compressed_and_exhaust_replies() {
     assert!(
         log.lines()
             .filter(|l| !l.starts_with("hello") && !l.starts_with("sasl"))
-            .all(|l| l.ends_with("authed=True")),
+            .all(|l| l.contains("authed=True")),
         "{log}"
     );
     let (_, metrics) = common::http_get(gate_run.health_port, "/metrics");
@@ -137,4 +138,24 @@ fn a_wrong_upstream_password_is_a_clear_client_error() {
         "6 could not connect to resource \"scripted\"",
         "{out}"
     );
+}
+
+#[test]
+fn a_transaction_reaches_the_upstream_with_its_session_fields() {
+    let upstream = scripted();
+    let (_gate, port) = gate(&upstream, "upstream-pw");
+    let out = through_gate(
+        port,
+        "app",
+        "app-pw",
+        "",
+        "with client.start_session() as s:\n    with s.start_transaction():\n        db.orders.insert_one({'_id': 1}, session=s)\nprint('committed')",
+    );
+    assert_eq!(out.trim(), "committed");
+    let log = std::fs::read_to_string(&upstream.log).unwrap();
+    let insert = log.find("insert 'orders' authed=True txn=True").unwrap();
+    let commit = log
+        .find("commitTransaction 1 authed=True txn=True")
+        .unwrap();
+    assert!(insert < commit, "{log}");
 }

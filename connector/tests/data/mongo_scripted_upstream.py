@@ -73,7 +73,8 @@ def serve(sock):
                 return
             flags, cmd = parse(message)
             name = next(iter(cmd))
-            log.write(f"{name} {cmd.get(name)!r} authed={state['authed']}\n")
+            txn = "txnNumber" in cmd and "lsid" in cmd
+            log.write(f"{name} {cmd.get(name)!r} authed={state['authed']} txn={txn}\n")
             for reply in answer(name, cmd, flags, state, request_id):
                 sock.sendall(reply if isinstance(reply, bytes) else op_msg(reply, request_id))
     except EOFError:

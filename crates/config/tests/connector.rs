@@ -55,6 +55,11 @@ fn the_shipped_connector_config_parses() {
         (api.name.as_str(), api.protocol, api.path_prefix.as_deref()),
         ("customers-api", Protocol::Http, Some("/v1"))
     );
+    let mongo = &config.resources[3];
+    assert_eq!(
+        (mongo.name.as_str(), mongo.protocol, mongo.listen_port),
+        ("events-mongo", Protocol::Mongodb, Some(27018))
+    );
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub mod flags {
 
 /// The largest message Gate accepts or announces (`maxMessageSizeBytes`, as MongoDB's).
 pub const MAX_MESSAGE: usize = 48_000_000;
+/// The deepest nesting of documents and arrays Gate reads (MongoDB allows
+/// 100 levels in stored documents; commands and replies wrap them a few more).
+pub const MAX_DEPTH: usize = 128;
 /// The largest BSON document Gate announces (`maxBsonObjectSize`).
 pub const MAX_BSON: usize = 16 * 1024 * 1024;
 const HEADER: usize = 16;
@@ -60,6 +63,8 @@ pub enum CodecError {
     Malformed(&'static str),
     #[error("invalid BSON in {0}")]
     Bson(&'static str),
+    #[error("{0} nests documents deeper than {MAX_DEPTH} levels")]
+    TooDeep(&'static str),
     #[error("OP_MSG flag bits {0:#x} are required but unknown")]
     UnknownFlags(u32),
     #[error("OP_MSG checksum does not match")]
@@ -94,7 +99,7 @@ impl Frame {
     }
 }
 
-fn i32_at(data: &[u8], at: usize) -> Option<i32> {
+pub(super) fn i32_at(data: &[u8], at: usize) -> Option<i32> {
     let bytes: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(i32::from_le_bytes(bytes))
 }
@@ -186,6 +191,7 @@ pub fn read_document(data: &[u8], what: &'static str) -> Result<(Document, usize
     }
     let len = len as usize;
     let bytes = data.get(..len).ok_or(CodecError::Truncated(what))?;
+    super::depth::check_depth(bytes, what)?;
     let doc = Document::from_reader(bytes).map_err(|_| CodecError::Bson(what))?;
     Ok((doc, len))
 }

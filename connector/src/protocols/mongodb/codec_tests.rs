@@ -214,3 +214,42 @@ fn garbage_never_panics() {
         let _ = verify_checksum(&frame);
     }
 }
+
+/// A document nested `depth` levels: {a: {a: {... {}}}}.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut doc = vec![5, 0, 0, 0, 0];
+    for _ in 0..depth {
+        let mut outer = Vec::with_capacity(doc.len() + 8);
+        outer.extend_from_slice(&((doc.len() + 8) as i32).to_le_bytes());
+        outer.extend_from_slice(&[0x03, b'a', 0]);
+        outer.extend_from_slice(&doc);
+        outer.push(0);
+        doc = outer;
+    }
+    doc
+}
+
+#[test]
+fn deep_nesting_is_refused_before_it_is_decoded() {
+    let (doc, len) = read_document(&nested(MAX_DEPTH - 1), "test").unwrap();
+    assert_eq!(len, nested(MAX_DEPTH - 1).len());
+    assert!(doc.contains_key("a"));
+    for depth in [MAX_DEPTH, 20_000] {
+        assert_eq!(
+            read_document(&nested(depth), "test").map(|_| ()),
+            Err(CodecError::TooDeep("test"))
+        );
+    }
+    // Every element kind a driver sends still reads.
+    let all = doc! {
+        "d": 1.5, "s": "x", "o": {"a": [1, 2]}, "b": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1] },
+        "id": bson::oid::ObjectId::new(), "t": true, "dt": bson::DateTime::now(), "n": bson::Bson::Null,
+        "re": bson::Regex { pattern: "a.*".try_into().unwrap(), options: "i".try_into().unwrap() }, "js": bson::Bson::JavaScriptCode("f()".into()),
+        "jss": bson::Bson::JavaScriptCodeWithScope(bson::JavaScriptCodeWithScope { code: "g()".into(), scope: doc! {"x": 1} }),
+        "i": 1_i32, "ts": bson::Timestamp { time: 1, increment: 2 }, "l": 2_i64,
+        "dec": bson::Bson::Decimal128(bson::Decimal128::from_bytes([0; 16])), "min": bson::Bson::MinKey, "max": bson::Bson::MaxKey,
+        "u": bson::Bson::Undefined, "sym": bson::Bson::Symbol("s".into()),
+    };
+    let bytes = all.to_vec().unwrap();
+    assert_eq!(read_document(&bytes, "all").unwrap().0, all);
+}

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bson::doc;
 use bytes::BytesMut;
@@ -27,6 +27,9 @@ use super::wire::{ReadError, answer_to, read_frame, send_answer};
 use crate::server::Gate;
 use crate::session::{self, Admission, Session, outcome};
 use crate::stream::ClientStream;
+
+/// How long a connection that has not logged in may stay silent.
+const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(300);
 
 /// Connection ids Gate reports in `hello`.
 static CONNECTION_IDS: AtomicI64 = AtomicI64::new(1);
@@ -59,7 +62,20 @@ pub async fn handle_client(
                 read = read_frame(&mut client, &mut buf) => read,
                 reason = e.session.grant_ended() => break Err(MongoError::GrantEnded(reason)),
             },
-            None => read_frame(&mut client, &mut buf).await,
+            // Unauthenticated connections (drivers' monitors) send `hello`
+            // every few seconds; one silent this long is let go.
+            None => {
+                match tokio::time::timeout(UNAUTHENTICATED_IDLE, read_frame(&mut client, &mut buf))
+                    .await
+                {
+                    Ok(read) => read,
+                    Err(_) => {
+                        break Err(MongoError::Timeout(
+                            "next command of an unauthenticated client",
+                        ));
+                    }
+                }
+            }
         };
         let frame = match read {
             Ok(Some(frame)) => frame,

@@ -14,6 +14,7 @@ mod auth;
 pub mod codec;
 pub mod command;
 mod connection;
+mod depth;
 mod error;
 pub mod guard;
 pub mod hello;
