@@ -278,15 +278,9 @@ fn data_movement_of_masked_columns_is_refused() {
 
 #[test]
 fn a_jwt_logs_in_through_the_cleartext_plugin_on_loopback() {
-    use common::jwt::{ISSUER, claims, keypair, now, token};
+    use common::jwt::{claims, now, token, trusted_issuer};
     let dir = tempfile::tempdir().unwrap();
-    let (pem, jwks) = keypair(dir.path(), "idp", "k1");
-    let jwks_file = dir.path().join("jwks.json");
-    std::fs::write(&jwks_file, jwks).unwrap();
-    let auth = format!(
-        "auth:\n  jwt:\n    issuers:\n      - {{issuer: \"{ISSUER}\", jwks_file: \"{}\", audience: gate}}\n",
-        jwks_file.display()
-    );
+    let (pem, auth) = trusted_issuer(dir.path());
     let stack = start(&format!("{}{auth}", example_policy()));
     let admin = token(
         &pem,

@@ -20,6 +20,11 @@ struct Stack {
 }
 
 fn start(tls: bool) -> Stack {
+    start_with(tls, "")
+}
+
+/// [`start`] with more top-level config (`auth:`).
+fn start_with(tls: bool, extra: &str) -> Stack {
     let db = mariadb_shop(Vec::new());
     let dir = tempfile::tempdir().unwrap();
     let tls = tls.then(|| {
@@ -30,7 +35,7 @@ fn start(tls: bool) -> Stack {
     let port = listener.local_addr().unwrap().port();
     let yaml = format!(
         "identities:\n  - {{name: app, password: app-pw}}\n  - {{name: other, password: other-pw}}\n\
-         resources:\n  - {{name: orders-db, protocol: mysql, host: 127.0.0.1, port: {}, database: shop, username: gate_app, password: gate-app-pw, listen_port: {port}}}\n{}",
+         resources:\n  - {{name: orders-db, protocol: mysql, host: 127.0.0.1, port: {}, database: shop, username: gate_app, password: gate-app-pw, listen_port: {port}}}\n{}{extra}",
         db.port(),
         example_policy(),
     );
@@ -118,4 +123,26 @@ fn mysql_connector_over_tls_sends_the_password_on_full_authentication() {
     assert_eq!(login("app", "app-pw"), ["ok 42 full"]);
     assert_eq!(login("app", "app-pw"), ["ok 42 fast"]);
     assert_eq!(login("nobody", "x"), ["refused 1045 28000 full"]);
+}
+
+#[test]
+fn a_jwt_over_tls_logs_in_by_caching_sha2_full_authentication() {
+    use common::jwt::{claims, now, token, trusted_issuer};
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, auth) = trusted_issuer(dir.path());
+    let stack = start_with(true, &auth);
+    let good = token(
+        &pem,
+        "k1",
+        claims("carol", &["admins"], "gate", now() + 300),
+    );
+    let login = |jwt: &str| python(CONNECTOR_TLS, stack.port, "carol", jwt);
+    // No cleartext plugin needed: the token is the password of the full authentication.
+    assert_eq!(login(&good), ["ok 42 full"]);
+    let expired = token(
+        &pem,
+        "k1",
+        claims("carol", &["admins"], "gate", now() - 300),
+    );
+    assert_eq!(login(&expired), ["refused 1045 28000 full"]);
 }

@@ -50,3 +50,16 @@ pub(crate) fn token(pem: &[u8], kid: &str, claims: serde_json::Value) -> String 
 pub(crate) fn claims(name: &str, groups: &[&str], aud: &str, exp: u64) -> serde_json::Value {
     serde_json::json!({"iss": ISSUER, "sub": format!("user-{name}"), "name": name, "groups": groups, "aud": aud, "exp": exp})
 }
+
+/// Key pair `k1` of [`ISSUER`] with its JWKS file in `dir`: the PEM private
+/// key and the `auth:` config that trusts it for audience `gate`.
+pub(crate) fn trusted_issuer(dir: &Path) -> (Vec<u8>, String) {
+    let (pem, jwks) = keypair(dir, "idp", "k1");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let auth = format!(
+        "auth:\n  jwt:\n    issuers:\n      - {{issuer: \"{ISSUER}\", jwks_file: \"{}\", audience: gate}}\n",
+        jwks_file.display()
+    );
+    (pem, auth)
+}

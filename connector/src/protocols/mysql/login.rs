@@ -21,7 +21,7 @@ use super::full_auth;
 use super::handshake::{AuthSwitch, caps};
 use super::packets::{OK, OkPacket};
 use super::pool::{Lease, Pool};
-use super::scramble::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, NATIVE};
+use super::scramble::{self, CACHING_SHA2, CLEAR, FAST_AUTH_OK, FULL_AUTH, NATIVE};
 use super::upstream::LoginParams;
 use super::wire::expect_packet;
 use crate::auth::scram::constant_time_eq;
@@ -206,6 +206,10 @@ async fn authenticate(
         }
         let token = if plugin == CLEAR {
             response.auth_response.clone()
+        } else if plugin == CACHING_SHA2 && client.is_tls() {
+            // Full authentication over TLS: the client sends the token as its password
+            // (MySQL 8 clients do, without enabling the cleartext plugin).
+            exchange(client, buf, seq, &[0x01, FULL_AUTH]).await?
         } else {
             let mut switch = BytesMut::new();
             AuthSwitch {
