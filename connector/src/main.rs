@@ -219,12 +219,13 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
     for (addr, listener, serves) in listeners {
         match serves {
             Serves::Detected => {
-                // A MySQL resource's own port greets as MySQL; the others detect.
-                let mysql = gate.config.resources.iter().any(|r| {
-                    r.protocol == gate_config::connector::Protocol::Mysql
-                        && r.listen_port == Some(u32::from(addr.port()))
-                });
-                let protocol = if mysql { "mysql" } else { "postgres" };
+                // A resource's own port is named by its protocol; the shared listener detects.
+                let protocol = gate
+                    .config
+                    .resources
+                    .iter()
+                    .find(|r| r.listen_port == Some(u32::from(addr.port())))
+                    .map_or("postgres", |r| r.protocol.as_str());
                 tracing::info!(addr = %addr, protocol, "listening");
             }
             Serves::Http(index) => tracing::info!(

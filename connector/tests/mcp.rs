@@ -252,33 +252,16 @@ fn hand_made_json_rpc_gets_clear_errors_and_sessions_stay_with_their_caller() {
     );
     // A routing header that disagrees with the body is refused before any
     // policy or upstream sees the request.
-    let lying = post(
-        "agent:agent-pw",
-        &[
-            "-H",
-            &header,
-            "-H",
-            "Mcp-Method: tools/call",
-            "-H",
-            "Mcp-Name: harmless_tool",
-        ],
-        call,
-    );
+    let named = |name: &str| {
+        let name = format!("Mcp-Name: {name}");
+        let extra = ["-H", &header, "-H", "Mcp-Method: tools/call", "-H", &name];
+        post("agent:agent-pw", &extra, call)
+    };
+    let lying = named("harmless_tool");
     assert_eq!(lying.status, 400, "{}", lying.text());
     assert_eq!(lying.json()["error"]["code"], -32600);
     assert!(lying.text().contains("Mcp-Name"), "{}", lying.text());
-    let honest = post(
-        "agent:agent-pw",
-        &[
-            "-H",
-            &header,
-            "-H",
-            "Mcp-Method: tools/call",
-            "-H",
-            "Mcp-Name: customer_lookup",
-        ],
-        call,
-    );
+    let honest = named("customer_lookup");
     assert_eq!(honest.status, 200, "{}", honest.text());
     let stolen = post("boss:boss-pw", &["-H", &header], call);
     assert_eq!(
