@@ -166,10 +166,30 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         queue = Some(rx);
     }
     let options = loaded.policies.options().clone();
+    let recordings = match &loaded.config.recording {
+        None => gate_connector::recording::Recordings::disabled(),
+        Some(dir) => match gate_connector::recording::Recordings::new(&dir.dir) {
+            Ok(recordings) => {
+                let closed = recordings.recover();
+                if closed > 0 {
+                    tracing::warn!(closed, dir = %dir.dir, "closed recordings an earlier run left open");
+                }
+                if control_plane.is_none() {
+                    tracing::info!(dir = %dir.dir, "recording; no control plane, recordings stay in recording.dir");
+                }
+                recordings
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record sessions");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let gate = Arc::new(
         Gate::new(loaded.config, loaded.policies, sink)
             .with_tls(loaded.tls)
-            .with_jwt(loaded.jwt),
+            .with_jwt(loaded.jwt)
+            .with_recordings(recordings),
     );
     // Keys of issuers given by URL: fetched before the first client, then kept fresh.
     if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {

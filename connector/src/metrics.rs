@@ -8,6 +8,8 @@
 //! - `gate_sessions_total{protocol,resource,outcome}` (counter)
 //! - `gate_policy_verdicts_reused_total{protocol,resource,stage}` (counter; see `verdicts`)
 //! - `gate_audit_events_{shipped,spooled,replayed}_total` (counters, no labels)
+//! - `gate_recordings_started_total{protocol,resource}`, `gate_recordings_bytes_total{protocol,resource}`,
+//!   `gate_recordings_shipped_total`, `gate_recordings_ship_failures_total` (counters)
 //!
 //! Families are fixed at construction, so looking one up takes no lock; a series is found (or
 //! created) under its family's read lock, and updated with atomics. Series whose labels the
@@ -101,6 +103,26 @@ const FAMILIES: &[(&str, &str, Kind)] = &[
     (
         "gate_audit_events_replayed_total",
         "Spooled audit events later delivered to the control plane.",
+        Kind::Counter,
+    ),
+    (
+        "gate_recordings_started_total",
+        "Session recordings started.",
+        Kind::Counter,
+    ),
+    (
+        "gate_recordings_bytes_total",
+        "Bytes written to session recordings.",
+        Kind::Counter,
+    ),
+    (
+        "gate_recordings_shipped_total",
+        "Session recordings the control plane stored.",
+        Kind::Counter,
+    ),
+    (
+        "gate_recordings_ship_failures_total",
+        "Failed attempts to upload a session recording (it stays in recording.dir).",
         Kind::Counter,
     ),
 ];
@@ -218,7 +240,8 @@ impl Metrics {
 
     /// Create the zero-valued series the configuration names: per resource its pool
     /// (`resource`, `upstream` = "host:port"), its request durations and its successful
-    /// sessions; the audit shipping counters when a control plane is configured.
+    /// sessions; the audit shipping counters when a control plane is configured, and the recording
+    /// shipping counters when recordings are shipped to it.
     pub fn preregister(&self, config: &ConnectorConfig) {
         for r in &config.resources {
             let upstream = format!("{}:{}", r.host, r.port);
@@ -246,6 +269,10 @@ impl Metrics {
             self.touch("gate_audit_events_shipped_total", &[]);
             self.touch("gate_audit_events_spooled_total", &[]);
             self.touch("gate_audit_events_replayed_total", &[]);
+        }
+        if config.recording.is_some() && config.control_plane.is_some() {
+            self.touch("gate_recordings_shipped_total", &[]);
+            self.touch("gate_recordings_ship_failures_total", &[]);
         }
     }
 

@@ -44,6 +44,8 @@ pub struct Gate {
     pub tls: Option<TlsFiles>,
     /// Trusted token issuers (`auth.jwt`).
     pub jwt: Option<JwtVerifier>,
+    /// Session recordings (`recording.dir`); disabled unless set with [`Gate::with_recordings`].
+    pub recordings: crate::recording::Recordings,
 }
 
 impl Gate {
@@ -69,7 +71,14 @@ impl Gate {
             health: Arc::default(),
             tls: None,
             jwt: None,
+            recordings: crate::recording::Recordings::disabled(),
         }
+    }
+
+    /// Record sessions into `recordings`, counted in this connector's metrics.
+    pub fn with_recordings(mut self, recordings: crate::recording::Recordings) -> Self {
+        self.recordings = recordings.with_metrics(Arc::clone(&self.metrics));
+        self
     }
 
     /// Accept tokens from these issuers.

@@ -133,6 +133,9 @@ unary_service!(ControlPlaneService {
     remove_group_member => remove_group_member(GroupMemberRequest) -> Group;
     list_connectors => list_connectors(ListConnectorsRequest) -> ListConnectorsResponse;
     query_audit => query_audit(QueryAuditRequest) -> QueryAuditResponse;
+    list_recordings => list_recordings(ListRecordingsRequest) -> ListRecordingsResponse;
+    get_recording => get_recording(GetRecordingRequest) -> Recording;
+    delete_recording => delete_recording(DeleteRecordingRequest) -> DeleteResponse;
     create_access_request => create_access_request(CreateAccessRequestRequest) -> AccessRequest;
     get_access_request => get_access_request(GetAccessRequestRequest) -> AccessRequest;
     list_access_requests => list_access_requests(ListAccessRequestsRequest) -> ListAccessRequestsResponse;
@@ -147,7 +150,57 @@ unary_service!(ControlPlaneService {
     delete_webhook => delete_webhook(DeleteWebhookRequest) -> DeleteResponse;
     list_deliveries => list_deliveries(ListDeliveriesRequest) -> ListDeliveriesResponse;
     replay_delivery => replay_delivery(ReplayDeliveryRequest) -> Delivery;
-});
+}
+    type GetRecordingDataStream = ChunkStream;
+
+    async fn get_recording_data(
+        &self,
+        request: Request<GetRecordingRequest>,
+    ) -> Result<Response<Self::GetRecordingDataStream>, Status> {
+        let caller = self.caller(request.metadata(), "get_recording_data").await?;
+        let result = self.cp.recording_file(&caller, request.into_inner()).await;
+        let (_, path) = self.finish("get_recording_data", result)?.into_inner();
+        let chunks = crate::service::recordings::read_chunks(path);
+        let stream = tokio_stream::StreamExt::map(ReceiverStream::new(chunks), |chunk| match chunk {
+            Ok(data) => Ok(RecordingChunk { data }),
+            Err(e) => Err(Status::internal(format!("reading the recording: {e}"))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+);
+
+impl Grpc {
+    /// Read an upload stream into [`ControlPlane::begin_upload`] and commit it once it ends.
+    async fn upload(
+        &self,
+        caller: &Caller,
+        mut stream: tonic::Streaming<UploadRecordingRequest>,
+    ) -> ApiResult<UploadRecordingResponse> {
+        let stream_error = |e: Status| {
+            ApiError::invalid("data", format!("the upload stream failed: {}", e.message()))
+        };
+        let first = stream
+            .message()
+            .await
+            .map_err(stream_error)?
+            .ok_or_else(|| ApiError::invalid("recording", "the upload stream was empty"))?;
+        let mut upload = self.cp.begin_upload(caller, first.recording).await?;
+        upload.write(&first.data)?;
+        while let Some(next) = stream.message().await.map_err(stream_error)? {
+            if next.recording.is_some() {
+                return Err(ApiError::invalid(
+                    "recording",
+                    "only the first message may carry the metadata",
+                ));
+            }
+            upload.write(&next.data)?;
+        }
+        self.cp.commit_upload(upload).await
+    }
+}
+
+/// The stream type of `GetRecordingData`.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<RecordingChunk, Status>> + Send + 'static>>;
 
 /// The snapshot stream type of `WatchSnapshot`.
 pub type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send + 'static>>;
@@ -172,5 +225,14 @@ unary_service!(ConnectorService {
             item.map_err(|e: ApiError| Status::from(e))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn upload_recording(
+        &self,
+        request: Request<tonic::Streaming<UploadRecordingRequest>>,
+    ) -> Result<Response<UploadRecordingResponse>, Status> {
+        let caller = self.caller(request.metadata(), "upload_recording").await?;
+        let result = self.upload(&caller, request.into_inner()).await;
+        self.finish("upload_recording", result)
     }
 );

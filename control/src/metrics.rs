@@ -1,5 +1,5 @@
 //! Control-plane metrics in the Prometheus text format: requests by transport, operation and code,
-//! audit ingest counts, and the outbox's delivery attempts and dead letters.
+//! audit ingest counts, stored recordings, and the outbox's delivery attempts and dead letters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,6 +15,8 @@ pub struct Metrics {
     /// (target, result) → attempts.
     deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
+    recordings_stored: AtomicU64,
+    recording_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -31,6 +33,12 @@ impl Metrics {
             .fetch_add(u64::from(accepted), Ordering::Relaxed);
         self.audit_duplicates
             .fetch_add(u64::from(duplicates), Ordering::Relaxed);
+    }
+
+    /// Count one recording stored (a new id), of `bytes`.
+    pub fn recording_stored(&self, bytes: u64) {
+        self.recordings_stored.fetch_add(1, Ordering::Relaxed);
+        self.recording_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Count one delivery attempt to `target` (`webhook`, `slack`) with `result` (`success`, `failure`).
@@ -71,6 +79,22 @@ impl Metrics {
             out,
             "gate_control_audit_events_total{{result=\"duplicate\"}} {}",
             self.audit_duplicates.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP gate_control_recordings_stored_total Session recordings stored from connectors.\n");
+        out.push_str("# TYPE gate_control_recordings_stored_total counter\n");
+        let _ = writeln!(
+            out,
+            "gate_control_recordings_stored_total {}",
+            self.recordings_stored.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP gate_control_recording_bytes_total Bytes of session recordings stored.\n",
+        );
+        out.push_str("# TYPE gate_control_recording_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "gate_control_recording_bytes_total {}",
+            self.recording_bytes.load(Ordering::Relaxed)
         );
         out.push_str("# HELP gate_control_delivery_attempts_total Outbox delivery attempts by target and result.\n");
         out.push_str("# TYPE gate_control_delivery_attempts_total counter\n");

@@ -1,6 +1,6 @@
 //! Starting and stopping the control plane: open the store, build the shared state, bind the one
 //! listener and serve HTTP/1.1 and HTTP/2 (gRPC) on it until told to stop; the outbox worker runs
-//! beside it.
+//! beside it, and so does the recording retention sweep.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,12 +23,15 @@ pub struct Running {
     task: JoinHandle<std::io::Result<()>>,
     /// The outbox worker (stopped with the server).
     worker: JoinHandle<()>,
+    /// The recording retention sweep (stopped with the server).
+    sweeper: JoinHandle<()>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests, return.
     pub async fn stop(mut self) -> std::io::Result<()> {
         self.worker.abort();
+        self.sweeper.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -69,6 +72,7 @@ pub async fn start_with(
         Arc::clone(&control),
         config.delivery.clone(),
     ));
+    let sweeper = tokio::spawn(crate::service::recordings::retention(Arc::clone(&control)));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve::serve(
         listener,
@@ -84,5 +88,6 @@ pub async fn start_with(
         stop: Some(stop),
         task,
         worker,
+        sweeper,
     })
 }

@@ -1,6 +1,7 @@
 //! The connector's link to the control plane: registration with backoff and heartbeats, policy
 //! sync (a server-streamed watch, polling as the fallback, the last good snapshot on disk) and
-//! audit shipping with a spool. The connector serves with its last snapshot whatever happens here.
+//! audit shipping with a spool, and recording shipping (`crate::recording::ship`). The connector
+//! serves with its last snapshot whatever happens here.
 
 pub mod ship;
 pub mod snapshot;
@@ -201,6 +202,15 @@ impl ControlLink {
             down: false,
         };
         let shipper = tokio::spawn(shipper.run(queue, stopped.clone()));
+        let mut tasks = Vec::new();
+        if gate.recordings.enabled() {
+            let recordings = crate::recording::ship::RecordingShipper::new(
+                gate.recordings.clone(),
+                client.clone(),
+                gate.metrics.clone(),
+            );
+            tasks.push(tokio::spawn(recordings.run(stopped.clone())));
+        }
         let register = tokio::spawn(register_and_beat(
             client.clone(),
             config.clone(),
@@ -220,12 +230,13 @@ impl ControlLink {
             options,
             stopped,
         ));
+        tasks.extend([register, sync]);
         Ok(Self {
             client,
             connector_id,
             stop,
             shipper,
-            tasks: vec![register, sync],
+            tasks,
         })
     }
 

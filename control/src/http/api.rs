@@ -18,6 +18,11 @@ pub enum Reply {
     Json(serde_json::Value),
     /// JSON lines (`application/x-ndjson`).
     Lines(String),
+    /// A file's bytes as they are read, with their content type.
+    Stream(
+        &'static str,
+        tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    ),
 }
 
 /// The HTTP request parts a handler may use.
@@ -138,23 +143,35 @@ const AUDIT_FILTERS: &[&str] = &[
     "from", "to", "identity", "resource", "action", "stage", "limit", "cursor",
 ];
 
+/// Time parameters among `names` that are present must not be empty (an open bound is left out).
+fn times_given(call: &Call<'_>, names: &[&str]) -> ApiResult<()> {
+    match names
+        .iter()
+        .find(|name| call.query.get(**name).is_some_and(String::is_empty))
+    {
+        Some(name) => Err(ApiError::invalid(
+            name,
+            "expected an RFC 3339 time, got \"\"",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `?limit=`, 0 when absent.
+fn limit_param(call: &Call<'_>) -> ApiResult<u32> {
+    match call.query.get("limit") {
+        None => Ok(0),
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::invalid("limit", "expected a whole number")),
+    }
+}
+
 fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
     call.query_only(AUDIT_FILTERS)?;
     let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
-    for name in ["from", "to"] {
-        if call.query.get(name).is_some_and(String::is_empty) {
-            return Err(ApiError::invalid(
-                name,
-                "expected an RFC 3339 time, got \"\"",
-            ));
-        }
-    }
-    let limit = match call.query.get("limit") {
-        None => 0,
-        Some(text) => text
-            .parse()
-            .map_err(|_| ApiError::invalid("limit", "expected a whole number"))?,
-    };
+    times_given(call, &["from", "to"])?;
+    let limit = limit_param(call)?;
     Ok(QueryAuditRequest {
         from: q("from"),
         to: q("to"),
@@ -162,6 +179,26 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
         resource: q("resource"),
         action: q("action"),
         stage: q("stage"),
+        limit,
+        cursor: q("cursor"),
+    })
+}
+
+const RECORDING_FILTERS: &[&str] = &[
+    "resource", "identity", "protocol", "since", "until", "limit", "cursor",
+];
+
+fn recordings_query(call: &Call<'_>) -> ApiResult<ListRecordingsRequest> {
+    call.query_only(RECORDING_FILTERS)?;
+    let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
+    times_given(call, &["since", "until"])?;
+    let limit = limit_param(call)?;
+    Ok(ListRecordingsRequest {
+        resource: q("resource"),
+        identity: q("identity"),
+        protocol: q("protocol"),
+        since: q("since"),
+        until: q("until"),
         limit,
         cursor: q("cursor"),
     })
@@ -176,7 +213,7 @@ pub async fn dispatch(
 ) -> ApiResult<Reply> {
     if !matches!(
         operation,
-        "QueryAudit" | "ExportAudit" | "ListAccessRequests" | "ListDeliveries"
+        "QueryAudit" | "ExportAudit" | "ListAccessRequests" | "ListDeliveries" | "ListRecordings"
     ) {
         call.query_only(&[])?;
     }
@@ -369,6 +406,24 @@ pub async fn dispatch(
             audit_json::ingest_from_http(&mut body)?;
             json(cp.ingest_audit(caller, decode(body)?).await?)
         }
+        "ListRecordings" => json(cp.list_recordings(caller, recordings_query(call)?).await?),
+        "GetRecording" => json(
+            cp.get_recording(caller, GetRecordingRequest { id: id() })
+                .await?,
+        ),
+        "GetRecordingData" => {
+            let (_, path) = cp
+                .recording_file(caller, GetRecordingRequest { id: id() })
+                .await?;
+            Ok(Reply::Stream(
+                "application/x-asciicast",
+                crate::service::recordings::read_chunks(path),
+            ))
+        }
+        "DeleteRecording" => json(
+            cp.delete_recording(caller, DeleteRecordingRequest { id: id() })
+                .await?,
+        ),
         "ListAccessRequests" => {
             call.query_only(&["status"])?;
             let status = call.query.get("status").cloned().unwrap_or_default();

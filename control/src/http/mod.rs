@@ -149,6 +149,11 @@ async fn handle(
         Ok(Reply::Lines(text)) => {
             ([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response()
         }
+        Ok(Reply::Stream(content_type, chunks)) => {
+            let body =
+                axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

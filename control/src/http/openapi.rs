@@ -18,6 +18,9 @@ fn schema_ref(name: &str) -> Value {
     if name == "JSON lines" {
         return json!({"content": {"application/x-ndjson": {"schema": {"type": "string"}}}});
     }
+    if name == "asciicast" {
+        return json!({"content": {"application/x-asciicast": {"schema": {"type": "string"}}}});
+    }
     json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
 }
 
@@ -32,14 +35,31 @@ pub fn document() -> Value {
                 parameters.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
             }
         }
-        if matches!(route.operation, "QueryAudit" | "ExportAudit") {
-            for (name, schema) in [
-                ("from", json!({"type": "string", "format": "date-time"})),
-                ("to", json!({"type": "string", "format": "date-time"})),
-                ("identity", json!({"type": "string"})),
-                ("resource", json!({"type": "string"})),
-                ("action", json!({"type": "string"})),
-                ("stage", json!({"type": "string"})),
+        let time = || json!({"type": "string", "format": "date-time"});
+        let text = || json!({"type": "string"});
+        let filters = match route.operation {
+            "QueryAudit" | "ExportAudit" => vec![
+                ("from", time()),
+                ("to", time()),
+                ("identity", text()),
+                ("resource", text()),
+                ("action", text()),
+                ("stage", text()),
+            ],
+            "ListRecordings" => vec![
+                ("resource", text()),
+                ("identity", text()),
+                (
+                    "protocol",
+                    json!({"type": "string", "enum": crate::service::resources::PROTOCOLS}),
+                ),
+                ("since", time()),
+                ("until", time()),
+            ],
+            _ => Vec::new(),
+        };
+        if !filters.is_empty() {
+            let page = [
                 (
                     "limit",
                     json!({"type": "integer", "minimum": 0, "maximum": 1000}),
@@ -48,7 +68,8 @@ pub fn document() -> Value {
                     "cursor",
                     json!({"type": "string", "description": "next_cursor of the previous page"}),
                 ),
-            ] {
+            ];
+            for (name, schema) in filters.into_iter().chain(page) {
                 parameters.push(
                     json!({"name": name, "in": "query", "required": false, "schema": schema}),
                 );
@@ -88,7 +109,7 @@ pub fn document() -> Value {
                 .is_some_and(|r| r.as_array().is_some_and(|r| !r.is_empty()));
             operation["requestBody"]["required"] = json!(required);
         }
-        if route.response != "JSON lines" {
+        if !matches!(route.response, "JSON lines" | "asciicast") {
             add_schema(route.response, &mut schemas);
         }
         let item = paths

@@ -105,6 +105,10 @@ routes! {
     Get "/api/v1/snapshot" => "FetchSnapshot", Connector, None, "Snapshot", "The versioned snapshot connectors enforce (connector key)";
     Get "/api/v1/audit" => "QueryAudit", Read, None, "QueryAuditResponse", "Query audit events (from, to, identity, resource, action, limit, cursor)";
     Post "/api/v1/audit" => "IngestAudit", Connector, Some("IngestAuditRequest"), "IngestAuditResponse", "Ingest a batch of audit events idempotently (connector key)";
+    Get "/api/v1/recordings" => "ListRecordings", Read, None, "ListRecordingsResponse", "List session recordings, newest first (resource, identity, protocol, since, until, limit, cursor)";
+    Get "/api/v1/recordings/{id}" => "GetRecording", Read, None, "Recording", "Get a recording's metadata";
+    Get "/api/v1/recordings/{id}/cast" => "GetRecordingData", Read, None, "asciicast", "The recording's file (asciicast v2, for `asciinema play`)";
+    Delete "/api/v1/recordings/{id}" => "DeleteRecording", Admin, None, "DeleteResponse", "Delete a recording and its file";
     Get "/api/v1/access-requests" => "ListAccessRequests", Read, None, "ListAccessRequestsResponse", "List access requests (optional ?status=pending|approved|denied|revoked|expired)";
     Post "/api/v1/access-requests" => "CreateAccessRequest", Read, Some("CreateAccessRequestRequest"), "AccessRequest", "Ask for just-in-time access to a resource";
     Get "/api/v1/access-requests/{id}" => "GetAccessRequest", Read, None, "AccessRequest", "Get an access request";

@@ -21,7 +21,7 @@ const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 pub(crate) const ACTIONS: &[&str] = &["allow", "block", "rewrite", "mask", "filter"];
 
 /// Whether `id` is a UUID of version 7 in its canonical lower-case text form.
-fn is_uuid_v7(id: &str) -> bool {
+pub(crate) fn is_uuid_v7(id: &str) -> bool {
     let bytes = id.as_bytes();
     bytes.len() == 36
         && bytes.iter().enumerate().all(|(i, b)| match i {
@@ -32,7 +32,7 @@ fn is_uuid_v7(id: &str) -> bool {
         && matches!(bytes[19], b'8' | b'9' | b'a' | b'b')
 }
 
-fn time(field: &str, value: &str) -> ApiResult<Option<i64>> {
+pub(crate) fn time(field: &str, value: &str) -> ApiResult<Option<i64>> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -53,6 +53,38 @@ fn decode_cursor(cursor: &str) -> ApiResult<(i64, String)> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (time, id) = text.split_once('/').ok_or_else(bad)?;
     Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+/// A page size: 100 when 0, at most 1000.
+pub(crate) fn page_size(limit: u32) -> ApiResult<u32> {
+    match limit {
+        0 => Ok(100),
+        1..=1000 => Ok(limit),
+        _ => Err(ApiError::invalid("limit", "must be at most 1000")),
+    }
+}
+
+/// The (time, id) a `cursor` from an earlier page stands for; `None` for the first page.
+pub(crate) fn cursor(text: &str) -> ApiResult<Option<(i64, String)>> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        decode_cursor(text).map(Some)
+    }
+}
+
+/// Keep the first `limit` of `items` (fetched with one more); the next page's cursor, from the
+/// last item's (RFC 3339 time, id), or empty when there is no more.
+pub(crate) fn page<T>(items: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> (&str, &str)) -> String {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    match items.last() {
+        Some(last) if more => {
+            let (time, id) = key(last);
+            encode_cursor(parse_rfc3339(time).unwrap_or(0), id)
+        }
+        _ => String::new(),
+    }
 }
 
 impl ControlPlane {
@@ -130,10 +162,7 @@ impl ControlPlane {
         req: QueryAuditRequest,
     ) -> ApiResult<QueryAuditResponse> {
         let org = caller.org(Need::Read)?;
-        if req.limit > 1000 {
-            return Err(ApiError::invalid("limit", "must be at most 1000"));
-        }
-        let limit = if req.limit == 0 { 100 } else { req.limit };
+        let limit = page_size(req.limit)?;
         let filter = AuditFilter {
             from_ms: time("from", &req.from)?,
             to_ms: time("to", &req.to)?,
@@ -141,20 +170,11 @@ impl ControlPlane {
             resource: Some(req.resource).filter(|s| !s.is_empty()),
             action: Some(req.action).filter(|s| !s.is_empty()),
             stage: Some(req.stage).filter(|s| !s.is_empty()),
-            before: if req.cursor.is_empty() {
-                None
-            } else {
-                Some(decode_cursor(&req.cursor)?)
-            },
+            before: cursor(&req.cursor)?,
             limit: limit + 1,
         };
         let mut events = self.store.query_audit(org, &filter).await?;
-        let more = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        let next_cursor = match events.last() {
-            Some(last) if more => encode_cursor(parse_rfc3339(&last.time).unwrap_or(0), &last.id),
-            _ => String::new(),
-        };
+        let next_cursor = page(&mut events, limit, |e| (&e.time, &e.id));
         Ok(QueryAuditResponse {
             events,
             next_cursor,

@@ -7,6 +7,7 @@ mod connectors;
 pub(crate) mod identities;
 mod orgs;
 pub(crate) mod policies;
+pub mod recordings;
 pub(crate) mod resources;
 mod validate;
 pub(crate) mod webhooks;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gate_config::ControlConfig;
-use gate_config::control::{DeliveryConfig, SlackConfig};
+use gate_config::control::{DeliveryConfig, RecordingConfig, SlackConfig};
 use tokio::sync::{Notify, watch};
 
 use crate::auth::{Caller, Principal, Role, bearer, same_secret};
@@ -45,6 +46,8 @@ pub struct ControlPlane {
     pub delivery_wake: Arc<Notify>,
     pub delivery: DeliveryConfig,
     pub slack: Option<SlackConfig>,
+    /// Recording storage (`recording.dir`, `recording.retention`); `None`: uploads are refused.
+    pub recording: Option<RecordingConfig>,
 }
 
 impl ControlPlane {
@@ -83,6 +86,7 @@ impl ControlPlane {
             delivery_wake: Arc::new(Notify::new()),
             delivery: config.delivery.clone(),
             slack: config.slack.clone(),
+            recording: config.recording.clone(),
         })
     }
 

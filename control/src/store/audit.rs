@@ -4,6 +4,7 @@ use gate_proto::v1::AuditEvent;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::listing::Listing;
 use super::{Store, StoreError, json_list, parse_list};
 use crate::util::rfc3339;
 
@@ -91,56 +92,21 @@ impl Store {
         org_id: &str,
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut sql = String::from("SELECT * FROM audit_events WHERE org_id = $1");
-        let mut n = 1;
-        let mut param = || {
-            n += 1;
-            format!("${n}")
+        let listing = Listing {
+            table: "audit_events",
+            time: "time",
+            from_ms: filter.from_ms,
+            to_ms: filter.to_ms,
+            equal: vec![
+                ("identity", &filter.identity),
+                ("resource", &filter.resource),
+                ("action", &filter.action),
+                ("stage", &filter.stage),
+            ],
+            before: &filter.before,
+            limit: filter.limit,
         };
-        if filter.from_ms.is_some() {
-            sql += &format!(" AND time >= {}", param());
-        }
-        if filter.to_ms.is_some() {
-            sql += &format!(" AND time < {}", param());
-        }
-        for (column, value) in [
-            ("identity", &filter.identity),
-            ("resource", &filter.resource),
-            ("action", &filter.action),
-            ("stage", &filter.stage),
-        ] {
-            if value.is_some() {
-                sql += &format!(" AND {column} = {}", param());
-            }
-        }
-        if filter.before.is_some() {
-            let (time, id) = (param(), param());
-            sql += &format!(" AND (time < {time} OR (time = {time} AND id < {id}))");
-        }
-        sql += &format!(" ORDER BY time DESC, id DESC LIMIT {}", filter.limit);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org_id);
-        if let Some(from) = filter.from_ms {
-            query = query.bind(from);
-        }
-        if let Some(to) = filter.to_ms {
-            query = query.bind(to);
-        }
-        for value in [
-            &filter.identity,
-            &filter.resource,
-            &filter.action,
-            &filter.stage,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            query = query.bind(value.clone());
-        }
-        if let Some((time, id)) = &filter.before {
-            query = query.bind(*time).bind(id.clone());
-        }
-        query
-            .fetch_all(self.pool())
+        self.list(org_id, &listing)
             .await?
             .iter()
             .map(event)

@@ -15,13 +15,14 @@ macro_rules! embedded {
     };
 }
 
-const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql");
+const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql", "0006_recordings.sql");
 const SQLITE: &[(&str, &str)] = embedded!(
     "sqlite": "0001_init.sql",
     "0002_access_requests.sql",
     "0003_audit_ids_per_org.sql",
     "0004_delivery.sql",
-    "0005_owner.sql"
+    "0005_owner.sql",
+    "0006_recordings.sql"
 );
 
 /// Why the schema could not be brought up to date.

@@ -6,11 +6,13 @@ mod audit;
 mod connectors;
 mod identities;
 mod keys;
+mod listing;
 mod migrate;
 mod notify;
 mod orgs;
 mod outbox;
 mod policies;
+mod recordings;
 mod resources;
 mod slack;
 mod webhooks;
@@ -29,6 +31,7 @@ pub use migrate::MigrationError;
 pub use notify::listen_for_changes;
 pub use outbox::{Claimed, EVENT_TYPES, Event, SLACK_EVENTS, STATES as DELIVERY_STATES};
 pub use policies::{PolicyInsert, PolicyPatch};
+pub use recordings::RecordingFilter;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,7 @@ const ORG_TABLES: &[&str] = &[
     "DELETE FROM identities WHERE org_id = $1",
     "DELETE FROM connectors WHERE org_id = $1",
     "DELETE FROM audit_events WHERE org_id = $1",
+    "DELETE FROM recordings WHERE org_id = $1",
     "DELETE FROM access_requests WHERE org_id = $1",
     "DELETE FROM webhooks WHERE org_id = $1",
     "DELETE FROM deliveries WHERE org_id = $1",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::connector::{DirConfig, LoggingConfig};
+use crate::connector::LoggingConfig;
 use crate::error::Problems;
 use crate::load::Validate;
 
@@ -26,8 +26,9 @@ pub struct ControlConfig {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub identity_tokens: IdentityTokenConfig,
+    /// Where uploaded session recordings are stored, and for how long.
     #[serde(default)]
-    pub recording: Option<DirConfig>,
+    pub recording: Option<RecordingConfig>,
     #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
@@ -41,6 +42,21 @@ fn default_listen_addr() -> String {
 }
 fn default_public_url() -> String {
     "http://localhost:8080".to_owned()
+}
+
+/// Recording storage (`recording.dir`, `recording.retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Recordings are stored as `<dir>/<org>/<id>.cast`; metadata is in the database.
+    pub dir: String,
+    /// Recordings that ended longer ago than this are deleted (files and rows); absent: kept.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub retention: Option<Duration>,
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    crate::duration::deserialize(d).map(Some)
 }
 
 /// The store: PostgreSQL when `dsn` is set, else embedded SQLite at `sqlite_path`.
@@ -277,6 +293,17 @@ impl Validate for ControlConfig {
         if d.poll_interval.is_zero() {
             problems.push("delivery.poll_interval", "must be at least 1ms");
         }
+        if let Some(recording) = &self.recording {
+            if recording.dir.trim().is_empty() {
+                problems.push("recording.dir", "must not be empty");
+            }
+            if recording
+                .retention
+                .is_some_and(|r| r < Duration::from_secs(1))
+            {
+                problems.push("recording.retention", "must be at least 1s");
+            }
+        }
         if let Some(slack) = &self.slack {
             if slack.bot_token.is_empty() {
                 problems.push("slack.bot_token", "must not be empty");
@@ -333,6 +360,27 @@ mod tests {
                 "logging.level"
             ]
         );
+    }
+
+    #[test]
+    fn recording_takes_a_dir_and_a_retention() {
+        let config = load("recording: {dir: /var/lib/gate/recordings, retention: 720h}\n").unwrap();
+        let recording = config.recording.unwrap();
+        assert_eq!(recording.dir, "/var/lib/gate/recordings");
+        assert_eq!(recording.retention, Some(Duration::from_secs(720 * 3600)));
+        assert_eq!(
+            load("recording: {dir: x}\n")
+                .unwrap()
+                .recording
+                .unwrap()
+                .retention,
+            None
+        );
+        let err = load("recording: {dir: \" \", retention: 10ms}\n").unwrap_err();
+        let paths: Vec<&str> = err.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["recording.dir", "recording.retention"], "{err}");
+        let err = load("recording: {dir: x, retention: '30'}\n").unwrap_err();
+        assert!(err.to_string().contains("expected a duration"), "{err}");
     }
 
     #[test]

@@ -934,10 +934,12 @@ pub struct QueryAuditResponse {
 #[serde(default, deny_unknown_fields)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Recording {
+    /// UUIDv7 chosen by the connector; the control plane stores each id once.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub org_id: ::prost::alloc::string::String,
+    /// The session it belongs to (one SSH connection may record several channels).
     #[prost(string, tag = "3")]
     pub session_id: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
@@ -946,6 +948,7 @@ pub struct Recording {
     pub resource: ::prost::alloc::string::String,
     #[prost(string, tag = "6")]
     pub protocol: ::prost::alloc::string::String,
+    /// RFC 3339, UTC, with milliseconds.
     #[prost(string, tag = "7")]
     pub started_at: ::prost::alloc::string::String,
     #[prost(string, tag = "8")]
@@ -955,6 +958,101 @@ pub struct Recording {
     /// "asciicast-v2" for SSH, "jsonl" for statement streams.
     #[prost(string, tag = "10")]
     pub format: ::prost::alloc::string::String,
+    /// The connector that recorded it.
+    #[prost(string, tag = "11")]
+    pub connector: ::prost::alloc::string::String,
+    /// Terminal size when the recording started.
+    #[prost(uint32, tag = "12")]
+    pub width: u32,
+    #[prost(uint32, tag = "13")]
+    pub height: u32,
+    /// The exec command; empty for an interactive shell.
+    #[prost(string, tag = "14")]
+    pub command: ::prost::alloc::string::String,
+    /// The exit status the session reported, if it reported one.
+    #[prost(uint32, optional, tag = "15")]
+    pub exit_status: ::core::option::Option<u32>,
+    /// Cut short: the connector stopped before the session ended.
+    #[prost(bool, tag = "16")]
+    pub interrupted: bool,
+}
+/// A connector's upload: the first message carries `recording`, every message
+/// may carry the next bytes of the file, in order.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UploadRecordingRequest {
+    /// First message only. `org_id` and `size_bytes` are set by the control plane.
+    #[prost(message, optional, tag = "1")]
+    pub recording: ::core::option::Option<Recording>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UploadRecordingResponse {
+    #[prost(message, optional, tag = "1")]
+    pub recording: ::core::option::Option<Recording>,
+    /// Stored before (same id): an upload retried after a lost answer is stored once.
+    #[prost(bool, tag = "2")]
+    pub duplicate: bool,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListRecordingsRequest {
+    #[prost(string, tag = "1")]
+    pub resource: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub identity: ::prost::alloc::string::String,
+    /// "ssh", "mcp", ...; empty = all.
+    #[prost(string, tag = "3")]
+    pub protocol: ::prost::alloc::string::String,
+    /// Recordings started at or after `since` and before `until` (RFC 3339); empty = open.
+    #[prost(string, tag = "4")]
+    pub since: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub until: ::prost::alloc::string::String,
+    /// 100 when 0, at most 1000.
+    #[prost(uint32, tag = "6")]
+    pub limit: u32,
+    /// From a previous response's next_cursor.
+    #[prost(string, tag = "7")]
+    pub cursor: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListRecordingsResponse {
+    /// Newest first.
+    #[prost(message, repeated, tag = "1")]
+    pub recordings: ::prost::alloc::vec::Vec<Recording>,
+    /// Empty when there are no more recordings.
+    #[prost(string, tag = "2")]
+    pub next_cursor: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetRecordingRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteRecordingRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+/// A piece of a recording's file, in order.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecordingChunk {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
 }
 /// A connector as the control plane sees it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -1313,6 +1411,33 @@ pub mod connector_service_client {
                 .insert(GrpcMethod::new("gate.v1.ConnectorService", "IngestAudit"));
             self.inner.unary(req, path, codec).await
         }
+        /// A finished session recording: metadata first, then the file (asciicast v2).
+        pub async fn upload_recording(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<
+                Message = super::UploadRecordingRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::UploadRecordingResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ConnectorService/UploadRecording",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("gate.v1.ConnectorService", "UploadRecording"));
+            self.inner.client_streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1368,6 +1493,14 @@ pub mod connector_service_server {
             request: tonic::Request<super::IngestAuditRequest>,
         ) -> std::result::Result<
             tonic::Response<super::IngestAuditResponse>,
+            tonic::Status,
+        >;
+        /// A finished session recording: metadata first, then the file (asciicast v2).
+        async fn upload_recording(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::UploadRecordingRequest>>,
+        ) -> std::result::Result<
+            tonic::Response<super::UploadRecordingResponse>,
             tonic::Status,
         >;
     }
@@ -1718,6 +1851,55 @@ pub mod connector_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ConnectorService/UploadRecording" => {
+                    #[allow(non_camel_case_types)]
+                    struct UploadRecordingSvc<T: ConnectorService>(pub Arc<T>);
+                    impl<
+                        T: ConnectorService,
+                    > tonic::server::ClientStreamingService<
+                        super::UploadRecordingRequest,
+                    > for UploadRecordingSvc<T> {
+                        type Response = super::UploadRecordingResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::UploadRecordingRequest>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ConnectorService>::upload_recording(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UploadRecordingSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
@@ -2649,6 +2831,104 @@ pub mod control_plane_service_client {
                 .insert(GrpcMethod::new("gate.v1.ControlPlaneService", "QueryAudit"));
             self.inner.unary(req, path, codec).await
         }
+        /// Session recordings (read: any role; delete: admin).
+        pub async fn list_recordings(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListRecordingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRecordingsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ListRecordings",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "ListRecordings"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn get_recording(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetRecordingRequest>,
+        ) -> std::result::Result<tonic::Response<super::Recording>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/GetRecording",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("gate.v1.ControlPlaneService", "GetRecording"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The recording's file (asciicast v2), in order.
+        pub async fn get_recording_data(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetRecordingRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::RecordingChunk>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/GetRecordingData",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "GetRecordingData"),
+                );
+            self.inner.server_streaming(req, path, codec).await
+        }
+        pub async fn delete_recording(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DeleteRecordingRequest>,
+        ) -> std::result::Result<tonic::Response<super::DeleteResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/DeleteRecording",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "DeleteRecording"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
         /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
         pub async fn create_access_request(
@@ -3168,6 +3448,36 @@ pub mod control_plane_service_server {
             tonic::Response<super::QueryAuditResponse>,
             tonic::Status,
         >;
+        /// Session recordings (read: any role; delete: admin).
+        async fn list_recordings(
+            &self,
+            request: tonic::Request<super::ListRecordingsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRecordingsResponse>,
+            tonic::Status,
+        >;
+        async fn get_recording(
+            &self,
+            request: tonic::Request<super::GetRecordingRequest>,
+        ) -> std::result::Result<tonic::Response<super::Recording>, tonic::Status>;
+        /// Server streaming response type for the GetRecordingData method.
+        type GetRecordingDataStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::RecordingChunk, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// The recording's file (asciicast v2), in order.
+        async fn get_recording_data(
+            &self,
+            request: tonic::Request<super::GetRecordingRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::GetRecordingDataStream>,
+            tonic::Status,
+        >;
+        async fn delete_recording(
+            &self,
+            request: tonic::Request<super::DeleteRecordingRequest>,
+        ) -> std::result::Result<tonic::Response<super::DeleteResponse>, tonic::Status>;
         /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
         /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
         async fn create_access_request(
@@ -4941,6 +5251,197 @@ pub mod control_plane_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = QueryAuditSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ListRecordings" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListRecordingsSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ListRecordingsRequest>
+                    for ListRecordingsSvc<T> {
+                        type Response = super::ListRecordingsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListRecordingsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::list_recordings(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListRecordingsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/GetRecording" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetRecordingSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::GetRecordingRequest>
+                    for GetRecordingSvc<T> {
+                        type Response = super::Recording;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetRecordingRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::get_recording(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetRecordingSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/GetRecordingData" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetRecordingDataSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::ServerStreamingService<super::GetRecordingRequest>
+                    for GetRecordingDataSvc<T> {
+                        type Response = super::RecordingChunk;
+                        type ResponseStream = T::GetRecordingDataStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetRecordingRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::get_recording_data(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetRecordingDataSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/DeleteRecording" => {
+                    #[allow(non_camel_case_types)]
+                    struct DeleteRecordingSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::DeleteRecordingRequest>
+                    for DeleteRecordingSvc<T> {
+                        type Response = super::DeleteResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DeleteRecordingRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::delete_recording(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DeleteRecordingSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
