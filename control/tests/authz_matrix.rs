@@ -147,6 +147,12 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
+        "recordings" => {
+            let started = gate_proto::wire::now_ms();
+            common::upload_recording(cp, org, "bastion", "alice", started)
+                .await
+                .id
+        }
         other => panic!(
             "no fixture for /api/v1/{other} ({}); extend the matrix",
             route.operation

@@ -102,8 +102,8 @@ pub fn postgres_store() -> (Postgres, String) {
 /// The YAML for a control plane on a free loopback port.
 pub fn config_yaml(dir: &std::path::Path, dsn: Option<&str>, api_key: Option<&str>) -> String {
     let mut yaml = format!(
-        "listen_addr: 127.0.0.1:0\npublic_url: http://gate-control.test\ndatabase:\n  sqlite_path: {}/gate.db\n",
-        dir.display()
+        "listen_addr: 127.0.0.1:0\npublic_url: http://gate-control.test\nrecording:\n  dir: {dir}/recordings\ndatabase:\n  sqlite_path: {dir}/gate.db\n",
+        dir = dir.display()
     );
     if let Some(dsn) = dsn {
         yaml += &format!("  dsn: \"{dsn}\"\n");
@@ -215,6 +215,53 @@ fn dechunk(mut rest: &str) -> String {
         out.push_str(&tail[..size]);
         rest = &tail[size + 2..];
     }
+}
+
+/// Upload a small asciicast recording into `org` through the connector API (a fresh connector
+/// key); returns the stored recording.
+pub async fn upload_recording(
+    cp: &Cp,
+    org: &str,
+    resource: &str,
+    identity: &str,
+    started_ms: i64,
+) -> gate_proto::v1::Recording {
+    use gate_proto::v1::{Recording, UploadRecordingRequest};
+    let key = cp.key(org, "connector").await;
+    let mut client = cp.connector(Some(&key), None).await;
+    let meta = Recording {
+        id: gate_proto::wire::new_id_at(u64::try_from(started_ms).unwrap()),
+        session_id: "s-1".into(),
+        identity: identity.into(),
+        resource: resource.into(),
+        protocol: "ssh".into(),
+        started_at: gate_proto::wire::rfc3339(started_ms),
+        ended_at: gate_proto::wire::rfc3339(started_ms + 1500),
+        format: "asciicast-v2".into(),
+        connector: "edge-1".into(),
+        width: 80,
+        height: 24,
+        exit_status: Some(0),
+        ..Recording::default()
+    };
+    let cast = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":0,\"env\":{}}\n[0.100000,\"o\",\"$ \"]\n".to_vec();
+    let messages = vec![
+        UploadRecordingRequest {
+            recording: Some(meta),
+            data: cast[..10].to_vec(),
+        },
+        UploadRecordingRequest {
+            recording: None,
+            data: cast[10..].to_vec(),
+        },
+    ];
+    let reply = client
+        .upload_recording(tokio_stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!reply.duplicate);
+    reply.recording.unwrap()
 }
 
 /// A minimal valid policy that blocks `drop` statements.
