@@ -59,7 +59,7 @@ bench: deps patched-deps test-venv ## run the benchmarks; each prints ratios aga
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench sysbench
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-connector --bench mongo_find
 
-FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets mongodb_messages
+FUZZ_TARGETS := pg_frontend pg_backend scram_server sql_normalize detect pg_redact http_enforce http_request mysql_packets mongodb_messages asciicast_roundtrip
 FUZZ_SECONDS ?= 60
 
 fuzz: patched-deps ## run each cargo-fuzz target for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing

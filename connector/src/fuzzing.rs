@@ -433,3 +433,46 @@ pub fn mongodb_messages(data: &[u8]) {
         }
     }
 }
+
+/// Terminal output in arbitrary pieces (the first byte says how many of the following bytes are
+/// piece lengths, the rest is the stream) through the asciicast writer and back through its
+/// parser: the events parse, their times never go backwards, and their text is exactly
+/// `String::from_utf8_lossy` of the whole stream, however it was split.
+pub fn asciicast_roundtrip(data: &[u8]) {
+    use crate::recording::asciicast::{self, Header, Kind, Utf8Carry};
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from(count % 8).min(rest.len());
+    let (sizes, mut stream) = rest.split_at(count);
+    let whole = String::from_utf8_lossy(stream).into_owned();
+    let env = std::collections::BTreeMap::new();
+    let header = Header {
+        version: 2,
+        width: 80,
+        height: 24,
+        timestamp: 0,
+        env: &env,
+        command: None,
+        title: None,
+    };
+    let mut cast = header.line();
+    let mut carry = Utf8Carry::default();
+    let mut at = std::time::Duration::ZERO;
+    let mut sizes = sizes.iter().cycle();
+    while !stream.is_empty() {
+        let size = sizes
+            .next()
+            .map_or(stream.len(), |s| usize::from(*s).max(1));
+        let (piece, next) = stream.split_at(size.min(stream.len()));
+        stream = next;
+        let text = carry.decode(piece);
+        at += std::time::Duration::from_micros(u64::from(piece.len() as u32 % 1000));
+        asciicast::event_line(at, Kind::Output, &text, &mut cast);
+    }
+    asciicast::event_line(at, Kind::Output, &carry.finish(), &mut cast);
+    let text = String::from_utf8(cast).expect("the writer writes UTF-8");
+    let parsed = asciicast::parse(&text).expect("the writer's output parses");
+    let output: String = parsed.events.iter().map(|(_, _, d)| d.as_str()).collect();
+    assert_eq!(output, whole, "split text differs from the lossy whole");
+}

@@ -43,6 +43,14 @@ fn sql_normalize_seeds() {
 }
 
 #[test]
+fn asciicast_roundtrip_seeds() {
+    replay(
+        "asciicast_roundtrip",
+        gate_connector::fuzzing::asciicast_roundtrip,
+    );
+}
+
+#[test]
 fn detect_seeds() {
     replay("detect", gate_connector::fuzzing::detect);
 }
