@@ -232,6 +232,11 @@ the connector is registered to it and enforces its policies within a second:
   curl -s -H "Content-Type: application/json" -X POST localhost:$control_port/api/v1/policies -d @docs/examples/close-customers.json
   appdb=> select * from customers;            -- now: customers is closed for maintenance
 
+Recorded sessions (docs/recordings.md) are shipped to the control plane; list and replay them:
+
+  curl -s localhost:$control_port/api/v1/recordings
+  curl -s -o session.cast localhost:$control_port/api/v1/recordings/ID/cast && $venv/bin/asciinema play session.cast
+
 Audit events are printed below as JSON lines. Ctrl-C stops everything.
 MSG
 wait "$connector_pid"

@@ -112,7 +112,7 @@ fn shipper(
 ) -> (RecordingShipper, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
     (
-        RecordingShipper::new(recordings.clone(), client, Arc::clone(&metrics)),
+        RecordingShipper::new(recordings.clone(), client, Arc::clone(&metrics)).named("edge-7"),
         metrics,
     )
 }
@@ -220,6 +220,7 @@ async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins() {
     );
     assert_eq!(one["size_bytes"].as_u64(), Some(first_bytes.len() as u64));
     assert_eq!(one["org_id"], org.as_str());
+    assert_eq!(one["connector"], "edge-7");
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("first.cast");
     assert_eq!(

@@ -1,5 +1,6 @@
 //! The control plane and a connector as real processes: registration, live policy sync, audit
-//! shipping across a control-plane crash, and access grants.
+//! shipping across a control-plane crash, access grants, and recordings a stopped connector left
+//! behind shipped when it starts again.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -79,8 +80,8 @@ impl World {
         std::fs::write(
             &config,
             format!(
-                "listen_addr: 127.0.0.1:{port}\npublic_url: http://127.0.0.1:{port}\napi_key: {ROOT}\ndatabase: {{sqlite_path: {}/gate.db}}\nlogging: {{level: warn}}\n",
-                self.dir.path().display(),
+                "listen_addr: 127.0.0.1:{port}\npublic_url: http://127.0.0.1:{port}\napi_key: {ROOT}\ndatabase: {{sqlite_path: {dir}/gate.db}}\nrecording: {{dir: {dir}/control-recordings}}\nlogging: {{level: warn}}\n",
+                dir = self.dir.path().display(),
                 port = self.control_port,
             ),
         )
@@ -136,6 +137,8 @@ control_plane:
   state_dir: {dir}/connector-state
 delivery:
   dead_letter_dir: {dir}/spool
+recording:
+  dir: {dir}/connector-recordings
 policies:
   - {{path: {policy}, stage: pre_request}}
 resources:
@@ -692,4 +695,46 @@ async fn identity_tokens_from_the_control_plane_log_in_through_the_connector() {
     let tampered = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
     let refused = world.client("carol", &tampered).await.unwrap_err();
     assert_eq!(refused.as_db_error().unwrap().code().code(), "28P01");
+}
+
+/// A recording the connector was writing when it was killed: its file, and metadata that says
+/// it never finished. The restarted connector closes it as interrupted and ships it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_left_by_a_killed_connector_is_shipped_when_it_starts_again() {
+    let mut world = World::new();
+    let spool = world.dir.path().join("connector-recordings");
+    std::fs::create_dir_all(&spool).unwrap();
+    let id = "0193a0f2-7c1e-7d3a-9b5e-2f4c6a8e0b1d";
+    let cast = "{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":1764815400,\"env\":{\"TERM\":\"xterm\"}}\n[0.125000,\"o\",\"$ top\\r\\n\"]\n";
+    std::fs::write(spool.join(format!("{id}.cast")), cast).unwrap();
+    let sidecar = json!({
+        "id": id, "session_id": "s-9", "resource": "primary-db", "identity": "alice",
+        "protocol": "ssh", "format": "asciicast-v2", "started_at": "2026-12-04T02:10:00.000Z",
+        "ended_at": null, "width": 80, "height": 24, "command": null, "exit_status": null,
+        "finished": false, "interrupted": false
+    });
+    std::fs::write(spool.join(format!("{id}.json")), sidecar.to_string()).unwrap();
+    world.start_connector(ALLOW_ALL);
+    wait_for(Duration::from_secs(15), "the recording shipped", || {
+        std::fs::read_dir(&spool).unwrap().next().is_none()
+    });
+    let (code, list) = world.api("GET", "/api/v1/recordings?resource=primary-db", None);
+    assert_eq!(code, 200, "{list}");
+    let recording = &list["recordings"][0];
+    assert_eq!(recording["id"], id, "{list}");
+    assert_eq!(recording["interrupted"], true);
+    assert_eq!(recording["connector"], "e2e-edge");
+    assert_eq!(recording["identity"], "alice");
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-H"])
+        .arg(format!("Authorization: Bearer {ROOT}"))
+        .arg(format!(
+            "http://127.0.0.1:{}/api/v1/recordings/{id}/cast",
+            world.control_port
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), cast);
+    world.stop_connector();
 }

@@ -208,7 +208,8 @@ impl ControlLink {
                 gate.recordings.clone(),
                 client.clone(),
                 gate.metrics.clone(),
-            );
+            )
+            .named(connector_name(config));
             tasks.push(tokio::spawn(recordings.run(stopped.clone())));
         }
         let register = tokio::spawn(register_and_beat(

@@ -28,6 +28,8 @@ pub struct RecordingShipper {
     pub recordings: Recordings,
     pub client: ConnectorClient,
     pub metrics: Arc<Metrics>,
+    /// This connector's registration name, sent with every recording.
+    pub connector: String,
     /// Whether the last attempt failed (an outage is logged once, not per recording).
     down: bool,
 }
@@ -41,8 +43,9 @@ impl std::fmt::Debug for RecordingShipper {
 }
 
 /// Metadata as the control plane takes it.
-fn recording(sidecar: &Sidecar) -> Recording {
+fn recording(sidecar: &Sidecar, connector: &str) -> Recording {
     Recording {
+        connector: connector.to_owned(),
         id: sidecar.id.clone(),
         session_id: sidecar.session_id.clone(),
         identity: sidecar.identity.clone(),
@@ -96,8 +99,15 @@ impl RecordingShipper {
             recordings,
             client,
             metrics,
+            connector: String::new(),
             down: false,
         }
+    }
+
+    /// Send `name` as the connector of every recording.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.connector = name.into();
+        self
     }
 
     /// Upload one recording; `Ok` once the control plane has stored it (now or before).
@@ -107,7 +117,7 @@ impl RecordingShipper {
             .map_err(|e| format!("{}: {e}", path.display()))?
             .len();
         let (tx, rx) = mpsc::channel(4);
-        let first = recording(sidecar);
+        let first = recording(sidecar, &self.connector);
         let reader = tokio::task::spawn_blocking(move || feed(&path, first, &tx));
         // A generous deadline: 30 s plus a second per MiB.
         let deadline = Duration::from_secs(30 + size / (1024 * 1024));
