@@ -165,6 +165,13 @@ fn recordings_left_open_by_a_stopped_connector_are_closed_as_interrupted() {
 }
 
 #[test]
+fn recorders_move_to_other_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<gate_connector::recording::Recorder>();
+    send::<Recordings>();
+}
+
+#[test]
 fn disabled_recordings_record_nothing_and_a_bad_dir_is_named() {
     assert!(Recordings::disabled().start(meta(None)).unwrap().is_none());
     assert!(Recordings::default().dir().is_none());

@@ -118,8 +118,17 @@ fn shipper(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins() {
-    let cp = start_cp(Db::Sqlite).await;
+async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins_sqlite() {
+    shipped_recordings_are_listed_read_replayed_and_deleted_by_admins(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins_postgres() {
+    shipped_recordings_are_listed_read_replayed_and_deleted_by_admins(Db::Postgres).await;
+}
+
+async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins(db: Db) {
+    let cp = start_cp(db).await;
     let org = cp.org("acme").await;
     let connector_key = cp.key(&org, "connector").await;
     let readonly = cp.key(&org, "readonly").await;
@@ -304,6 +313,20 @@ async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins() {
     // Another organization sees none of it.
     let (_, other) = get(&cp, "/api/v1/recordings", ROOT_KEY).await;
     assert_eq!(other["recordings"], serde_json::json!([]), "{other}");
+    // Deleting the organization removes its recordings' files.
+    let org_files = cp.dir.path().join("recordings").join(&org);
+    assert!(org_files.join(format!("{second}.cast")).exists());
+    let (status, reply) = http(
+        cp.addr(),
+        "DELETE",
+        &format!("/api/v1/organizations/{org}"),
+        Some(ROOT_KEY),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(!org_files.exists());
 }
 
 /// A control plane started on `port` over the database and recordings in `dir`.

@@ -207,6 +207,46 @@ mod tests {
     }
 
     #[test]
+    fn any_split_of_any_bytes_gives_the_lossy_whole() {
+        // A small deterministic generator: UTF-8 text, stray continuation bytes, truncated
+        // sequences, surrogates and overlongs, split at random points.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces: [&[u8]; 9] = [
+            b"a",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "🎉".as_bytes(),
+            b"\xff",
+            b"\x80",
+            b"\xe2\x82",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf",
+        ];
+        for _ in 0..2000 {
+            let mut data = Vec::new();
+            for _ in 0..(next() % 24) {
+                data.extend_from_slice(pieces[(next() % 9) as usize]);
+            }
+            let mut carry = Utf8Carry::default();
+            let mut out = String::new();
+            let mut rest = data.as_slice();
+            while !rest.is_empty() {
+                let (piece, after) = rest.split_at(1 + (next() as usize) % rest.len());
+                out += &carry.decode(piece);
+                rest = after;
+            }
+            out += &carry.finish();
+            assert_eq!(out, String::from_utf8_lossy(&data), "{data:?}");
+        }
+    }
+
+    #[test]
     fn invalid_bytes_become_replacement_characters() {
         let mut carry = Utf8Carry::default();
         assert_eq!(carry.decode(b"a\xffb\xc3("), "a\u{fffd}b\u{fffd}(");

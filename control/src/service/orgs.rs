@@ -71,6 +71,7 @@ impl ControlPlane {
         if !self.store.delete_org(&req.id).await? {
             return Err(ApiError::not_found("organization"));
         }
+        self.remove_org_recordings(&req.id);
         self.changed();
         Ok(DeleteResponse {})
     }

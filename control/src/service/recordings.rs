@@ -345,6 +345,18 @@ impl ControlPlane {
         Ok(DeleteResponse {})
     }
 
+    /// Remove the files of a deleted organization's recordings (its rows went with it).
+    pub(crate) fn remove_org_recordings(&self, org_id: &str) {
+        if let Ok(root) = self.recording_root() {
+            let dir = org_dir(root, org_id);
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted organization's recordings");
+            }
+        }
+    }
+
     /// Delete recordings that ended longer ago than `recording.retention`; returns how many.
     pub async fn sweep_recordings(&self) -> ApiResult<usize> {
         let Some(config) = &self.recording else {
