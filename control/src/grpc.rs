@@ -176,8 +176,12 @@ impl Grpc {
         caller: &Caller,
         mut stream: tonic::Streaming<UploadRecordingRequest>,
     ) -> ApiResult<UploadRecordingResponse> {
+        // The stream breaking is no fault of the recording: the connector tries again.
         let stream_error = |e: Status| {
-            ApiError::invalid("data", format!("the upload stream failed: {}", e.message()))
+            ApiError::new(
+                crate::error::Code::Internal,
+                format!("the upload stream broke: {}", e.message()),
+            )
         };
         let first = stream
             .message()

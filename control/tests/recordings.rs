@@ -586,6 +586,28 @@ async fn uploads_are_validated_and_refused_without_storage() {
     let stored = spool_files(&cp.dir.path().join("recordings/default"));
     assert_eq!(stored, [format!("{}.cast", good.id)]);
 
+    // A recording the control plane refuses for what it is is set aside; the next one ships.
+    let spool = tempfile::tempdir().unwrap();
+    let recordings = Recordings::new(spool.path()).unwrap();
+    let (refused, _) = record(&recordings, &"r".repeat(300), "alice", "too long a name");
+    let (fine, _) = record(&recordings, "bastion", "alice", "ok");
+    let (mut sorter, metrics) = shipper(&recordings, client.clone());
+    assert_eq!(sorter.ship_all().await.unwrap(), 1);
+    assert_eq!(
+        spool_files(spool.path()),
+        [
+            format!("{refused}.cast.rejected"),
+            format!("{refused}.json.rejected")
+        ]
+    );
+    assert!(
+        metrics
+            .render()
+            .contains("gate_recordings_ship_failures_total 1")
+    );
+    let (status, _) = get(&cp, &format!("/api/v1/recordings/{fine}"), ROOT_KEY).await;
+    assert_eq!(status, 200);
+
     // A control plane without recording.dir refuses uploads, and the connector keeps its files.
     let dir = tempfile::tempdir().unwrap();
     let yaml =

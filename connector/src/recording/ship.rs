@@ -1,7 +1,9 @@
 //! Recording shipping: finished recordings in `recording.dir` are uploaded with the
 //! `UploadRecording` stream (metadata, then the file in chunks) and deleted only once the control
 //! plane answered. A failure leaves them in place and is retried with backoff; recordings left
-//! from before a restart go first. Uploads are idempotent by recording id.
+//! from before a restart go first. Uploads are idempotent by recording id. A recording the control
+//! plane refuses for what it is (invalid metadata, too large) is set aside as `*.rejected`, so it
+//! cannot hold up the ones behind it.
 
 use std::io::Read;
 use std::path::Path;
@@ -110,11 +112,30 @@ impl RecordingShipper {
         self
     }
 
-    /// Upload one recording; `Ok` once the control plane has stored it (now or before).
-    async fn upload(&mut self, dir: &Path, sidecar: &Sidecar) -> Result<(), String> {
+    /// Upload one recording; `Ok` once the control plane has stored it (now or before). The
+    /// error says whether trying again could help.
+    async fn upload(&mut self, dir: &Path, sidecar: &Sidecar) -> Result<(), (String, bool)> {
+        self.try_upload(dir, sidecar).await.map_err(|(e, code)| {
+            let permanent = matches!(
+                code,
+                Some(
+                    tonic::Code::InvalidArgument
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::OutOfRange
+                )
+            );
+            (e, permanent)
+        })
+    }
+
+    async fn try_upload(
+        &mut self,
+        dir: &Path,
+        sidecar: &Sidecar,
+    ) -> Result<(), (String, Option<tonic::Code>)> {
         let path = spool::cast_path(dir, &sidecar.id);
         let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| (format!("{}: {e}", path.display()), None))?
             .len();
         let (tx, rx) = mpsc::channel(4);
         let first = recording(sidecar, &self.connector);
@@ -127,9 +148,12 @@ impl RecordingShipper {
         let answer = tokio::time::timeout(deadline, call).await;
         let read = reader.await.unwrap_or_else(|e| Err(e.to_string()));
         match answer {
-            Ok(Ok(_)) => read,
-            Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
-            Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
+            Ok(Ok(_)) => read.map_err(|e| (e, None)),
+            Ok(Err(status)) => Err((
+                format!("{}: {}", status.code(), status.message()),
+                Some(status.code()),
+            )),
+            Err(_) => Err((format!("no answer within {} s", deadline.as_secs()), None)),
         }
     }
 
@@ -146,9 +170,19 @@ impl RecordingShipper {
                 let _ = std::fs::remove_file(spool::sidecar_path(&dir, &sidecar.id));
                 continue;
             }
-            if let Err(e) = self.upload(&dir, &sidecar).await {
+            if let Err((e, permanent)) = self.upload(&dir, &sidecar).await {
                 self.metrics
                     .add("gate_recordings_ship_failures_total", &[], 1.0);
+                if permanent {
+                    tracing::error!(
+                        id = %sidecar.id,
+                        error = %e,
+                        dir = %dir.display(),
+                        "the control plane refused this recording; kept as *.rejected"
+                    );
+                    spool::reject(&dir, &sidecar.id);
+                    continue;
+                }
                 if !self.down {
                     tracing::warn!(
                         id = %sidecar.id,

@@ -95,6 +95,18 @@ pub fn sidecars(dir: &Path) -> (Vec<Sidecar>, Vec<String>) {
     (found, bad)
 }
 
+/// Set a recording the control plane refused aside (`<id>.cast.rejected`, `<id>.json.rejected`):
+/// kept for a person to look at, never shipped again.
+pub fn reject(dir: &Path, id: &str) {
+    for path in [cast_path(dir, id), sidecar_path(dir, id)] {
+        let mut aside = path.clone().into_os_string();
+        aside.push(".rejected");
+        if let Err(e) = std::fs::rename(&path, &aside) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot set a refused recording aside");
+        }
+    }
+}
+
 /// Remove a shipped recording: the file first, so a sidecar is never left pointing at nothing
 /// while the file still exists without one.
 pub fn remove(dir: &Path, id: &str) -> std::io::Result<()> {
