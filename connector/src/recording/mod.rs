@@ -161,19 +161,18 @@ impl Recordings {
         };
         // The sidecar first: a file in the spool always has its metadata.
         spool::write_sidecar(&inner.dir, &sidecar).map_err(file_error)?;
-        let mut file = BufWriter::with_capacity(
-            16 * 1024,
-            File::create(&path).map_err(|error| RecordingError::File {
-                path: path.display().to_string(),
-                error,
-            })?,
-        );
-        file.write_all(&header)
-            .and_then(|()| file.flush())
-            .map_err(|error| RecordingError::File {
-                path: path.display().to_string(),
-                error,
-            })?;
+        let opened = File::create(&path).and_then(|file| {
+            let mut file = BufWriter::with_capacity(16 * 1024, file);
+            file.write_all(&header).and_then(|()| file.flush())?;
+            Ok(file)
+        });
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                let _ = spool::remove(&inner.dir, &sidecar.id);
+                return Err(file_error(error));
+            }
+        };
         if let Some(metrics) = &inner.metrics {
             let labels = [
                 ("protocol", meta.protocol),
@@ -191,7 +190,7 @@ impl Recordings {
             output: Utf8Carry::default(),
             input: Utf8Carry::default(),
             line: Vec::with_capacity(1024),
-            unflushed_bytes: 0,
+            uncounted_bytes: 0,
             done: false,
         }))
     }
@@ -245,7 +244,7 @@ pub struct Recorder {
     /// The event being written (reused).
     line: Vec<u8>,
     /// Bytes written since the metrics were last told.
-    unflushed_bytes: u64,
+    uncounted_bytes: u64,
     done: bool,
 }
 
@@ -293,8 +292,8 @@ impl Recorder {
         asciicast::event_line(self.started.elapsed(), kind, text, &mut self.line);
         match file.write_all(&self.line).and_then(|()| file.flush()) {
             Ok(()) => {
-                self.unflushed_bytes += self.line.len() as u64;
-                if self.unflushed_bytes >= 64 * 1024 {
+                self.uncounted_bytes += self.line.len() as u64;
+                if self.uncounted_bytes >= 64 * 1024 {
                     self.count_bytes();
                 }
             }
@@ -315,14 +314,13 @@ impl Recorder {
                 ("protocol", self.sidecar.protocol.as_str()),
                 ("resource", self.sidecar.resource.as_str()),
             ];
-            // Protocol names are static in the meta; the label needs a `&'static str` key only.
             metrics.add(
                 "gate_recordings_bytes_total",
                 &labels,
-                self.unflushed_bytes as f64,
+                self.uncounted_bytes as f64,
             );
         }
-        self.unflushed_bytes = 0;
+        self.uncounted_bytes = 0;
     }
 
     fn close(&mut self, exit_status: Option<u32>) {
