@@ -173,4 +173,17 @@ fn preregistered_series_exist_with_zero_values() {
         lines(&text, "gate_audit_events_shipped_total"),
         Vec::<&str>::new()
     );
+    // Recording shipping is counted from the start when recordings go to a control plane.
+    let yaml = "recording: {dir: /tmp/r}\ncontrol_plane: {url: 'http://cp:8080'}\n";
+    let config: gate_config::ConnectorConfig =
+        gate_config::load_str("test.yaml", yaml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let m = Metrics::default();
+    m.preregister(&config);
+    let text = m.render();
+    for line in [
+        "gate_recordings_shipped_total 0",
+        "gate_recordings_ship_failures_total 0",
+    ] {
+        assert_eq!(lines(&text, line), [line], "{text}");
+    }
 }

@@ -179,3 +179,42 @@ fn a_real_scrape_passes_promtool_and_counts_the_traffic() {
         0.0
     );
 }
+
+/// A recording counts as started and its bytes as written, in a scrape promtool accepts.
+#[test]
+fn recordings_are_counted() {
+    use gate_connector::recording::{RecordingMeta, Recordings};
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = std::sync::Arc::new(gate_connector::metrics::Metrics::default());
+    let recordings = Recordings::new(dir.path())
+        .unwrap()
+        .with_metrics(std::sync::Arc::clone(&metrics));
+    let meta = RecordingMeta {
+        session_id: "s".into(),
+        resource: "bastion".into(),
+        identity: "alice".into(),
+        protocol: "ssh",
+        width: 80,
+        height: 24,
+        command: None,
+        term: None,
+        env: Default::default(),
+    };
+    let mut recorder = recordings.start(meta).unwrap().unwrap();
+    let file = dir.path().join(format!("{}.cast", recorder.id()));
+    recorder.output(&[b'x'; 100_000]);
+    recorder.output(b"done\r\n");
+    recorder.finish(Some(0));
+    let text = metrics.render();
+    let labels = r#"{protocol="ssh",resource="bastion"}"#;
+    assert_eq!(
+        sample(&text, &format!("gate_recordings_started_total{labels}")),
+        1.0
+    );
+    let size = std::fs::metadata(file).unwrap().len() as f64;
+    assert_eq!(
+        sample(&text, &format!("gate_recordings_bytes_total{labels}")),
+        size
+    );
+    promtool_accepts(&text);
+}
