@@ -4,45 +4,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use gate_connector::recording::spool::{self, Sidecar};
 use gate_connector::recording::{RecordingMeta, Recordings};
 use serde_json::Value;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/asciinema_check.py")
-}
-
 /// asciinema's reading of `path` (fails the test when asciinema cannot read it).
 fn asciinema(path: &Path) -> Value {
-    let python = gate_testkit::venv_python().unwrap();
-    let out = Command::new(python)
-        .arg(script())
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "asciinema refused {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&gate_testkit::asciinema_summary(path).unwrap()).unwrap()
 }
 
-/// What `asciinema cat` prints for `path`.
 fn asciinema_cat(path: &Path) -> String {
-    let python = gate_testkit::venv_python().unwrap();
-    let bin = python.parent().unwrap().join("asciinema");
-    let out = Command::new(bin).arg("cat").arg(path).output().unwrap();
-    assert!(
-        out.status.success(),
-        "asciinema cat: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    gate_testkit::asciinema_cat(path).unwrap()
 }
 
 fn meta(command: Option<&str>) -> RecordingMeta {

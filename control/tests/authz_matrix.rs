@@ -149,7 +149,7 @@ async fn fixture_path(cp: &Cp, route: &Route, org: &str) -> String {
         }
         "recordings" => {
             let started = gate_proto::wire::now_ms();
-            common::upload_recording(cp, org, "bastion", "alice", started)
+            common::recordings::upload_recording(cp, org, "bastion", "alice", started)
                 .await
                 .id
         }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod fake_slack;
 pub mod receiver;
+pub mod recordings;
 
 pub const ROOT_KEY: &str = "root-key-0123456789abcdef";
 
@@ -215,53 +216,6 @@ fn dechunk(mut rest: &str) -> String {
         out.push_str(&tail[..size]);
         rest = &tail[size + 2..];
     }
-}
-
-/// Upload a small asciicast recording into `org` through the connector API (a fresh connector
-/// key); returns the stored recording.
-pub async fn upload_recording(
-    cp: &Cp,
-    org: &str,
-    resource: &str,
-    identity: &str,
-    started_ms: i64,
-) -> gate_proto::v1::Recording {
-    use gate_proto::v1::{Recording, UploadRecordingRequest};
-    let key = cp.key(org, "connector").await;
-    let mut client = cp.connector(Some(&key), None).await;
-    let meta = Recording {
-        id: gate_proto::wire::new_id_at(u64::try_from(started_ms).unwrap()),
-        session_id: "s-1".into(),
-        identity: identity.into(),
-        resource: resource.into(),
-        protocol: "ssh".into(),
-        started_at: gate_proto::wire::rfc3339(started_ms),
-        ended_at: gate_proto::wire::rfc3339(started_ms + 1500),
-        format: "asciicast-v2".into(),
-        connector: "edge-1".into(),
-        width: 80,
-        height: 24,
-        exit_status: Some(0),
-        ..Recording::default()
-    };
-    let cast = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":0,\"env\":{}}\n[0.100000,\"o\",\"$ \"]\n".to_vec();
-    let messages = vec![
-        UploadRecordingRequest {
-            recording: Some(meta),
-            data: cast[..10].to_vec(),
-        },
-        UploadRecordingRequest {
-            recording: None,
-            data: cast[10..].to_vec(),
-        },
-    ];
-    let reply = client
-        .upload_recording(tokio_stream::iter(messages))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!reply.duplicate);
-    reply.recording.unwrap()
 }
 
 /// A minimal valid policy that blocks `drop` statements.

@@ -14,6 +14,7 @@
 //! # Ok::<(), gate_testkit::Error>(())
 //! ```
 
+mod asciinema;
 mod error;
 mod mariadb;
 mod nginx;
@@ -23,6 +24,7 @@ mod process;
 mod sshd;
 mod tls;
 
+pub use asciinema::{asciinema_cat, asciinema_summary};
 pub use error::{Error, Result};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use nginx::{Nginx, NginxOptions};
