@@ -21,6 +21,8 @@
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
 #   GATE_CONNECTOR_STATE_DIR  connector's last snapshot       (default .data/connector)
 #   GATE_CONNECTOR_SPOOL_DIR  connector's audit spool         (default .data/connector-deadletters)
+#   GATE_CONNECTOR_RECORDING_DIR  connector's recording spool (default .data/recordings)
+#   GATE_RECORDING_DIR        control plane's recordings      (default .data/control-recordings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

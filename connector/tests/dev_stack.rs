@@ -50,6 +50,14 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
         .env("GATE_CONNECTOR_STATE_DIR", state.path().join("connector"))
         .env("GATE_CONNECTOR_SPOOL_DIR", state.path().join("spool"))
+        .env(
+            "GATE_CONNECTOR_RECORDING_DIR",
+            state.path().join("recordings"),
+        )
+        .env(
+            "GATE_RECORDING_DIR",
+            state.path().join("control-recordings"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -231,6 +239,15 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     };
     assert_eq!(curl("/health"), r#"{"database":"ok","status":"ok"}"#);
     assert_eq!(curl("/api/v1/resources"), r#"{"resources":[]}"#);
+    // Recordings are on at both ends: the connector's spool and the control plane's store.
+    assert_eq!(
+        curl("/api/v1/recordings"),
+        r#"{"next_cursor":"","recordings":[]}"#
+    );
+    assert!(
+        state.path().join("recordings").is_dir(),
+        "the connector's recording spool"
+    );
     assert!(
         state.path().join("gate.db").exists(),
         "SQLite store created on first start"
