@@ -412,11 +412,15 @@ pub async fn dispatch(
                 .await?,
         ),
         "GetRecordingData" => {
-            let (_, path) = cp
+            let (recording, path) = cp
                 .recording_file(caller, GetRecordingRequest { id: id() })
                 .await?;
+            let content_type = match recording.format.as_str() {
+                "jsonl" => "application/x-ndjson",
+                _ => "application/x-asciicast",
+            };
             Ok(Reply::Stream(
-                "application/x-asciicast",
+                content_type,
                 crate::service::recordings::read_chunks(path),
             ))
         }
