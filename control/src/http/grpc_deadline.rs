@@ -1,7 +1,8 @@
 //! gRPC deadlines: a call's `grpc-timeout` (capped at [`MAX_GRPC_DEADLINE`],
 //! which also applies when the client sends none) bounds the time until its
 //! response starts; past it the call ends with `DEADLINE_EXCEEDED`. Streams
-//! already started (snapshot watches) are not cut.
+//! already started (snapshot watches) are not cut. A recording upload answers
+//! only once the whole file arrived, so it has [`MAX_UPLOAD_DEADLINE`] instead.
 
 use std::time::Duration;
 
@@ -12,6 +13,17 @@ use axum::response::{IntoResponse, Response};
 
 /// The longest a unary call may take before its response starts.
 pub(crate) const MAX_GRPC_DEADLINE: Duration = Duration::from_secs(30);
+/// The longest a recording upload (a client stream of up to 1 GiB) may take.
+pub(crate) const MAX_UPLOAD_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// The cap for a call to `path`.
+fn cap(path: &str) -> Duration {
+    if path == "/gate.v1.ConnectorService/UploadRecording" {
+        MAX_UPLOAD_DEADLINE
+    } else {
+        MAX_GRPC_DEADLINE
+    }
+}
 
 /// Parse a `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`, `S`,
 /// `m`, `u`, `n`). `None` when absent or malformed.
@@ -55,10 +67,11 @@ pub(crate) async fn enforce(request: Request, next: Next) -> Response {
     if !is_grpc(request.headers()) {
         return next.run(request).await;
     }
+    let cap = cap(request.uri().path());
     let deadline = match request.headers().get("grpc-timeout") {
-        None => MAX_GRPC_DEADLINE,
+        None => cap,
         Some(value) => match value.to_str().ok().and_then(parse_timeout) {
-            Some(asked) => asked.min(MAX_GRPC_DEADLINE),
+            Some(asked) => asked.min(cap),
             None => {
                 // Read the request before answering: a stream answered while
                 // the client still sends is reset, and clients report that
@@ -93,5 +106,21 @@ mod tests {
         for bad in ["", "m", "123456789m", "10x", "-1S", "1.5S"] {
             assert_eq!(parse_timeout(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn only_recording_uploads_get_the_long_deadline() {
+        assert_eq!(
+            cap("/gate.v1.ConnectorService/UploadRecording"),
+            MAX_UPLOAD_DEADLINE
+        );
+        assert_eq!(
+            cap("/gate.v1.ConnectorService/IngestAudit"),
+            MAX_GRPC_DEADLINE
+        );
+        assert_eq!(
+            cap("/gate.v1.ControlPlaneService/GetRecordingData"),
+            MAX_GRPC_DEADLINE
+        );
     }
 }
