@@ -205,6 +205,7 @@ class Values(unittest.TestCase):
             ({"connector": {"config": {"listen_addr": ":1"}}}, "/connector/config"),
             ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
             ({"monitoring": {"podMonitor": {"interval": "often"}}}, "/monitoring/podMonitor/interval"),
+            ({"injector": {"sidecar": {"resources": {"requests": {"gpu": "1"}}}}}, "/injector/sidecar/resources/requests"),
         ]
         with helm.Chart.load(str(CHART)) as chart:
             chart.validate_schema({})
@@ -299,6 +300,8 @@ class Shape(unittest.TestCase):
             self.assertIn(f"AS gate-{binary_name}", dockerfile)
         env = {e["name"]: e.get("value") for e in dict(pod_specs(docs))["demo-gate-operator"]["containers"][0]["env"]}
         self.assertEqual(env["GATE_CONNECTOR_IMAGE"], "ghcr.io/gate-dev/gate-connector:1.2.3")
+        self.assertEqual(env["GATE_SIDECAR_REQUESTS"], "cpu=50m,memory=64Mi")
+        self.assertEqual(env["GATE_SIDECAR_LIMITS"], "memory=256Mi")
 
     def test_daemonset_service_is_node_local_and_monitors_find_the_ports(self):
         docs = render(VALUE_SETS["monitoring"])

@@ -83,6 +83,14 @@ OVERRIDES = {
     "containerSecurityContext": FREE_OBJ,
     "monitoring.dashboards.labelValue": {"type": "string"},
 }
+OVERRIDES["injector.sidecar.resources"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "requests": {"type": "object", "additionalProperties": False, "properties": {"cpu": QTY, "memory": QTY}},
+        "limits": {"type": "object", "additionalProperties": False, "properties": {"cpu": QTY, "memory": QTY}},
+    },
+}
 for part in ["controlPlane", "operator", "connector"]:
     OVERRIDES[f"{part}.resources"] = RESOURCES
     OVERRIDES[f"{part}.podAnnotations"] = STR_MAP

@@ -86,3 +86,12 @@ imagePullSecrets:
 {{- fail "injector.enabled needs operator.enabled: the operator serves the webhook" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* cpu=50m,memory=64Mi from a requests/limits map (the operator's --sidecar-* flags). */}}
+{{- define "gate.amounts" -}}
+{{- $out := list -}}
+{{- range $k, $v := . -}}
+{{- $out = append $out (printf "%s=%v" $k $v) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
