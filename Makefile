@@ -2,7 +2,11 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps patched-deps test-venv build dev test lint fmt generate verify-generated bench policy-test fuzz e2e
+.PHONY: help deps patched-deps test-venv build dev test lint fmt generate verify-generated bench policy-test fuzz e2e chart-test chart-snapshots image e2e-kind
+
+VENV_PYTHON ?= $(or $(GATE_TEST_VENV),$(HOME)/.cache/gate/test-venv)/bin/python
+IMAGE_REGISTRY ?= ghcr.io/gate-dev
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/gate/Chart.yaml)
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -29,6 +33,7 @@ test: deps patched-deps test-venv ## everything CI checks: fmt, clippy, generate
 	$(CARGO) nextest run --workspace $(CARGO_FLAGS) --no-tests=pass
 	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
+	$(MAKE) --no-print-directory chart-test
 
 e2e: deps patched-deps ## end-to-end suite: real gate-control + gate-connector processes, PostgreSQL, curl and tokio-postgres (also part of make test)
 	$(CARGO) build --workspace $(CARGO_FLAGS)
@@ -37,6 +42,22 @@ e2e: deps patched-deps ## end-to-end suite: real gate-control + gate-connector p
 policy-test: patched-deps ## run the policy library's Rego tests and YAML cases
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/
 
+chart-test: test-venv ## the Helm chart offline (helm-python-sdk render, lint, kubernetes-validate, snapshots, schema) and dashboards/alerts (promtool); needs target/debug binaries
+	$(VENV_PYTHON) charts/tests/chart_test.py
+	$(VENV_PYTHON) charts/tests/monitoring_test.py
+
+chart-snapshots: test-venv ## rewrite charts/tests/snapshots/ from the current chart (review the diff before committing)
+	UPDATE_SNAPSHOTS=1 $(VENV_PYTHON) charts/tests/chart_test.py Render.test_every_values_set_matches_its_snapshot
+
+image: ## build the three images with Docker (gate-control, gate-connector, gate-operator) tagged $(IMAGE_REGISTRY)/gate-<binary>:$(IMAGE_TAG)
+	@command -v docker >/dev/null || { echo "image: docker is not installed on this machine" >&2; exit 1; }
+	for b in control connector operator; do \
+	  docker build --target gate-$$b -t $(IMAGE_REGISTRY)/gate-$$b:$(IMAGE_TAG) . || exit 1; \
+	done
+
+e2e-kind: ## the cluster suite on kind (needs Docker, kind, kubectl, helm): e2e/kind/run.sh
+	e2e/kind/run.sh
+
 lint: patched-deps ## rustfmt check and clippy with -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
@@ -44,13 +65,17 @@ lint: patched-deps ## rustfmt check and clippy with -D warnings
 fmt: patched-deps ## format the code
 	$(CARGO) fmt --all
 
-generate: patched-deps ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed; crds/ from the operator's CRD types)
+generate: patched-deps test-venv ## regenerate committed generated code (proto/src/gen from proto/gate/v1/*.proto; no protoc needed; crds/ and the chart's copy from the operator's CRD types; the chart's values.schema.json)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out crds
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out charts/gate/files/crds
+	$(VENV_PYTHON) charts/tests/values_schema.py
 
 verify-generated: patched-deps ## fail if committed generated code differs from what `make generate` would write
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-proto --features codegen --bin gate-proto-gen -- --check
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out crds --check
+	$(CARGO) run -q $(CARGO_FLAGS) -p gate-operator --bin crdgen -- --out charts/gate/files/crds --check
+	$(VENV_PYTHON) charts/tests/values_schema.py --check
 
 bench: deps patched-deps test-venv ## run the benchmarks; each prints ratios against a baseline run in the same invocation
 	$(CARGO) bench $(CARGO_FLAGS) -p gate-policy --bench policy_eval

@@ -61,6 +61,11 @@ const FAMILIES: &[(&str, &str, Kind)] = &[
         Kind::Histogram,
     ),
     (
+        "gate_policy_evaluation_errors_total",
+        "Policy evaluations in which a policy raised an error (enforced ones fail closed: the request was blocked).",
+        Kind::Counter,
+    ),
+    (
         "gate_policy_verdicts_reused_total",
         "Request verdicts reused for a statement of the same shape instead of evaluating the policies again.",
         Kind::Counter,
@@ -239,9 +244,9 @@ impl Metrics {
     }
 
     /// Create the zero-valued series the configuration names: per resource its pool
-    /// (`resource`, `upstream` = "host:port"), its request durations and its successful
-    /// sessions; the audit shipping counters when a control plane is configured, and the recording
-    /// shipping counters when recordings are shipped to it.
+    /// (`resource`, `upstream` = "host:port"), its request durations, its policy errors per
+    /// stage and its successful sessions; the audit shipping counters when a control plane is
+    /// configured, and the recording shipping counters when recordings are shipped to it.
     pub fn preregister(&self, config: &ConnectorConfig) {
         for r in &config.resources {
             let upstream = format!("{}:{}", r.host, r.port);
@@ -256,6 +261,16 @@ impl Metrics {
             let protocol = r.protocol.as_str();
             let request = [("protocol", protocol), ("resource", r.name.as_str())];
             self.touch("gate_request_duration_seconds", &request);
+            for stage in ["session", "pre_request", "post_request"] {
+                self.touch(
+                    "gate_policy_evaluation_errors_total",
+                    &[
+                        ("protocol", protocol),
+                        ("resource", r.name.as_str()),
+                        ("stage", stage),
+                    ],
+                );
+            }
             self.touch(
                 "gate_sessions_total",
                 &[

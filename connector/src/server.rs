@@ -96,7 +96,8 @@ impl Gate {
 
 impl Gate {
     /// Evaluate and combine one stage, recording its duration in
-    /// `gate_policy_evaluation_duration_seconds`.
+    /// `gate_policy_evaluation_duration_seconds` and policy errors in
+    /// `gate_policy_evaluation_errors_total`.
     pub fn evaluate(&self, protocol: &str, stage: Stage, resource: &str, input: &Value) -> Verdict {
         let started = Instant::now();
         let verdict = self.live.engine().evaluate(stage, resource, input);
@@ -110,6 +111,17 @@ impl Gate {
             ],
             started.elapsed(),
         );
+        if !verdict.errors.is_empty() {
+            self.metrics.add(
+                "gate_policy_evaluation_errors_total",
+                &[
+                    ("protocol", protocol),
+                    ("resource", resource),
+                    ("stage", stage.as_str()),
+                ],
+                1.0,
+            );
+        }
         verdict
     }
 }

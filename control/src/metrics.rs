@@ -1,5 +1,7 @@
 //! Control-plane metrics in the Prometheus text format: requests by transport, operation and code,
-//! audit ingest counts, stored recordings, and the outbox's delivery attempts and dead letters.
+//! request durations, snapshots served, audit ingest counts, stored recordings, the outbox's
+//! delivery attempts and dead letters, and (read from the store at scrape time) connectors by
+//! status and deliveries by state.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,6 +19,30 @@ pub struct Metrics {
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
     recordings_stored: AtomicU64,
     recording_bytes: AtomicU64,
+    /// transport → request-duration histogram.
+    durations: Mutex<BTreeMap<&'static str, Histogram>>,
+    snapshots_full: AtomicU64,
+    snapshots_unchanged: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the request-duration buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Cumulative-on-render histogram: a count per bucket, the sum and the count.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// What the store holds at scrape time: connectors by status, deliveries by state.
+#[derive(Debug, Default)]
+pub struct StoreGauges {
+    pub connectors: Vec<(&'static str, u64)>,
+    pub deliveries: Vec<(String, i64)>,
 }
 
 impl Metrics {
@@ -46,6 +72,29 @@ impl Metrics {
         if let Ok(mut map) = self.deliveries.lock() {
             *map.entry((target, result)).or_default() += 1;
         }
+    }
+
+    /// Time one HTTP or gRPC request (`transport` = `http` or `grpc`), from its headers to its
+    /// response's.
+    pub fn request_duration(&self, transport: &'static str, seconds: f64) {
+        if let Ok(mut map) = self.durations.lock() {
+            let h = map.entry(transport).or_default();
+            if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+                h.buckets[i] += 1;
+            }
+            h.sum += seconds;
+            h.count += 1;
+        }
+    }
+
+    /// Count one snapshot sent to a connector: `full`, or only the version (`unchanged`).
+    pub fn snapshot_served(&self, full: bool) {
+        let counter = if full {
+            &self.snapshots_full
+        } else {
+            &self.snapshots_unchanged
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count one delivery that became a dead letter.
@@ -121,6 +170,76 @@ impl Metrics {
                     "gate_control_dead_letters_total{{target=\"{target}\"}} {n}"
                 );
             }
+        }
+        self.render_durations(&mut out);
+        out.push_str("# HELP gate_control_snapshots_total Snapshots sent to connectors: full, or only the version when theirs is current.\n");
+        out.push_str("# TYPE gate_control_snapshots_total counter\n");
+        for (kind, n) in [
+            ("full", &self.snapshots_full),
+            ("unchanged", &self.snapshots_unchanged),
+        ] {
+            let _ = writeln!(
+                out,
+                "gate_control_snapshots_total{{kind=\"{kind}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+
+    fn render_durations(&self, out: &mut String) {
+        out.push_str("# HELP gate_control_request_duration_seconds Time from a request's headers to its response's, by transport.\n");
+        out.push_str("# TYPE gate_control_request_duration_seconds histogram\n");
+        let Ok(map) = self.durations.lock() else {
+            return;
+        };
+        for transport in ["http", "grpc"] {
+            let h = map.get(transport).cloned().unwrap_or_default();
+            let mut cumulative = 0;
+            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "gate_control_request_duration_seconds_bucket{{transport=\"{transport}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "gate_control_request_duration_seconds_bucket{{transport=\"{transport}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "gate_control_request_duration_seconds_sum{{transport=\"{transport}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "gate_control_request_duration_seconds_count{{transport=\"{transport}\"}} {}",
+                h.count
+            );
+        }
+    }
+}
+
+impl StoreGauges {
+    /// The gauges' exposition text (appended to [`Metrics::render`]'s).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP gate_control_connectors Registered connectors by status (online, stale, offline: heartbeats stopped, deregistered).\n");
+        out.push_str("# TYPE gate_control_connectors gauge\n");
+        for (status, n) in &self.connectors {
+            let _ = writeln!(out, "gate_control_connectors{{status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP gate_control_deliveries Outbox deliveries by state (dead: dead letters waiting for a replay).\n");
+        out.push_str("# TYPE gate_control_deliveries gauge\n");
+        for state in crate::store::DELIVERY_STATES {
+            let n = self
+                .deliveries
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "gate_control_deliveries{{state=\"{state}\"}} {n}");
         }
         out
     }

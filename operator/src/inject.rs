@@ -50,6 +50,37 @@ impl Default for InjectConfig {
     }
 }
 
+/// Parse a sidecar default of `--sidecar-requests` / `--sidecar-limits`: `cpu=50m,memory=64Mi`
+/// (only `cpu` and `memory`; an empty text means none).
+pub fn parse_amounts(flag: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, amount)) = item.split_once('=') else {
+            return Err(format!(
+                "{flag}: {item:?} is not name=amount (e.g. cpu=50m,memory=64Mi)"
+            ));
+        };
+        let (name, amount) = (name.trim(), amount.trim());
+        if !matches!(name, "cpu" | "memory") {
+            return Err(format!("{flag}: {name:?} is not cpu or memory"));
+        }
+        let valid = !amount.is_empty()
+            && amount.starts_with(|c: char| c.is_ascii_digit())
+            && amount
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.');
+        if !valid {
+            return Err(format!(
+                "{flag}: {name}={amount:?} is not a quantity (e.g. 50m, 64Mi)"
+            ));
+        }
+        if out.insert(name.to_owned(), amount.to_owned()).is_some() {
+            return Err(format!("{flag}: {name} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
 /// Parse `gate.dev/resources`: every problem named.
 pub fn parse_resources(text: &str, first_port: u16) -> Result<Vec<(String, u16)>, String> {
     let mut out: Vec<(String, u16)> = Vec::new();

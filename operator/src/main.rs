@@ -71,6 +71,16 @@ struct Args {
         default_value = "ghcr.io/gate-dev/gate-connector:latest"
     )]
     connector_image: String,
+    /// Default requests of injected sidecars (`cpu=50m,memory=64Mi`); pod annotations override them.
+    #[arg(
+        long,
+        env = "GATE_SIDECAR_REQUESTS",
+        default_value = "cpu=50m,memory=64Mi"
+    )]
+    sidecar_requests: String,
+    /// Default limits of injected sidecars (`memory=256Mi`); pod annotations override them.
+    #[arg(long, env = "GATE_SIDECAR_LIMITS", default_value = "memory=256Mi")]
+    sidecar_limits: String,
 }
 
 #[tokio::main]
@@ -98,6 +108,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let config = InjectConfig {
             image: args.connector_image.clone(),
             control_plane_url: args.control_plane.clone(),
+            requests: gate_operator::inject::parse_amounts(
+                "--sidecar-requests",
+                &args.sidecar_requests,
+            )
+            .map_err(anyhow::Error::msg)?,
+            limits: gate_operator::inject::parse_amounts("--sidecar-limits", &args.sidecar_limits)
+                .map_err(anyhow::Error::msg)?,
             ..InjectConfig::default()
         };
         tokio::spawn(gate_operator::webhook::serve(

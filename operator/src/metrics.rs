@@ -52,15 +52,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Count one reconcile of `kind` that took `seconds` and failed or not.
+    /// Count one reconcile of `kind` that took `seconds` and failed or not. The kind's error
+    /// series exists (at 0) from its first reconcile on, so dashboards and alerts see it.
     pub fn observe(&self, kind: &str, seconds: f64, failed: bool) {
         let label = KindLabel {
             kind: kind.to_owned(),
         };
         self.reconciles.get_or_create(&label).inc();
         self.duration.get_or_create(&label).observe(seconds);
+        let errors = self.errors.get_or_create(&label);
         if failed {
-            self.errors.get_or_create(&label).inc();
+            errors.inc();
         }
     }
 

@@ -1,6 +1,6 @@
 //! The example objects in `docs/examples/k8s/` against the generated CRD schemas: every field
 //! known (a structural schema would silently prune a typo), types, enums and required fields
-//! as the schema says, and each object deserializes into its Rust type.
+//! as the schema says, the CRDs' CEL rules, and each object deserializes into its Rust type.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -110,6 +110,10 @@ fn examples_match_the_generated_schemas() {
         let mut out = Vec::new();
         violations(schema, &doc, "", &mut out);
         assert!(out.is_empty(), "{name}: {out:?}");
+        // The CRDs' CEL rules (x-kubernetes-validations), as the API server would run them.
+        kube::core::cel::Validator::new()
+            .validate(schema, &doc, None)
+            .unwrap_or_else(|e| panic!("{name}: CEL: {e:?}"));
         let typed = match kind {
             "Resource" => serde_json::from_value::<Resource>(doc.clone()).map(|_| ()),
             "Policy" => serde_json::from_value::<Policy>(doc.clone()).map(|_| ()),
@@ -121,6 +125,24 @@ fn examples_match_the_generated_schemas() {
         checked += 1;
     }
     assert_eq!(checked, 5, "every gate.dev example checked");
+}
+
+#[test]
+fn an_example_broken_against_a_cel_rule_is_refused() {
+    let schemas = schemas();
+    let (_, mut doc) = examples()
+        .into_iter()
+        .find(|(_, d)| d["kind"] == "AccessRequest")
+        .unwrap();
+    let (_, schema) = schemas.iter().find(|(k, _)| k == "AccessRequest").unwrap();
+    doc["spec"]["duration"] = "200h".into();
+    let mut out = Vec::new();
+    violations(schema, &doc, "", &mut out);
+    assert!(out.is_empty(), "structurally fine: {out:?}");
+    let refused = kube::core::cel::Validator::new()
+        .validate(schema, &doc, None)
+        .unwrap_err();
+    assert!(format!("{refused:?}").contains("168h"), "{refused:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
-use gate_operator::inject::{InjectConfig, review};
+use gate_operator::inject::{InjectConfig, parse_amounts, review};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::AdmissionReview;
 use serde_json::{Value, json};
@@ -19,8 +19,12 @@ fn fixture(name: &str) -> Value {
 
 /// Run the injector on `reviewed` and return (allowed, message, patched pod).
 fn run(reviewed: &Value) -> (bool, String, Value) {
+    run_with(reviewed, &InjectConfig::default())
+}
+
+fn run_with(reviewed: &Value, config: &InjectConfig) -> (bool, String, Value) {
     let parsed: AdmissionReview<Pod> = serde_json::from_value(reviewed.clone()).unwrap();
-    let answer = serde_json::to_value(review(parsed, &InjectConfig::default())).unwrap();
+    let answer = serde_json::to_value(review(parsed, config)).unwrap();
     let response = &answer["response"];
     assert_eq!(
         response["uid"], reviewed["request"]["uid"],
@@ -177,4 +181,38 @@ fn the_patched_pod_passes_kubernetes_schema_validation() {
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, serde_json::to_vec_pretty(&broken).unwrap()).unwrap();
     assert!(!check(&bad).status.success(), "a misspelt field is caught");
+}
+
+#[test]
+fn sidecar_defaults_come_from_the_operator_flags() {
+    let config = InjectConfig {
+        requests: parse_amounts("--sidecar-requests", "cpu=100m, memory=96Mi").unwrap(),
+        limits: parse_amounts("--sidecar-limits", "memory=512Mi").unwrap(),
+        ..InjectConfig::default()
+    };
+    let (allowed, _, pod) = run_with(&fixture("opt-in.json"), &config);
+    assert!(allowed);
+    let resources = &pod["spec"]["initContainers"][0]["resources"];
+    assert_eq!(
+        resources["requests"],
+        json!({"cpu": "100m", "memory": "96Mi"})
+    );
+    assert_eq!(
+        resources["limits"]["memory"], "128Mi",
+        "the pod's annotation still wins"
+    );
+
+    for (text, error) in [
+        ("cpu", "is not name=amount"),
+        ("gpu=1", "is not cpu or memory"),
+        ("memory=lots", "is not a quantity"),
+        ("cpu=1,cpu=2", "cpu is given twice"),
+    ] {
+        let e = parse_amounts("--sidecar-requests", text).unwrap_err();
+        assert!(
+            e.starts_with("--sidecar-requests: ") && e.contains(error),
+            "{text}: {e}"
+        );
+    }
+    assert!(parse_amounts("--sidecar-limits", "").unwrap().is_empty());
 }

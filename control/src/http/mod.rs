@@ -27,6 +27,7 @@ use axum::routing::{MethodFilter, MethodRouter, get, post};
 
 use crate::error::{ApiError, Code};
 use crate::grpc::Grpc;
+use crate::metrics::StoreGauges;
 use crate::service::ControlPlane;
 use api::{Call, Reply, dispatch};
 use limits::HttpLimits;
@@ -77,7 +78,7 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
         // axum still adds the `Allow` header to what the fallback answers.
         api = api.route(path, methods.fallback(method_not_allowed));
     }
-    api.with_state(cp)
+    api.with_state(Arc::clone(&cp))
         .merge(grpc.routes().into_axum_router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
@@ -86,6 +87,7 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
             limits::enforce,
         ))
         .layer(axum::middleware::from_fn(grpc_deadline::enforce))
+        .layer(axum::middleware::from_fn_with_state(cp, time_requests))
 }
 
 /// Path parameters, query and body of an `/api/v1` call, or the JSON error refusing them.
@@ -171,11 +173,39 @@ async fn health(State(cp): State<Arc<ControlPlane>>) -> Response {
 }
 
 async fn metrics(State(cp): State<Arc<ControlPlane>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        cp.metrics.render(),
-    )
-        .into_response()
+    let mut text = cp.metrics.render();
+    // The store's gauges; a store that does not answer leaves them out (and /health says so).
+    let gauges = StoreGauges {
+        connectors: cp
+            .store
+            .connector_status_counts()
+            .await
+            .map(Vec::from)
+            .unwrap_or_default(),
+        deliveries: cp.store.delivery_state_counts().await.unwrap_or_default(),
+    };
+    if !gauges.connectors.is_empty() {
+        text.push_str(&gauges.render());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Time every request (both transports) in `gate_control_request_duration_seconds`.
+async fn time_requests(
+    State(cp): State<Arc<ControlPlane>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let transport = if grpc { "grpc" } else { "http" };
+    cp.metrics
+        .request_duration(transport, started.elapsed().as_secs_f64());
+    response
 }
 
 async fn jwks(State(cp): State<Arc<ControlPlane>>) -> Response {

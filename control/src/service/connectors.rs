@@ -93,7 +93,10 @@ impl ControlPlane {
         req: FetchSnapshotRequest,
     ) -> ApiResult<Snapshot> {
         let org = caller.org(Need::Connector)?;
-        self.snapshot(org, req.known_version).await
+        let snapshot = self.snapshot(org, req.known_version).await?;
+        self.metrics
+            .snapshot_served(req.known_version != snapshot.version);
+        Ok(snapshot)
     }
 
     async fn snapshot(&self, org: &str, known_version: u64) -> ApiResult<Snapshot> {
@@ -133,6 +136,7 @@ impl ControlPlane {
                 match self.snapshot(&org, 0).await {
                     Ok(snapshot) if sent != Some(snapshot.version) => {
                         sent = Some(snapshot.version);
+                        self.metrics.snapshot_served(true);
                         if tx.send(Ok(snapshot)).await.is_err() {
                             return;
                         }

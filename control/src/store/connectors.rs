@@ -158,6 +158,34 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// How many connectors of every organization are online, stale, offline (heartbeats
+    /// stopped) or deregistered (for `/metrics`).
+    pub async fn connector_status_counts(&self) -> Result<[(&'static str, u64); 4], StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query("SELECT last_heartbeat_at, deregistered_at FROM connectors")
+            .fetch_all(self.pool())
+            .await?;
+        let mut counts = [
+            ("online", 0),
+            ("stale", 0),
+            ("offline", 0),
+            ("deregistered", 0),
+        ];
+        for row in &rows {
+            let last: i64 = row.try_get("last_heartbeat_at")?;
+            let deregistered: Option<i64> = row.try_get("deregistered_at")?;
+            let status = if deregistered.is_some() {
+                "deregistered"
+            } else {
+                status(now, last, false)
+            };
+            if let Some(entry) = counts.iter_mut().find(|(name, _)| *name == status) {
+                entry.1 += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     pub async fn list_connectors(&self, org_id: &str) -> Result<Vec<Connector>, StoreError> {
         let now = now_ms();
         sqlx::query("SELECT * FROM connectors WHERE org_id = $1 ORDER BY name")

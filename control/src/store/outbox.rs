@@ -209,6 +209,16 @@ impl Store {
             .transpose()
     }
 
+    /// How many deliveries of every organization are in each state (for `/metrics`).
+    pub async fn delivery_state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("state")?, row.try_get("n")?)))
+            .collect()
+    }
+
     /// The organization's deliveries, newest first.
     pub async fn list_deliveries(
         &self,

@@ -21,6 +21,7 @@ mod nginx;
 mod nx27017;
 mod postgres;
 mod process;
+pub mod scrape;
 mod sshd;
 mod tls;
 
