@@ -129,22 +129,24 @@ impl Metrics {
             "gate_control_audit_events_total{{result=\"duplicate\"}} {}",
             self.audit_duplicates.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP gate_control_recordings_stored_total Session recordings stored from connectors.\n");
-        out.push_str("# TYPE gate_control_recordings_stored_total counter\n");
-        let _ = writeln!(
-            out,
-            "gate_control_recordings_stored_total {}",
-            self.recordings_stored.load(Ordering::Relaxed)
-        );
-        out.push_str(
-            "# HELP gate_control_recording_bytes_total Bytes of session recordings stored.\n",
-        );
-        out.push_str("# TYPE gate_control_recording_bytes_total counter\n");
-        let _ = writeln!(
-            out,
-            "gate_control_recording_bytes_total {}",
-            self.recording_bytes.load(Ordering::Relaxed)
-        );
+        for (name, help, value) in [
+            (
+                "gate_control_recordings_stored_total",
+                "Session recordings stored from connectors.",
+                &self.recordings_stored,
+            ),
+            (
+                "gate_control_recording_bytes_total",
+                "Bytes of session recordings stored.",
+                &self.recording_bytes,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP gate_control_delivery_attempts_total Outbox delivery attempts by target and result.\n");
         out.push_str("# TYPE gate_control_delivery_attempts_total counter\n");
         if let Ok(map) = self.deliveries.lock() {

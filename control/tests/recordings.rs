@@ -43,7 +43,7 @@ async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins(db: D
         "$ uname\r\nLinux ünïcode 🎉",
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let (second, _) = record(&recordings, "bastion-db1", "bob", "$ exit\r\n");
+    let (second, second_bytes) = record(&recordings, "bastion-db1", "bob", "$ exit\r\n");
     assert_eq!(
         spool_files(spool.path()).len(),
         4,
@@ -58,6 +58,15 @@ async fn shipped_recordings_are_listed_read_replayed_and_deleted_by_admins(db: D
         "shipped recordings leave the spool"
     );
     assert!(metrics.render().contains("gate_recordings_shipped_total 2"));
+    let (_, scrape) = http(cp.addr(), "GET", "/metrics", None, None, None).await;
+    assert!(
+        scrape.contains("\ngate_control_recordings_stored_total 2\n"),
+        "{scrape}"
+    );
+    let stored_bytes = (first_bytes.len() + second_bytes.len()).to_string();
+    assert!(scrape.contains(&format!(
+        "\ngate_control_recording_bytes_total {stored_bytes}\n"
+    )));
 
     // HTTP: list (newest first), filters, pages.
     let (status, list) = get(&cp, "/api/v1/recordings", &readonly).await;
