@@ -31,7 +31,8 @@ RELEASE, NAMESPACE = "demo", "gate-system"
 VALUE_SETS = {
     "defaults": {},
     "ha-postgres": {
-        "controlPlane": {"replicas": 3, "database": {"dsnSecret": {"name": "gate-db"}}},
+        "controlPlane": {"replicas": 3, "database": {"dsnSecret": {"name": "gate-db"}},
+                         "recording": {"enabled": True, "existingClaim": "gate-recordings", "retention": "168h"}},
         "operator": {"replicas": 2},
     },
     "daemonset": {

@@ -82,6 +82,7 @@ OVERRIDES = {
     "podSecurityContext": FREE_OBJ,
     "containerSecurityContext": FREE_OBJ,
     "monitoring.dashboards.labelValue": {"type": "string"},
+    "controlPlane.recording.retention": {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h))*$"},
 }
 OVERRIDES["injector.sidecar.resources"] = {
     "type": "object",
