@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gate_policy::{DryRunFinding, Verdict};
+use gate_policy::{DryRunFinding, McpClient, Verdict};
 use serde::Serialize;
 
 /// Longest statement text kept in an event.
@@ -22,6 +22,18 @@ pub struct Parties {
     pub resource: Arc<str>,
     /// The client's address (`ip:port`).
     pub client: Arc<str>,
+}
+
+/// What an MCP request's events add: the JSON-RPC method, what it targets,
+/// and the client as it declared itself (agent provenance, not verified).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct McpAudit {
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub client: McpClient,
 }
 
 /// One decision.
@@ -44,6 +56,8 @@ pub struct AuditEvent {
     pub duration_us: u64,
     /// HTTP: the response status and the body bytes sent to the client.
     pub response: Option<(u16, u64)>,
+    /// MCP: the request's method, target and client.
+    pub mcp: Option<Arc<McpAudit>>,
 }
 
 /// The JSON line of an event.
@@ -72,6 +86,8 @@ struct Line<'a> {
     policies: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     dry_run: &'a [DryRunFinding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp: Option<&'a McpAudit>,
 }
 
 impl Serialize for AuditEvent {
@@ -93,6 +109,7 @@ impl Serialize for AuditEvent {
             bytes: self.response.map(|(_, bytes)| bytes),
             policies: &self.verdict.policies,
             dry_run: &self.verdict.dry_run,
+            mcp: self.mcp.as_deref(),
         }
         .serialize(serializer)
     }
@@ -127,6 +144,7 @@ impl AuditEvent {
             rows: 0,
             duration_us: 0,
             response: None,
+            mcp: None,
         }
     }
 
@@ -141,6 +159,12 @@ impl AuditEvent {
         if let (Some((status, bytes)), Some(map)) = (self.response, details.as_object_mut()) {
             map.insert("status".into(), status.into());
             map.insert("bytes".into(), bytes.into());
+        }
+        if let (Some(mcp), Some(map)) = (&self.mcp, details.as_object_mut()) {
+            map.insert(
+                "mcp".into(),
+                serde_json::to_value(mcp.as_ref()).unwrap_or_default(),
+            );
         }
         gate_proto::v1::AuditEvent {
             id: self.id.clone(),

@@ -2,7 +2,8 @@
 //! (stateful SSE and stateless JSON) and as client, through Gate:
 //! argument-aware policies, refusals as JSON-RPC errors, masked tool results
 //! and resource contents, session ids bound to their caller, malformed
-//! JSON-RPC, and audit.
+//! JSON-RPC, routing headers that disagree with the body, agent provenance
+//! (declared `clientInfo`, `User-Agent`) on policy input and audit.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -29,6 +30,11 @@ pre_request := {"action": "block", "reason": "delete_all needs admins"} if {
 pre_request := {"action": "block", "reason": "customer 13 is off limits"} if {
 	input.mcp.tool_name == "customer_lookup"
 	input.mcp.arguments.customer_id == 13
+}
+
+pre_request := {"action": "block", "reason": "rogue-agent may not call tools"} if {
+	input.mcp.client.name == "rogue-agent"
+	input.mcp.operation == "tool"
 }
 
 default post_request := {"action": "allow"}
@@ -103,7 +109,18 @@ fn setup(mode: &str, state: &str) -> Setup {
 
 /// Run the SDK client through Gate; one JSON value per step.
 fn client(s: &Setup, credentials: &str, steps: &[&str]) -> Vec<serde_json::Value> {
+    client_as(s, &[], credentials, steps)
+}
+
+/// [`client`] with `MCP_*` environment for `client.py` (its clientInfo, User-Agent, mode).
+fn client_as(
+    s: &Setup,
+    env: &[(&str, &str)],
+    credentials: &str,
+    steps: &[&str],
+) -> Vec<serde_json::Value> {
     let out = Command::new(gate_testkit::venv_python().unwrap())
+        .envs(env.iter().copied())
         .arg(peers().join("client.py"))
         .arg(format!("http://127.0.0.1:{}/mcp", s.port))
         .arg(credentials)
@@ -238,7 +255,7 @@ fn hand_made_json_rpc_gets_clear_errors_and_sessions_stay_with_their_caller() {
     assert_eq!(init.status, 200, "{}", init.text());
     let session = init.header("mcp-session-id").unwrap().to_owned();
     assert!(
-        session.starts_with("g1."),
+        session.starts_with("g2."),
         "Gate issues its own session ids: {session}"
     );
     let header = format!("Mcp-Session-Id: {session}");
@@ -259,10 +276,42 @@ fn hand_made_json_rpc_gets_clear_errors_and_sessions_stay_with_their_caller() {
     };
     let lying = named("harmless_tool");
     assert_eq!(lying.status, 400, "{}", lying.text());
-    assert_eq!(lying.json()["error"]["code"], -32600);
+    assert_eq!(lying.json()["error"]["code"], -32020);
     assert!(lying.text().contains("Mcp-Name"), "{}", lying.text());
     let honest = named("customer_lookup");
     assert_eq!(honest.status, 200, "{}", honest.text());
+    // The 2026-07-28 envelope's protocol version must be the header's.
+    let enveloped = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let other_version = post("agent:agent-pw", &["-H", &header], enveloped);
+    assert_eq!(other_version.status, 400, "{}", other_version.text());
+    assert_eq!(other_version.json()["error"]["code"], -32020);
+    let reason = other_version.json()["error"]["message"].to_string();
+    assert!(
+        reason.contains("2025-06-18") && reason.contains("2026-07-28"),
+        "names both versions: {reason}"
+    );
+    // In a session, the client is what its initialize declared: a later
+    // message claiming another clientInfo changes neither policy nor audit.
+    let claiming = r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"rogue-agent","version":"6"}}}}"#;
+    let claimed = post("agent:agent-pw", &["-H", &header], claiming);
+    assert_eq!(claimed.status, 200, "{}", claimed.text());
+    assert!(claimed.json()["error"].is_null(), "{}", claimed.text());
+    let rogue_init = post(
+        "agent:agent-pw",
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"rogue-agent","version":"6"}}}"#,
+    );
+    let rogue = format!(
+        "Mcp-Session-Id: {}",
+        rogue_init.header("mcp-session-id").unwrap()
+    );
+    let refused = post("agent:agent-pw", &["-H", &rogue], call);
+    assert_eq!(
+        refused.json()["error"]["message"],
+        "rogue-agent may not call tools",
+        "the session carries its initialize's clientInfo: {}",
+        refused.text()
+    );
     let stolen = post("boss:boss-pw", &["-H", &header], call);
     assert_eq!(
         stolen.status,
@@ -287,4 +336,111 @@ fn hand_made_json_rpc_gets_clear_errors_and_sessions_stay_with_their_caller() {
         &url,
     );
     assert_eq!(nobody.status, 401);
+    let audit = s
+        .gate
+        .audit_when(|a| a.contains("rogue-agent may not call tools"));
+    let events = audit_events(&audit);
+    let echo = events
+        .iter()
+        .find(|e| e["statement"] == "tools/call echo")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(echo["mcp"]["client"]["name"], "curl", "{echo}");
+    assert_eq!(echo["mcp"]["client"]["version"], "1");
+    assert!(
+        echo["mcp"]["client"]["user_agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("curl/"),
+        "{echo}"
+    );
+}
+
+fn audit_events(audit: &str) -> Vec<serde_json::Value> {
+    audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
+
+/// The SDK client's declared clientInfo and User-Agent reach policies and
+/// every MCP audit event, in the handshake era and in 2026-07-28.
+fn provenance_suite(mode: &str) {
+    let s = setup("sse", "stateful");
+    let lookup = r#"call:customer_lookup:{"customer_id": 1}"#;
+    let rogue = client_as(
+        &s,
+        &[("MCP_CLIENT_NAME", "rogue-agent"), ("MCP_MODE", mode)],
+        "agent:agent-pw",
+        &["tools", lookup],
+    );
+    assert_eq!(rogue[0].as_array().unwrap().len(), 3, "lists are not tools");
+    assert!(
+        rogue[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rogue-agent may not call tools")),
+        "{}",
+        rogue[1]
+    );
+    let env = [
+        ("MCP_CLIENT_NAME", "good-agent"),
+        ("MCP_CLIENT_VERSION", "1.2"),
+        ("MCP_USER_AGENT", "good-agent-ua/1.2"),
+        ("MCP_MODE", mode),
+    ];
+    let good = client_as(&s, &env, "agent:agent-pw", &[lookup]);
+    assert_eq!(text_of(&good[0])["name"], "Alice", "{}", good[0]);
+    let audit = s.gate.audit_when(|a| a.contains("good-agent-ua/1.2"));
+    let events = audit_events(&audit);
+    let mcp: Vec<_> = events
+        .iter()
+        .filter(|e| e["protocol"] == "mcp" && e["kind"] != "session")
+        .collect();
+    assert!(mcp.len() >= 4, "{audit}");
+    let modern = mcp
+        .iter()
+        .any(|e| e["statement"] == "server/discover" && e["status"] == 200);
+    let handshake = mcp.iter().any(|e| e["statement"] == "initialize");
+    assert_eq!(
+        (modern, handshake),
+        (mode == "auto", mode == "legacy"),
+        "the SDK spoke the revision under test: {audit}"
+    );
+    for event in &mcp {
+        let name = &event["mcp"]["client"]["name"];
+        assert!(
+            name == "rogue-agent" || name == "good-agent",
+            "every MCP event names its client: {event}"
+        );
+    }
+    let call = mcp
+        .iter()
+        .find(|e| {
+            e["mcp"]["client"]["name"] == "good-agent"
+                && e["statement"] == "tools/call customer_lookup"
+        })
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(call["mcp"]["client"]["version"], "1.2");
+    assert_eq!(call["mcp"]["client"]["user_agent"], "good-agent-ua/1.2");
+    assert_eq!(call["mcp"]["operation"], "tool");
+    assert_eq!(call["mcp"]["target"], "customer_lookup");
+    let masked = mcp
+        .iter()
+        .find(|e| e["kind"] == "result" && e["mcp"]["client"]["name"] == "good-agent")
+        .unwrap_or_else(|| panic!("the masked result's event: {audit}"));
+    assert_eq!(masked["action"], "mask");
+    let blocked = mcp
+        .iter()
+        .find(|e| e["mcp"]["client"]["name"] == "rogue-agent" && e["action"] == "block")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(blocked["statement"], "tools/call customer_lookup");
+}
+
+#[test]
+fn provenance_in_the_handshake_era() {
+    provenance_suite("legacy");
+}
+
+#[test]
+fn provenance_in_the_stateless_revision() {
+    provenance_suite("auto");
 }

@@ -12,7 +12,7 @@ use gate_policy::{Action, QueryInfo, Verdict};
 use tracing::Span;
 
 use super::Session;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, McpAudit};
 
 /// Events a session holds at most; past it the oldest leaves incomplete.
 const MAX_DEFERRED: usize = 1024;
@@ -55,6 +55,8 @@ struct Pending {
     duration: Option<Duration>,
     /// HTTP: the response status and body bytes sent to the client.
     response: Option<(u16, u64)>,
+    /// MCP: the request's method, target and client.
+    mcp: Option<Arc<McpAudit>>,
     /// Complete: may be emitted once every earlier event is.
     ready: bool,
     /// The request's `gate.request` span, closed when it completes.
@@ -82,6 +84,20 @@ impl Session<'_> {
     /// Audit one decision once the bytes it concerns are written.
     pub fn audit(&self, kind: &'static str, text: AuditText, verdict: &Arc<Verdict>) {
         self.push(kind, text, verdict, true, Span::none());
+    }
+
+    /// [`Session::audit`], with an MCP request's details on the event.
+    pub fn audit_mcp(
+        &self,
+        kind: &'static str,
+        text: AuditText,
+        verdict: &Arc<Verdict>,
+        mcp: Option<Arc<McpAudit>>,
+    ) {
+        let id = self.push(kind, text, verdict, true, Span::none());
+        if let Some(mcp) = mcp {
+            self.set_mcp(id, mcp);
+        }
     }
 
     /// Audit one decision whose request is still running: the event is
@@ -113,6 +129,7 @@ impl Session<'_> {
             rows: 0,
             duration: None,
             response: None,
+            mcp: None,
             ready,
             span,
         }));
@@ -130,6 +147,13 @@ impl Session<'_> {
     pub fn set_response(&self, id: AuditId, status: u16, bytes: u64) {
         if let Some(event) = self.deferred().get(id) {
             event.response = Some((status, bytes));
+        }
+    }
+
+    /// Add MCP details (method, target, client) to an event not yet emitted.
+    pub fn set_mcp(&self, id: AuditId, mcp: Arc<McpAudit>) {
+        if let Some(event) = self.deferred().get(id) {
+            event.mcp = Some(mcp);
         }
     }
 
@@ -179,6 +203,7 @@ impl Session<'_> {
         );
         audit.rows = event.rows;
         audit.response = event.response;
+        audit.mcp = event.mcp;
         audit.duration_us = event
             .duration
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));

@@ -2,14 +2,17 @@
 steps named on the command line against URL and prints one JSON line each.
 
 usage: client.py URL USER:PASSWORD STEP...   (STEP: tools | call:NAME:JSON | read:URI | prompt:NAME)
+env: MCP_CLIENT_NAME, MCP_CLIENT_VERSION (its clientInfo), MCP_USER_AGENT, MCP_MODE (auto | legacy)
 """
 import asyncio
 import base64
 import json
+import os
 import sys
 
 import httpx2
 from mcp import Client
+from mcp.types import Implementation
 from mcp.client.streamable_http import streamable_http_client
 
 
@@ -21,9 +24,15 @@ def dump(value):
 
 async def main():
     url, credentials, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
-    auth = "Basic " + base64.b64encode(credentials.encode()).decode()
-    async with httpx2.AsyncClient(headers={"Authorization": auth}, timeout=20) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
+    headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+    if "MCP_USER_AGENT" in os.environ:
+        headers["User-Agent"] = os.environ["MCP_USER_AGENT"]
+    info = None
+    if "MCP_CLIENT_NAME" in os.environ:
+        info = Implementation(name=os.environ["MCP_CLIENT_NAME"], version=os.environ.get("MCP_CLIENT_VERSION", "0"))
+    mode = os.environ.get("MCP_MODE", "auto")
+    async with httpx2.AsyncClient(headers=headers, timeout=20) as http:
+        async with Client(streamable_http_client(url, http_client=http), client_info=info, mode=mode) as client:
             for step in steps:
                 try:
                     if step == "tools":

@@ -8,7 +8,8 @@
 //! connection {id, client_ip, client_port, tls, application_name, database, db_user}
 //! query {raw, type, statement, tables[], columns[], operation, database, collection, filter, pipeline[]}
 //! http {method, path, query, headers}
-//! mcp {method, namespace, action, operation, target, tool_name, resource_uri, prompt_name, arguments}
+//! mcp {method, namespace, action, operation, target, tool_name, resource_uri, prompt_name, arguments,
+//!      client {name, version, user_agent}}
 //! ssh {command, subsystem, pty, env}
 //! response {columns[{name, table, type}], status}
 //! grant {id, expires_at, scopes[]}
@@ -172,6 +173,20 @@ pub struct McpInfo {
     pub resource_uri: Option<String>,
     pub prompt_name: Option<String>,
     pub arguments: Option<serde_json::Value>,
+    /// Agent provenance: what the MCP client declares itself to be.
+    pub client: Option<McpClient>,
+}
+
+/// The MCP client as it declares itself (`clientInfo`) and its HTTP
+/// `User-Agent`: declared, never verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct McpClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// An SSH channel request.
@@ -256,7 +271,8 @@ input_keys! {
     prompt_name = "prompt_name", arguments = "arguments", ssh = "ssh", command = "command",
     subsystem = "subsystem", pty = "pty", env = "env", response = "response", status = "status",
     grant = "grant", expires_at = "expires_at", scopes = "scopes", table = "table",
-    body = "body", content_type = "content_type",
+    body = "body", content_type = "content_type", client = "client", version = "version",
+    user_agent = "user_agent",
 }
 
 /// Builds a Rego object field by field, skipping absent values.
@@ -481,6 +497,16 @@ impl PolicyInput {
                     .opt("resource_uri", opt_str(&m.resource_uri))
                     .opt("prompt_name", opt_str(&m.prompt_name))
                     .opt("arguments", m.arguments.clone().map(Value::from))
+                    .opt(
+                        "client",
+                        m.client.as_ref().map(|c| {
+                            Obj::default()
+                                .opt("name", opt_str(&c.name))
+                                .opt("version", opt_str(&c.version))
+                                .opt("user_agent", opt_str(&c.user_agent))
+                                .done()
+                        }),
+                    )
                     .done(),
             );
         }

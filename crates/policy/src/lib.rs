@@ -40,7 +40,7 @@ pub use engine::{EngineOptions, Limits, PolicyEngine, PolicyModule, PolicySpec};
 pub use error::PolicyError;
 pub use glob::glob_match;
 pub use input::{
-    ConnectionInfo, GrantInfo, HttpInfo, McpInfo, PolicyInput, QueryInfo, ResourceInfo,
+    ConnectionInfo, GrantInfo, HttpInfo, McpClient, McpInfo, PolicyInput, QueryInfo, ResourceInfo,
     ResponseColumn, ResponseInfo, SessionInput, SshInfo, Stage, TimeInfo, UserInfo,
 };
 pub use reads::{InputReads, Reuse};

@@ -322,6 +322,7 @@ impl Exchange<'_, '_> {
             response.headers(),
             media.clone(),
             text.clone(),
+            None,
         );
         if verdict.is_blocked() {
             return Err(HttpError::Forbidden(
@@ -440,6 +441,7 @@ impl Exchange<'_, '_> {
         headers: &HeaderMap,
         media: Option<String>,
         text: Arc<str>,
+        mcp: Option<Arc<crate::audit::McpAudit>>,
     ) -> Arc<Verdict> {
         let http = input.http.as_ref();
         let values = [
@@ -464,7 +466,7 @@ impl Exchange<'_, '_> {
         );
         if verdict.action != Action::Allow || !verdict.dry_run.is_empty() {
             self.session
-                .audit("result", AuditText::Text(text), &verdict);
+                .audit_mcp("result", AuditText::Text(text), &verdict, mcp);
         }
         verdict
     }

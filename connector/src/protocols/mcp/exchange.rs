@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gate_policy::mask::MaskingKey;
-use gate_policy::{Action, GrantInfo, HttpInfo, McpInfo, PolicyInput, Verdict};
+use gate_policy::{Action, GrantInfo, HttpInfo, McpClient, McpInfo, PolicyInput, Verdict};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value as Json;
 
-use super::message::{self, Message, codes};
+use super::message::{self, Message, Routing, codes};
 use super::results;
+use super::sessions::Declared;
+use crate::audit::McpAudit;
 use crate::protocols::http::Body;
 use crate::protocols::http::enforce::{StreamKind, Transformed, media_type};
 use crate::protocols::http::error::{HttpError, full};
@@ -24,6 +26,9 @@ use crate::protocols::http::request::{self, Forwarding};
 use crate::session::{AuditId, AuditText, Decision};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Longest `User-Agent` kept for policies and audit (longer ones are cut).
+const MAX_USER_AGENT: usize = 256;
 
 /// Serve one request to an MCP resource.
 pub(crate) async fn run(
@@ -39,7 +44,9 @@ pub(crate) async fn run(
     }
     let gate = &x.conn.gate;
     let key = gate.protocols.mcp.key(gate);
-    let upstream_session = match header_text(request.headers(), SESSION_HEADER) {
+    // In a session, the client is what its `initialize` declared (signed
+    // into the session id); a later message cannot claim to be another.
+    let session = match header_text(request.headers(), SESSION_HEADER) {
         Some(presented) => Some(
             key.unwrap(x.session.identity(), &presented)
                 .ok_or_else(|| {
@@ -49,6 +56,20 @@ pub(crate) async fn run(
                 })?,
         ),
         None => None,
+    };
+    let (upstream_session, session_client) = match session {
+        Some((upstream, client)) => (Some(upstream), Some(client)),
+        None => (None, None),
+    };
+    let user_agent = header_text(request.headers(), header::USER_AGENT)
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
+    let provenance = |declared: Option<Declared>| {
+        let (name, version) = declared.map_or((None, None), |(n, v)| (Some(n), Some(v)));
+        McpClient {
+            name,
+            version: version.filter(|v| !v.is_empty()),
+            user_agent: user_agent.clone(),
+        }
     };
     let (mut parts, incoming) = request.into_parts();
     let view = request::policy_view(
@@ -78,12 +99,18 @@ pub(crate) async fn run(
     };
     let messages = if parts.method == Method::POST {
         let parsed = message::parse(&body).and_then(|parsed| {
-            message::check_routing_headers(
-                &parsed,
-                header_text(&parts.headers, "mcp-method").as_deref(),
-                header_text(&parts.headers, "mcp-name").as_deref(),
-            )
-            .map(|()| parsed)
+            let text = |name| header_text(&parts.headers, name);
+            let (version, method, name) = (
+                text("mcp-protocol-version"),
+                text("mcp-method"),
+                text("mcp-name"),
+            );
+            let routing = Routing {
+                version: version.as_deref(),
+                method: method.as_deref(),
+                name: name.as_deref(),
+            };
+            message::check_routing_headers(&parsed, routing).map(|()| parsed)
         });
         match parsed {
             Ok(parsed) => Some(parsed),
@@ -105,13 +132,20 @@ pub(crate) async fn run(
         }
         .into(),
         operation: Some("lifecycle".into()),
+        client: Some(provenance(session_client.clone().flatten())),
         ..Default::default()
     };
     let calls: Vec<Call> = match &messages {
         Some(body) => body
             .messages
             .iter()
-            .map(|m| decide(x, &view, m, traceparent))
+            .map(|m| {
+                let declared = match &session_client {
+                    Some(client) => client.clone(),
+                    None => message::declared_client(m),
+                };
+                decide(x, &view, m, provenance(declared), traceparent)
+            })
             .collect(),
         None => vec![Call::of(x, &view, None, stream_info, traceparent)],
     };
@@ -188,7 +222,18 @@ pub(crate) async fn run(
         Ok(response) => response,
         Err(error) => return Ok(finish(x, &calls, error.into_response())),
     };
-    let reply = respond(x, &view, &calls, response)
+    // A session the upstream opens now is bound to what this POST's
+    // `initialize` declared (or, in a session, to what it already carried).
+    let opened_by = match (&session_client, &messages) {
+        (Some(client), _) => client.clone(),
+        (None, Some(body)) => body
+            .messages
+            .iter()
+            .find(|m| m.method == "initialize")
+            .and_then(message::declared_client),
+        (None, None) => None,
+    };
+    let reply = respond(x, &view, &calls, opened_by.as_ref(), response)
         .await
         .unwrap_or_else(HttpError::into_response);
     Ok(finish(x, &calls, reply))
@@ -199,6 +244,8 @@ struct Call {
     id: Option<Json>,
     info: McpInfo,
     audit: AuditId,
+    /// What its audit events say of it.
+    details: Arc<McpAudit>,
     refusal: Option<String>,
 }
 
@@ -227,6 +274,13 @@ impl Call {
             "request refused by policy",
             traceparent,
         );
+        let details = Arc::new(McpAudit {
+            method: info.method.clone(),
+            operation: info.operation.clone(),
+            target: info.target.clone(),
+            client: info.client.clone().unwrap_or_default(),
+        });
+        x.session.set_mcp(decided.audit, details.clone());
         let refusal = grant_refusal.or(match decided.decision {
             Decision::Forward => None,
             Decision::Block(reason) => Some(reason),
@@ -239,14 +293,23 @@ impl Call {
             id,
             info,
             audit: decided.audit,
+            details,
             refusal,
         }
     }
 }
 
-fn decide(x: &Exchange<'_, '_>, view: &HttpInfo, m: &Message, traceparent: Option<&str>) -> Call {
+fn decide(
+    x: &Exchange<'_, '_>,
+    view: &HttpInfo,
+    m: &Message,
+    client: McpClient,
+    traceparent: Option<&str>,
+) -> Call {
     let id = (!m.is_response).then(|| m.id.clone()).flatten();
-    Call::of(x, view, id, message::describe(m), traceparent)
+    let mut info = message::describe(m);
+    info.client = Some(client);
+    Call::of(x, view, id, info, traceparent)
 }
 
 fn input(view: &HttpInfo, info: &McpInfo) -> PolicyInput {
@@ -269,6 +332,7 @@ async fn respond(
     x: &Exchange<'_, '_>,
     view: &HttpInfo,
     calls: &[Call],
+    opened_by: Option<&Declared>,
     response: Response<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let gate = &x.conn.gate;
@@ -283,6 +347,7 @@ async fn respond(
             response.headers(),
             media.clone(),
             call.info.method.clone().into(),
+            Some(call.details.clone()),
         );
         plans.insert(
             id.to_string(),
@@ -295,13 +360,11 @@ async fn respond(
     let (mut parts, incoming) = response.into_parts();
     request::strip_hop_by_hop(&mut parts.headers);
     if let Some(upstream_id) = header_text(&parts.headers, SESSION_HEADER)
-        && let Ok(id) = HeaderValue::from_str(
-            &gate
-                .protocols
-                .mcp
-                .key(gate)
-                .wrap(x.session.identity(), &upstream_id),
-        )
+        && let Ok(id) = HeaderValue::from_str(&gate.protocols.mcp.key(gate).wrap(
+            x.session.identity(),
+            &upstream_id,
+            opened_by,
+        ))
     {
         parts.headers.insert(SESSION_HEADER, id);
     }

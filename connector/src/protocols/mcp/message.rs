@@ -2,8 +2,17 @@
 //! request means to a policy (`input.mcp`), and JSON-RPC error objects.
 //! Pure: no I/O.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use gate_policy::McpInfo;
 use serde_json::{Value as Json, json};
+
+use super::sessions::Declared;
+
+/// The `params._meta` key carrying a 2026-07-28 request's protocol version.
+pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `params._meta` key carrying a 2026-07-28 request's `clientInfo`.
+pub const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
 
 /// JSON-RPC error codes Gate answers with.
 pub mod codes {
@@ -15,6 +24,17 @@ pub mod codes {
     pub const REFUSED: i64 = -32001;
     /// The response had to be masked and could not be.
     pub const RESPONSE_REFUSED: i64 = -32002;
+    /// A routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`)
+    /// disagrees with the body (the 2026-07-28 revision's `HEADER_MISMATCH`).
+    pub const HEADER_MISMATCH: i64 = -32020;
+}
+
+/// The routing headers of one POST (2026-07-28), as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Routing<'a> {
+    pub version: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub name: Option<&'a str>,
 }
 
 /// One JSON-RPC message from the client.
@@ -154,53 +174,84 @@ pub fn describe(message: &Message) -> McpInfo {
         resource_uri,
         prompt_name,
         arguments,
+        client: None,
     }
 }
 
-/// The 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`) must say what
-/// the body says, so a policy (which reads the body) can never be shown one
-/// method or tool while an upstream that routes by header runs another.
-/// Absent headers agree with anything; present ones describe exactly one
-/// request.
-pub fn check_routing_headers(
-    body: &Body,
-    method: Option<&str>,
-    name: Option<&str>,
-) -> Result<(), (i64, String)> {
-    if method.is_none() && name.is_none() {
+/// The 2026-07-28 routing headers must say what the body says, so a policy
+/// (which reads the body) can never be shown one method, tool or protocol
+/// version while an upstream that routes by header acts on another: a body
+/// whose `params._meta` declares a protocol version needs an equal
+/// `MCP-Protocol-Version` header; `Mcp-Method` and `Mcp-Name`, when present,
+/// describe exactly one request and must be its method and target
+/// (`Mcp-Name` may be `=?base64?…?=`-encoded).
+pub fn check_routing_headers(body: &Body, headers: Routing<'_>) -> Result<(), (i64, String)> {
+    let mismatch = |reason: String| Err((codes::HEADER_MISMATCH, reason));
+    for message in &body.messages {
+        let Some(declared) = message
+            .params
+            .get("_meta")
+            .and_then(|meta| meta.get(PROTOCOL_VERSION_META))
+        else {
+            continue;
+        };
+        let declared_text = declared
+            .as_str()
+            .map_or_else(|| declared.to_string(), |v| format!("{v:?}"));
+        match headers.version {
+            Some(header) if declared.as_str() == Some(header) => {}
+            Some(header) => {
+                return mismatch(format!(
+                    "the MCP-Protocol-Version header says {header:?} but the body's params._meta[{PROTOCOL_VERSION_META:?}] is {declared_text}"
+                ));
+            }
+            None => {
+                return mismatch(format!(
+                    "the body's params._meta[{PROTOCOL_VERSION_META:?}] is {declared_text} but the request has no MCP-Protocol-Version header"
+                ));
+            }
+        }
+    }
+    if headers.method.is_none() && headers.name.is_none() {
         return Ok(());
     }
     let [message] = body.messages.as_slice() else {
-        return Err((
-            codes::INVALID_REQUEST,
+        return mismatch(
             "the Mcp-Method and Mcp-Name headers describe one request, but the body is a batch"
                 .to_owned(),
-        ));
+        );
     };
-    if let Some(header) = method
+    if let Some(header) = headers.method
         && header != message.method
     {
-        return Err((
-            codes::INVALID_REQUEST,
-            format!(
-                "the Mcp-Method header says {header:?} but the body's method is {:?}",
-                message.method
-            ),
+        return mismatch(format!(
+            "the Mcp-Method header says {header:?} but the body's method is {:?}",
+            message.method
         ));
     }
-    if let Some(header) = name {
+    if let Some(header) = headers.name {
+        let decoded = decode_header_value(header);
         let target = describe(message).target;
-        if target.as_deref() != Some(header) {
-            return Err((
-                codes::INVALID_REQUEST,
-                format!(
-                    "the Mcp-Name header says {header:?} but the body names {}",
-                    target.map_or("nothing".to_owned(), |t| format!("{t:?}"))
-                ),
+        if decoded.is_none() || target != decoded {
+            return mismatch(format!(
+                "the Mcp-Name header says {header:?} but the body names {}",
+                target.map_or("nothing".to_owned(), |t| format!("{t:?}"))
             ));
         }
     }
     Ok(())
+}
+
+/// A header value as the 2026-07-28 revision encodes it: verbatim, or
+/// `=?base64?<standard base64 of UTF-8>?=`; `None` when that is malformed.
+fn decode_header_value(value: &str) -> Option<String> {
+    let Some(payload) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return Some(value.to_owned());
+    };
+    String::from_utf8(STANDARD.decode(payload).ok()?).ok()
 }
 
 /// A JSON-RPC error response for `id`.
@@ -212,9 +263,18 @@ pub fn error(id: Option<&Json>, code: i64, message: &str) -> Json {
     })
 }
 
-/// The `clientInfo` an `initialize` request declares: `(name, version)`.
-pub fn client_info(message: &Message) -> Option<(String, String)> {
-    let info = message.params.get("clientInfo")?;
+/// The `clientInfo` a message declares: an `initialize`'s
+/// `params.clientInfo`, or a 2026-07-28 request's
+/// `params._meta["io.modelcontextprotocol/clientInfo"]`. Declared by the
+/// client, never verified.
+pub fn declared_client(message: &Message) -> Option<Declared> {
+    let info = match message.method.as_str() {
+        "initialize" => message.params.get("clientInfo"),
+        _ => message
+            .params
+            .get("_meta")
+            .and_then(|meta| meta.get(CLIENT_INFO_META)),
+    }?;
     Some((
         info.get("name")?.as_str()?.to_owned(),
         info.get("version")
@@ -258,25 +318,66 @@ mod tests {
         let call =
             parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup"}}"#)
                 .unwrap();
-        assert!(check_routing_headers(&call, None, None).is_ok());
-        assert!(check_routing_headers(&call, Some("tools/call"), Some("lookup")).is_ok());
-        let (code, reason) = check_routing_headers(&call, Some("tools/list"), None).unwrap_err();
-        assert_eq!(code, codes::INVALID_REQUEST);
+        let headers = |method, name| Routing {
+            version: None,
+            method,
+            name,
+        };
+        assert!(check_routing_headers(&call, headers(None, None)).is_ok());
+        assert!(check_routing_headers(&call, headers(Some("tools/call"), Some("lookup"))).is_ok());
+        let (code, reason) =
+            check_routing_headers(&call, headers(Some("tools/list"), None)).unwrap_err();
+        assert_eq!(code, codes::HEADER_MISMATCH);
         assert!(reason.contains("\"tools/list\""), "{reason}");
-        assert!(check_routing_headers(&call, Some("tools/call"), Some("delete_all")).is_err());
+        assert!(
+            check_routing_headers(&call, headers(Some("tools/call"), Some("delete_all"))).is_err()
+        );
+        let encoded = "=?base64?bG9va3Vw?="; // "lookup"
+        assert!(check_routing_headers(&call, headers(None, Some(encoded))).is_ok());
+        assert!(check_routing_headers(&call, headers(None, Some("=?base64?!!?="))).is_err());
         let read = parse(
             br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a"}}"#,
         )
         .unwrap();
-        assert!(check_routing_headers(&read, None, Some("file:///a")).is_ok());
-        assert!(check_routing_headers(&read, None, Some("file:///b")).is_err());
+        assert!(check_routing_headers(&read, headers(None, Some("file:///a"))).is_ok());
+        assert!(check_routing_headers(&read, headers(None, Some("file:///b"))).is_err());
         let ping = parse(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).unwrap();
         assert!(
-            check_routing_headers(&ping, None, Some("x")).is_err(),
+            check_routing_headers(&ping, headers(None, Some("x"))).is_err(),
             "a name for a request that names nothing"
         );
         let batch = parse(br#"[{"jsonrpc":"2.0","id":4,"method":"ping"},{"jsonrpc":"2.0","id":5,"method":"ping"}]"#).unwrap();
-        assert!(check_routing_headers(&batch, Some("ping"), None).is_err());
+        assert!(check_routing_headers(&batch, headers(Some("ping"), None)).is_err());
+    }
+
+    #[test]
+    fn the_protocol_version_header_must_match_the_envelope() {
+        let modern = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"agent-x","version":"3"}}}}"#).unwrap();
+        let version = |version| Routing {
+            version,
+            ..Routing::default()
+        };
+        assert!(check_routing_headers(&modern, version(Some("2026-07-28"))).is_ok());
+        let (code, reason) =
+            check_routing_headers(&modern, version(Some("2025-06-18"))).unwrap_err();
+        assert_eq!(code, codes::HEADER_MISMATCH);
+        assert!(
+            reason.contains("\"2025-06-18\"") && reason.contains("\"2026-07-28\""),
+            "{reason}"
+        );
+        assert!(check_routing_headers(&modern, version(None)).is_err());
+        let legacy = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        assert!(check_routing_headers(&legacy, version(Some("2025-06-18"))).is_ok());
+        assert_eq!(
+            declared_client(&modern.messages[0]),
+            Some(("agent-x".into(), "3".into()))
+        );
+        let init = parse(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":{"name":"cli"}}}"#).unwrap();
+        assert_eq!(
+            declared_client(&init.messages[0]),
+            Some(("cli".into(), String::new()))
+        );
+        assert_eq!(declared_client(&legacy.messages[0]), None);
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! The `Mcp-Session-Id`s Gate gives clients: the upstream's session id and
-//! an HMAC binding it to the caller, so a client can never use another's
-//! session, and any connector sharing the key (`masking.hash_key`) can
-//! serve the next request.
+//! The `Mcp-Session-Id`s Gate gives clients: the upstream's session id, the
+//! client's declared `clientInfo` from its `initialize`, and an HMAC binding
+//! both to the caller, so a client can never use another's session nor
+//! change what its session says it is, and any connector sharing the key
+//! (`masking.hash_key`) can serve the next request.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-const PREFIX: &str = "g1.";
+const PREFIX: &str = "g2.";
+
+/// Longest `clientInfo` name or version carried (longer ones are cut).
+const MAX_DECLARED: usize = 128;
+
+/// The `clientInfo` a session's `initialize` declared: `(name, version)`.
+pub type Declared = (String, String);
 
 /// The key session ids are signed with.
 #[derive(Clone)]
@@ -32,36 +39,57 @@ impl SessionKey {
         }
     }
 
-    fn tag(&self, identity: &str, upstream: &str) -> String {
+    fn tag(&self, identity: &str, upstream: &str, client: &str) -> String {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(identity.as_bytes());
-        mac.update(b"\0");
-        mac.update(upstream.as_bytes());
+        for part in [identity, upstream] {
+            mac.update(part.as_bytes());
+            mac.update(b"\0");
+        }
+        mac.update(client.as_bytes());
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..18])
     }
 
-    /// The id to give `identity` for the upstream's session `upstream`.
-    pub fn wrap(&self, identity: &str, upstream: &str) -> String {
+    /// The id to give `identity` for the upstream's session `upstream`,
+    /// opened by a client that declared `client`.
+    pub fn wrap(&self, identity: &str, upstream: &str, client: Option<&Declared>) -> String {
+        let client = client.map_or_else(String::new, |(name, version)| {
+            let cut = |s: &str| s.chars().take(MAX_DECLARED).collect::<String>();
+            URL_SAFE_NO_PAD.encode(serde_json::json!([cut(name), cut(version)]).to_string())
+        });
         format!(
-            "{PREFIX}{}.{}",
+            "{PREFIX}{}.{client}.{}",
             URL_SAFE_NO_PAD.encode(upstream.as_bytes()),
-            self.tag(identity, upstream)
+            self.tag(identity, upstream, &client)
         )
     }
 
-    /// The upstream session behind `presented`, when it was given to `identity`.
-    pub fn unwrap(&self, identity: &str, presented: &str) -> Option<String> {
-        let (encoded, tag) = presented.strip_prefix(PREFIX)?.split_once('.')?;
+    /// The upstream session behind `presented` and the client that opened
+    /// it, when it was given to `identity`.
+    pub fn unwrap(&self, identity: &str, presented: &str) -> Option<(String, Option<Declared>)> {
+        let mut parts = presented.strip_prefix(PREFIX)?.split('.');
+        let (encoded, client, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
         let upstream = String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()?;
-        let expected = self.tag(identity, &upstream);
+        let expected = self.tag(identity, &upstream, client);
         let same = expected.len() == tag.len()
             && expected
                 .bytes()
                 .zip(tag.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
-        same.then_some(upstream)
+        if !same {
+            return None;
+        }
+        let declared = if client.is_empty() {
+            None
+        } else {
+            let raw = URL_SAFE_NO_PAD.decode(client).ok()?;
+            Some(serde_json::from_slice::<Declared>(&raw).ok()?)
+        };
+        Some((upstream, declared))
     }
 }
 
@@ -72,21 +100,37 @@ mod tests {
     #[test]
     fn ids_hold_for_their_caller_only() {
         let key = SessionKey::new(Some("k"));
-        let id = key.wrap("alice", "up-123");
-        assert_eq!(key.unwrap("alice", &id).as_deref(), Some("up-123"));
+        let declared = ("claude-code".to_owned(), "2.1".to_owned());
+        let id = key.wrap("alice", "up-123", Some(&declared));
+        assert_eq!(
+            key.unwrap("alice", &id),
+            Some(("up-123".to_owned(), Some(declared.clone())))
+        );
         assert_eq!(key.unwrap("bob", &id), None, "another caller");
         assert_eq!(SessionKey::new(Some("other")).unwrap("alice", &id), None);
         assert_eq!(
-            SessionKey::new(Some("k")).unwrap("alice", &id).as_deref(),
-            Some("up-123"),
+            SessionKey::new(Some("k")).unwrap("alice", &id),
+            Some(("up-123".to_owned(), Some(declared))),
             "another replica"
         );
+        let anonymous = key.wrap("alice", "up-9", None);
+        assert_eq!(key.unwrap("alice", &anonymous), Some(("up-9".into(), None)));
         assert_eq!(
             key.unwrap("alice", "up-123"),
             None,
             "raw upstream ids are refused"
         );
-        let tampered = id.replace("g1.", "g1.x");
+        let tampered = id.replace("g2.", "g2.x");
         assert_eq!(key.unwrap("alice", &tampered), None);
+        // Another clientInfo cannot be spliced into a valid id.
+        let other = key.wrap("alice", "up-123", Some(&("evil".into(), "1".into())));
+        let (head, _) = id.rsplit_once('.').unwrap();
+        let (_, other_tag) = other.rsplit_once('.').unwrap();
+        let forged = format!("{}.{other_tag}", head);
+        assert_eq!(key.unwrap("alice", &forged), None);
+        let mut parts: Vec<&str> = id.split('.').collect();
+        let evil_client = other.split('.').nth(2).unwrap();
+        parts[2] = evil_client;
+        assert_eq!(key.unwrap("alice", &parts.join(".")), None);
     }
 }
