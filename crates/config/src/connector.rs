@@ -245,10 +245,10 @@ pub struct ResourceConfig {
     /// inspect (masks, filters); bigger inspected responses are refused.
     #[serde(default = "crate::http::default_max_body_bytes")]
     pub max_body_bytes: u64,
-    /// HTTP: headers Gate adds to every upstream request (credentials the client never sees).
+    /// HTTP and MCP: headers Gate adds to every upstream request (credentials the client never sees).
     #[serde(default)]
     pub upstream_headers: crate::http::UpstreamHeaders,
-    /// HTTP: forward the client's own `Authorization` header (stripped by default).
+    /// HTTP only: forward the client's own `Authorization` header (stripped by default; refused for MCP).
     #[serde(default)]
     pub pass_authorization: bool,
     /// HTTP: where in a JSON response object the array that `filters` apply

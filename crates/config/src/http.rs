@@ -129,16 +129,27 @@ const NOT_INJECTABLE: [&str; 6] = [
 /// Check one HTTP resource's own fields (`at` names a field of `resources[i]`).
 pub(crate) fn validate_resource(r: &ResourceConfig, at: &dyn Fn(&str) -> String, p: &mut Problems) {
     if r.protocol != Protocol::Http {
+        // MCP resources send their own credentials upstream (upstream_headers),
+        // never the client's token.
+        let mcp = r.protocol == Protocol::Mcp;
         for (field, set) in [
             ("host_names", !r.host_names.is_empty()),
             ("path_prefix", r.path_prefix.is_some()),
-            ("upstream_headers", !r.upstream_headers.is_empty()),
+            ("upstream_headers", !mcp && !r.upstream_headers.is_empty()),
             ("filter_path", r.filter_path.is_some()),
             ("pass_authorization", r.pass_authorization),
         ] {
-            if set {
+            if set && mcp && field == "pass_authorization" {
+                p.push(
+                    at(field),
+                    "MCP resources never forward the client's token; give the upstream its own credentials with upstream_headers",
+                );
+            } else if set {
                 p.push(at(field), "only valid for protocol http resources");
             }
+        }
+        if mcp {
+            validate_upstream_headers(r, at, p);
         }
         return;
     }
@@ -167,6 +178,20 @@ pub(crate) fn validate_resource(r: &ResourceConfig, at: &dyn Fn(&str) -> String,
     if r.max_body_bytes == 0 {
         p.push(at("max_body_bytes"), "expected at least 1, got 0");
     }
+    validate_upstream_headers(r, at, p);
+    for (field, value) in [
+        ("timeouts.connect", r.timeouts.connect),
+        ("timeouts.header", r.timeouts.header),
+        ("timeouts.idle", r.timeouts.idle),
+    ] {
+        if value.is_zero() {
+            p.push(at(field), "must be greater than zero");
+        }
+    }
+}
+
+/// Names and values of `upstream_headers` (HTTP and MCP resources).
+fn validate_upstream_headers(r: &ResourceConfig, at: &dyn Fn(&str) -> String, p: &mut Problems) {
     for name in r.upstream_headers.keys() {
         let token = !name.is_empty()
             && name
@@ -190,15 +215,6 @@ pub(crate) fn validate_resource(r: &ResourceConfig, at: &dyn Fn(&str) -> String,
                 at(&format!("upstream_headers.{name}")),
                 "a header value must not contain CR, LF or NUL",
             );
-        }
-    }
-    for (field, value) in [
-        ("timeouts.connect", r.timeouts.connect),
-        ("timeouts.header", r.timeouts.header),
-        ("timeouts.idle", r.timeouts.idle),
-    ] {
-        if value.is_zero() {
-            p.push(at(field), "must be greater than zero");
         }
     }
 }

@@ -19,6 +19,7 @@ use super::error::{HttpError, full};
 use super::records::Records;
 use super::request::{self, Forwarding};
 use super::{Body, Connection, admissions, identity, route};
+use crate::protocols::mcp;
 use crate::session::outcome::{Outcome, count};
 use crate::session::{self, Admission, AuditText, Decision, RequestKey, Session};
 
@@ -69,6 +70,17 @@ async fn exchange(
     .inspect_err(|_| count(gate, "http", "", Outcome::UnknownResource))?;
     let traceparent = header_text(request.headers(), "traceparent");
     let trusted = identity::is_trusted(&conn.trusted, conn.peer.ip());
+    let reached = mcp::metadata::Reached {
+        uri: request.uri(),
+        headers: request.headers(),
+        tls: conn.tls,
+        trusted,
+    };
+    if resource.protocol == Protocol::Mcp
+        && let Some(metadata) = mcp::metadata::document(gate, resource, &request, reached)
+    {
+        return metadata;
+    }
     let credentials = admissions::credentials(request.headers(), trusted);
     let remembered = conn.admissions.session(
         gate,
@@ -80,16 +92,26 @@ async fn exchange(
     let session = match remembered {
         Some(session) => session,
         None => {
-            let (user, expires) =
-                identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip())
-                    .inspect_err(|_| {
-                        count(
-                            gate,
-                            resource.protocol.as_str(),
-                            &resource.name,
-                            Outcome::AuthFailed,
-                        )
-                    })?;
+            let authenticated =
+                identity::authenticate(gate, &conn.trusted, request.headers(), conn.peer.ip());
+            let (user, expires) = match authenticated {
+                Ok(authenticated) => authenticated,
+                Err(error) => {
+                    count(
+                        gate,
+                        resource.protocol.as_str(),
+                        &resource.name,
+                        Outcome::AuthFailed,
+                    );
+                    return match resource.protocol {
+                        // MCP clients learn from the challenge where to get a token.
+                        Protocol::Mcp if error == HttpError::Unauthorized => {
+                            Ok(mcp::metadata::unauthorized(gate, resource, reached))
+                        }
+                        _ => Err(error),
+                    };
+                }
+            };
             let session = session::admit(
                 gate,
                 Admission {
@@ -129,7 +151,7 @@ async fn exchange(
         started,
     };
     if resource.protocol == Protocol::Mcp {
-        return crate::protocols::mcp::run(&exchange, request, traceparent.as_deref()).await;
+        return mcp::run(&exchange, request, traceparent.as_deref()).await;
     }
     exchange.run(request, traceparent.as_deref()).await
 }

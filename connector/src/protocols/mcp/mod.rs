@@ -7,6 +7,7 @@
 
 mod exchange;
 pub mod message;
+pub(crate) mod metadata;
 pub mod results;
 pub mod sessions;
 
