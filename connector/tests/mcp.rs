@@ -435,6 +435,70 @@ fn provenance_suite(mode: &str) {
     assert_eq!(blocked["statement"], "tools/call customer_lookup");
 }
 
+/// `docs/mcp-gateway-quickstart.md` as documented: its config and policy,
+/// the SDK server and client, the outcomes it shows.
+#[test]
+fn the_quickstart_works_as_documented() {
+    let (server, upstream) = mcp_server("json", "stateful");
+    let port = gate_testkit::free_port().unwrap();
+    let examples = repo().join("docs/examples/mcp");
+    let yaml = std::fs::read_to_string(examples.join("gate.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("listen_addr") && !l.starts_with("health_addr"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("docs/examples/mcp/", &format!("{}/", examples.display()))
+        .replace("port: 8931", &format!("port: {upstream}"))
+        .replace("listen_port: 7443", &format!("listen_port: {port}"));
+    assert!(yaml.contains(&format!("port: {upstream}")), "{yaml}");
+    let s = Setup {
+        gate: start_yaml(&yaml, None),
+        port,
+        _server: server,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let agent = client(
+        &s,
+        "agent:agent-pw",
+        &[
+            r#"call:customer_lookup:{"customer_id": 1}"#,
+            r#"call:customer_lookup:{"customer_id": 13}"#,
+            "call:delete_all:{}",
+        ],
+    );
+    assert_eq!(text_of(&agent[0])["email"], "a***@example.com");
+    assert_eq!(agent[1]["error"], "customer 13 is off limits");
+    assert_eq!(agent[2]["error"], "delete_all needs admins");
+    let boss = client(
+        &s,
+        "boss:boss-pw",
+        &[r#"call:customer_lookup:{"customer_id": 1}"#],
+    );
+    assert_eq!(text_of(&boss[0])["email"], "alice@example.com");
+    let rogue = client_as(
+        &s,
+        &[("MCP_CLIENT_NAME", "rogue-agent")],
+        "agent:agent-pw",
+        &[r#"call:echo:{"text": "hi"}"#],
+    );
+    assert_eq!(
+        rogue[0]["error"],
+        "MCP client rogue-agent may not call tools"
+    );
+    let audit = s.gate.audit_when(|a| a.contains("rogue-agent"));
+    let events = audit_events(&audit);
+    let masked = events
+        .iter()
+        .find(|e| e["kind"] == "result" && e["action"] == "mask")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(masked["statement"], "tools/call customer_lookup");
+    assert_eq!(
+        masked["mcp"]["client"]["name"], "mcp",
+        "the SDK's default clientInfo"
+    );
+}
+
 #[test]
 fn provenance_in_the_handshake_era() {
     provenance_suite("legacy");

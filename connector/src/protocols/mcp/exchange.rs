@@ -245,6 +245,7 @@ struct Call {
     info: McpInfo,
     audit: AuditId,
     /// What its audit events say of it.
+    text: Arc<str>,
     details: Arc<McpAudit>,
     refusal: Option<String>,
 }
@@ -263,14 +264,14 @@ impl Call {
             }
             _ => None,
         };
-        let text = match &info.target {
-            Some(target) => format!("{} {target}", info.method),
-            None => info.method.clone(),
+        let text: Arc<str> = match &info.target {
+            Some(target) => format!("{} {target}", info.method).into(),
+            None => info.method.as_str().into(),
         };
         let decided = x.session.decide(
             input(view, &info),
             &info.method,
-            AuditText::Text(text.into()),
+            AuditText::Text(text.clone()),
             "request refused by policy",
             traceparent,
         );
@@ -293,6 +294,7 @@ impl Call {
             id,
             info,
             audit: decided.audit,
+            text,
             details,
             refusal,
         }
@@ -346,7 +348,7 @@ async fn respond(
             status,
             response.headers(),
             media.clone(),
-            call.info.method.clone().into(),
+            call.text.clone(),
             Some(call.details.clone()),
         );
         plans.insert(
