@@ -336,6 +336,37 @@ mod tests {
             .map(|o| o.keys().collect())
             .unwrap_or_default();
         assert!(!keys.iter().any(|k| *k == "dry_run"), "{keys:?}");
+        assert!(!keys.iter().any(|k| *k == "mcp"), "{keys:?}");
+    }
+
+    #[test]
+    fn mcp_events_carry_method_target_and_client_to_both_sinks() {
+        let mut event = AuditEvent::new(
+            "statement",
+            &parties(),
+            Some("tools/call lookup"),
+            Arc::new(Verdict::refusal()),
+        );
+        event.mcp = Some(Arc::new(McpAudit {
+            method: "tools/call".into(),
+            operation: Some("tool".into()),
+            target: Some("lookup".into()),
+            client: McpClient {
+                name: Some("agent-x".into()),
+                version: Some("2".into()),
+                user_agent: Some("ua/1".into()),
+            },
+        }));
+        let line: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&event).unwrap_or_default())
+                .unwrap_or_default();
+        assert_eq!(line["mcp"]["target"], "lookup");
+        assert_eq!(line["mcp"]["client"]["user_agent"], "ua/1");
+        let shipped = event.to_proto("c1");
+        let details: serde_json::Value =
+            serde_json::from_str(&shipped.details_json).unwrap_or_default();
+        assert_eq!(details["mcp"]["operation"], "tool");
+        assert_eq!(details["mcp"]["client"]["name"], "agent-x");
     }
 
     #[test]
