@@ -109,6 +109,10 @@ fn protected_resource_metadata_names_the_issuers() {
         .find(|c| c.starts_with("Bearer "))
         .unwrap_or_else(|| panic!("{challenges:?}"));
     assert!(
+        !bearer.contains("invalid_token"),
+        "no token was presented: {bearer}"
+    );
+    assert!(
         bearer.contains(&format!(
             "resource_metadata=\"{origin}/.well-known/oauth-protected-resource/agents/mcp\""
         )),
@@ -133,10 +137,9 @@ fn tokens_are_audience_bound_and_never_reach_the_upstream() {
         refused.text()
     );
     assert!(
-        refused
-            .headers
-            .iter()
-            .any(|(n, v)| n == "www-authenticate" && v.contains("resource_metadata=")),
+        refused.headers.iter().any(|(n, v)| n == "www-authenticate"
+            && v.contains("error=\"invalid_token\"")
+            && v.contains("resource_metadata=")),
         "{:?}",
         refused.headers
     );

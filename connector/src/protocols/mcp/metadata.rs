@@ -115,6 +115,17 @@ pub(crate) fn unauthorized(
         return response;
     };
     let url = metadata_url(&origin, resource);
+    // A token was presented and refused (RFC 6750 §3.1).
+    let presented = header_text(reached.headers, header::AUTHORIZATION).is_some_and(|value| {
+        value
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+    });
+    let invalid = if presented {
+        ", error=\"invalid_token\""
+    } else {
+        ""
+    };
     let headers = response.headers_mut();
     let challenges: Vec<HeaderValue> = headers
         .get_all(header::WWW_AUTHENTICATE)
@@ -122,7 +133,7 @@ pub(crate) fn unauthorized(
         .map(|value| {
             let text = value.to_str().unwrap_or_default();
             if text.starts_with("Bearer ") {
-                HeaderValue::from_str(&format!("{text}, resource_metadata=\"{url}\""))
+                HeaderValue::from_str(&format!("{text}{invalid}, resource_metadata=\"{url}\""))
                     .unwrap_or_else(|_| value.clone())
             } else {
                 value.clone()
