@@ -306,3 +306,77 @@ async fn http_details_are_a_json_object_and_ingest_takes_the_older_text_too() {
         json!({"required": ["details", "details_json"]})
     );
 }
+
+/// MCP events are queryable by what they acted on: `operation` and `target` come from
+/// `details.mcp` at ingest, over HTTP and gRPC, on SQLite and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_is_queryable_by_mcp_operation_and_target() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let cp = start_cp(db).await;
+        let key = cp.key("default", "connector").await;
+        let id = |n: u32| format!("0190a0a0-0000-7000-8000-{n:012}");
+        let mcp = |operation: &str, target: &str| json!({"details": {"kind": "statement", "mcp": {"method": "tools/call", "operation": operation, "target": target}}});
+        let (status, reply) = post_audit(
+            &cp,
+            &key,
+            &json!({"events": [
+                http_event(&id(1), mcp("tool", "customer_lookup")),
+                http_event(&id(2), mcp("tool", "refund")),
+                http_event(&id(3), mcp("resource", "file:///customers.csv")),
+                http_event(&id(4), json!({"details": {"kind": "statement"}})),
+            ]}),
+        )
+        .await;
+        assert_eq!(
+            (status, reply["accepted"].as_u64()),
+            (200, Some(4)),
+            "{reply}"
+        );
+
+        let ids = |page: &Value| -> Vec<String> {
+            let mut ids: Vec<String> = page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let (_, page) = cp
+            .root("GET", "/api/v1/audit?operation=tool", None, None)
+            .await;
+        assert_eq!(ids(&page), [id(1), id(2)], "{page}");
+        let (_, page) = cp
+            .root(
+                "GET",
+                "/api/v1/audit?operation=tool&target=customer_lookup",
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(ids(&page), [id(1)], "{page}");
+        let (_, page) = cp
+            .root("GET", "/api/v1/audit?target=nothing", None, None)
+            .await;
+        assert_eq!(ids(&page), Vec::<String>::new(), "{page}");
+
+        let mut admin = cp.admin(Some(ROOT_KEY), None).await;
+        let found = admin
+            .query_audit(QueryAuditRequest {
+                operation: "resource".into(),
+                ..QueryAuditRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            found
+                .events
+                .iter()
+                .map(|e| e.id.clone())
+                .collect::<Vec<_>>(),
+            [id(3)]
+        );
+    }
+}

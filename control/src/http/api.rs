@@ -140,7 +140,16 @@ struct SimulateBody {
 }
 
 const AUDIT_FILTERS: &[&str] = &[
-    "from", "to", "identity", "resource", "action", "stage", "limit", "cursor",
+    "from",
+    "to",
+    "identity",
+    "resource",
+    "action",
+    "stage",
+    "operation",
+    "target",
+    "limit",
+    "cursor",
 ];
 
 /// Time parameters among `names` that are present must not be empty (an open bound is left out).
@@ -179,6 +188,8 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
         resource: q("resource"),
         action: q("action"),
         stage: q("stage"),
+        operation: q("operation"),
+        target: q("target"),
         limit,
         cursor: q("cursor"),
     })

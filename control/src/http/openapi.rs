@@ -45,6 +45,8 @@ pub fn document() -> Value {
                 ("resource", text()),
                 ("action", text()),
                 ("stage", text()),
+                ("operation", text()),
+                ("target", text()),
             ],
             "ListRecordings" => vec![
                 ("resource", text()),

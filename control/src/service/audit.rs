@@ -170,6 +170,8 @@ impl ControlPlane {
             resource: Some(req.resource).filter(|s| !s.is_empty()),
             action: Some(req.action).filter(|s| !s.is_empty()),
             stage: Some(req.stage).filter(|s| !s.is_empty()),
+            operation: Some(req.operation).filter(|s| !s.is_empty()),
+            target: Some(req.target).filter(|s| !s.is_empty()),
             before: cursor(&req.cursor)?,
             limit: limit + 1,
         };

@@ -17,9 +17,23 @@ pub struct AuditFilter {
     pub resource: Option<String>,
     pub action: Option<String>,
     pub stage: Option<String>,
+    /// `details.mcp.operation` / `details.mcp.target` of the event (the `operation` and `target`
+    /// columns, filled at ingest).
+    pub operation: Option<String>,
+    pub target: Option<String>,
     /// Events strictly older than (time, id): the cursor of the previous page.
     pub before: Option<(i64, String)>,
     pub limit: u32,
+}
+
+/// `details.mcp.operation` and `details.mcp.target` of an event's details text (empty when absent;
+/// ingest has already checked that the details are a JSON object).
+fn operation_and_target(details: &str) -> (String, String) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(details) else {
+        return (String::new(), String::new());
+    };
+    let field = |name: &str| value["mcp"][name].as_str().unwrap_or_default().to_owned();
+    (field("operation"), field("target"))
 }
 
 fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
@@ -53,10 +67,12 @@ impl Store {
         let mut accepted = 0u32;
         let mut tx = self.pool().begin().await?;
         for (time_ms, e) in events {
+            let (operation, target) = operation_and_target(&e.details_json);
             let result = sqlx::query(
                 "INSERT INTO audit_events (id, org_id, time, connector, identity, resource, protocol, \
-                 client_addr, stage, action, reason, statement, policies, row_count, duration_us, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 client_addr, stage, action, reason, statement, policies, row_count, duration_us, details, \
+                 operation, target) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                  ON CONFLICT (org_id, id) DO NOTHING",
             )
             .bind(&e.id)
@@ -75,6 +91,8 @@ impl Store {
             .bind(i64::try_from(e.rows).unwrap_or(i64::MAX))
             .bind(i64::try_from(e.duration_us).unwrap_or(i64::MAX))
             .bind(if e.details_json.is_empty() { "{}" } else { e.details_json.as_str() })
+            .bind(&operation)
+            .bind(&target)
             .execute(&mut *tx)
             .await?;
             if result.rows_affected() > 0 {
@@ -102,6 +120,8 @@ impl Store {
                 ("resource", &filter.resource),
                 ("action", &filter.action),
                 ("stage", &filter.stage),
+                ("operation", &filter.operation),
+                ("target", &filter.target),
             ],
             before: &filter.before,
             limit: filter.limit,

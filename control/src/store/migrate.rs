@@ -15,14 +15,15 @@ macro_rules! embedded {
     };
 }
 
-const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql", "0006_recordings.sql");
+const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql", "0006_recordings.sql", "0007_audit_operation_target.sql");
 const SQLITE: &[(&str, &str)] = embedded!(
     "sqlite": "0001_init.sql",
     "0002_access_requests.sql",
     "0003_audit_ids_per_org.sql",
     "0004_delivery.sql",
     "0005_owner.sql",
-    "0006_recordings.sql"
+    "0006_recordings.sql",
+    "0007_audit_operation_target.sql"
 );
 
 /// Why the schema could not be brought up to date.

@@ -233,6 +233,8 @@ pub const FIELDS: &[(&str, &str, FieldKind)] = &[
     ("QueryAuditRequest", "limit", FieldKind::Single(Element::Scalar("uint32"))),
     ("QueryAuditRequest", "cursor", FieldKind::Single(Element::Scalar("string"))),
     ("QueryAuditRequest", "stage", FieldKind::Single(Element::Scalar("string"))),
+    ("QueryAuditRequest", "operation", FieldKind::Single(Element::Scalar("string"))),
+    ("QueryAuditRequest", "target", FieldKind::Single(Element::Scalar("string"))),
     ("QueryAuditResponse", "events", FieldKind::Repeated(Element::Message("AuditEvent"))),
     ("QueryAuditResponse", "next_cursor", FieldKind::Single(Element::Scalar("string"))),
     ("Recording", "id", FieldKind::Single(Element::Scalar("string"))),

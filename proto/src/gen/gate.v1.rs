@@ -918,6 +918,12 @@ pub struct QueryAuditRequest {
     /// "session", "pre_request" or "post_request"; empty = all.
     #[prost(string, tag = "8")]
     pub stage: ::prost::alloc::string::String,
+    /// What the event acted on (MCP: details.mcp.operation, e.g. "tool", and details.mcp.target,
+    /// e.g. "customer_lookup"); empty = all.
+    #[prost(string, tag = "9")]
+    pub operation: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    pub target: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
