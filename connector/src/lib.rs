@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pool;
 pub mod protocols;
 mod random;
+pub mod recording;
 pub mod server;
 pub mod session;
 pub mod sql;

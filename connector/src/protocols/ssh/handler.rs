@@ -1,0 +1,323 @@
+//! The client side of one SSH connection (russh's server callbacks): public-key login against
+//! the identities' `ssh_keys`, admission and the upstream login once it succeeds, and the
+//! channels the client opens (sessions, `direct-tcpip`), plus the requests that are not a
+//! channel's (`tcpip-forward`, agent forwarding), each decided by policy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gate_config::connector::{Protocol, ResourceConfig};
+use gate_policy::{SshForward, SshInfo};
+use russh::server::{
+    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect};
+use tokio::sync::{mpsc, oneshot};
+
+use super::channel::{self, Conn};
+use super::error::SshError;
+use super::policy::{self, Ask, Login};
+use super::upstream;
+use crate::server::Gate;
+use crate::session::Decision;
+
+/// One client connection's state.
+pub(super) struct Client {
+    gate: Arc<Gate>,
+    peer: SocketAddr,
+    /// The resource of the dedicated port the client dialled.
+    dedicated: Option<usize>,
+    /// Who proved their key: resource index, identity, login name.
+    login: Option<(usize, String, String)>,
+    conn: Option<Arc<Conn>>,
+}
+
+impl Client {
+    pub(super) fn new(gate: Arc<Gate>, peer: SocketAddr, dedicated: Option<usize>) -> Self {
+        Self {
+            gate,
+            peer,
+            dedicated,
+            login: None,
+            conn: None,
+        }
+    }
+
+    /// The identity and resource a login name selects: `alice@bastion-web1`, or `alice` on a
+    /// resource's own port (or when only one SSH resource exists).
+    fn route(&self, user: &str) -> Option<(usize, String)> {
+        route(&self.gate.config.resources, self.dedicated, user)
+    }
+
+    fn holds(&self, user: &str, key: &russh::keys::PublicKey) -> Option<(usize, String)> {
+        let (resource, identity) = self.route(user)?;
+        let keys = self.gate.protocols.ssh.identity_keys()?;
+        keys.holds(&identity, key).then_some((resource, identity))
+    }
+
+    async fn connected(&mut self, session: &mut Session) -> Result<(), String> {
+        let Some((resource, identity, login_name)) = self.login.clone() else {
+            return Err("not logged in".into());
+        };
+        let (asks, rx) = mpsc::channel(64);
+        let (admitted, answer) = oneshot::channel();
+        let user = crate::auth::static_user(&self.gate, &identity);
+        let login = Login {
+            resource,
+            user,
+            peer: self.peer,
+            login_name,
+        };
+        tokio::spawn(policy::run(
+            self.gate.clone(),
+            login,
+            admitted,
+            rx,
+            session.handle(),
+        ));
+        answer.await.map_err(|_| "session ended".to_owned())??;
+        let config = self
+            .gate
+            .config
+            .resources
+            .get(resource)
+            .ok_or("resource gone")?;
+        let upstream = match upstream::connect(config).await {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                tracing::warn!(protocol = "ssh", resource = %config.name, identity, %error, "upstream refused");
+                let _ = asks
+                    .send(Ask::Refused {
+                        reason: error.to_string(),
+                    })
+                    .await;
+                return Err(match error {
+                    SshError::UpstreamHostKey { .. } => format!(
+                        "gate: the host key of {} does not match its pinned key; refusing to connect",
+                        config.name
+                    ),
+                    _ => format!("gate: cannot reach {}", config.name),
+                });
+            }
+        };
+        self.conn = Some(Arc::new(Conn {
+            gate: self.gate.clone(),
+            resource,
+            identity,
+            session_id: gate_proto::wire::new_id_at(crate::audit::AuditEvent::now_ms()),
+            asks,
+            upstream,
+            client: session.handle(),
+        }));
+        Ok(())
+    }
+
+    /// The policy's decision on a request outside a session channel.
+    async fn allowed(&self, info: SshInfo) -> Result<(), String> {
+        let Some(conn) = &self.conn else {
+            return Err("not connected".into());
+        };
+        match conn.decide(info).await.map(|r| r.decision) {
+            Some(Decision::Forward | Decision::Rewrite(_)) => Ok(()),
+            Some(Decision::Block(reason)) => Err(reason),
+            None => Err("session ended".into()),
+        }
+    }
+}
+
+/// See [`Client::route`].
+pub fn route(
+    resources: &[ResourceConfig],
+    dedicated: Option<usize>,
+    user: &str,
+) -> Option<(usize, String)> {
+    let (identity, named) = match user.split_once('@') {
+        Some((identity, resource)) => (identity, Some(resource)),
+        None => (user, None),
+    };
+    if identity.is_empty() {
+        return None;
+    }
+    let ssh = || {
+        resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.protocol == Protocol::Ssh)
+    };
+    let index = match (dedicated, named) {
+        (Some(index), None) => index,
+        (Some(index), Some(name)) => (resources.get(index)?.name == name).then_some(index)?,
+        (None, Some(name)) => ssh().find(|(_, r)| r.name == name)?.0,
+        (None, None) => {
+            let mut all = ssh();
+            match (all.next(), all.next()) {
+                (Some((only, _)), None) => only,
+                _ => return None,
+            }
+        }
+    };
+    Some((index, identity.to_owned()))
+}
+
+impl server::Handler for Client {
+    type Error = SshError;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, SshError> {
+        Ok(match self.holds(user, offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, SshError> {
+        match self.holds(user, key.public_key) {
+            Some((resource, identity)) => {
+                self.login = Some((resource, identity, user.to_owned()));
+                Ok(Auth::Accept)
+            }
+            None => {
+                tracing::info!(protocol = "ssh", peer = %self.peer, user, "public key not registered to this login");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), SshError> {
+        if let Err(reason) = self.connected(session).await {
+            session.disconnect(Disconnect::ByApplication, &reason, "")?;
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), SshError> {
+        let Some(conn) = self.conn.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        match conn.upstream.channel_open_session().await {
+            Ok(up) => {
+                reply.accept().await;
+                tokio::spawn(channel::session(channel, up, conn));
+            }
+            Err(error) => {
+                tracing::warn!(protocol = "ssh", %error, "upstream refused a session channel");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), SshError> {
+        let info = forward_info("forward_local", host_to_connect, port_to_connect);
+        if let Err(reason) = self.allowed(info).await {
+            reply.reject(prohibited(&reason)).await;
+            return Ok(());
+        }
+        let Some(conn) = self.conn.clone() else {
+            return Ok(());
+        };
+        let opened = conn
+            .upstream
+            .channel_open_direct_tcpip(
+                host_to_connect,
+                port_to_connect,
+                originator_address,
+                originator_port,
+            )
+            .await;
+        match opened {
+            Ok(up) => {
+                reply.accept().await;
+                tokio::spawn(super::relay::forward(channel, up));
+            }
+            Err(error) => {
+                tracing::info!(protocol = "ssh", %error, "upstream refused a direct-tcpip channel");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, SshError> {
+        // Remote forwarding is decided and audited, but not relayed yet (docs/ssh.md).
+        let allowed = self
+            .allowed(forward_info("forward_remote", address, *port))
+            .await;
+        if allowed.is_ok() {
+            tracing::info!(
+                protocol = "ssh",
+                "remote port forwarding allowed by policy but not supported yet; refused"
+            );
+        }
+        Ok(false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, SshError> {
+        // Agent forwarding is decided and audited, but not relayed yet (docs/ssh.md).
+        let allowed = self
+            .allowed(SshInfo {
+                request: "agent".into(),
+                ..Default::default()
+            })
+            .await;
+        if allowed.is_ok() {
+            tracing::info!(
+                protocol = "ssh",
+                "agent forwarding allowed by policy but not supported yet; refused"
+            );
+        }
+        Ok(false)
+    }
+}
+
+fn forward_info(request: &str, host: &str, port: u32) -> SshInfo {
+    SshInfo {
+        request: request.to_owned(),
+        forward: Some(SshForward {
+            host: host.to_owned(),
+            port,
+        }),
+        ..Default::default()
+    }
+}
+
+/// A refused channel open, with the reason OpenSSH prints (`open failed: … refused: reason`).
+fn prohibited(reason: &str) -> ChannelOpenFailure {
+    ChannelOpenFailure::Other {
+        code: 1,
+        reason: format!("refused by gate: {reason}"),
+    }
+}

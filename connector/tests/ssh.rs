@@ -1,0 +1,416 @@
+//! SSH through Gate with real OpenSSH clients (`ssh`, `scp`, `sftp`) against a real sshd:
+//! exec allowed and refused by policy, exit status, a PTY shell, sftp and scp both ways, port
+//! forwarding refused, wrong keys, a changed upstream host key, access grants, the shared listener.
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use gate_testkit::{Sshd, SshdOptions, free_port};
+
+const POLICY: &str = r#"package gate.ssh_test
+
+import rego.v1
+
+default session := {"action": "allow"}
+
+default pre_request := {"action": "allow"}
+
+pre_request := {"action": "block", "reason": "rm is not allowed here"} if {
+	input.ssh.request == "exec"
+	startswith(input.ssh.command, "rm ")
+}
+
+pre_request := {"action": "block", "reason": "sftp needs the sftp group"} if {
+	input.ssh.request == "subsystem"
+	input.ssh.subsystem == "sftp"
+	not "sftp" in input.user.groups
+}
+
+pre_request := {"action": "block", "reason": "port forwarding is off"} if {
+	startswith(input.ssh.request, "forward_")
+}
+
+pre_request := {"action": "block", "reason": "agent forwarding is off"} if {
+	input.ssh.request == "agent"
+}
+"#;
+
+/// sshd upstream, Gate with two identities in front of it on a dedicated port.
+struct Stack {
+    _sshd: Sshd,
+    gate: common::GateOnly,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn keygen(path: &Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(path.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// `resource_extra` is appended to the resource; `known_hosts` replaces the sshd's real line.
+fn stack_with(resource_extra: &str, known_hosts: Option<&str>) -> Stack {
+    let sshd = Sshd::start(SshdOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = keygen(&dir.path().join("alice"));
+    let bob = keygen(&dir.path().join("bob"));
+    keygen(&dir.path().join("stranger"));
+    let known = dir.path().join("known_hosts");
+    let line = known_hosts.map_or_else(|| sshd.known_hosts_line(), str::to_owned);
+    std::fs::write(&known, line + "\n").unwrap();
+    let policy = dir.path().join("ssh.rego");
+    std::fs::write(&policy, POLICY).unwrap();
+    let port = free_port().unwrap();
+    let yaml = format!(
+        "default_action: block\n\
+         ssh: {{host_key_file: '{host_key}'}}\n\
+         identities:\n  - {{name: alice, ssh_keys: ['{alice}'], groups: [sre, sftp]}}\n  - {{name: bob, ssh_keys: ['{bob}'], groups: [sre]}}\n\
+         resources:\n  - {{name: web1, protocol: ssh, host: 127.0.0.1, port: {up}, username: root, \
+         private_key_file: '{client_key}', known_hosts_file: '{known}', listen_port: {port}{resource_extra}}}\n\
+         policies:\n  - {{path: '{p}', stage: session}}\n  - {{path: '{p}', stage: pre_request}}\n",
+        host_key = dir.path().join("gate_host_ed25519").display(),
+        up = sshd.port(),
+        client_key = sshd.client_key().display(),
+        known = known.display(),
+        p = policy.display(),
+    );
+    let gate = common::start_yaml(&yaml, None);
+    Stack {
+        _sshd: sshd,
+        gate,
+        port,
+        dir,
+    }
+}
+
+fn stack() -> Stack {
+    stack_with("", None)
+}
+
+fn client_args(key: &Path, port: u16) -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([key.display().to_string(), "-p".into(), port.to_string()])
+    .collect()
+}
+
+fn ssh(stack: &Stack, key: &str, user: &str, args: &[&str]) -> Output {
+    Command::new("ssh")
+        .args(client_args(&stack.key(key), stack.port))
+        .arg(format!("{user}@127.0.0.1"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exec_runs_upstream_and_a_refused_command_exits_1_with_the_reason() {
+    let stack = stack();
+    let out = ssh(&stack, "alice", "alice", &["echo", "hello from $(whoami)"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello from root\n");
+    let out = ssh(&stack, "alice", "alice", &["echo oops >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "exit status passes through");
+    assert_eq!(text(&out.stderr), "oops\n");
+    let out = ssh(&stack, "alice", "alice", &["rm -rf /tmp/nothing-here"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "gate: exec refused: rm is not allowed here\r\n"
+    );
+    assert!(out.stdout.is_empty());
+    let audit = stack.gate.audit_when(|a| a.contains("rm is not allowed"));
+    assert!(audit.contains("exec: echo hello from $(whoami)"), "{audit}");
+    assert!(audit.contains("exec: rm -rf /tmp/nothing-here"), "{audit}");
+}
+
+#[test]
+fn a_wrong_key_or_unknown_user_gets_the_plain_permission_denied() {
+    let stack = stack();
+    for (key, user) in [
+        ("stranger", "alice"),
+        ("bob", "alice"),
+        ("alice", "nobody"),
+        ("alice", "alice@other"),
+    ] {
+        let out = ssh(&stack, key, user, &["true"]);
+        assert_eq!(out.status.code(), Some(255), "{key} as {user}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("Permission denied (publickey)"),
+            "{key} as {user}: {stderr}"
+        );
+        assert!(!stderr.contains("gate"), "no hint: {stderr}");
+    }
+}
+
+#[test]
+fn a_shell_with_a_pty_runs_interactively() {
+    let stack = stack();
+    let mut child = Command::new("ssh")
+        .args(client_args(&stack.key("alice"), stack.port))
+        .arg("-tt")
+        .arg("alice@127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"tty; echo answer=$((6*7)); exit 3\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("answer=42"), "{stdout}");
+    assert!(
+        stdout.contains("/dev/pts/"),
+        "a real terminal upstream: {stdout}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout} {}", text(&out.stderr));
+    let audit = stack.gate.audit_when(|a| a.contains("\"shell\""));
+    assert!(audit.contains("pty: "), "{audit}");
+}
+
+#[test]
+fn sftp_and_scp_move_files_both_ways_and_sftp_is_refused_without_the_group() {
+    let stack = stack();
+    let local = stack.dir.path().join("payload.bin");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&local, &payload).unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("up.bin");
+    let back = stack.dir.path().join("back.bin");
+    let batch = stack.dir.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            local.display(),
+            remote.display(),
+            remote.display(),
+            back.display()
+        ),
+    )
+    .unwrap();
+    let sftp = |key: &str, user: &str| {
+        let mut args = client_args(&stack.key(key), stack.port);
+        let port = args.iter().position(|a| a == "-p").unwrap();
+        args[port] = "-P".into();
+        Command::new("sftp")
+            .args(args)
+            .arg("-b")
+            .arg(&batch)
+            .arg(format!("{user}@127.0.0.1"))
+            .output()
+            .unwrap()
+    };
+    let out = sftp("alice", "alice");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&remote).unwrap(), payload);
+    assert_eq!(std::fs::read(&back).unwrap(), payload);
+
+    let out = sftp("bob", "bob");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("gate: subsystem refused: sftp needs the sftp group"),
+        "{stderr}"
+    );
+
+    for legacy in [false, true] {
+        std::fs::remove_file(&back).ok();
+        let scp = |from: String, to: String| {
+            let mut args = client_args(&stack.key("alice"), stack.port);
+            let port = args.iter().position(|a| a == "-p").unwrap();
+            args[port] = "-P".into();
+            let mut command = Command::new("scp");
+            if legacy {
+                command.arg("-O");
+            }
+            let out = command.args(args).arg(from).arg(to).output().unwrap();
+            assert!(
+                out.status.success(),
+                "legacy={legacy}: {}",
+                text(&out.stderr)
+            );
+        };
+        let target = remote_dir.path().join(format!("scp-{legacy}.bin"));
+        scp(
+            local.display().to_string(),
+            format!("alice@127.0.0.1:{}", target.display()),
+        );
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            payload,
+            "upload, legacy={legacy}"
+        );
+        scp(
+            format!("alice@127.0.0.1:{}", target.display()),
+            back.display().to_string(),
+        );
+        assert_eq!(
+            std::fs::read(&back).unwrap(),
+            payload,
+            "download, legacy={legacy}"
+        );
+    }
+    let audit = stack.gate.audit_when(|a| a.contains("scp -t"));
+    assert!(audit.contains("subsystem: sftp"), "{audit}");
+}
+
+#[test]
+fn port_forwarding_is_refused_by_policy_and_the_connection_stays_usable() {
+    let stack = stack();
+    // OpenSSH reports a refused channel at its INFO level.
+    let args: Vec<String> = client_args(&stack.key("alice"), stack.port)
+        .into_iter()
+        .map(|a| {
+            if a == "LogLevel=ERROR" {
+                "LogLevel=INFO".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let out = Command::new("ssh")
+        .args(&args)
+        .args(["-W", "127.0.0.1:22", "alice@127.0.0.1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refused by gate: port forwarding is off"),
+        "{stderr}"
+    );
+    // -L with a command: the forward is refused when used; the exec still runs.
+    let lport = free_port().unwrap();
+    let forward = format!("{lport}:127.0.0.1:22");
+    let child = Command::new("ssh")
+        .args(&args)
+        .args([
+            "-L",
+            &forward,
+            "alice@127.0.0.1",
+            "sleep 2; echo still-here",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut read = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {
+            use std::io::Read as _;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                .unwrap();
+            let _ = s.read_to_string(&mut read);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !read.starts_with("SSH-"),
+        "the forward reached the target: {read}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "still-here\n", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("refused by gate: port forwarding is off"),
+        "{}",
+        text(&out.stderr)
+    );
+    let audit = stack
+        .gate
+        .audit_when(|a| a.matches("port forwarding is off").count() >= 2);
+    assert!(audit.contains("forward_local: 127.0.0.1:22"), "{audit}");
+}
+
+#[test]
+fn a_changed_upstream_host_key_is_refused_and_audited() {
+    let other = Sshd::start(SshdOptions::default()).unwrap();
+    let stack = stack_with("", None);
+    // Pin the other server's key for this upstream's address.
+    let port = stack.gate.gate.config.resources[0].port;
+    let pinned = format!("[127.0.0.1]:{port} {}", other.host_public_key().trim());
+    std::fs::write(stack.dir.path().join("known_hosts"), pinned + "\n").unwrap();
+    let out = ssh(&stack, "alice", "alice", &["true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("gate: the host key of web1 does not match its pinned key"),
+        "{stderr}"
+    );
+    let audit = stack
+        .gate
+        .audit_when(|a| a.contains("pins a different key"));
+    assert!(audit.contains("host key SHA256:"), "{audit}");
+}
+
+#[test]
+fn a_resource_that_requires_a_grant_refuses_without_one() {
+    let stack = stack_with(", require_access_grant: true", None);
+    let out = ssh(&stack, "alice", "alice", &["true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("requires an approved access request"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_shared_listener_detects_ssh_and_the_login_names_the_resource() {
+    let stack = stack();
+    let out = Command::new("ssh")
+        .args(client_args(&stack.key("alice"), stack.gate.port))
+        .args(["-l", "alice@web1", "127.0.0.1", "echo shared"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "shared\n");
+}
