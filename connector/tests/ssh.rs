@@ -1,144 +1,16 @@
 //! SSH through Gate with real OpenSSH clients (`ssh`, `scp`, `sftp`) against a real sshd:
 //! exec allowed and refused by policy, exit status, a PTY shell, sftp and scp both ways, port
-//! forwarding refused, wrong keys, a changed upstream host key, access grants, the shared listener.
+//! forwarding refused, wrong keys, a changed upstream host key, the shared listener
+//! (certificates and access grants: `ssh_access.rs`).
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
+mod ssh_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use gate_testkit::{Sshd, SshdOptions, free_port};
-
-const POLICY: &str = r#"package gate.ssh_test
-
-import rego.v1
-
-default session := {"action": "allow"}
-
-default pre_request := {"action": "allow"}
-
-pre_request := {"action": "block", "reason": "rm is not allowed here"} if {
-	input.ssh.request == "exec"
-	startswith(input.ssh.command, "rm ")
-}
-
-pre_request := {"action": "block", "reason": "sftp needs the sftp group"} if {
-	input.ssh.request == "subsystem"
-	input.ssh.subsystem == "sftp"
-	not "sftp" in input.user.groups
-}
-
-pre_request := {"action": "block", "reason": "port forwarding is off"} if {
-	startswith(input.ssh.request, "forward_")
-}
-
-pre_request := {"action": "block", "reason": "agent forwarding is off"} if {
-	input.ssh.request == "agent"
-}
-"#;
-
-/// sshd upstream, Gate with two identities in front of it on a dedicated port.
-struct Stack {
-    _sshd: Sshd,
-    gate: common::GateOnly,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Stack {
-    fn key(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn keygen(path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-/// `resource_extra` is appended to the resource; `known_hosts` replaces the sshd's real line.
-fn stack_with(resource_extra: &str, known_hosts: Option<&str>) -> Stack {
-    let sshd = Sshd::start(SshdOptions::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let alice = keygen(&dir.path().join("alice"));
-    let bob = keygen(&dir.path().join("bob"));
-    keygen(&dir.path().join("stranger"));
-    let known = dir.path().join("known_hosts");
-    let line = known_hosts.map_or_else(|| sshd.known_hosts_line(), str::to_owned);
-    std::fs::write(&known, line + "\n").unwrap();
-    let policy = dir.path().join("ssh.rego");
-    std::fs::write(&policy, POLICY).unwrap();
-    let port = free_port().unwrap();
-    let yaml = format!(
-        "default_action: block\n\
-         ssh: {{host_key_file: '{host_key}'}}\n\
-         identities:\n  - {{name: alice, ssh_keys: ['{alice}'], groups: [sre, sftp]}}\n  - {{name: bob, ssh_keys: ['{bob}'], groups: [sre]}}\n\
-         resources:\n  - {{name: web1, protocol: ssh, host: 127.0.0.1, port: {up}, username: root, \
-         private_key_file: '{client_key}', known_hosts_file: '{known}', listen_port: {port}{resource_extra}}}\n\
-         policies:\n  - {{path: '{p}', stage: session}}\n  - {{path: '{p}', stage: pre_request}}\n",
-        host_key = dir.path().join("gate_host_ed25519").display(),
-        up = sshd.port(),
-        client_key = sshd.client_key().display(),
-        known = known.display(),
-        p = policy.display(),
-    );
-    let gate = common::start_yaml(&yaml, None);
-    Stack {
-        _sshd: sshd,
-        gate,
-        port,
-        dir,
-    }
-}
-
-fn stack() -> Stack {
-    stack_with("", None)
-}
-
-fn client_args(key: &Path, port: u16) -> Vec<String> {
-    [
-        "-F",
-        "/dev/null",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "LogLevel=ERROR",
-        "-i",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .chain([key.display().to_string(), "-p".into(), port.to_string()])
-    .collect()
-}
-
-fn ssh(stack: &Stack, key: &str, user: &str, args: &[&str]) -> Output {
-    Command::new("ssh")
-        .args(client_args(&stack.key(key), stack.port))
-        .arg(format!("{user}@127.0.0.1"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use ssh_support::*;
 
 #[test]
 fn exec_runs_upstream_and_a_refused_command_exits_1_with_the_reason() {
@@ -234,9 +106,7 @@ fn sftp_and_scp_move_files_both_ways_and_sftp_is_refused_without_the_group() {
     )
     .unwrap();
     let sftp = |key: &str, user: &str| {
-        let mut args = client_args(&stack.key(key), stack.port);
-        let port = args.iter().position(|a| a == "-p").unwrap();
-        args[port] = "-P".into();
+        let args = copy_args(&stack.key(key), stack.port);
         Command::new("sftp")
             .args(args)
             .arg("-b")
@@ -261,9 +131,7 @@ fn sftp_and_scp_move_files_both_ways_and_sftp_is_refused_without_the_group() {
     for legacy in [false, true] {
         std::fs::remove_file(&back).ok();
         let scp = |from: String, to: String| {
-            let mut args = client_args(&stack.key("alice"), stack.port);
-            let port = args.iter().position(|a| a == "-p").unwrap();
-            args[port] = "-P".into();
+            let args = copy_args(&stack.key("alice"), stack.port);
             let mut command = Command::new("scp");
             if legacy {
                 command.arg("-O");
@@ -372,7 +240,7 @@ fn port_forwarding_is_refused_by_policy_and_the_connection_stays_usable() {
 #[test]
 fn a_changed_upstream_host_key_is_refused_and_audited() {
     let other = Sshd::start(SshdOptions::default()).unwrap();
-    let stack = stack_with("", None);
+    let stack = stack_with("", "");
     // Pin the other server's key for this upstream's address.
     let port = stack.gate.gate.config.resources[0].port;
     let pinned = format!("[127.0.0.1]:{port} {}", other.host_public_key().trim());
@@ -388,18 +256,6 @@ fn a_changed_upstream_host_key_is_refused_and_audited() {
         .gate
         .audit_when(|a| a.contains("pins a different key"));
     assert!(audit.contains("host key SHA256:"), "{audit}");
-}
-
-#[test]
-fn a_resource_that_requires_a_grant_refuses_without_one() {
-    let stack = stack_with(", require_access_grant: true", None);
-    let out = ssh(&stack, "alice", "alice", &["true"]);
-    assert_eq!(out.status.code(), Some(255));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("requires an approved access request"),
-        "{stderr}"
-    );
 }
 
 #[test]

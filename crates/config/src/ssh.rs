@@ -14,12 +14,17 @@ pub struct SshConfig {
     /// start that serves an SSH resource when the file does not exist.
     #[serde(default = "default_host_key_file")]
     pub host_key_file: String,
+    /// CAs (OpenSSH public key lines) whose user certificates log in: a principal names the
+    /// identity, the `groups@gate.dev` extension its groups.
+    #[serde(default)]
+    pub user_ca_keys: Vec<String>,
 }
 
 impl Default for SshConfig {
     fn default() -> Self {
         Self {
             host_key_file: default_host_key_file(),
+            user_ca_keys: Vec::new(),
         }
     }
 }
@@ -44,6 +49,7 @@ impl SshConfig {
         if self.host_key_file.is_empty() {
             p.push("ssh.host_key_file", "must not be empty");
         }
+        validate_keys(&self.user_ca_keys, "ssh.user_ca_keys", p);
     }
 }
 

@@ -225,9 +225,9 @@ struct Running {
 }
 
 /// Decide and send upstream an `exec`, `shell` or `subsystem` request; `Some` when the channel
-/// started. A refused exec or shell still gets `success`, then the reason on stderr and exit
-/// status 1 (so `ssh host cmd` exits 1 with the reason); a refused subsystem gets the reason on
-/// stderr and `failure`. Either way the channel then closes and the connection stays usable.
+/// started. A refused one still gets `success`, then the reason on stderr, exit status 1 and
+/// close (so `ssh host cmd` exits 1 with the reason, and OpenSSH prints it before it exits,
+/// which it does not always do before acting on a `failure`); the connection stays usable.
 async fn start(
     conn: &Conn,
     down: &mut Channel<server::Msg>,
@@ -244,15 +244,10 @@ async fn start(
     };
     if let Decision::Block(reason) = &ruling.decision {
         let message = format!("gate: {request} refused: {reason}\r\n");
-        if let Started::Subsystem(_) = started {
-            let _ = down.extended_data_bytes(1, message.into_bytes()).await;
-            reply(&conn.client, id, false).await;
-        } else {
-            reply(&conn.client, id, true).await;
-            let _ = down.extended_data_bytes(1, message.into_bytes()).await;
-            let _ = down.exit_status(1).await;
-            let _ = down.eof().await;
-        }
+        reply(&conn.client, id, true).await;
+        let _ = down.extended_data_bytes(1, message.into_bytes()).await;
+        let _ = down.exit_status(1).await;
+        let _ = down.eof().await;
         let _ = down.close().await;
         let _ = up.close().await;
         conn.complete(&ruling, Some(1), 0, at).await;

@@ -29,6 +29,8 @@ pub(super) struct Client {
     dedicated: Option<usize>,
     /// Who proved their key: resource index, identity, login name.
     login: Option<(usize, String, String)>,
+    /// Groups a certificate gave the identity (`groups@gate.dev`).
+    cert_groups: Vec<String>,
     conn: Option<Arc<Conn>>,
 }
 
@@ -39,6 +41,7 @@ impl Client {
             peer,
             dedicated,
             login: None,
+            cert_groups: Vec::new(),
             conn: None,
         }
     }
@@ -61,7 +64,12 @@ impl Client {
         };
         let (asks, rx) = mpsc::channel(64);
         let (admitted, answer) = oneshot::channel();
-        let user = crate::auth::static_user(&self.gate, &identity);
+        let mut user = crate::auth::static_user(&self.gate, &identity);
+        for group in std::mem::take(&mut self.cert_groups) {
+            if !user.groups.contains(&group) {
+                user.groups.push(group);
+            }
+        }
         let login = Login {
             resource,
             user,
@@ -167,10 +175,38 @@ impl server::Handler for Client {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, SshError> {
-        Ok(match self.holds(user, offer.public_key) {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
+        // With user CAs configured, any key may carry a certificate: its check comes once the
+        // signature is verified (auth_openssh_certificate), so every key is let through here.
+        let cas = self.gate.protocols.ssh.user_cas().is_some_and(|c| c.any());
+        Ok(if cas || self.holds(user, offer.public_key).is_some() {
+            Auth::Accept
+        } else {
+            Auth::reject()
         })
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &russh::keys::Certificate,
+    ) -> Result<Auth, SshError> {
+        let Some((resource, identity)) = self.route(user) else {
+            return Ok(Auth::reject());
+        };
+        let Some(cas) = self.gate.protocols.ssh.user_cas() else {
+            return Ok(Auth::reject());
+        };
+        match cas.admit(certificate, &identity) {
+            Ok(groups) => {
+                self.login = Some((resource, identity, user.to_owned()));
+                self.cert_groups = groups;
+                Ok(Auth::Accept)
+            }
+            Err(reason) => {
+                tracing::info!(protocol = "ssh", peer = %self.peer, user, %reason, "certificate refused");
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_publickey(

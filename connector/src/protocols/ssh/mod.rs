@@ -2,6 +2,7 @@
 //! of identities) and an SSH client to the upstream (the resource's key or password, host key
 //! pinned by `known_hosts_file`); every channel request is decided by policy. See README.md.
 
+mod certs;
 mod channel;
 pub mod error;
 mod handler;
@@ -38,6 +39,7 @@ pub struct Shared {
 struct Loaded {
     config: Arc<Config>,
     keys: keys::IdentityKeys,
+    cas: certs::UserCas,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
         }
         let host_key = keys::host_key(&config.ssh.host_key_file)?;
         let keys = keys::IdentityKeys::new(&config.identities)?;
+        let cas = certs::UserCas::new(&config.ssh.user_ca_keys)?;
         let server = Config {
             server_id: russh::SshId::Standard("SSH-2.0-Gate".into()),
             methods: russh::MethodSet::from(&[MethodKind::PublicKey][..]),
@@ -64,6 +67,7 @@ impl Shared {
         let _ = self.loaded.set(Loaded {
             config: Arc::new(server),
             keys,
+            cas,
         });
         Ok(())
     }
@@ -74,6 +78,10 @@ impl Shared {
 
     fn identity_keys(&self) -> Option<&keys::IdentityKeys> {
         self.loaded.get().map(|l| &l.keys)
+    }
+
+    fn user_cas(&self) -> Option<&certs::UserCas> {
+        self.loaded.get().map(|l| &l.cas)
     }
 }
 
