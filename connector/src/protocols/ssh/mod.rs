@@ -87,15 +87,18 @@ impl Shared {
 
 /// At start: load the host key and identity keys when an SSH resource is configured.
 pub fn load_if_served(gate: &Gate) -> Result<(), SshError> {
-    if gate
-        .config
-        .resources
-        .iter()
-        .any(|r| r.protocol == gate_config::connector::Protocol::Ssh)
-    {
+    if serves_ssh(gate) {
         gate.protocols.ssh.load(&gate.config)?;
     }
     Ok(())
+}
+
+/// Whether any SSH resource is configured (else no host key is loaded or generated).
+fn serves_ssh(gate: &Gate) -> bool {
+    gate.config
+        .resources
+        .iter()
+        .any(|r| r.protocol == gate_config::connector::Protocol::Ssh)
 }
 
 /// Serve one SSH client on `stream` (on a resource's own port, `dedicated` is its index).
@@ -107,6 +110,11 @@ pub async fn handle_client<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if !serves_ssh(&gate) {
+        tracing::info!(%peer, "SSH on the shared listener, but no ssh resource is configured; closing");
+        outcome::count(&gate, "ssh", "", Outcome::ProtocolError);
+        return;
+    }
     if let Err(error) = gate.protocols.ssh.load(&gate.config) {
         tracing::error!(protocol = "ssh", %error, "cannot serve ssh");
         outcome::count(&gate, "ssh", "", Outcome::ProtocolError);
@@ -141,3 +149,6 @@ pub async fn serve_listener(
         tokio::spawn(handle_client(stream, peer, gate.clone(), Some(index)));
     }
 }
+
+#[cfg(test)]
+mod tests;
