@@ -28,7 +28,7 @@ fn the_shipped_config_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config/connector.yaml: ok (4 resource(s), 2 policy file(s))"),
+        stdout.contains("config/connector.yaml: ok (5 resource(s), 2 policy file(s))"),
         "{stdout}"
     );
 }

@@ -58,7 +58,7 @@ fn a_shell_with_a_pty_runs_interactively() {
     let stack = stack();
     let mut child = Command::new("ssh")
         .args(client_args(&stack.key("alice"), stack.port))
-        .arg("-tt")
+        .args(["-tt", "-o", "SetEnv=GATE_GREETING=hi LANG=C.UTF-8"])
         .arg("alice@127.0.0.1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -69,12 +69,14 @@ fn a_shell_with_a_pty_runs_interactively() {
         use std::io::Write as _;
         let stdin = child.stdin.as_mut().unwrap();
         stdin
-            .write_all(b"tty; echo answer=$((6*7)); exit 3\n")
+            .write_all(b"tty; echo answer=$((6*7)) greeting=$GATE_GREETING; exit 3\n")
             .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("answer=42"), "{stdout}");
+    // GATE_GREETING passes (sshd accepts GATE_*); LANG is refused upstream, and the
+    // shell starts all the same.
+    assert!(stdout.contains("answer=42 greeting=hi"), "{stdout}");
     assert!(
         stdout.contains("/dev/pts/"),
         "a real terminal upstream: {stdout}"
@@ -82,6 +84,10 @@ fn a_shell_with_a_pty_runs_interactively() {
     assert_eq!(out.status.code(), Some(3), "{stdout} {}", text(&out.stderr));
     let audit = stack.gate.audit_when(|a| a.contains("\"shell\""));
     assert!(audit.contains("pty: "), "{audit}");
+    assert!(
+        audit.contains("env: GATE_GREETING") && audit.contains("env: LANG"),
+        "{audit}"
+    );
 }
 
 #[test]

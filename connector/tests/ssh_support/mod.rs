@@ -52,22 +52,17 @@ impl Stack {
 }
 
 pub(crate) fn keygen(path: &Path) -> String {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub"))
-        .unwrap()
-        .trim()
-        .to_owned()
+    gate_testkit::ssh_keygen(path).unwrap()
 }
 
 /// `resource_extra` is appended to the resource, `ssh_extra` to the top-level `ssh:`; a CA key
 /// pair `ca` is in the stack's directory.
 pub(crate) fn stack_with(resource_extra: &str, ssh_extra: &str) -> Stack {
-    let sshd = Sshd::start(SshdOptions::default()).unwrap();
+    let sshd = Sshd::start(SshdOptions {
+        config: vec!["AcceptEnv GATE_*".into()],
+        ..Default::default()
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let alice = keygen(&dir.path().join("alice"));
     let bob = keygen(&dir.path().join("bob"));

@@ -1,15 +1,14 @@
-//! One client channel and the upstream channel Gate opened for it. Before the channel starts,
+//! One client session channel before it starts, and the upstream channel Gate opened for it:
 //! each request (`pty-req`, `env`, `exec`, `shell`, `subsystem`) is decided by policy and, if
-//! allowed, sent upstream with the upstream's answer relayed back. Once started, bytes, EOF,
-//! `window-change`, signals, `exit-status` and `exit-signal` pass through unchanged, recorded
-//! when the resource says so.
+//! allowed, sent upstream with `want_reply`; the caller (the connection's handler, which russh
+//! calls in request order) relays the upstream's answer. A started channel goes to `relay.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use gate_policy::{SshInfo, SshPty};
-use russh::{Channel, ChannelId, ChannelMsg, client, server};
+use russh::{Channel, ChannelMsg, Pty, client, server};
 use tokio::sync::{mpsc, oneshot};
 
 use super::policy::{Ask, Ruling};
@@ -83,134 +82,7 @@ impl Setup {
     }
 }
 
-/// Serve one session channel until either side closes it.
-pub(super) async fn session(down: Channel<server::Msg>, up: Channel<client::Msg>, conn: Arc<Conn>) {
-    let id = down.id();
-    let mut down = down;
-    let mut up = up;
-    let mut setup = Setup::default();
-    while let Some(msg) = down.wait().await {
-        match msg {
-            ChannelMsg::RequestPty {
-                term,
-                col_width,
-                row_height,
-                pix_width,
-                pix_height,
-                terminal_modes,
-                ..
-            } => {
-                let pty = SshPty {
-                    term: term.clone(),
-                    cols: col_width,
-                    rows: row_height,
-                };
-                let mut info = setup.info("pty");
-                info.pty = Some(pty.clone());
-                let ok = match conn.decide(info).await.map(|r| r.decision) {
-                    Some(Decision::Forward | Decision::Rewrite(_)) => {
-                        let sent = up
-                            .request_pty(
-                                true,
-                                &term,
-                                col_width,
-                                row_height,
-                                pix_width,
-                                pix_height,
-                                &terminal_modes,
-                            )
-                            .await;
-                        sent.is_ok() && upstream_reply(&mut up).await
-                    }
-                    _ => false,
-                };
-                if ok {
-                    setup.pty = Some(pty);
-                }
-                reply(&conn.client, id, ok).await;
-            }
-            ChannelMsg::SetEnv {
-                variable_name,
-                variable_value,
-                ..
-            } => {
-                let mut info = setup.info("env");
-                info.env
-                    .insert(variable_name.clone(), variable_value.clone());
-                let ok = match conn.decide(info).await.map(|r| r.decision) {
-                    Some(Decision::Forward | Decision::Rewrite(_)) => {
-                        let sent = up
-                            .set_env(true, variable_name.clone(), variable_value.clone())
-                            .await;
-                        sent.is_ok() && upstream_reply(&mut up).await
-                    }
-                    _ => false,
-                };
-                if ok {
-                    setup.env.insert(variable_name, variable_value);
-                }
-                reply(&conn.client, id, ok).await;
-            }
-            ChannelMsg::Exec { command, .. } => {
-                let mut info = setup.info("exec");
-                info.command = Some(String::from_utf8_lossy(&command).into_owned());
-                let started = Started::Exec(command);
-                if let Some(ruling) = start(&conn, &mut down, &mut up, info, &started).await {
-                    return finish(down, up, &conn, &setup, &started, ruling).await;
-                }
-            }
-            ChannelMsg::RequestShell { .. } => {
-                let info = setup.info("shell");
-                if let Some(ruling) = start(&conn, &mut down, &mut up, info, &Started::Shell).await
-                {
-                    return finish(down, up, &conn, &setup, &Started::Shell, ruling).await;
-                }
-            }
-            ChannelMsg::RequestSubsystem { name, .. } => {
-                let mut info = setup.info("subsystem");
-                info.subsystem = Some(name.clone());
-                let started = Started::Subsystem(name);
-                if let Some(ruling) = start(&conn, &mut down, &mut up, info, &started).await {
-                    return finish(down, up, &conn, &setup, &started, ruling).await;
-                }
-            }
-            // Answered by the connection's handler (refused unless allowed).
-            ChannelMsg::AgentForward { .. } => {}
-            ChannelMsg::RequestX11 { .. } => {
-                let _ = conn.decide(setup.info("x11")).await;
-                reply(&conn.client, id, false).await;
-            }
-            ChannelMsg::WindowChange {
-                col_width,
-                row_height,
-                pix_width,
-                pix_height,
-            } => {
-                if let Some(pty) = &mut setup.pty {
-                    pty.cols = col_width;
-                    pty.rows = row_height;
-                }
-                let _ = up
-                    .window_change(col_width, row_height, pix_width, pix_height)
-                    .await;
-            }
-            ChannelMsg::Signal { signal } => {
-                let _ = up.signal(signal).await;
-            }
-            ChannelMsg::Data { data } => {
-                let _ = up.data_bytes(data).await;
-            }
-            ChannelMsg::Eof => {
-                let _ = up.eof().await;
-            }
-            ChannelMsg::Close => break,
-            _ => {}
-        }
-    }
-    let _ = up.close().await;
-}
-
-/// What the channel started as.
+/// What the channel starts as.
 pub(super) enum Started {
     /// The command as the client sent it (forwarded as these bytes).
     Exec(Vec<u8>),
@@ -218,53 +90,144 @@ pub(super) enum Started {
     Subsystem(String),
 }
 
+impl Started {
+    fn info(&self, setup: &Setup) -> SshInfo {
+        match self {
+            Started::Exec(command) => SshInfo {
+                command: Some(String::from_utf8_lossy(command).into_owned()),
+                ..setup.info("exec")
+            },
+            Started::Shell => setup.info("shell"),
+            Started::Subsystem(name) => SshInfo {
+                subsystem: Some(name.clone()),
+                ..setup.info("subsystem")
+            },
+        }
+    }
+}
+
 /// A started request's ruling and when it was asked.
-struct Running {
+pub(super) struct Running {
     ruling: Ruling,
     at: Instant,
 }
 
-/// Decide and send upstream an `exec`, `shell` or `subsystem` request; `Some` when the channel
-/// started. A refused one still gets `success`, then the reason on stderr, exit status 1 and
-/// close (so `ssh host cmd` exits 1 with the reason, and OpenSSH prints it before it exits,
-/// which it does not always do before acting on a `failure`); the connection stays usable.
-async fn start(
-    conn: &Conn,
-    down: &mut Channel<server::Msg>,
-    up: &mut Channel<client::Msg>,
-    info: SshInfo,
-    started: &Started,
-) -> Option<Running> {
-    let id = down.id();
-    let at = Instant::now();
-    let request = info.request.clone();
-    let Some(ruling) = conn.decide(info).await else {
-        reply(&conn.client, id, false).await;
-        return None;
-    };
-    if let Decision::Block(reason) = &ruling.decision {
-        let message = format!("gate: {request} refused: {reason}\r\n");
-        reply(&conn.client, id, true).await;
-        let _ = down.extended_data_bytes(1, message.into_bytes()).await;
-        let _ = down.exit_status(1).await;
-        let _ = down.eof().await;
-        let _ = down.close().await;
-        let _ = up.close().await;
-        conn.complete(&ruling, Some(1), 0, at).await;
-        return None;
+/// How a start request went.
+pub(super) enum Start {
+    /// Allowed, and the upstream started it.
+    Running(Running),
+    /// Refused by policy: tell the client this (then exit status 1 and close).
+    Refused(String),
+    /// The upstream said no (or is gone): `failure`, the channel stays open.
+    Failed,
+}
+
+/// A session channel that has not started yet.
+pub(super) struct Pending {
+    pub(super) down: Channel<server::Msg>,
+    up: Channel<client::Msg>,
+    setup: Setup,
+}
+
+impl Pending {
+    pub(super) fn new(down: Channel<server::Msg>, up: Channel<client::Msg>) -> Self {
+        Self {
+            down,
+            up,
+            setup: Setup::default(),
+        }
     }
-    let asked = match started {
-        Started::Exec(command) => up.exec(true, command.clone()).await,
-        Started::Subsystem(name) => up.request_subsystem(true, name.clone()).await,
-        Started::Shell => up.request_shell(true).await,
-    };
-    let ok = asked.is_ok() && upstream_reply(up).await;
-    reply(&conn.client, id, ok).await;
-    if !ok {
-        conn.complete(&ruling, None, 0, at).await;
-        return None;
+
+    /// A `pty-req`: decided, then asked upstream; whether it was granted.
+    pub(super) async fn pty(
+        &mut self,
+        conn: &Conn,
+        pty: SshPty,
+        pixels: (u32, u32),
+        modes: &[(Pty, u32)],
+    ) -> bool {
+        let info = SshInfo {
+            pty: Some(pty.clone()),
+            ..self.setup.info("pty")
+        };
+        if !allowed(conn.decide(info).await) {
+            return false;
+        }
+        let sent = self
+            .up
+            .request_pty(
+                true, &pty.term, pty.cols, pty.rows, pixels.0, pixels.1, modes,
+            )
+            .await;
+        let ok = sent.is_ok() && upstream_reply(&mut self.up).await;
+        if ok {
+            self.setup.pty = Some(pty);
+        }
+        ok
     }
-    Some(Running { ruling, at })
+
+    /// An `env` request: decided, then asked upstream; whether it was granted.
+    pub(super) async fn env(&mut self, conn: &Conn, name: &str, value: &str) -> bool {
+        let mut info = self.setup.info("env");
+        info.env.insert(name.to_owned(), value.to_owned());
+        if !allowed(conn.decide(info).await) {
+            return false;
+        }
+        let sent = self.up.set_env(true, name, value).await;
+        let ok = sent.is_ok() && upstream_reply(&mut self.up).await;
+        if ok {
+            self.setup.env.insert(name.to_owned(), value.to_owned());
+        }
+        ok
+    }
+
+    /// A window change before the channel starts: the size later requests see. (The request
+    /// itself waits in the channel and goes upstream when the relay starts, in order.)
+    pub(super) fn window_change(&mut self, cols: u32, rows: u32) {
+        if let Some(pty) = &mut self.setup.pty {
+            pty.cols = cols;
+            pty.rows = rows;
+        }
+    }
+
+    /// An `exec`, `shell` or `subsystem` request: decided, then asked upstream. A refused one is
+    /// audited as exiting 1 and closes the upstream channel.
+    pub(super) async fn start(&mut self, conn: &Conn, started: &Started) -> Start {
+        let at = Instant::now();
+        let info = started.info(&self.setup);
+        let request = info.request.clone();
+        let Some(ruling) = conn.decide(info).await else {
+            return Start::Failed;
+        };
+        if let Decision::Block(reason) = &ruling.decision {
+            let _ = self.up.close().await;
+            conn.complete(&ruling, Some(1), 0, at).await;
+            return Start::Refused(format!("gate: {request} refused: {reason}\r\n"));
+        }
+        let asked = match started {
+            Started::Exec(command) => self.up.exec(true, command.clone()).await,
+            Started::Subsystem(name) => self.up.request_subsystem(true, name.clone()).await,
+            Started::Shell => self.up.request_shell(true).await,
+        };
+        if asked.is_ok() && upstream_reply(&mut self.up).await {
+            Start::Running(Running { ruling, at })
+        } else {
+            conn.complete(&ruling, None, 0, at).await;
+            Start::Failed
+        }
+    }
+
+    /// Close the upstream channel of a channel that never started.
+    pub(super) async fn close(self) {
+        let _ = self.up.close().await;
+    }
+}
+
+fn allowed(ruling: Option<Ruling>) -> bool {
+    matches!(
+        ruling.map(|r| r.decision),
+        Some(Decision::Forward | Decision::Rewrite(_))
+    )
 }
 
 /// Wait for the upstream's answer to the request just sent: `success` or `failure`.
@@ -279,26 +242,11 @@ async fn upstream_reply(up: &mut Channel<client::Msg>) -> bool {
     false
 }
 
-/// Answer the client's pending request on channel `id`.
-pub(super) async fn reply(client: &server::Handle, id: ChannelId, ok: bool) {
-    let _ = if ok {
-        client.channel_success(id).await
-    } else {
-        client.channel_failure(id).await
-    };
-}
-
 /// Relay a started channel until both sides are done, then audit its exit status, bytes and
 /// duration.
-async fn finish(
-    down: Channel<server::Msg>,
-    up: Channel<client::Msg>,
-    conn: &Conn,
-    setup: &Setup,
-    started: &Started,
-    running: Running,
-) {
-    let (exit_status, bytes) = super::relay::session(down, up, conn, setup, started).await;
+pub(super) async fn run(pending: Pending, conn: Arc<Conn>, started: Started, running: Running) {
+    let Pending { down, up, setup } = pending;
+    let (exit_status, bytes) = super::relay::session(down, up, &conn, &setup, &started).await;
     conn.complete(&running.ruling, exit_status, bytes, running.at)
         .await;
 }

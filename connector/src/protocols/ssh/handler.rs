@@ -3,18 +3,19 @@
 //! channels the client opens (sessions, `direct-tcpip`), plus the requests that are not a
 //! channel's (`tcpip-forward`, agent forwarding), each decided by policy.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gate_config::connector::{Protocol, ResourceConfig};
-use gate_policy::{SshForward, SshInfo};
+use gate_policy::{SshForward, SshInfo, SshPty};
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::sync::{mpsc, oneshot};
 
-use super::channel::{self, Conn};
+use super::channel::{self, Conn, Pending, Start, Started};
 use super::error::SshError;
 use super::policy::{self, Ask, Login};
 use super::upstream;
@@ -32,6 +33,8 @@ pub(super) struct Client {
     /// Groups a certificate gave the identity (`groups@gate.dev`).
     cert_groups: Vec<String>,
     conn: Option<Arc<Conn>>,
+    /// Session channels whose exec, shell or subsystem has not started yet.
+    pending: HashMap<ChannelId, Pending>,
 }
 
 impl Client {
@@ -43,6 +46,7 @@ impl Client {
             login: None,
             cert_groups: Vec::new(),
             conn: None,
+            pending: HashMap::new(),
         }
     }
 
@@ -117,6 +121,38 @@ impl Client {
             upstream,
             client: session.handle(),
         }));
+        Ok(())
+    }
+
+    /// Start pending channel `id` as `started` and answer the client: success and the relay
+    /// task; success, the refusal on stderr, exit status 1 and close; or failure.
+    async fn start(
+        &mut self,
+        id: ChannelId,
+        started: Started,
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        let (Some(conn), Some(mut pending)) = (self.conn.clone(), self.pending.remove(&id)) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        match pending.start(&conn, &started).await {
+            Start::Running(running) => {
+                session.channel_success(id)?;
+                tokio::spawn(channel::run(pending, conn, started, running));
+            }
+            Start::Refused(message) => {
+                session.channel_success(id)?;
+                session.extended_data(id, 1, message.into_bytes())?;
+                session.exit_status_request(id, 1)?;
+                session.eof(id)?;
+                session.close(id)?;
+            }
+            Start::Failed => {
+                session.channel_failure(id)?;
+                self.pending.insert(id, pending);
+            }
+        }
         Ok(())
     }
 
@@ -248,7 +284,7 @@ impl server::Handler for Client {
         match conn.upstream.channel_open_session().await {
             Ok(up) => {
                 reply.accept().await;
-                tokio::spawn(channel::session(channel, up, conn));
+                self.pending.insert(channel.id(), Pending::new(channel, up));
             }
             Err(error) => {
                 tracing::warn!(protocol = "ssh", %error, "upstream refused a session channel");
@@ -298,6 +334,120 @@ impl server::Handler for Client {
         Ok(())
     }
 
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        let pty = SshPty {
+            term: term.to_owned(),
+            cols: col_width,
+            rows: row_height,
+        };
+        let ok = match (self.conn.clone(), self.pending.get_mut(&channel)) {
+            (Some(conn), Some(pending)) => {
+                pending
+                    .pty(&conn, pty, (pix_width, pix_height), modes)
+                    .await
+            }
+            _ => false,
+        };
+        answer(session, channel, ok)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        let ok = match (self.conn.clone(), self.pending.get_mut(&channel)) {
+            (Some(conn), Some(pending)) => pending.env(&conn, variable_name, variable_value).await,
+            _ => false,
+        };
+        answer(session, channel, ok)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        self.start(channel, Started::Exec(data.to_vec()), session)
+            .await
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        self.start(channel, Started::Shell, session).await
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        self.start(channel, Started::Subsystem(name.to_owned()), session)
+            .await
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), SshError> {
+        // Decided and audited, but not relayed yet (docs/ssh.md).
+        let _ = self
+            .allowed(SshInfo {
+                request: "x11".into(),
+                ..Default::default()
+            })
+            .await;
+        answer(session, channel, false)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), SshError> {
+        if let Some(pending) = self.pending.get_mut(&channel) {
+            pending.window_change(col_width, row_height);
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), SshError> {
+        if let Some(pending) = self.pending.remove(&channel) {
+            pending.close().await;
+        }
+        Ok(())
+    }
+
     async fn tcpip_forward(
         &mut self,
         address: &str,
@@ -337,6 +487,16 @@ impl server::Handler for Client {
         }
         Ok(false)
     }
+}
+
+/// Answer the request just made on `channel` (russh calls the handler in request order).
+fn answer(session: &mut Session, channel: ChannelId, ok: bool) -> Result<(), SshError> {
+    if ok {
+        session.channel_success(channel)?;
+    } else {
+        session.channel_failure(channel)?;
+    }
+    Ok(())
 }
 
 fn forward_info(request: &str, host: &str, port: u32) -> SshInfo {

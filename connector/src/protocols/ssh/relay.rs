@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client, server};
 
-use super::channel::{Conn, Setup, Started, reply};
+use super::channel::{Conn, Setup, Started};
 use crate::recording::{Recorder, RecordingMeta};
 
 /// What a relay does besides passing messages on.
@@ -14,8 +14,8 @@ struct Taps<'a> {
     /// The recording of this channel, if any.
     recorder: Mutex<Option<Recorder>>,
     record_input: bool,
-    /// For requests only the connection can answer (`exit-signal`, refusals): absent for a
-    /// forwarded TCP channel.
+    /// For what only the connection can send (`exit-signal`): absent for a forwarded TCP
+    /// channel.
     client: Option<(&'a server::Handle, ChannelId)>,
 }
 
@@ -83,17 +83,7 @@ async fn to_upstream(
                 let _ = up.signal(signal).await;
             }
             ChannelMsg::Close => break,
-            // A second exec, shell, subsystem, pty or env request on a started channel.
-            ChannelMsg::Exec { .. }
-            | ChannelMsg::RequestShell { .. }
-            | ChannelMsg::RequestSubsystem { .. }
-            | ChannelMsg::RequestPty { .. }
-            | ChannelMsg::SetEnv { .. }
-            | ChannelMsg::RequestX11 { .. } => {
-                if let Some((client, id)) = taps.client {
-                    reply(client, id, false).await;
-                }
-            }
+            // Requests (copies of what the handler answered) are not data.
             _ => {}
         }
     }
