@@ -91,7 +91,7 @@ fn a_shell_with_a_pty_runs_interactively() {
 }
 
 #[test]
-fn sftp_and_scp_move_files_both_ways_and_sftp_is_refused_without_the_group() {
+fn sftp_scp_and_rsync_move_files_and_sftp_is_refused_without_the_group() {
     let stack = stack();
     let local = stack.dir.path().join("payload.bin");
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -169,8 +169,23 @@ fn sftp_and_scp_move_files_both_ways_and_sftp_is_refused_without_the_group() {
             "download, legacy={legacy}"
         );
     }
-    let audit = stack.gate.audit_when(|a| a.contains("scp -t"));
+    // rsync runs `rsync --server` upstream as an exec.
+    let synced = remote_dir.path().join("rsync.bin");
+    let transport = format!(
+        "ssh {}",
+        client_args(&stack.key("alice"), stack.port).join(" ")
+    );
+    let out = Command::new("rsync")
+        .args(["-e", &transport])
+        .arg(&local)
+        .arg(format!("alice@127.0.0.1:{}", synced.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&synced).unwrap(), payload, "rsync");
+    let audit = stack.gate.audit_when(|a| a.contains("rsync --server"));
     assert!(audit.contains("subsystem: sftp"), "{audit}");
+    assert!(audit.contains("exec: scp -t"), "{audit}");
 }
 
 #[test]
