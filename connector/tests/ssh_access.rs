@@ -1,6 +1,7 @@
 //! Who gets in over SSH besides registered keys, and for how long: OpenSSH user certificates
 //! signed by `ssh.user_ca_keys` (principal → identity, `groups@gate.dev` → groups), and
-//! `require_access_grant` (refused without a grant, cut off when it expires or is revoked).
+//! keyboard-interactive logins with a JWT, and `require_access_grant` (refused without a grant,
+//! cut off when it expires or is revoked).
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::jwt;
 use gate_connector::managed::Managed;
 use gate_proto::v1::Grant;
 use ssh_support::*;
@@ -213,4 +215,72 @@ fn a_grant_is_required_and_its_end_closes_the_connection_with_the_reason() {
         audit.contains("exec: echo started; sleep 10; echo never"),
         "{audit}"
     );
+}
+
+/// Log in by keyboard-interactive only, answering the prompt with `token` (through
+/// `SSH_ASKPASS`, as a terminal would).
+fn ssh_with_token(stack: &Stack, user: &str, token: &str, command: &str) -> std::process::Output {
+    let askpass = stack.dir.path().join(format!("askpass-{user}"));
+    let token_file = stack.dir.path().join(format!("token-{user}"));
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\ncat '{}'\n", token_file.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args: Vec<String> = client_args(&stack.key("stranger"), stack.port)
+        .into_iter()
+        .map(|a| {
+            if a == "BatchMode=yes" {
+                "BatchMode=no".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    Command::new("ssh")
+        .args(&args)
+        .args(["-o", "PreferredAuthentications=keyboard-interactive"])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(command)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keyboard_interactive_takes_a_token_for_the_login_name() {
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let (pem, auth) = jwt::trusted_issuer(issuer_dir.path());
+    let stack = stack_full("", "", &auth);
+    let exp = jwt::now() + 600;
+    let token = jwt::token(&pem, "k1", jwt::claims("dana", &["sre"], "gate", exp));
+    let out = ssh_with_token(&stack, "dana", &token, "echo token-ok");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "token-ok\n");
+    let audit = stack.gate.audit_when(|a| a.contains("exec: echo token-ok"));
+    assert!(audit.contains("\"identity\":\"dana\""), "{audit}");
+    // A token for someone else, an expired one, a token from no trusted issuer: refused alike.
+    let other = jwt::token(&pem, "k1", jwt::claims("erin", &[], "gate", exp));
+    let expired = jwt::token(
+        &pem,
+        "k1",
+        jwt::claims("dana", &[], "gate", jwt::now() - 600),
+    );
+    let (rogue_pem, _) = jwt::keypair(issuer_dir.path(), "rogue", "k1");
+    let rogue = jwt::token(&rogue_pem, "k1", jwt::claims("dana", &[], "gate", exp));
+    for (name, token) in [("other", other), ("expired", expired), ("rogue", rogue)] {
+        let out = ssh_with_token(&stack, "dana", &token, "true");
+        assert_eq!(out.status.code(), Some(255), "{name}");
+        assert!(
+            text(&out.stderr).contains("Permission denied"),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
 }

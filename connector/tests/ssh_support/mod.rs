@@ -58,6 +58,11 @@ pub(crate) fn keygen(path: &Path) -> String {
 /// `resource_extra` is appended to the resource, `ssh_extra` to the top-level `ssh:`; a CA key
 /// pair `ca` is in the stack's directory.
 pub(crate) fn stack_with(resource_extra: &str, ssh_extra: &str) -> Stack {
+    stack_full(resource_extra, ssh_extra, "")
+}
+
+/// [`stack_with`], with `top_extra` added to the configuration (an `auth:` block).
+pub(crate) fn stack_full(resource_extra: &str, ssh_extra: &str, top_extra: &str) -> Stack {
     let sshd = Sshd::start(SshdOptions {
         config: vec!["AcceptEnv GATE_*".into()],
         ..Default::default()
@@ -73,7 +78,7 @@ pub(crate) fn stack_with(resource_extra: &str, ssh_extra: &str) -> Stack {
     std::fs::write(&policy, POLICY).unwrap();
     let port = free_port().unwrap();
     let yaml = format!(
-        "default_action: block\n\
+        "default_action: block\n{top_extra}\
          ssh: {{host_key_file: '{host_key}'{ssh_extra}}}\n\
          identities:\n  - {{name: alice, ssh_keys: ['{alice}'], groups: [sre, sftp]}}\n  - {{name: bob, ssh_keys: ['{bob}'], groups: [sre]}}\n\
          resources:\n  - {{name: web1, protocol: ssh, host: 127.0.0.1, port: {up}, username: root, \

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gate_config::connector::{Protocol, ResourceConfig};
-use gate_policy::{SshForward, SshInfo, SshPty};
+use gate_policy::{SshForward, SshInfo, SshPty, UserInfo};
 use russh::server::{
-    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +32,8 @@ pub(super) struct Client {
     login: Option<(usize, String, String)>,
     /// Groups a certificate gave the identity (`groups@gate.dev`).
     cert_groups: Vec<String>,
+    /// The user a verified token named (keyboard-interactive logins).
+    token_user: Option<UserInfo>,
     conn: Option<Arc<Conn>>,
     /// Session channels whose exec, shell or subsystem has not started yet.
     pending: HashMap<ChannelId, Pending>,
@@ -45,6 +47,7 @@ impl Client {
             dedicated,
             login: None,
             cert_groups: Vec::new(),
+            token_user: None,
             conn: None,
             pending: HashMap::new(),
         }
@@ -68,7 +71,10 @@ impl Client {
         };
         let (asks, rx) = mpsc::channel(64);
         let (admitted, answer) = oneshot::channel();
-        let mut user = crate::auth::static_user(&self.gate, &identity);
+        let mut user = self
+            .token_user
+            .take()
+            .unwrap_or_else(|| crate::auth::static_user(&self.gate, &identity));
         for group in std::mem::take(&mut self.cert_groups) {
             if !user.groups.contains(&group) {
                 user.groups.push(group);
@@ -257,6 +263,43 @@ impl server::Handler for Client {
             }
             None => {
                 tracing::info!(protocol = "ssh", peer = %self.peer, user, "public key not registered to this login");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, SshError> {
+        let Some(mut response) = response else {
+            // The same prompt for every login name: nothing tells whether it exists.
+            return Ok(Auth::Partial {
+                name: "Gate".into(),
+                instructions: "Paste an identity token (JWT) for this login.".into(),
+                prompts: vec![("Token: ".into(), false)].into(),
+            });
+        };
+        let token = response
+            .next()
+            .map(|t| String::from_utf8_lossy(&t).trim().to_owned());
+        let (Some(token), Some((resource, identity))) = (token, self.route(user)) else {
+            return Ok(Auth::reject());
+        };
+        match crate::auth::token_user(&self.gate, &token) {
+            Ok(named) if named.name.as_deref() == Some(identity.as_str()) => {
+                self.login = Some((resource, identity, user.to_owned()));
+                self.token_user = Some(named);
+                Ok(Auth::Accept)
+            }
+            Ok(named) => {
+                tracing::info!(protocol = "ssh", peer = %self.peer, user, token_user = named.name.as_deref().unwrap_or(""), "token names another user");
+                Ok(Auth::reject())
+            }
+            Err(reason) => {
+                tracing::info!(protocol = "ssh", peer = %self.peer, user, %reason, "token refused");
                 Ok(Auth::reject())
             }
         }

@@ -54,7 +54,7 @@ impl Shared {
         let cas = certs::UserCas::new(&config.ssh.user_ca_keys)?;
         let server = Config {
             server_id: russh::SshId::Standard("SSH-2.0-Gate".into()),
-            methods: russh::MethodSet::from(&[MethodKind::PublicKey][..]),
+            methods: russh::MethodSet::from(methods(config)),
             auth_rejection_time: Duration::from_millis(300),
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys: vec![host_key],
@@ -82,6 +82,16 @@ impl Shared {
 
     fn user_cas(&self) -> Option<&certs::UserCas> {
         self.loaded.get().map(|l| &l.cas)
+    }
+}
+
+/// Public keys (and certificates) always; keyboard-interactive with a token when JWT issuers
+/// are configured (`auth.jwt`).
+fn methods(config: &ConnectorConfig) -> &'static [MethodKind] {
+    if config.auth.jwt.is_some() {
+        &[MethodKind::PublicKey, MethodKind::KeyboardInteractive]
+    } else {
+        &[MethodKind::PublicKey]
     }
 }
 
