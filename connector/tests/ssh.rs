@@ -90,6 +90,68 @@ fn a_shell_with_a_pty_runs_interactively() {
     );
 }
 
+/// Run tmux on its own server socket `socket`.
+fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
+    Command::new("tmux")
+        .args(["-L", socket])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A tmux server, killed on drop (also when the test fails midway).
+struct TmuxServer(String);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        tmux(&self.0, &["kill-server"]);
+    }
+}
+
+fn wait_for(path: &std::path::Path) -> String {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{} never written", path.display());
+}
+
+#[test]
+fn a_terminal_resize_reaches_the_upstream_pty() {
+    let stack = stack();
+    let socket = format!("gate-ssh-{}", std::process::id());
+    let ssh = format!(
+        "ssh {} -tt alice@127.0.0.1",
+        client_args(&stack.key("alice"), stack.port).join(" ")
+    );
+    let out = tmux(
+        &socket,
+        &["new-session", "-d", "-x", "100", "-y", "30", &ssh],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = stack.dir.path().join("size-before");
+    let after = stack.dir.path().join("size-after");
+    let typed = |line: String| {
+        let out = tmux(&socket, &["send-keys", &line, "Enter"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    typed(format!("stty size > {}", before.display()));
+    let size = wait_for(&before);
+    let out = tmux(&socket, &["resize-window", "-x", "120", "-y", "40"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    typed(format!("stty size > {}", after.display()));
+    let resized = wait_for(&after);
+    typed("exit".into());
+    assert_eq!(size, "30 100\n", "the pty-req size");
+    assert_eq!(resized, "40 120\n", "the window-change size");
+}
+
 #[test]
 fn sftp_scp_and_rsync_move_files_and_sftp_is_refused_without_the_group() {
     let stack = stack();
