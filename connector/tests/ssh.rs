@@ -128,6 +128,7 @@ fn a_terminal_resize_reaches_the_upstream_pty() {
         "ssh {} -tt alice@127.0.0.1",
         client_args(&stack.key("alice"), stack.port).join(" ")
     );
+    let _server = TmuxServer(socket.clone());
     let out = tmux(
         &socket,
         &["new-session", "-d", "-x", "100", "-y", "30", &ssh],
