@@ -354,3 +354,74 @@ fn the_shared_listener_detects_ssh_and_the_login_names_the_resource() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "shared\n");
 }
+
+/// A russh client, for what OpenSSH's client never sends or never shows: `signal` requests
+/// and the `exit-signal` answer.
+struct Trusting;
+
+impl russh::client::Handler for Trusting {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, russh::Error> {
+        Ok(true)
+    }
+}
+
+#[test]
+fn signals_and_exit_signals_pass_through() {
+    use russh::{ChannelMsg, Sig};
+    let stack = stack();
+    let runtime = common::test_runtime();
+    let key = russh::keys::load_secret_key(stack.key("alice"), None).unwrap();
+    let signals = runtime.block_on(async {
+        let config = std::sync::Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect(config, ("127.0.0.1", stack.port), Trusting)
+            .await
+            .unwrap();
+        let key = russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None);
+        assert!(
+            handle
+                .authenticate_publickey("alice", key)
+                .await
+                .unwrap()
+                .success()
+        );
+        let mut seen = Vec::new();
+        // One channel kills itself; another gets the client's `signal` request.
+        for (command, signal) in [("kill -TERM $$", None), ("exec sleep 2", Some(Sig::INT))] {
+            let mut channel = handle.channel_open_session().await.unwrap();
+            channel.exec(true, command).await.unwrap();
+            let started = std::time::Instant::now();
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Success => {
+                        if let Some(signal) = signal.clone() {
+                            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                            channel.signal(signal).await.unwrap();
+                        }
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        seen.push(format!("{signal_name:?}"))
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        seen.push(format!("exit {exit_status}"))
+                    }
+                    _ => {}
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{command}"
+            );
+        }
+        seen
+    });
+    // This sshd (run without privilege separation) refuses to deliver signals, but logs the
+    // request Gate passed on; the sleep then ends by itself.
+    assert_eq!(signals, ["TERM", "exit 0"]);
+    let log = stack.sshd.log_tail();
+    assert!(log.contains("session_signal_req"), "{log}");
+}

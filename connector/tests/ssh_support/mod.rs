@@ -39,7 +39,7 @@ pre_request := {"action": "block", "reason": "agent forwarding is off"} if {
 
 /// sshd upstream, Gate with two identities in front of it on a dedicated port.
 pub(crate) struct Stack {
-    pub(crate) _sshd: Sshd,
+    pub(crate) sshd: Sshd,
     pub(crate) gate: common::GateOnly,
     pub(crate) port: u16,
     pub(crate) dir: tempfile::TempDir,
@@ -92,7 +92,7 @@ pub(crate) fn stack_full(resource_extra: &str, ssh_extra: &str, top_extra: &str)
     );
     let gate = common::start_yaml(&yaml, None);
     Stack {
-        _sshd: sshd,
+        sshd,
         gate,
         port,
         dir,
