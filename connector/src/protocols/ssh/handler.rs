@@ -1,40 +1,36 @@
-//! The client side of one SSH connection (russh's server callbacks): public-key login against
-//! the identities' `ssh_keys`, admission and the upstream login once it succeeds, and the
-//! channels the client opens (sessions, `direct-tcpip`), plus the requests that are not a
-//! channel's (`tcpip-forward`, agent forwarding), each decided by policy.
+//! The client side of one SSH connection (russh's server callbacks, called in the order the
+//! client's messages arrive): logins (checked in `login.rs`), the channels the client opens
+//! (sessions, `direct-tcpip`), every channel request answered in order, and the requests that
+//! are not a channel's (`tcpip-forward`, agent forwarding), each decided by policy.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gate_config::connector::{Protocol, ResourceConfig};
 use gate_policy::{SshForward, SshInfo, SshPty, UserInfo};
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
-use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{self, Conn, Pending, Start, Started};
 use super::error::SshError;
-use super::policy::{self, Ask, Login};
-use super::upstream;
 use crate::server::Gate;
 use crate::session::Decision;
 
 /// One client connection's state.
 pub(super) struct Client {
-    gate: Arc<Gate>,
-    peer: SocketAddr,
+    pub(super) gate: Arc<Gate>,
+    pub(super) peer: SocketAddr,
     /// The resource of the dedicated port the client dialled.
-    dedicated: Option<usize>,
+    pub(super) dedicated: Option<usize>,
     /// Who proved their key: resource index, identity, login name.
-    login: Option<(usize, String, String)>,
+    pub(super) login: Option<(usize, String, String)>,
     /// Groups a certificate gave the identity (`groups@gate.dev`).
-    cert_groups: Vec<String>,
+    pub(super) cert_groups: Vec<String>,
     /// The user a verified token named (keyboard-interactive logins).
-    token_user: Option<UserInfo>,
-    conn: Option<Arc<Conn>>,
+    pub(super) token_user: Option<UserInfo>,
+    pub(super) conn: Option<Arc<Conn>>,
     /// Session channels whose exec, shell or subsystem has not started yet.
     pending: HashMap<ChannelId, Pending>,
 }
@@ -51,83 +47,6 @@ impl Client {
             conn: None,
             pending: HashMap::new(),
         }
-    }
-
-    /// The identity and resource a login name selects: `alice@bastion-web1`, or `alice` on a
-    /// resource's own port (or when only one SSH resource exists).
-    fn route(&self, user: &str) -> Option<(usize, String)> {
-        route(&self.gate.config.resources, self.dedicated, user)
-    }
-
-    fn holds(&self, user: &str, key: &russh::keys::PublicKey) -> Option<(usize, String)> {
-        let (resource, identity) = self.route(user)?;
-        let keys = self.gate.protocols.ssh.identity_keys()?;
-        keys.holds(&identity, key).then_some((resource, identity))
-    }
-
-    async fn connected(&mut self, session: &mut Session) -> Result<(), String> {
-        let Some((resource, identity, login_name)) = self.login.clone() else {
-            return Err("not logged in".into());
-        };
-        let (asks, rx) = mpsc::channel(64);
-        let (admitted, answer) = oneshot::channel();
-        let mut user = self
-            .token_user
-            .take()
-            .unwrap_or_else(|| crate::auth::static_user(&self.gate, &identity));
-        for group in std::mem::take(&mut self.cert_groups) {
-            if !user.groups.contains(&group) {
-                user.groups.push(group);
-            }
-        }
-        let login = Login {
-            resource,
-            user,
-            peer: self.peer,
-            login_name,
-        };
-        tokio::spawn(policy::run(
-            self.gate.clone(),
-            login,
-            admitted,
-            rx,
-            session.handle(),
-        ));
-        answer.await.map_err(|_| "session ended".to_owned())??;
-        let config = self
-            .gate
-            .config
-            .resources
-            .get(resource)
-            .ok_or("resource gone")?;
-        let upstream = match upstream::connect(config).await {
-            Ok(upstream) => upstream,
-            Err(error) => {
-                tracing::warn!(protocol = "ssh", resource = %config.name, identity, %error, "upstream refused");
-                let _ = asks
-                    .send(Ask::Refused {
-                        reason: error.to_string(),
-                    })
-                    .await;
-                return Err(match error {
-                    SshError::UpstreamHostKey { .. } => format!(
-                        "gate: the host key of {} does not match its pinned key; refusing to connect",
-                        config.name
-                    ),
-                    _ => format!("gate: cannot reach {}", config.name),
-                });
-            }
-        };
-        self.conn = Some(Arc::new(Conn {
-            gate: self.gate.clone(),
-            resource,
-            identity,
-            session_id: gate_proto::wire::new_id_at(crate::audit::AuditEvent::now_ms()),
-            asks,
-            upstream,
-            client: session.handle(),
-        }));
-        Ok(())
     }
 
     /// Start pending channel `id` as `started` and answer the client: success and the relay
@@ -175,40 +94,6 @@ impl Client {
     }
 }
 
-/// See [`Client::route`].
-pub fn route(
-    resources: &[ResourceConfig],
-    dedicated: Option<usize>,
-    user: &str,
-) -> Option<(usize, String)> {
-    let (identity, named) = match user.split_once('@') {
-        Some((identity, resource)) => (identity, Some(resource)),
-        None => (user, None),
-    };
-    if identity.is_empty() {
-        return None;
-    }
-    let ssh = || {
-        resources
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.protocol == Protocol::Ssh)
-    };
-    let index = match (dedicated, named) {
-        (Some(index), None) => index,
-        (Some(index), Some(name)) => (resources.get(index)?.name == name).then_some(index)?,
-        (None, Some(name)) => ssh().find(|(_, r)| r.name == name)?.0,
-        (None, None) => {
-            let mut all = ssh();
-            match (all.next(), all.next()) {
-                (Some((only, _)), None) => only,
-                _ => return None,
-            }
-        }
-    };
-    Some((index, identity.to_owned()))
-}
-
 impl server::Handler for Client {
     type Error = SshError;
 
@@ -217,14 +102,7 @@ impl server::Handler for Client {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, SshError> {
-        // With user CAs configured, any key may carry a certificate: its check comes once the
-        // signature is verified (auth_openssh_certificate), so every key is let through here.
-        let cas = self.gate.protocols.ssh.user_cas().is_some_and(|c| c.any());
-        Ok(if cas || self.holds(user, offer.public_key).is_some() {
-            Auth::Accept
-        } else {
-            Auth::reject()
-        })
+        Ok(self.offered(user, offer.public_key))
     }
 
     async fn auth_openssh_certificate(
@@ -232,23 +110,7 @@ impl server::Handler for Client {
         user: &str,
         certificate: &russh::keys::Certificate,
     ) -> Result<Auth, SshError> {
-        let Some((resource, identity)) = self.route(user) else {
-            return Ok(Auth::reject());
-        };
-        let Some(cas) = self.gate.protocols.ssh.user_cas() else {
-            return Ok(Auth::reject());
-        };
-        match cas.admit(certificate, &identity) {
-            Ok(groups) => {
-                self.login = Some((resource, identity, user.to_owned()));
-                self.cert_groups = groups;
-                Ok(Auth::Accept)
-            }
-            Err(reason) => {
-                tracing::info!(protocol = "ssh", peer = %self.peer, user, %reason, "certificate refused");
-                Ok(Auth::reject())
-            }
-        }
+        Ok(self.certificate(user, certificate))
     }
 
     async fn auth_publickey(
@@ -256,16 +118,7 @@ impl server::Handler for Client {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, SshError> {
-        match self.holds(user, key.public_key) {
-            Some((resource, identity)) => {
-                self.login = Some((resource, identity, user.to_owned()));
-                Ok(Auth::Accept)
-            }
-            None => {
-                tracing::info!(protocol = "ssh", peer = %self.peer, user, "public key not registered to this login");
-                Ok(Auth::reject())
-            }
-        }
+        Ok(self.publickey(user, key.public_key))
     }
 
     async fn auth_keyboard_interactive<'a>(
@@ -274,35 +127,7 @@ impl server::Handler for Client {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, SshError> {
-        let Some(mut response) = response else {
-            // The same prompt for every login name: nothing tells whether it exists.
-            return Ok(Auth::Partial {
-                name: "Gate".into(),
-                instructions: "Paste an identity token (JWT) for this login.".into(),
-                prompts: vec![("Token: ".into(), false)].into(),
-            });
-        };
-        let token = response
-            .next()
-            .map(|t| String::from_utf8_lossy(&t).trim().to_owned());
-        let (Some(token), Some((resource, identity))) = (token, self.route(user)) else {
-            return Ok(Auth::reject());
-        };
-        match crate::auth::token_user(&self.gate, &token) {
-            Ok(named) if named.name.as_deref() == Some(identity.as_str()) => {
-                self.login = Some((resource, identity, user.to_owned()));
-                self.token_user = Some(named);
-                Ok(Auth::Accept)
-            }
-            Ok(named) => {
-                tracing::info!(protocol = "ssh", peer = %self.peer, user, token_user = named.name.as_deref().unwrap_or(""), "token names another user");
-                Ok(Auth::reject())
-            }
-            Err(reason) => {
-                tracing::info!(protocol = "ssh", peer = %self.peer, user, %reason, "token refused");
-                Ok(Auth::reject())
-            }
-        }
+        Ok(self.token(user, response))
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), SshError> {

@@ -7,6 +7,7 @@ mod channel;
 pub mod error;
 mod handler;
 pub mod keys;
+mod login;
 mod policy;
 mod relay;
 mod upstream;
@@ -22,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 pub use error::SshError;
-pub use handler::route;
+pub use login::route;
 pub use policy::audit_text;
 
 use crate::server::Gate;
