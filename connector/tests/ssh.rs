@@ -340,6 +340,16 @@ fn a_changed_upstream_host_key_is_refused_and_audited() {
         .gate
         .audit_when(|a| a.contains("pins a different key"));
     assert!(audit.contains("host key SHA256:"), "{audit}");
+    let metrics = stack.gate.gate.metrics.render();
+    let sessions = |outcome: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("gate_sessions_total{")
+                && l.contains("protocol=\"ssh\"")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+                && l.ends_with(" 1")
+        })
+    };
+    assert!(sessions("upstream_error") && !sessions("ok"), "{metrics}");
 }
 
 #[test]

@@ -194,6 +194,7 @@ impl Client {
                 });
             }
         };
+        let _ = asks.send(Ask::Established).await;
         self.conn = Some(Arc::new(Conn {
             gate: self.gate.clone(),
             resource,

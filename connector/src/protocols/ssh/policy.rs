@@ -32,6 +32,8 @@ pub(super) enum Ask {
     },
     /// Audit a refusal that is not a policy decision (the upstream's host key).
     Refused { reason: String },
+    /// The upstream is logged in: the session counts as established.
+    Established,
 }
 
 /// A request's decision and the audit event to complete.
@@ -111,7 +113,6 @@ pub(super) async fn run(
     if admitted.send(Ok(())).is_err() {
         return;
     }
-    session.established();
     loop {
         tokio::select! {
             ask = asks.recv() => match ask {
@@ -134,6 +135,7 @@ pub(super) async fn run(
                     session.complete(audit, duration);
                     session.flush();
                 }
+                Some(Ask::Established) => session.established(),
                 Some(Ask::Refused { reason }) => {
                     let mut verdict = gate_policy::Verdict::refusal();
                     verdict.reason = Some(reason);
