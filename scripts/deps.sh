@@ -11,6 +11,7 @@ needs=(
   /usr/bin/mariadb:mariadb-client
   /usr/sbin/sshd:openssh-server
   /usr/bin/ssh:openssh-client
+  /usr/bin/rsync:rsync
   /usr/sbin/nginx:nginx-light
   /usr/bin/wrk:wrk
   /usr/bin/sysbench:sysbench

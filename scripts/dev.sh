@@ -16,6 +16,8 @@
 #   GATE_MYSQL_LISTEN_PORT    connector's MySQL port          (default 3307)
 #   EVENTS_MONGO_PORT         sample nx-27017 (MongoDB) port  (default: a free port)
 #   GATE_MONGO_LISTEN_PORT    connector's MongoDB port        (default 27018)
+#   WEB1_SSHD_PORT            sample sshd port                (default: a free port)
+#   GATE_SSH_LISTEN_PORT      connector's SSH port            (default 2222)
 #   GATE_TEST_VENV            venv with nx-27017 and pymongo  (default ~/.cache/gate/test-venv; make test-venv)
 #   GATE_CONNECTOR_BIN        prebuilt gate-connector binary  (default: cargo build)
 #   GATE_CONTROL_BIN          prebuilt gate-control binary    (default: cargo build)
@@ -52,6 +54,11 @@ if [ -z "${EVENTS_MONGO_PORT:-}" ]; then
   EVENTS_MONGO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 export EVENTS_MONGO_PORT GATE_MONGO_LISTEN_PORT=${GATE_MONGO_LISTEN_PORT:-27018}
+[ -x /usr/sbin/sshd ] || { echo "dev: sshd is missing; run 'make deps' first" >&2; exit 1; }
+if [ -z "${WEB1_SSHD_PORT:-}" ]; then
+  WEB1_SSHD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+export WEB1_SSHD_PORT GATE_SSH_LISTEN_PORT=${GATE_SSH_LISTEN_PORT:-2222} WEB1_SSH_USER=$(id -un)
 
 if [ -z "${GATE_CONNECTOR_BIN:-}" ] || [ -z "${GATE_CONTROL_BIN:-}" ]; then
   cargo build --locked -q -p gate-connector -p gate-control
@@ -67,6 +74,10 @@ api_pid=""
 mdir=$(mktemp -d /tmp/gate-dev-mariadb.XXXXXX)
 ndir=$(mktemp -d /tmp/gate-dev-mongo.XXXXXX)
 nx_pid=""
+# sshd reads authorized_keys as the target user: a traversable directory.
+sdir=$(mktemp -d /tmp/gate-dev-ssh.XXXXXX)
+chmod 755 "$sdir"
+sshd_pid=""
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
@@ -80,7 +91,8 @@ cleanup() {
   [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null && wait "$control_pid" 2>/dev/null || true
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
   [ -n "$nx_pid" ] && kill "$nx_pid" 2>/dev/null && wait "$nx_pid" 2>/dev/null || true
-  rm -rf "$ndir"
+  [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null || true
+  rm -rf "$ndir" "$sdir"
   rm -rf "$api_dir"
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   if [ -f "$mdir/mariadb.pid" ]; then
@@ -180,6 +192,31 @@ db.customers.insert_many([
 ])
 PY
 
+echo "dev: starting sshd on 127.0.0.1:$WEB1_SSHD_PORT ($sdir)" >&2
+for k in host_ed25519 gate_upstream_ed25519 app_ed25519; do
+  ssh-keygen -q -t ed25519 -N "" -C "gate-dev-$k" -f "$sdir/$k"
+done
+cp "$sdir/gate_upstream_ed25519.pub" "$sdir/authorized_keys"
+chmod 644 "$sdir/authorized_keys"
+echo "[127.0.0.1]:$WEB1_SSHD_PORT $(cat "$sdir/host_ed25519.pub")" > "$sdir/known_hosts"
+cat > "$sdir/sshd_config" <<CONF
+Port $WEB1_SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $sdir/host_ed25519
+PidFile $sdir/sshd.pid
+AuthorizedKeysFile $sdir/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+CONF
+mkdir -p /run/sshd
+/usr/sbin/sshd -D -e -f "$sdir/sshd_config" 2>"$sdir/sshd.log" &
+sshd_pid=$!
+export GATE_DEV_SSH_DIR=$sdir GATE_DEV_SSH_PUBKEY="$(cat "$sdir/app_ed25519.pub")"
+
 control_port=${GATE_CONTROL_LISTEN_ADDR##*:}
 echo "dev: starting gate-control on :$control_port (SQLite $GATE_SQLITE_PATH, insecure)" >&2
 GATE_INSECURE=true GATE_API_KEY="" "$GATE_CONTROL_BIN" --config config/control.yaml &
@@ -226,6 +263,11 @@ The same sample in MariaDB, through Gate's MySQL port:
 The same sample in MongoDB (nx-27017), through Gate's MongoDB port with pymongo:
 
   $venv/bin/python -c "import pymongo; print(list(pymongo.MongoClient('mongodb://app:app@127.0.0.1:$GATE_MONGO_LISTEN_PORT/?directConnection=true').app.customers.find({}, {'_id': 0, 'email': 1})))"
+
+A shell on the sample sshd through Gate's SSH port (your key is the identity
+app's; the upstream login is Gate's; record: true records it):
+
+  ssh -i $sdir/app_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p $GATE_SSH_LISTEN_PORT app@localhost
 
 The control plane (insecure, local only) answers on http://localhost:$control_port;
 the connector is registered to it and enforces its policies within a second:

@@ -191,6 +191,10 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             .with_jwt(loaded.jwt)
             .with_recordings(recordings),
     );
+    if let Err(e) = gate_connector::protocols::ssh::load_if_served(&gate) {
+        tracing::error!(error = %e, "cannot serve ssh");
+        return ExitCode::from(1);
+    }
     // Keys of issuers given by URL: fetched before the first client, then kept fresh.
     if let Some(jwt) = gate.jwt.as_ref().filter(|j| j.fetches()) {
         for problem in jwt.refresh().await {
@@ -251,6 +255,12 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
             Serves::Http(index) => tracing::info!(
                 addr = %addr,
                 protocol = "http",
+                resource = gate.config.resources.get(index).map_or("", |r| r.name.as_str()),
+                "listening"
+            ),
+            Serves::Ssh(index) => tracing::info!(
+                addr = %addr,
+                protocol = "ssh",
                 resource = gate.config.resources.get(index).map_or("", |r| r.name.as_str()),
                 "listening"
             ),

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::jwt::JwtVerifier;
 use crate::managed::Live;
 use crate::metrics::Metrics;
-use crate::protocols::{self, http, mongodb, mysql, postgres};
+use crate::protocols::{self, http, mongodb, mysql, postgres, ssh};
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
 use crate::tls::TlsFiles;
@@ -196,17 +196,18 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
             let dedicated = dedicated_mongodb(&gate, local_port);
             mongodb::handle_client(client, peer, gate, first, dedicated).await;
         }
+        Some(Detected::Ssh) => match client {
+            MaybeTls::Plain(tcp) => {
+                ssh::handle_client(Prefixed::new(tcp, first), peer, gate, None).await;
+            }
+            MaybeTls::Tls(_) => {
+                tracing::info!(%peer, "SSH inside TLS; closing");
+                outcome::count(&gate, "ssh", "", outcome::Outcome::ProtocolError);
+            }
+        },
         Some(Detected::Tls) => {
             tracing::info!(%peer, "TLS inside TLS; closing");
             outcome::count(&gate, "tls", "", outcome::Outcome::ProtocolError);
-        }
-        Some(other) => {
-            tracing::info!(
-                %peer,
-                detected = other.as_str(),
-                "protocol detected on the shared listener is not served there yet (served: postgres, mysql, mongodb, http); closing"
-            );
-            outcome::count(&gate, other.as_str(), "", outcome::Outcome::ProtocolError);
         }
         None => {}
     }
@@ -309,6 +310,8 @@ pub enum Serves {
     Detected,
     /// The HTTP resource at this index of `resources`.
     Http(usize),
+    /// The SSH resource at this index of `resources` (its server speaks first).
+    Ssh(usize),
 }
 
 /// Bind the shared listener and every resource's own port.
@@ -321,7 +324,7 @@ pub async fn bind_all(
         let serves = match resource.protocol {
             Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb => Serves::Detected,
             Protocol::Http | Protocol::Mcp => Serves::Http(index),
-            _ => continue,
+            Protocol::Ssh => Serves::Ssh(index),
         };
         if let Some(port) = resource.listen_port {
             let port = u16::try_from(port)
@@ -349,5 +352,6 @@ pub async fn serve_bound(
     match serves {
         Serves::Detected => serve(listener, gate).await,
         Serves::Http(index) => http::serve_listener(listener, gate, index).await,
+        Serves::Ssh(index) => ssh::serve_listener(listener, gate, index).await,
     }
 }

@@ -28,7 +28,7 @@ fn the_shipped_config_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("config/connector.yaml: ok (4 resource(s), 2 policy file(s))"),
+        stdout.contains("config/connector.yaml: ok (5 resource(s), 2 policy file(s))"),
         "{stdout}"
     );
 }
@@ -109,7 +109,7 @@ fn an_unset_variable_is_named() {
 }
 
 #[test]
-fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
+fn an_ssh_resource_without_its_upstream_login_is_refused_by_field() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.yaml"),
@@ -122,10 +122,11 @@ fn a_resource_of_a_protocol_not_served_yet_is_refused_by_name() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(
-            "c.yaml: resources[1].protocol: ssh is not served by this connector yet (served: postgres, mysql, mongodb, http, mcp)"
-        ),
-        "{stderr}"
-    );
+    for want in [
+        "c.yaml: resources[1].username: required for ssh resources (the upstream account)",
+        "c.yaml: resources[1].private_key_file: required for ssh resources unless password is set",
+        "c.yaml: resources[1].known_hosts_file: required for ssh resources",
+    ] {
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
 }

@@ -1,8 +1,8 @@
 //! `make dev` end to end: scripts/dev.sh starts PostgreSQL with sample data
 //! (and the MariaDB, JSON API and nx-27017 samples) and the real
 //! gate-connector binary; psql, mariadb and the printed pymongo one-liner see
-//! masked data and a refused DROP; SIGTERM stops everything and removes the
-//! sample database.
+//! masked data and a refused DROP, the printed ssh line reaches the sample
+//! sshd; SIGTERM stops everything and removes the sample database.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 use std::io::{BufRead, BufReader};
@@ -31,6 +31,7 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     let control = gate_testkit::free_port().unwrap();
     let mysql = gate_testkit::free_port().unwrap();
     let mongo = gate_testkit::free_port().unwrap();
+    let ssh_port = gate_testkit::free_port().unwrap();
     let state = tempfile::tempdir().unwrap();
     let connector_bin = Path::new(env!("CARGO_BIN_EXE_gate-connector"));
     let mut dev = Command::new(repo.join("scripts/dev.sh"));
@@ -47,6 +48,11 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         .env("GATE_CONTROL_LISTEN_ADDR", format!("127.0.0.1:{control}"))
         .env("GATE_MYSQL_LISTEN_PORT", mysql.to_string())
         .env("GATE_MONGO_LISTEN_PORT", mongo.to_string())
+        .env("GATE_SSH_LISTEN_PORT", ssh_port.to_string())
+        .env(
+            "GATE_SSH_HOST_KEY_FILE",
+            state.path().join("ssh_host_ed25519"),
+        )
         .env("GATE_SQLITE_PATH", state.path().join("gate.db"))
         .env("GATE_CONNECTOR_STATE_DIR", state.path().join("connector"))
         .env("GATE_CONNECTOR_SPOOL_DIR", state.path().join("spool"))
@@ -144,6 +150,29 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
         "[{'email': '*************.com'}, {'email': '*****************.org'}, {'email': '*************.net'}]\n",
         "{}",
         String::from_utf8_lossy(&emails.stderr)
+    );
+    // The SSH sample, with the ssh line the log prints (a command instead of the shell).
+    let ssh_line = log
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssh -i "))
+        .unwrap_or_else(|| panic!("no ssh line:\n{log}"))
+        .trim()
+        .to_owned();
+    assert!(
+        ssh_line.ends_with(&format!("-p {ssh_port} app@localhost")),
+        "{ssh_line}"
+    );
+    let ssh = Command::new("ssh")
+        .args(ssh_line.split_whitespace().skip(1))
+        .args(["-o", "BatchMode=yes", "echo", "through-gate"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ssh.stdout),
+        "through-gate\n",
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
     );
     let drop = mariadb("drop table customers");
     assert!(

@@ -1,6 +1,7 @@
 //! The shared listener detects each client's protocol from its first bytes:
 //! PostgreSQL openings split across packets still reach the PostgreSQL
-//! session, and a protocol not served there is closed and counted.
+//! session, and an SSH client with no SSH resource configured is closed and
+//! counted (SSH served there: `ssh.rs`).
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -30,7 +31,7 @@ fn an_ssl_request_split_across_packets_is_answered() {
 }
 
 #[test]
-fn an_ssh_client_on_the_shared_listener_is_closed_and_counted() {
+fn an_ssh_client_without_an_ssh_resource_is_closed_and_counted() {
     let stack = start(PgAuth::Trust, &example_policy());
     // HTTP is served: with no HTTP resource for the host, a JSON 404.
     let (code, body) = http_get(stack.port, "/");

@@ -49,11 +49,17 @@ impl Identities {
         let by_name = configured
             .iter()
             .map(|i| {
+                // An SSH-only identity has no password: no password logs it in.
+                let password = if i.password.is_empty() {
+                    crate::random::nonce()
+                } else {
+                    i.password.clone()
+                };
                 let identity = Identity {
                     name: i.name.clone(),
                     groups: i.groups.clone(),
-                    secret: Secret(i.password.clone()),
-                    scram_sha256: Verifier::new(&i.password, random::bytes::<16>().to_vec()),
+                    scram_sha256: Verifier::new(&password, random::bytes::<16>().to_vec()),
+                    secret: Secret(password),
                 };
                 (i.name.clone(), identity)
             })

@@ -6,6 +6,7 @@ pub mod mcp;
 pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
+pub mod ssh;
 
 /// What each protocol's sessions share (pools, caches), kept by the
 /// protocol's own module; the connector holds one of these.
@@ -16,6 +17,7 @@ pub struct Shared {
     pub mcp: mcp::Shared,
     pub mysql: mysql::Shared,
     pub mongodb: mongodb::Shared,
+    pub ssh: ssh::Shared,
 }
 
 use gate_config::ConnectorConfig;
@@ -29,6 +31,7 @@ pub const SERVED: &[Protocol] = &[
     Protocol::Mongodb,
     Protocol::Http,
     Protocol::Mcp,
+    Protocol::Ssh,
 ];
 
 /// One message per resource whose protocol is not served, naming the field.

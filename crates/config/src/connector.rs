@@ -39,6 +39,9 @@ pub struct ConnectorConfig {
     pub tls: TlsConfig,
     #[serde(default)]
     pub recording: Option<DirConfig>,
+    /// SSH: Gate's own host key (see `docs/ssh.md`).
+    #[serde(default)]
+    pub ssh: crate::ssh::SshConfig,
     #[serde(default)]
     pub delivery: Option<DeliveryConfig>,
     #[serde(default)]
@@ -88,9 +91,15 @@ pub struct MaskingConfig {
 #[serde(deny_unknown_fields)]
 pub struct StaticIdentity {
     pub name: String,
+    /// Password logins (PostgreSQL, MySQL, MongoDB); may be omitted for an
+    /// identity that only logs in over SSH with `ssh_keys`.
+    #[serde(default)]
     pub password: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// SSH: OpenSSH public key lines (`ssh-ed25519 AAAA… alice@laptop`) this identity logs in with.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 /// How clients prove who they are.
@@ -258,6 +267,21 @@ pub struct ResourceConfig {
     /// HTTP: upstream connect, response-header and idle timeouts.
     #[serde(default)]
     pub timeouts: crate::http::HttpTimeouts,
+    /// SSH: the private key (OpenSSH format) Gate logs in upstream with.
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    /// SSH: the upstream host keys Gate trusts (OpenSSH `known_hosts` format).
+    #[serde(default)]
+    pub known_hosts_file: Option<String>,
+    /// SSH: accept any upstream host key (tests and labs only).
+    #[serde(default)]
+    pub insecure_skip_host_key: bool,
+    /// SSH: record shell and exec sessions (`recording.dir`).
+    #[serde(default)]
+    pub record: bool,
+    /// SSH: also record what the client types (`record` must be on).
+    #[serde(default)]
+    pub record_input: bool,
 }
 
 /// Upstream TLS: `true`/`false`, or `{mode, ca_file}`.
@@ -484,9 +508,13 @@ impl Validate for ConnectorConfig {
                     format!("duplicate identity {:?}", identity.name),
                 );
             }
-            if identity.password.is_empty() {
-                p.push(format!("identities[{i}].password"), "must not be empty");
+            if identity.password.is_empty() && identity.ssh_keys.is_empty() {
+                p.push(
+                    format!("identities[{i}].password"),
+                    "must not be empty (or give ssh_keys for an SSH-only identity)",
+                );
             }
+            crate::ssh::validate_keys(&identity.ssh_keys, &format!("identities[{i}].ssh_keys"), p);
         }
         if let Some(jwt) = &self.auth.jwt {
             if jwt.issuers.is_empty() {
@@ -609,6 +637,7 @@ impl Validate for ConnectorConfig {
                 _ => {}
             }
             crate::http::validate_resource(r, &at, p);
+            crate::ssh::validate_resource(r, &at, p);
             if let Some(path) = &r.endpoint_path
                 && !path.starts_with('/')
             {
@@ -645,6 +674,7 @@ impl Validate for ConnectorConfig {
         }
         crate::http::validate_trusted_proxies(&self.trusted_proxies, p);
         crate::http::validate_shared_hosts(&self.resources, p);
+        self.ssh.validate(p);
         self.logging.validate(p);
     }
 }

@@ -19,6 +19,7 @@ pub mod http;
 mod load;
 pub mod logging;
 mod number;
+pub mod ssh;
 
 pub use connector::{ConnectorConfig, LOG_FORMATS, LOG_LEVELS, LoggingConfig};
 pub use control::ControlConfig;

@@ -143,7 +143,7 @@ logging: {level: loud, format: xml}
     let expected = [
         "listen_addr: expected host:port or :port, got \"6432\"",
         "default_action: expected allow or block, got \"maybe\"",
-        "identities[0].password: must not be empty",
+        "identities[0].password: must not be empty (or give ssh_keys for an SSH-only identity)",
         "identities[1].name: duplicate identity \"app\"",
         "resources[0].port: expected 1-65535, got 0",
         "resources[0].listen_port: port 6433 is already used by another listener",

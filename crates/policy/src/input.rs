@@ -10,7 +10,7 @@
 //! http {method, path, query, headers}
 //! mcp {method, namespace, action, operation, target, tool_name, resource_uri, prompt_name, arguments,
 //!      client {name, version, user_agent}}
-//! ssh {command, subsystem, pty, env}
+//! ssh {request, command, subsystem, pty {term, cols, rows}, env, forward {host, port}}
 //! response {columns[{name, table, type}], status}
 //! grant {id, expires_at, scopes[]}
 //! ```
@@ -192,10 +192,32 @@ pub struct McpClient {
 /// An SSH channel request.
 #[derive(Debug, Clone, Default)]
 pub struct SshInfo {
+    /// What is asked: `exec`, `shell`, `subsystem`, `pty`, `env`, `forward_local`,
+    /// `forward_remote`, `agent`, `x11`.
+    pub request: String,
     pub command: Option<String>,
     pub subsystem: Option<String>,
-    pub pty: bool,
+    /// The channel's terminal (from its `pty-req`), on that request and every later one.
+    pub pty: Option<SshPty>,
+    /// The channel's environment so far (and, on an `env` request, the variable asked for).
     pub env: BTreeMap<String, String>,
+    /// Port forwarding: the target (`-L`) or the listening address (`-R`).
+    pub forward: Option<SshForward>,
+}
+
+/// A channel's terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshPty {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+}
+
+/// A port-forwarding target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshForward {
+    pub host: String,
+    pub port: u32,
 }
 
 /// One output column of a response.
@@ -514,10 +536,29 @@ impl PolicyInput {
             input.set(
                 "ssh",
                 Obj::default()
+                    .set("request", s.request.as_str())
                     .opt("command", opt_str(&s.command))
                     .opt("subsystem", opt_str(&s.subsystem))
-                    .set("pty", s.pty)
+                    .opt(
+                        "pty",
+                        s.pty.as_ref().map(|p| {
+                            Obj::default()
+                                .set("term", p.term.as_str())
+                                .set("cols", u64::from(p.cols))
+                                .set("rows", u64::from(p.rows))
+                                .done()
+                        }),
+                    )
                     .set("env", string_map(&s.env))
+                    .opt(
+                        "forward",
+                        s.forward.as_ref().map(|f| {
+                            Obj::default()
+                                .set("host", f.host.as_str())
+                                .set("port", u64::from(f.port))
+                                .done()
+                        }),
+                    )
                     .done(),
             );
         }

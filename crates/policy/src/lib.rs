@@ -41,7 +41,8 @@ pub use error::PolicyError;
 pub use glob::glob_match;
 pub use input::{
     ConnectionInfo, GrantInfo, HttpInfo, McpClient, McpInfo, PolicyInput, QueryInfo, ResourceInfo,
-    ResponseColumn, ResponseInfo, SessionInput, SshInfo, Stage, TimeInfo, UserInfo,
+    ResponseColumn, ResponseInfo, SessionInput, SshForward, SshInfo, SshPty, Stage, TimeInfo,
+    UserInfo,
 };
 pub use reads::{InputReads, Reuse};
 pub use regorus::Value;

@@ -32,5 +32,5 @@ pub use nginx::{Nginx, NginxOptions};
 pub use nx27017::Nx27017;
 pub use postgres::{PgAuth, Postgres, PostgresOptions};
 pub use process::{free_port, reap_stale, testkit_root, venv_python};
-pub use sshd::{Sshd, SshdOptions};
+pub use sshd::{Sshd, SshdOptions, ssh_keygen};
 pub use tls::SelfSignedCert;

@@ -47,9 +47,7 @@ impl Sshd {
         let host_key = dir.path().join("host_ed25519");
         let client_key = dir.path().join("client_ed25519");
         for key in [&host_key, &client_key] {
-            run(Command::new(&keygen)
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "gate-testkit", "-f"])
-                .arg(key))?;
+            generate_key(&keygen, key, "gate-testkit")?;
         }
         let read =
             |p: &Path| fs::read_to_string(p).map_err(Error::io(format!("read {}", p.display())));
@@ -149,6 +147,23 @@ impl Sshd {
                 .arg(command),
         )
     }
+}
+
+fn generate_key(keygen: &Path, path: &Path, comment: &str) -> Result<()> {
+    run(Command::new(keygen)
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path))
+    .map(drop)
+}
+
+/// Generate an ed25519 key pair without passphrase at `path` (and `path.pub`); returns the
+/// public key line.
+pub fn ssh_keygen(path: &Path) -> Result<String> {
+    generate_key(&require_program("ssh-keygen")?, path, "gate-testkit")?;
+    let public = path.with_extension("pub");
+    let line =
+        fs::read_to_string(&public).map_err(Error::io(format!("read {}", public.display())))?;
+    Ok(line.trim().to_owned())
 }
 
 /// The identification line an SSH server sends first, if one answers.
