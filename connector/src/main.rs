@@ -10,10 +10,11 @@ use clap::Parser;
 /// policies per session and per statement, masks results and audits every
 /// decision.
 ///
-/// Status: PostgreSQL (SCRAM login for static identities, JWT logins, session and
-/// pre_request policies, masking, pooling, metrics, client and upstream TLS);
-/// MySQL/MariaDB (caching_sha2/native/JWT logins, policies, masking, pooling).
-/// The other protocols are not built yet.
+/// Serves PostgreSQL, MySQL/MariaDB, MongoDB, HTTP APIs, MCP servers and SSH
+/// (per-protocol guides in docs/), on a shared listener with protocol
+/// detection and on resources' own ports; session recordings into
+/// `recording.dir`; metrics and health on `health_addr`. Not yet: the
+/// Kubernetes sidecar mode (`--sidecar`).
 ///
 /// Environment: GATE_WORKER_THREADS sets the number of runtime worker
 /// threads (default: half the cores, at least one).

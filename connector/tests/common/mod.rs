@@ -301,10 +301,16 @@ pub(crate) fn gate_from_yaml(
     let audit = dir.join("audit.jsonl");
     let sink = AuditSink::new(Box::new(std::fs::File::create(&audit).unwrap()));
     let jwt = gate_connector::jwt::JwtVerifier::load(&config.auth).unwrap();
+    // `recording.dir` as the connector's main wires it.
+    let recordings = match &config.recording {
+        Some(dir) => gate_connector::recording::Recordings::new(&dir.dir).unwrap(),
+        None => gate_connector::recording::Recordings::disabled(),
+    };
     let gate = Arc::new(
         Gate::new(config, policies, sink)
             .with_tls(tls)
-            .with_jwt(jwt),
+            .with_jwt(jwt)
+            .with_recordings(recordings),
     );
     (gate, audit)
 }
