@@ -42,8 +42,9 @@ pub(super) async fn run(
         cancel_key,
         upstream_user,
         upstream_db,
+        ..
     } = established;
-    let ctx = Context::new(session, shared, &upstream_user, &upstream_db);
+    let ctx = Context::new(session, shared, &upstream_user, &upstream_db, None);
     let result = {
         let (mut client_read, mut client_write) = client.split();
         let Upstream {
