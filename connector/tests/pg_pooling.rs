@@ -131,3 +131,241 @@ fn two_hundred_pgbench_clients_share_ten_connections_in_every_protocol() {
         "{metrics}"
     );
 }
+
+/// psql as `app` with `PGAPPNAME` set to `app_name`; stdout lines, stderr.
+fn psql_as(stack: &Stack, app_name: &str, commands: &[&str]) -> (Vec<String>, String) {
+    let mut cmd = Command::new(PSQL);
+    cmd.env("PGPASSWORD", "app")
+        .env("PGAPPNAME", app_name)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+        ])
+        .args(["-U", "app", "-d", "appdb"]);
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    let out = cmd.output().unwrap();
+    let lines = text(&out.stdout).lines().map(str::to_owned).collect();
+    (lines, text(&out.stderr))
+}
+
+#[test]
+fn session_state_pins_the_client_by_default_and_is_audited() {
+    let stack = pooled(", max_connections: 2");
+    let (lines, stderr) = psql_as(
+        &stack,
+        "pinner",
+        &[
+            "set work_mem = '77MB'",
+            "show work_mem",
+            "select pg_advisory_lock(42)",
+            "select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()",
+        ],
+    );
+    assert_eq!(lines, ["SET", "77MB", "", "1"], "{stderr}");
+    // Pinned clients go with DISCARD ALL: the next client sees neither the setting nor the lock.
+    let (lines, _) = psql_as(
+        &stack,
+        "pinner",
+        &[
+            "show work_mem",
+            "select count(*) from pg_locks where locktype = 'advisory'",
+        ],
+    );
+    assert_eq!(lines, ["4MB", "0"]);
+    let audit = audit_when(&stack, |a| {
+        a.contains("pinned to one upstream connection by SET")
+    });
+    assert!(
+        audit.contains("pinned to one upstream connection by SET"),
+        "{audit}"
+    );
+    let (_, metrics) = http_get(stack.health_port, "/metrics");
+    assert!(
+        metrics.contains("gate_connpool_pinned_clients{resource=\"primary-db\""),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn session_state_is_refused_with_0a000_when_pinning_is_off() {
+    let stack = pooled(", pin_on_session_state: false");
+    for statement in [
+        "set search_path = public",
+        "listen jobs",
+        "select pg_advisory_lock(1)",
+        "create temp table t (a int)",
+        "prepare q as select 1",
+        "select set_config('work_mem', '8MB', false)",
+    ] {
+        let out = Command::new(PSQL)
+            .env("PGPASSWORD", "app")
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "VERBOSITY=verbose",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &stack.port.to_string(),
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "-c",
+            ])
+            .arg(statement)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("ERROR:  0A000:")
+                && stderr.contains("is not supported with transaction pooling"),
+            "{statement}: {stderr}"
+        );
+    }
+    // Transaction-scoped forms run.
+    let (lines, stderr) = psql_as(
+        &stack,
+        "x",
+        &[
+            "begin; set local work_mem = '9MB'; select pg_advisory_xact_lock(1); show work_mem; commit",
+        ],
+    );
+    assert!(lines.contains(&"9MB".to_owned()), "{lines:?} {stderr}");
+}
+
+#[test]
+fn clients_with_different_startup_settings_each_see_their_own() {
+    let stack = pooled(", max_connections: 4");
+    let mut handles = Vec::new();
+    for i in 0..6 {
+        let port = stack.port;
+        handles.push(std::thread::spawn(move || {
+            let app = format!("app{}", i % 2);
+            let out = Command::new(PSQL)
+                .env("PGPASSWORD", "app")
+                .env("PGAPPNAME", &app)
+                .env("PGOPTIONS", format!("-c search_path=schema{}", i % 2))
+                .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-U", "app", "-d", "appdb"])
+                .args([
+                    "-c",
+                    "select current_setting('application_name'), current_setting('search_path')",
+                ])
+                .args([
+                    "-c",
+                    "select current_setting('application_name'), current_setting('search_path')",
+                ])
+                .output()
+                .unwrap();
+            (app, i % 2, text(&out.stdout), text(&out.stderr))
+        }));
+    }
+    for h in handles {
+        let (app, n, stdout, stderr) = h.join().unwrap();
+        let want = format!("{app}|schema{n}");
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            [&want, &want],
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_cancel_reaches_the_pooled_backend_running_the_statement() {
+    let stack = pooled(", max_connections: 2");
+    with_tokio_postgres(&stack, |client| async move {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let err = client
+            .simple_query("select pg_sleep(20)")
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{err}"
+        );
+        canceller.await.unwrap();
+        // The connection went back clean: the client goes on.
+        let rows = client.simple_query("select 1").await.unwrap();
+        assert!(!rows.is_empty());
+    });
+}
+
+#[test]
+fn many_tokio_postgres_clients_share_few_connections_with_prepared_statements() {
+    let stack = pooled(", max_connections: 3, max_prepared_statements: 2");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = stack.port;
+    runtime.block_on(async move {
+        let mut tasks = Vec::new();
+        for i in 0..30i32 {
+            tasks.push(tokio::spawn(async move {
+                let conn = format!("host=127.0.0.1 port={port} user=app password=app dbname=appdb");
+                let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                // Three statements per client over a cache of two per connection: evictions.
+                let a = client.prepare("select $1::int + 1").await.unwrap();
+                let b = client
+                    .prepare("select name from customers where id = $1")
+                    .await
+                    .unwrap();
+                let c = client.prepare("select $1::text || 'x'").await.unwrap();
+                for _ in 0..5 {
+                    let row = client.query_one(&a, &[&i]).await.unwrap();
+                    assert_eq!(row.get::<_, i32>(0), i + 1);
+                    let row = client.query_one(&b, &[&1i32]).await.unwrap();
+                    assert_eq!(row.get::<_, String>(0), "Alice");
+                    let row = client.query_one(&c, &[&i.to_string()]).await.unwrap();
+                    assert_eq!(row.get::<_, String>(0), format!("{i}x"));
+                }
+                drop(a);
+                // Closed on the client side; a new statement of the same text still works.
+                let again = client.prepare("select $1::int + 1").await.unwrap();
+                assert_eq!(
+                    client
+                        .query_one(&again, &[&1i32])
+                        .await
+                        .unwrap()
+                        .get::<_, i32>(0),
+                    2
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let backends = direct(
+        &stack,
+        "select count(*) from pg_stat_activity where usename = 'gate_app' and application_name = ''",
+    );
+    assert!(
+        backends.parse::<usize>().unwrap() <= 4,
+        "{backends} backends"
+    );
+}
