@@ -116,20 +116,9 @@ fn two_hundred_pgbench_clients_share_ten_connections_in_every_protocol() {
         assert!(peak <= 10, "{mode}: {peak} upstream backends for pgbench");
         assert!(peak >= 1, "{mode}: the watcher saw no backend");
     }
-    let (_, metrics) = http_get(stack.health_port, "/metrics");
-    let hits = metrics
-        .lines()
-        .find(|l| l.starts_with("gate_connpool_prepared_hits_total{"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(
-        hits > 1000.0,
-        "prepared statements were not reused:\n{metrics}"
-    );
-    assert!(
-        metrics.contains("gate_connpool_prepared_misses_total{"),
-        "{metrics}"
-    );
+    let hits = metric(&stack, "gate_connpool_prepared_hits_total");
+    assert!(hits > 1000.0, "prepared statements were not reused: {hits}");
+    assert!(metric(&stack, "gate_connpool_prepared_misses_total") >= 1.0);
 }
 
 /// psql as `app` with `PGAPPNAME` set to `app_name`; stdout lines, stderr.
@@ -186,11 +175,8 @@ fn session_state_pins_the_client_by_default_and_is_audited() {
         audit.contains("pinned to one upstream connection by SET"),
         "{audit}"
     );
-    let (_, metrics) = http_get(stack.health_port, "/metrics");
-    assert!(
-        metrics.contains("gate_connpool_pinned_clients{resource=\"primary-db\""),
-        "{metrics}"
-    );
+    // Both clients were pinned and are gone.
+    assert_eq!(metric(&stack, "gate_connpool_pinned_clients"), 0.0);
 }
 
 #[test]
@@ -368,4 +354,49 @@ fn many_tokio_postgres_clients_share_few_connections_with_prepared_statements() 
         backends.parse::<usize>().unwrap() <= 4,
         "{backends} backends"
     );
+}
+
+/// Twenty psycopg 3 clients at once, each preparing every statement on the server
+/// (`prepare_threshold=0`), over two upstream connections.
+const PSYCOPG_CLIENTS: &str = r#"
+import sys, threading, psycopg
+port = sys.argv[1]
+errors, results = [], []
+def client(i):
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=app password=app dbname=appdb",
+                             prepare_threshold=0, autocommit=True) as conn:
+            for n in range(10):
+                row = conn.execute("select %s::int * 2, (select name from customers where id = %s)", (i + n, 1)).fetchone()
+                assert row == ((i + n) * 2, "Alice"), row
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(%s)", (i,))
+                total = conn.execute("select count(*) from customers where id > %s", (0,)).fetchone()[0]
+            results.append(total)
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(results), len(errors))
+for e in errors[:3]: print(e)
+"#;
+
+#[test]
+fn psycopg_clients_with_server_side_prepares_share_two_connections() {
+    let stack = pooled(", max_connections: 2, acquire_timeout: 20s");
+    let lines = python_lines(&["-c", PSYCOPG_CLIENTS, &stack.port.to_string()]);
+    assert_eq!(lines.first().map(String::as_str), Some("20 0"), "{lines:?}");
+    assert!(metric(&stack, "gate_connpool_prepared_hits_total") >= 20.0);
+}
+
+/// The value of the pool's series of metric `name`.
+fn metric(stack: &Stack, name: &str) -> f64 {
+    let (_, metrics) = http_get(stack.health_port, "/metrics");
+    let series = format!("{name}{{resource=\"primary-db\"");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&series))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
 }
