@@ -23,26 +23,6 @@ fn pooled(extra: &str) -> Stack {
     )
 }
 
-fn pgbench_init(stack: &Stack) {
-    let init = Command::new(PGBENCH)
-        .args(["-i", "-q", "-s", "1", "-h"])
-        .arg(stack.pg.socket_dir())
-        .args([
-            "-p",
-            &stack.pg.port().to_string(),
-            "-U",
-            "postgres",
-            "appdb",
-        ])
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    direct(
-        stack,
-        "grant all on all tables in schema public to gate_app",
-    );
-}
-
 /// The most upstream backends serving pgbench seen while `run` runs.
 fn peak_backends(stack: &Stack, run: impl FnOnce()) -> usize {
     let done = Arc::new(AtomicBool::new(false));
@@ -123,23 +103,14 @@ fn two_hundred_pgbench_clients_share_ten_connections_in_every_protocol() {
 
 /// psql as `app` with `PGAPPNAME` set to `app_name`; stdout lines, stderr.
 fn psql_as(stack: &Stack, app_name: &str, commands: &[&str]) -> (Vec<String>, String) {
-    let mut cmd = Command::new(PSQL);
-    cmd.env("PGPASSWORD", "app")
-        .env("PGAPPNAME", app_name)
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &stack.port.to_string(),
-        ])
-        .args(["-U", "app", "-d", "appdb"]);
-    for c in commands {
-        cmd.args(["-c", c]);
-    }
-    let out = cmd.output().unwrap();
+    let out = psql_with(
+        stack,
+        "app",
+        "app",
+        "appdb",
+        &[("PGAPPNAME", app_name)],
+        commands,
+    );
     let lines = text(&out.stdout).lines().map(str::to_owned).collect();
     (lines, text(&out.stderr))
 }
@@ -190,29 +161,13 @@ fn session_state_is_refused_with_0a000_when_pinning_is_off() {
         "prepare q as select 1",
         "select set_config('work_mem', '8MB', false)",
     ] {
-        let out = Command::new(PSQL)
-            .env("PGPASSWORD", "app")
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "VERBOSITY=verbose",
-                "-h",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &stack.port.to_string(),
-                "-U",
-                "app",
-                "-d",
-                "appdb",
-                "-c",
-            ])
-            .arg(statement)
-            .output()
-            .unwrap();
+        let out = psql(
+            &stack,
+            "app",
+            "app",
+            "appdb",
+            &["\\set VERBOSITY verbose", statement],
+        );
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains("ERROR:  0A000:")
@@ -234,39 +189,30 @@ fn session_state_is_refused_with_0a000_when_pinning_is_off() {
 #[test]
 fn clients_with_different_startup_settings_each_see_their_own() {
     let stack = pooled(", max_connections: 4");
-    let mut handles = Vec::new();
-    for i in 0..6 {
-        let port = stack.port;
-        handles.push(std::thread::spawn(move || {
-            let app = format!("app{}", i % 2);
-            let out = Command::new(PSQL)
-                .env("PGPASSWORD", "app")
-                .env("PGAPPNAME", &app)
-                .env("PGOPTIONS", format!("-c search_path=schema{}", i % 2))
-                .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .args(["-U", "app", "-d", "appdb"])
-                .args([
-                    "-c",
-                    "select current_setting('application_name'), current_setting('search_path')",
-                ])
-                .args([
-                    "-c",
-                    "select current_setting('application_name'), current_setting('search_path')",
-                ])
-                .output()
-                .unwrap();
-            (app, i % 2, text(&out.stdout), text(&out.stderr))
-        }));
-    }
-    for h in handles {
-        let (app, n, stdout, stderr) = h.join().unwrap();
-        let want = format!("{app}|schema{n}");
-        assert_eq!(
-            stdout.lines().collect::<Vec<_>>(),
-            [&want, &want],
-            "{stderr}"
-        );
-    }
+    let query = "select current_setting('application_name'), current_setting('search_path')";
+    std::thread::scope(|scope| {
+        let stack = &stack;
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                scope.spawn(move || {
+                    let app = format!("app{}", i % 2);
+                    let options = format!("-c search_path=schema{}", i % 2);
+                    let env = [("PGAPPNAME", app.as_str()), ("PGOPTIONS", options.as_str())];
+                    let out = psql_with(stack, "app", "app", "appdb", &env, &[query, query]);
+                    let want = format!("{app}|schema{}", i % 2);
+                    (want, text(&out.stdout), text(&out.stderr))
+                })
+            })
+            .collect();
+        for h in handles {
+            let (want, stdout, stderr) = h.join().unwrap();
+            assert_eq!(
+                stdout.lines().collect::<Vec<_>>(),
+                [&want, &want],
+                "{stderr}"
+            );
+        }
+    });
 }
 
 #[test]

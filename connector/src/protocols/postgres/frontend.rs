@@ -15,7 +15,7 @@ use gate_policy::QueryInfo;
 use super::codec::{self, Frame, frontend};
 use super::error::{self, PgError};
 use super::rows::Formats;
-use super::state::{Context, Expect, Sql, Statement};
+use super::state::{Context, Expect, Sql};
 use crate::session::{AuditId, AuditText, Decision};
 
 /// Statement kinds after which cached column names may be stale.
@@ -147,21 +147,7 @@ impl Context<'_> {
                     .await;
                 codec::put_describe(out, b'S', parse.name);
                 let mut track = self.track();
-                track.unsynced.push(parse.name.to_owned());
-                let replaced = track.statements.insert(
-                    parse.name.to_owned(),
-                    Statement {
-                        sql,
-                        plan: None,
-                        audits,
-                    },
-                );
-                self.settle(replaced);
-                track.expect.push_back(Expect::Describe {
-                    statement: true,
-                    name: parse.name.to_owned(),
-                    internal: true,
-                });
+                self.keep_statement(&mut track, parse.name, sql, audits, true);
             }
             frontend::BIND => {
                 let bind = codec::parse_bind(frame.body())?;

@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::codec::{self, Frame, backend, frontend};
 use super::error::{self, PgError};
-use super::state::{BLOCK_MARKER, Context, Expect, Sql, Statement};
+use super::state::{BLOCK_MARKER, Context, Expect, Sql};
 use crate::session::AuditId;
 
 /// What makes two prepared statements the same on the server: text and parameter types.
@@ -226,15 +226,7 @@ impl Context<'_> {
         };
         let mut track = self.track();
         track.prepared.insert(parse.name.to_owned(), key);
-        let replaced = track.statements.insert(
-            parse.name.to_owned(),
-            Statement {
-                sql,
-                plan: None,
-                audits,
-            },
-        );
-        self.settle(replaced);
+        self.keep_statement(&mut track, parse.name, sql, audits, false);
         codec::put_message(to_client, backend::PARSE_COMPLETE, |_| {});
         Ok(Deferred::Answered)
     }
@@ -298,21 +290,7 @@ impl Context<'_> {
             }
         };
         codec::put_describe(out, b'S', &server_name);
-        track.unsynced.push(parse.name.to_owned());
-        let replaced = track.statements.insert(
-            parse.name.to_owned(),
-            Statement {
-                sql,
-                plan: None,
-                audits,
-            },
-        );
-        self.settle(replaced);
-        track.expect.push_back(Expect::Describe {
-            statement: true,
-            name: parse.name.to_owned(),
-            internal: true,
-        });
+        self.keep_statement(&mut track, parse.name, sql, audits, true);
     }
 
     /// The server-side name of the client's statement `name` on this

@@ -172,6 +172,39 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Keep the client's prepared statement `name`, settling the one it
+    /// replaces; when Gate's own Describe of it was sent (`described`), its
+    /// answer is expected next and the statement is settled at Sync if its
+    /// Parse fails.
+    pub(super) fn keep_statement(
+        &self,
+        track: &mut Tracker,
+        name: &str,
+        sql: Sql,
+        audits: Vec<AuditId>,
+        described: bool,
+    ) {
+        if described {
+            track.unsynced.push(name.to_owned());
+        }
+        let replaced = track.statements.insert(
+            name.to_owned(),
+            Statement {
+                sql,
+                plan: None,
+                audits,
+            },
+        );
+        self.settle(replaced);
+        if described {
+            track.expect.push_back(Expect::Describe {
+                statement: true,
+                name: name.to_owned(),
+                internal: true,
+            });
+        }
+    }
+
     /// A block marker statement that will carry `reason` back (a policy refusal, 42501).
     pub(super) fn marker(&self, reason: String) -> String {
         self.marker_with(super::error::REFUSED, reason)

@@ -145,14 +145,7 @@ pub(super) async fn run(
         pool.count("gate_connpool_pinned_clients", -1.0);
     }
     if let Err(error) = result {
-        tracing::info!(
-            protocol = "postgres",
-            client = %ctx.session.parties.client,
-            identity = ctx.session.identity(),
-            resource = %ctx.session.resource.name,
-            %error,
-            "session ended"
-        );
+        super::relay::log_end(&ctx, &error);
     }
 }
 
