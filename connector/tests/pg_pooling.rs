@@ -346,3 +346,32 @@ fn metric(stack: &Stack, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
 }
+
+#[test]
+fn a_statement_the_server_cannot_prepare_fails_like_postgres_and_the_client_goes_on() {
+    let stack = pooled(", max_connections: 1");
+    direct(
+        &stack,
+        "create table gone (a int); grant all on gone to gate_app",
+    );
+    let stack = &stack;
+    with_tokio_postgres(stack, |client| async move {
+        let err = client
+            .prepare("select * from no_such_table")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE),
+            "{err}"
+        );
+        let gone = client.prepare("select a from gone").await.unwrap();
+        assert!(client.query(&gone, &[]).await.unwrap().is_empty());
+        // A statement whose table is dropped behind its back reports the server's error.
+        direct(stack, "drop table gone");
+        let err = client.query(&gone, &[]).await.unwrap_err();
+        assert!(err.code().is_some(), "{err}");
+        let rows = client.query("select $1::int", &[&7i32]).await.unwrap();
+        assert_eq!(rows[0].get::<_, i32>(0), 7);
+    });
+}

@@ -388,3 +388,50 @@ fn prepare(
     });
     name
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> StatementKey {
+        StatementKey {
+            text: text.into(),
+            types: Arc::from(&[0u8, 0][..]),
+        }
+    }
+
+    #[test]
+    fn the_least_recently_used_statement_is_evicted_and_counts_are_kept() {
+        let mut server = ServerStatements::default();
+        let (a, none) = server.insert(key("a"), 2);
+        assert_eq!((&*a, none), ("gate_s_1", None));
+        server.insert(key("b"), 2);
+        assert_eq!(server.get(&key("a")).as_deref(), Some("gate_s_1"));
+        // "b" is now the least recently used.
+        let (c, evicted) = server.insert(key("c"), 2);
+        assert_eq!((&*c, evicted.as_deref()), ("gate_s_3", Some("gate_s_2")));
+        assert!(server.get(&key("b")).is_none());
+        assert_eq!(server.take_counts(), (1, 3));
+        assert_eq!(server.take_counts(), (0, 0));
+        server.remove("gate_s_1");
+        assert!(server.get(&key("a")).is_none());
+    }
+
+    #[test]
+    fn a_renamed_bind_keeps_everything_after_the_statement_name() {
+        let mut body = BytesMut::new();
+        codec::put_cstr(&mut body, "p");
+        codec::put_cstr(&mut body, "client_stmt");
+        body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, b'7', 0, 0]);
+        let mut out = BytesMut::new();
+        put_bind_renamed(&mut out, &body, "p", "client_stmt", "gate_s_9");
+        let frame = codec::decode_frame(&mut out).unwrap().unwrap();
+        let bind = codec::parse_bind(frame.body()).unwrap();
+        assert_eq!((bind.portal, bind.statement), ("p", "gate_s_9"));
+        assert!(
+            frame
+                .body()
+                .ends_with(&[0, 0, 0, 1, 0, 0, 0, 1, b'7', 0, 0])
+        );
+    }
+}
