@@ -375,3 +375,28 @@ fn a_statement_the_server_cannot_prepare_fails_like_postgres_and_the_client_goes
         assert_eq!(rows[0].get::<_, i32>(0), 7);
     });
 }
+
+#[test]
+fn an_idle_connection_the_server_closed_is_replaced_between_transactions() {
+    let stack = pooled(", max_connections: 2");
+    let stack = &stack;
+    with_tokio_postgres(stack, |client| async move {
+        let first: i32 = client
+            .query_one("select pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        // Every idle pooled backend is terminated behind Gate's back.
+        direct(
+            stack,
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'gate_app' and state = 'idle'",
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let second: i32 = client
+            .query_one("select pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(first, second);
+    });
+}

@@ -149,10 +149,35 @@ pub(super) async fn run(
     }
 }
 
+/// Whether an idle connection is still open: it has nothing to say (a
+/// closed one reads end-of-file, or the FATAL the server sent before closing).
+async fn alive(lease: &mut Lease) -> bool {
+    let conn = &mut lease.conn;
+    if !conn.leftover.is_empty() {
+        return false;
+    }
+    // A zero timeout polls the read once: pending means open and quiet.
+    let read = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        conn.stream.read_buf(&mut conn.leftover),
+    )
+    .await;
+    read.is_err()
+}
+
 impl Lent<'_> {
-    /// Borrow a connection for the client's next transaction.
+    /// Borrow a connection for the client's next transaction. An idle
+    /// connection the server closed meanwhile (a restart, `idle_session_timeout`,
+    /// `pg_terminate_backend`) is dropped and another one taken.
     async fn lend(&mut self, shared: &Shared) -> Result<(), PgError> {
-        let lease = self.pool.acquire(self.key).await?;
+        let mut lease = self.pool.acquire(self.key).await?;
+        for _ in 0..=self.pool.config().max_connections {
+            if alive(&mut lease).await {
+                break;
+            }
+            self.pool.release(lease, false).await;
+            lease = self.pool.acquire(self.key).await?;
+        }
         shared.cancels.register(
             self.cancel_key,
             (lease.conn.addr.clone(), lease.conn.pid, lease.conn.secret),
