@@ -400,3 +400,18 @@ fn an_idle_connection_the_server_closed_is_replaced_between_transactions() {
         assert_ne!(first, second);
     });
 }
+
+#[test]
+fn discard_all_on_a_pinned_connection_makes_gate_prepare_again() {
+    let stack = pooled(", max_connections: 1");
+    with_tokio_postgres(&stack, |client| async move {
+        let before = client.prepare("select $1::int * 3").await.unwrap();
+        let row = client.query_one(&before, &[&2i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 6);
+        // DISCARD pins the client and drops every statement on its connection, Gate's too.
+        client.batch_execute("discard all").await.unwrap();
+        let after = client.prepare("select $1::int * 3").await.unwrap();
+        let row = client.query_one(&after, &[&3i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 9);
+    });
+}

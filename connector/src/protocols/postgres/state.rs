@@ -125,6 +125,9 @@ pub(super) struct Pooling {
     pub(super) max_prepared: usize,
     /// What pinned the session to its upstream connection, once something did.
     pub(super) pinned: Mutex<Option<String>>,
+    /// The client sent `DISCARD` or `DEALLOCATE`: the statements Gate
+    /// prepared on its connection may be gone.
+    pub(super) forget_prepared: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Context<'a> {

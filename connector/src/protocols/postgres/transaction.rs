@@ -1,5 +1,7 @@
 //! Transaction pooling (`pool.mode: transaction`): the client keeps its Gate session, while an upstream connection is lent from the first message of a transaction (or lone statement, or extended-protocol pipeline) to the ReadyForQuery that finds it idle, unless session state pins the client to it.
 
+use std::sync::atomic::Ordering;
+
 use bytes::BytesMut;
 use gate_policy::QueryInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,10 +52,13 @@ impl Context<'_> {
             .pinned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = session_state::find(queries)?;
+        if found == "DISCARD" || found == "DEALLOCATE" {
+            pooling.forget_prepared.store(true, Ordering::Relaxed);
+        }
         if pinned.is_some() {
             return None;
         }
-        let found = session_state::find(queries)?;
         if pooling.pin_on_session_state {
             *pinned = Some(found);
             return None;
@@ -298,6 +303,14 @@ impl Lent<'_> {
                 }
             }
             self.check_pinned(ctx);
+            if let Some(lease) = self.held.as_mut()
+                && ctx
+                    .pooling
+                    .as_ref()
+                    .is_some_and(|p| p.forget_prepared.swap(false, Ordering::Relaxed))
+            {
+                lease.conn.prepared.clear();
+            }
             // Answers Gate gives itself with nothing before them go out now.
             ctx.answer_front(&mut to_client);
             if !to_client.is_empty() {
