@@ -138,7 +138,7 @@ fn start_pgbouncer(dir: &Path, pg_port: u16, pool_mode: &str) -> (Proc, u16) {
         format!(
             "[databases]\nappdb = host=127.0.0.1 port={pg_port} dbname=appdb\n\
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = scram-sha-256\nauth_file = {}\n\
-             pool_mode = {pool_mode}\ndefault_pool_size = {POOL}\nmax_client_conn = 400\nunix_socket_dir =\n\
+             pool_mode = {pool_mode}\ndefault_pool_size = {POOL}\nmax_client_conn = 2500\nunix_socket_dir =\n\
              logfile = {}\npidfile = {}\n",
             users.display(),
             dir.join("pgbouncer.log").display(),
@@ -250,11 +250,77 @@ fn transaction_pooling(base: &Path, pg_port: u16) {
             );
         }
     }
+    idle_clients(gate.0.id(), gate_port, "gate");
+    idle_clients(bouncer.0.id(), bouncer_port, "pgbouncer");
     if !bouncer_prepares {
         println!(
             "  (PgBouncer < 1.21 keeps no prepared statements in transaction mode: no -M prepared run for it)"
         );
     }
+}
+
+/// Clients opened and left idle to measure what each costs a proxy.
+const IDLE_CLIENTS: u32 = 2000;
+
+/// Open [`IDLE_CLIENTS`] psycopg connections to `port` and leave them idle;
+/// report the growth of process `pid`'s resident memory per client.
+fn idle_clients(pid: u32, port: u16, who: &str) {
+    const SCRIPT: &str = "import sys, psycopg\n\
+        port, user, password, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n\
+        conns = [psycopg.connect(f'host=127.0.0.1 port={port} user={user} password={password} dbname=appdb') for _ in range(n)]\n\
+        print('ready', flush=True)\n\
+        sys.stdin.read()\n";
+    let rss_kb = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let (user, password) = if who == "gate" {
+        ("app", "app")
+    } else {
+        ("gate_app", "gate-app-pw")
+    };
+    let Ok(python) = gate_testkit::venv_python() else {
+        println!("  idle clients: no test venv (make test-venv), not measured");
+        return;
+    };
+    let before = rss_kb();
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            SCRIPT,
+            &port.to_string(),
+            user,
+            password,
+            &IDLE_CLIENTS.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    if let Some(out) = child.stdout.as_mut() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let after = rss_kb();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    if line.trim() != "ready" {
+        println!("  idle clients ({who}): the clients did not all connect");
+        return;
+    }
+    println!(
+        "  {IDLE_CLIENTS} idle clients ({who}, transaction mode): RSS {:.1} MB → {:.1} MB, {:.1} kB per client",
+        before / 1024.0,
+        after / 1024.0,
+        (after - before) / f64::from(IDLE_CLIENTS)
+    );
 }
 
 fn main() {
