@@ -253,6 +253,12 @@ impl Lent<'_> {
             // Everything the client has sent goes to the connection lent for it.
             while let Some(frame) = codec::decode_frame(buf)? {
                 if frame.tag == frontend::TERMINATE {
+                    // What came before the goodbye (a COMMIT) still reaches the server.
+                    if let Some(lease) = self.held.as_mut()
+                        && !to_upstream.is_empty()
+                    {
+                        lease.conn.stream.write_all(&to_upstream).await?;
+                    }
                     return Ok(Ended::Client);
                 }
                 let mut refused = None;
@@ -272,7 +278,8 @@ impl Lent<'_> {
                         frontend::SYNC | frontend::FLUSH if self.answered => {
                             if frame.tag == frontend::SYNC {
                                 self.answered = false;
-                                codec::put_ready(&mut to_client, ctx.track().last_status.max(b'I'));
+                                // Holding no connection, the client is idle.
+                                codec::put_ready(&mut to_client, b'I');
                             }
                             continue;
                         }
