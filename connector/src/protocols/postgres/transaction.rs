@@ -247,8 +247,9 @@ impl Lent<'_> {
         client: &mut ClientStream,
         buf: &mut BytesMut,
     ) -> Result<Ended, PgError> {
-        let mut to_upstream = BytesMut::with_capacity(8192);
-        let mut to_client = BytesMut::with_capacity(8192);
+        // Buffers grow with use and are dropped between transactions: an idle client holds none.
+        let mut to_upstream = BytesMut::new();
+        let mut to_client = BytesMut::new();
         loop {
             // Everything the client has sent goes to the connection lent for it.
             while let Some(frame) = codec::decode_frame(buf)? {
@@ -366,6 +367,13 @@ impl Lent<'_> {
                     ctx.session.flush();
                     if ready {
                         self.give_back(ctx, shared);
+                        if self.held.is_none() {
+                            to_upstream = BytesMut::new();
+                            to_client = BytesMut::new();
+                            if buf.is_empty() {
+                                *buf = BytesMut::new();
+                            }
+                        }
                     }
                 }
             }
