@@ -415,3 +415,45 @@ fn discard_all_on_a_pinned_connection_makes_gate_prepare_again() {
         assert_eq!(row.get::<_, i32>(0), 9);
     });
 }
+
+#[test]
+fn copy_in_and_out_keep_the_connection_until_done() {
+    let stack = pooled(", max_connections: 1");
+    direct(
+        &stack,
+        "create table copied (a int, b text); grant all on copied to gate_app",
+    );
+    let mut child = Command::new(PSQL)
+        .env("PGPASSWORD", "app")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stack.port.to_string(),
+        ])
+        .args(["-U", "app", "-d", "appdb", "-c", "copy copied from stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"1\tone\n2\ttwo\n3\tthree\n\\.\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (lines, stderr) = psql_as(
+        &stack,
+        "reader",
+        &[
+            "copy (select b from copied order by a) to stdout",
+            "select count(*) from copied",
+        ],
+    );
+    assert_eq!(lines, ["one", "two", "three", "3"], "{stderr}");
+}
