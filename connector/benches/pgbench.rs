@@ -1,9 +1,12 @@
 //! `make bench`: pgbench `-S` at 1 and 8 clients, and `-S -C` (a new
 //! connection per transaction), through Gate (release build, example.rego
 //! active, masking on) vs a direct connection vs PgBouncer (session mode,
-//! same pool size), all in one invocation on loopback. Reports TPS, p50/p99
-//! latency and Gate's CPU-µs per query, and checks the targets. Every client
-//! logs in with SCRAM-SHA-256 (direct, through PgBouncer and through Gate).
+//! same pool size); then `-S -c200` on a pool of 20 in transaction mode (Gate
+//! and PgBouncer) vs 200 direct backends, in the simple and prepared
+//! protocols, and the resident memory of 10,000 idle clients. All in one
+//! invocation on loopback. Reports TPS, p50/p99
+//! latency and the proxies' CPU-µs per query, and checks the targets. Every
+//! client logs in with SCRAM-SHA-256 (direct, through PgBouncer and Gate).
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark: a panic is the report
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ fn pgbench(
     password: &str,
     clients: u32,
     reconnect: bool,
+    protocol: &str,
     log_dir: &Path,
 ) -> Run {
     let _ = std::fs::remove_dir_all(log_dir);
@@ -46,7 +50,7 @@ fn pgbench(
             "-n",
             "-S",
             "-M",
-            "simple",
+            protocol,
             "-T",
             &seconds().to_string(),
             "-c",
@@ -113,19 +117,19 @@ fn pgbench(
 }
 
 /// CPU time of this process's finished children (pgbench runs), in microseconds.
-fn start_gate(dir: &Path, pg_port: u16) -> (Proc, u16) {
+fn start_gate(dir: &Path, pg_port: u16, pool_extra: &str) -> (Proc, u16) {
     let port = free_port().unwrap();
     let health = free_port().unwrap();
     let yaml = format!(
         "listen_addr: \"127.0.0.1:{port}\"\nhealth_addr: \"127.0.0.1:{health}\"\n\
          identities: [{{name: app, password: app}}]\n\
-         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg_port}, database: appdb, username: gate_app, password: gate-app-pw, pool: {{max_connections: {POOL}}}}}\n{}",
+         resources:\n  - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg_port}, database: appdb, username: gate_app, password: gate-app-pw, pool: {{max_connections: {POOL}{pool_extra}}}}}\n{}",
         all_stages(example_policy())
     );
     (spawn_gate(dir, &yaml, port), port)
 }
 
-fn start_pgbouncer(dir: &Path, pg_port: u16) -> (Proc, u16) {
+fn start_pgbouncer(dir: &Path, pg_port: u16, pool_mode: &str) -> (Proc, u16) {
     let port = free_port().unwrap();
     let ini = dir.join("pgbouncer.ini");
     let users = dir.join("users.txt");
@@ -135,7 +139,7 @@ fn start_pgbouncer(dir: &Path, pg_port: u16) -> (Proc, u16) {
         format!(
             "[databases]\nappdb = host=127.0.0.1 port={pg_port} dbname=appdb\n\
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = scram-sha-256\nauth_file = {}\n\
-             pool_mode = session\ndefault_pool_size = {POOL}\nmax_client_conn = 200\nunix_socket_dir =\n\
+             pool_mode = {pool_mode}\ndefault_pool_size = {POOL}\nmax_client_conn = 10500\nunix_socket_dir =\n\
              logfile = {}\npidfile = {}\n",
             users.display(),
             dir.join("pgbouncer.log").display(),
@@ -169,13 +173,165 @@ fn start_pgbouncer(dir: &Path, pg_port: u16) -> (Proc, u16) {
     (Proc(child), port)
 }
 
+/// `-S -c200` on a pool of 20 in transaction mode: Gate and PgBouncer vs 200
+/// direct backends, simple and prepared protocols. PgBouncer before 1.21
+/// (Debian 12 ships 1.18) cannot keep prepared statements in transaction
+/// mode, so its prepared run is left out there. Reported, not checked.
+fn transaction_pooling(base: &Path, pg_port: u16) {
+    if std::env::var("GATE_BENCH_ONLY").is_ok_and(|only| only != "-S -c200") {
+        return;
+    }
+    let dir = base.join("transaction");
+    let bouncer_dir = dir.join("pgbouncer");
+    std::fs::create_dir_all(&bouncer_dir).unwrap();
+    let (gate, gate_port) = start_gate(&dir, pg_port, ", mode: transaction");
+    let (bouncer, bouncer_port) = start_pgbouncer(&bouncer_dir, pg_port, "transaction");
+    let bouncer_prepares = Command::new("/usr/sbin/pgbouncer")
+        .arg("--version")
+        .output()
+        .map(|o| {
+            let version = String::from_utf8_lossy(&o.stdout);
+            let minor = version
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.split('.').nth(1)?.parse::<u32>().ok());
+            minor.is_some_and(|m| m >= 21)
+        })
+        .unwrap_or(false);
+    for protocol in ["simple", "prepared"] {
+        let label = format!("-S -c200 -M {protocol}");
+        let direct = pgbench(
+            pg_port,
+            "gate_app",
+            "gate-app-pw",
+            200,
+            false,
+            protocol,
+            &dir.join("direct"),
+        );
+        let mut rows = vec![("direct (200 backends)", direct, None)];
+        if protocol == "simple" || bouncer_prepares {
+            let before = cpu_us(bouncer.0.id());
+            let run = pgbench(
+                bouncer_port,
+                "gate_app",
+                "gate-app-pw",
+                200,
+                false,
+                protocol,
+                &dir.join("bouncer"),
+            );
+            let cpu = per_query(before, cpu_us(bouncer.0.id()), run.transactions);
+            rows.push(("pgbouncer (pool 20)", run, Some(cpu)));
+        }
+        let before = cpu_us(gate.0.id());
+        let run = pgbench(
+            gate_port,
+            "app",
+            "app",
+            200,
+            false,
+            protocol,
+            &dir.join("gate"),
+        );
+        let cpu = per_query(before, cpu_us(gate.0.id()), run.transactions);
+        rows.push(("gate (pool 20)", run, Some(cpu)));
+        for (who, run, cpu) in rows {
+            let cpu = cpu.map_or(String::from("-"), |(total, user, system)| {
+                format!("{total:.1} ({user:.0}u+{system:.0}s)")
+            });
+            println!(
+                "{:<28} {:>10.0} {:>10.0} {:>10.0} {:>22} {:>17.1}",
+                format!("{label} {who}"),
+                run.tps,
+                run.p50_us,
+                run.p99_us,
+                cpu,
+                run.client_cpu
+            );
+        }
+    }
+    idle_clients(gate.0.id(), gate_port, "gate");
+    idle_clients(bouncer.0.id(), bouncer_port, "pgbouncer");
+    if !bouncer_prepares {
+        println!(
+            "  (PgBouncer < 1.21 keeps no prepared statements in transaction mode: no -M prepared run for it)"
+        );
+    }
+}
+
+/// Clients opened and left idle to measure what each costs a proxy.
+const IDLE_CLIENTS: u32 = 10_000;
+
+/// Open [`IDLE_CLIENTS`] psycopg connections to `port` and leave them idle;
+/// report the growth of process `pid`'s resident memory per client.
+fn idle_clients(pid: u32, port: u16, who: &str) {
+    const SCRIPT: &str = "import sys, psycopg\n\
+        port, user, password, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n\
+        conns = [psycopg.connect(f'host=127.0.0.1 port={port} user={user} password={password} dbname=appdb') for _ in range(n)]\n\
+        print('ready', flush=True)\n\
+        sys.stdin.read()\n";
+    let rss_kb = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let (user, password) = if who == "gate" {
+        ("app", "app")
+    } else {
+        ("gate_app", "gate-app-pw")
+    };
+    let Ok(python) = gate_testkit::venv_python() else {
+        println!("  idle clients: no test venv (make test-venv), not measured");
+        return;
+    };
+    let before = rss_kb();
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            SCRIPT,
+            &port.to_string(),
+            user,
+            password,
+            &IDLE_CLIENTS.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    if let Some(out) = child.stdout.as_mut() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let after = rss_kb();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    if line.trim() != "ready" {
+        println!("  idle clients ({who}): the clients did not all connect");
+        return;
+    }
+    println!(
+        "  {IDLE_CLIENTS} idle clients ({who}, transaction mode): RSS {:.1} MB → {:.1} MB, {:.1} kB per client",
+        before / 1024.0,
+        after / 1024.0,
+        (after - before) / f64::from(IDLE_CLIENTS)
+    );
+}
+
 fn main() {
     let pg = Postgres::start(PostgresOptions {
         // Every path authenticates with SCRAM-SHA-256, as in production.
         auth: PgAuth::Scram { password: "bench-super".into() },
         databases: vec!["appdb".into()],
         seed: vec![("appdb".into(), "create role gate_app login password 'gate-app-pw'; grant create on schema public to gate_app".into())],
-        settings: vec![("max_connections".into(), "200".into())],
+        // 200 direct backends for the -c200 baseline, plus the proxies' idle pools.
+        settings: vec![("max_connections".into(), "300".into())],
         ..Default::default()
     })
     .unwrap();
@@ -192,10 +348,10 @@ fn main() {
     );
     let dir = tempfile::tempdir().unwrap();
     let base: PathBuf = dir.path().to_path_buf();
-    let (gate, gate_port) = start_gate(&base, pg.port());
+    let (gate, gate_port) = start_gate(&base, pg.port(), "");
     let bouncer_dir = base.join("pgbouncer");
     std::fs::create_dir_all(&bouncer_dir).unwrap();
-    let (bouncer_proc, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port());
+    let (bouncer_proc, bouncer_port) = start_pgbouncer(&bouncer_dir, pg.port(), "session");
 
     println!(
         "pgbench -S (select only), {}s per run, pool size {POOL}, 2 cores shared by client, proxy and PostgreSQL",
@@ -222,6 +378,7 @@ fn main() {
             "gate-app-pw",
             clients,
             reconnect,
+            "simple",
             &base.join("direct"),
         );
         let bouncer_before = cpu_us(bouncer_proc.0.id());
@@ -231,6 +388,7 @@ fn main() {
             "gate-app-pw",
             clients,
             reconnect,
+            "simple",
             &base.join("bouncer"),
         );
         let bouncer_cpu = per_query(
@@ -265,6 +423,7 @@ fn main() {
             "app",
             clients,
             reconnect,
+            "simple",
             &base.join("gate"),
         );
         let gate_cpu = per_query(before, cpu_us(gate.0.id()), through.transactions);
@@ -295,6 +454,8 @@ fn main() {
         }
         results.push((label, direct, bouncer, through, cpu_per_query));
     }
+
+    transaction_pooling(&base, pg.port());
 
     let mut failed = false;
     let mut check = |name: &str, ok: bool, detail: String| {

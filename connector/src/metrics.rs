@@ -5,6 +5,8 @@
 //! - `gate_connpool_active_connections{resource,upstream}`, `gate_connpool_waiters{resource,upstream}` (gauges)
 //! - `gate_connpool_wait_duration_seconds{resource,upstream}` (histogram)
 //! - `gate_connpool_exhausted_total{resource,upstream}` (counter)
+//! - `gate_connpool_idle_connections{resource,upstream}`, `gate_connpool_pinned_clients{resource,upstream}` (gauges)
+//! - `gate_connpool_prepared_{hits,misses}_total{resource,upstream}` (counters; PostgreSQL transaction mode)
 //! - `gate_sessions_total{protocol,resource,outcome}` (counter)
 //! - `gate_policy_verdicts_reused_total{protocol,resource,stage}` (counter; see `verdicts`)
 //! - `gate_audit_events_{shipped,spooled,replayed}_total` (counters, no labels)
@@ -88,6 +90,26 @@ const FAMILIES: &[(&str, &str, Kind)] = &[
     (
         "gate_connpool_exhausted_total",
         "Times a session found the upstream pool full.",
+        Kind::Counter,
+    ),
+    (
+        "gate_connpool_idle_connections",
+        "Upstream connections open and kept for reuse.",
+        Kind::Gauge,
+    ),
+    (
+        "gate_connpool_pinned_clients",
+        "Transaction-mode clients pinned to one upstream connection by session state.",
+        Kind::Gauge,
+    ),
+    (
+        "gate_connpool_prepared_hits_total",
+        "Executions of a client's prepared statement on a connection that already had it prepared.",
+        Kind::Counter,
+    ),
+    (
+        "gate_connpool_prepared_misses_total",
+        "Times a client's prepared statement had to be prepared on the connection running it.",
         Kind::Counter,
     ),
     (
@@ -258,6 +280,12 @@ impl Metrics {
             self.touch("gate_connpool_waiters", &pool);
             self.touch("gate_connpool_exhausted_total", &pool);
             self.touch("gate_connpool_wait_duration_seconds", &pool);
+            self.touch("gate_connpool_idle_connections", &pool);
+            if r.pool.mode == gate_config::connector::PoolMode::Transaction {
+                self.touch("gate_connpool_pinned_clients", &pool);
+                self.touch("gate_connpool_prepared_hits_total", &pool);
+                self.touch("gate_connpool_prepared_misses_total", &pool);
+            }
             let protocol = r.protocol.as_str();
             let request = [("protocol", protocol), ("resource", r.name.as_str())];
             self.touch("gate_request_duration_seconds", &request);

@@ -1,9 +1,10 @@
-//! Upstream connection pools, session mode, for every protocol: a client
-//! session holds one logged-in upstream connection; when the session ends
-//! cleanly the protocol resets it and it is kept for the next session with
-//! the same key (user, database, settings). At most `max_connections` per
-//! resource are out at once; waiting for one is bounded by `acquire_timeout`
-//! and shows in the `gate_connpool_*` metrics.
+//! Upstream connection pools for every protocol: a lease holds one logged-in
+//! upstream connection (for a whole client session in session mode, for one
+//! transaction in PostgreSQL's transaction mode); a returned connection is
+//! reset (or, between transactions, kept as it is) for the next lease with the
+//! same key (user, database, settings). At most `max_connections` per resource
+//! are open at once, idle ones of other keys closed to make room; waiting for
+//! one is bounded by `acquire_timeout` and shows in the `gate_connpool_*` metrics.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -29,9 +30,26 @@ pub struct Pool<K, C> {
     upstream_label: String,
     acquire_timeout: Duration,
     idle_timeout: Duration,
+    max: usize,
     permits: Arc<Semaphore>,
-    idle: Mutex<HashMap<K, Vec<(C, Instant)>>>,
+    idle: Mutex<Idle<K, C>>,
     metrics: Arc<Metrics>,
+}
+
+/// Connections kept for reuse, by key, newest last.
+#[derive(Debug)]
+struct Idle<K, C> {
+    by_key: HashMap<K, Vec<(C, Instant)>>,
+    count: usize,
+}
+
+impl<K, C> Default for Idle<K, C> {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            count: 0,
+        }
+    }
 }
 
 /// A connection checked out of a pool; give it back with [`Pool::release`].
@@ -59,10 +77,16 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
             upstream_label: format!("{}:{}", resource.host, resource.port),
             acquire_timeout: resource.pool.acquire_timeout,
             idle_timeout: resource.pool.idle_timeout,
+            max,
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::default(),
             metrics,
         }
+    }
+
+    /// Add `delta` to this pool's series of metric `name`.
+    pub fn count(&self, name: &'static str, delta: f64) {
+        self.metrics.add(name, &self.labels(), delta);
     }
 
     fn labels(&self) -> [(&'static str, &str); 2] {
@@ -106,7 +130,10 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
         };
         let conn = match self.take_idle(&key) {
             Some(conn) => conn,
-            None => connect(&key).await.map_err(Err)?,
+            None => {
+                self.make_room();
+                connect(&key).await.map_err(Err)?
+            }
         };
         self.metrics
             .add("gate_connpool_active_connections", &self.labels(), 1.0);
@@ -119,10 +146,43 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
 
     fn take_idle(&self, key: &K) -> Option<C> {
         let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(key)?;
+        let list = idle.by_key.get_mut(key)?;
         // Newest last; anything idle too long is closed.
+        let before = list.len();
         list.retain(|(_, since)| since.elapsed() < self.idle_timeout);
-        list.pop().map(|(conn, _)| conn)
+        let taken = list.pop().map(|(conn, _)| conn);
+        let gone = before - list.len();
+        idle.count -= gone;
+        drop(idle);
+        self.count("gate_connpool_idle_connections", -(gone as f64));
+        taken
+    }
+
+    /// Before opening a connection: when the open ones (leased, counting the
+    /// caller's permit, plus idle) would exceed `max_connections`, close the
+    /// oldest idle connection (it has another key, or it would have been taken).
+    fn make_room(&self) {
+        let leased = self.max - self.permits.available_permits();
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        if leased + idle.count <= self.max {
+            return;
+        }
+        let oldest = idle
+            .by_key
+            .iter()
+            .filter_map(|(key, list)| list.first().map(|(_, since)| (key.clone(), *since)))
+            .min_by_key(|(_, since)| *since)
+            .map(|(key, _)| key);
+        if let Some(list) = oldest.and_then(|key| idle.by_key.get_mut(&key))
+            && !list.is_empty()
+        {
+            list.remove(0);
+            idle.count -= 1;
+            drop(idle);
+            self.count("gate_connpool_idle_connections", -1.0);
+        }
     }
 
     /// Return a connection. `reusable` says the session ended with nothing
@@ -143,10 +203,26 @@ impl<K: Hash + Eq + Clone, C> Pool<K, C> {
         if reset != Ok(true) {
             return;
         }
+        self.keep(lease);
+    }
+
+    /// Return a connection as it is, for the next lease with its key (a
+    /// PostgreSQL connection between transactions).
+    pub fn put_back(&self, lease: Lease<K, C>) {
+        self.metrics
+            .add("gate_connpool_active_connections", &self.labels(), -1.0);
+        self.keep(lease);
+    }
+
+    fn keep(&self, lease: Lease<K, C>) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.entry(lease.key)
+            idle.by_key
+                .entry(lease.key)
                 .or_default()
                 .push((lease.conn, Instant::now()));
+            idle.count += 1;
+            drop(idle);
+            self.count("gate_connpool_idle_connections", 1.0);
         }
         // The permit drops here: another session may check a connection out.
     }

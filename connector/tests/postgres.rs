@@ -225,23 +225,7 @@ fn pgbench_extended_and_prepared_protocols_pass_and_blocks_apply() {
         },
         &example_policy(),
     );
-    let init = Command::new(PGBENCH)
-        .args(["-i", "-q", "-s", "1", "-h"])
-        .arg(stack.pg.socket_dir())
-        .args([
-            "-p",
-            &stack.pg.port().to_string(),
-            "-U",
-            "postgres",
-            "appdb",
-        ])
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    direct(
-        &stack,
-        "grant select on all tables in schema public to gate_app",
-    );
+    pgbench_init(&stack);
     for mode in ["simple", "extended", "prepared"] {
         let out = Command::new(PGBENCH)
             .env("PGPASSWORD", "app")

@@ -1,7 +1,7 @@
 //! Transparency: with an allow-all policy, Gate is invisible. The same psql
 //! script (types, errors, notices, COPY, transactions, cursors, prepared
 //! statements, a 100k-row result) gives byte-identical output through Gate
-//! and directly against PostgreSQL.
+//! and directly against PostgreSQL, in session and in transaction pooling.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 mod common;
@@ -54,14 +54,27 @@ fn without_pids(output: &str) -> String {
 
 #[test]
 fn the_script_gives_identical_output_through_gate_and_direct() {
+    assert_transparent("");
+}
+
+/// Transaction pooling too: the script's session-state statements (`SET`, `LISTEN`, SQL
+/// `PREPARE`, `WITH HOLD` cursors) pin the session to its connection, so nothing changes.
+#[test]
+fn the_script_gives_identical_output_with_transaction_pooling() {
+    assert_transparent(", pool: {mode: transaction, max_connections: 2}");
+}
+
+fn assert_transparent(resource_extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("allow_all.rego");
     std::fs::write(&policy, ALLOW_ALL).unwrap();
-    let stack = start(
+    let stack = start_with(
         PgAuth::Scram {
             password: "super".into(),
         },
+        resource_extra,
         &all_stages(&policy),
+        None,
     );
     let script = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

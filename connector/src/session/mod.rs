@@ -455,6 +455,20 @@ impl<'g> Session<'g> {
         ));
     }
 
+    /// Audit that the session was pinned to one upstream connection
+    /// (PostgreSQL transaction pooling) because of `reason`.
+    pub fn audit_pinned(&self, reason: String) {
+        let mut verdict = Verdict::refusal();
+        verdict.action = gate_policy::Action::Allow;
+        verdict.reason = Some(reason);
+        self.gate.audit.emit(AuditEvent::new(
+            "session",
+            &self.parties,
+            None,
+            Arc::new(verdict),
+        ));
+    }
+
     /// Record one request's duration in `gate_request_duration_seconds` once
     /// the response is written ([`Session::flush`]).
     pub fn record_duration(&self, started: Instant) {

@@ -163,7 +163,20 @@ pub(crate) fn psql(
     database: &str,
     commands: &[&str],
 ) -> Output {
+    psql_with(stack, user, password, database, &[], commands)
+}
+
+/// Like [`psql`], with extra environment variables (`PGAPPNAME`, `PGOPTIONS`, …).
+pub(crate) fn psql_with(
+    stack: &Stack,
+    user: &str,
+    password: &str,
+    database: &str,
+    env: &[(&str, &str)],
+    commands: &[&str],
+) -> Output {
     let mut cmd = Command::new(PSQL);
+    cmd.envs(env.iter().copied());
     cmd.env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
         .args([
@@ -236,6 +249,27 @@ where
         tokio::spawn(connection);
         body(client).await;
     });
+}
+
+/// pgbench's tables at scale 1 in `appdb`, readable and writable by Gate's upstream user.
+pub(crate) fn pgbench_init(stack: &Stack) {
+    let init = Command::new(PGBENCH)
+        .args(["-i", "-q", "-s", "1", "-h"])
+        .arg(stack.pg.socket_dir())
+        .args([
+            "-p",
+            &stack.pg.port().to_string(),
+            "-U",
+            "postgres",
+            "appdb",
+        ])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    direct(
+        stack,
+        "grant all on all tables in schema public to gate_app",
+    );
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {

@@ -349,6 +349,36 @@ pub struct PoolConfig {
         deserialize_with = "crate::duration::deserialize"
     )]
     pub acquire_timeout: Duration,
+    /// PostgreSQL: `session` (a client holds one upstream connection for its
+    /// whole session) or `transaction` (a connection is lent per transaction).
+    #[serde(default)]
+    pub mode: PoolMode,
+    /// PostgreSQL transaction mode: a statement that leaves state on the
+    /// server connection (`SET`, `LISTEN`, session advisory locks, temporary
+    /// tables, `WITH HOLD` cursors, SQL `PREPARE`, `DISCARD`) pins the client
+    /// to its connection for the rest of its session (`true`), or is refused
+    /// with SQLSTATE 0A000 (`false`).
+    #[serde(default = "default_pin_on_session_state")]
+    pub pin_on_session_state: bool,
+    /// PostgreSQL transaction mode: protocol-level prepared statements kept
+    /// per upstream connection (least recently used closed first); 0 turns
+    /// named prepared statements off (refused with 0A000).
+    #[serde(
+        default = "default_max_prepared_statements",
+        deserialize_with = "crate::number::u32_field"
+    )]
+    pub max_prepared_statements: u32,
+}
+
+/// How long a client holds an upstream connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// For the client's whole session.
+    #[default]
+    Session,
+    /// From a transaction's (or lone statement's) first message to its idle ReadyForQuery.
+    Transaction,
 }
 
 impl Default for PoolConfig {
@@ -357,8 +387,18 @@ impl Default for PoolConfig {
             max_connections: default_max_connections(),
             idle_timeout: default_idle_timeout(),
             acquire_timeout: default_acquire_timeout(),
+            mode: PoolMode::default(),
+            pin_on_session_state: default_pin_on_session_state(),
+            max_prepared_statements: default_max_prepared_statements(),
         }
     }
+}
+
+fn default_pin_on_session_state() -> bool {
+    true
+}
+fn default_max_prepared_statements() -> u32 {
+    200
 }
 
 fn default_max_connections() -> u32 {
@@ -616,6 +656,15 @@ impl Validate for ConnectorConfig {
             }
             if r.pool.acquire_timeout.is_zero() {
                 p.push(at("pool.acquire_timeout"), "must be greater than zero");
+            }
+            if r.pool.mode == PoolMode::Transaction && r.protocol != Protocol::Postgres {
+                p.push(
+                    at("pool.mode"),
+                    format!(
+                        "transaction pooling is only for postgres resources (this one is {})",
+                        r.protocol.as_str()
+                    ),
+                );
             }
             if r.password.is_some() && r.username.is_none() {
                 p.push(at("username"), "required when password is set");

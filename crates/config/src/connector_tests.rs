@@ -125,3 +125,39 @@ fn a_mongodb_resource_takes_the_issue_fields_and_auth_source_is_checked() {
         assert_eq!(problems, vec![want.to_owned()], "{bad}");
     }
 }
+
+#[test]
+fn pool_mode_defaults_to_session_and_transaction_is_postgres_only() {
+    let config = resource_problems("{name: pg, protocol: postgres, host: h, port: 5432}").unwrap();
+    let pool = &config.resources[0].pool;
+    assert_eq!(pool.mode, crate::connector::PoolMode::Session);
+    assert!(pool.pin_on_session_state);
+    assert_eq!(pool.max_prepared_statements, 200);
+    let config = resource_problems(
+        "{name: pg, protocol: postgres, host: h, port: 5432, \
+         pool: {mode: transaction, pin_on_session_state: false, max_prepared_statements: 50}}",
+    )
+    .unwrap();
+    let pool = &config.resources[0].pool;
+    assert_eq!(pool.mode, crate::connector::PoolMode::Transaction);
+    assert!(!pool.pin_on_session_state);
+    assert_eq!(pool.max_prepared_statements, 50);
+    let problems = resource_problems(
+        "{name: m, protocol: mysql, host: h, port: 3306, pool: {mode: transaction}}",
+    )
+    .unwrap_err();
+    assert_eq!(
+        problems,
+        [
+            "resources[0].pool.mode: transaction pooling is only for postgres resources (this one is mysql)"
+        ]
+    );
+    let problems = resource_problems(
+        "{name: pg, protocol: postgres, host: h, port: 5432, pool: {mode: statement}}",
+    )
+    .unwrap_err();
+    assert!(
+        problems[0].contains("pool.mode") && problems[0].contains("`session`"),
+        "{problems:?}"
+    );
+}

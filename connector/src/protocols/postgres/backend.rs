@@ -23,8 +23,26 @@ impl Context<'_> {
         frame: Frame,
         out: &mut BytesMut,
     ) -> Result<(), PgError> {
+        if self.pooling.is_some() {
+            self.answer_front(out);
+        }
         match frame.tag {
             backend::ROW_DESCRIPTION => self.on_row_description(frame, out).await,
+            backend::PARSE_COMPLETE | backend::BIND_COMPLETE | backend::CLOSE_COMPLETE => {
+                let mut track = self.track();
+                let hidden = match track.expect.front() {
+                    Some(Expect::Ack { tag, hidden, .. }) if *tag == frame.tag => {
+                        let hidden = *hidden;
+                        track.expect.pop_front();
+                        hidden
+                    }
+                    _ => false,
+                };
+                if !hidden {
+                    out.extend_from_slice(&frame.raw);
+                }
+                Ok(())
+            }
             backend::NO_DATA | backend::PARAMETER_DESCRIPTION => {
                 let mut track = self.track();
                 let internal = matches!(
@@ -101,12 +119,23 @@ impl Context<'_> {
                 // The server skips to the next Sync after an error.
                 while matches!(
                     track.expect.front(),
-                    Some(Expect::Describe { .. } | Expect::Execute { .. })
+                    Some(
+                        Expect::Describe { .. }
+                            | Expect::Execute { .. }
+                            | Expect::Ack { .. }
+                            | Expect::Answer(_)
+                    )
                 ) {
-                    track.expect.pop_front();
+                    // A statement Gate prepared that the server refused is not there.
+                    if let Some(Expect::Ack {
+                        parsed: Some(name), ..
+                    }) = track.expect.pop_front()
+                    {
+                        track.failed_parses.push(name);
+                    }
                 }
                 match blocked_reason(&frame, &mut track.blocked)? {
-                    Some(reason) => error::put_refusal(out, reason),
+                    Some((code, message)) => error::put_error_code(out, code, message),
                     None => self.server_message(&track, &frame, out)?,
                 }
                 Ok(())
@@ -244,8 +273,8 @@ impl Context<'_> {
 /// The policy reason for an upstream error caused by a block marker.
 fn blocked_reason(
     frame: &Frame,
-    blocked: &mut HashMap<u64, String>,
-) -> Result<Option<String>, PgError> {
+    blocked: &mut HashMap<u64, (&'static str, String)>,
+) -> Result<Option<(&'static str, String)>, PgError> {
     if blocked.is_empty() {
         return Ok(None);
     }

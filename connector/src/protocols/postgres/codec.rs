@@ -225,7 +225,8 @@ fn peek_u32(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes))
 }
 
-fn put_cstr(out: &mut BytesMut, s: &str) {
+/// Append `s` as a NUL-terminated string.
+pub fn put_cstr(out: &mut BytesMut, s: &str) {
     out.put_slice(s.as_bytes());
     out.put_u8(0);
 }

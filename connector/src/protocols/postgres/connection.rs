@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use gate_config::connector::Protocol;
+use gate_config::connector::{PoolMode, Protocol};
 use tokio::io::AsyncWriteExt;
 
 use super::Shared;
 use super::codec::Startup;
 use super::error::PgError;
 use super::wire::read_startup;
-use super::{login, relay};
+use super::{login, relay, transaction};
 use crate::server::Gate;
 use crate::session::outcome;
 use crate::stream::{ClientStream, MaybeTls, Prefixed};
@@ -49,6 +49,9 @@ pub async fn handle_client(
         }
     };
     match login::establish(&mut client, &mut buf, peer, &gate, shared, params).await {
+        Ok(established) if established.pool.config().mode == PoolMode::Transaction => {
+            transaction::run(established, client, buf, shared).await
+        }
         Ok(established) => relay::run(established, client, buf, shared).await,
         Err(error) => {
             if let Some(fatal) = error.fatal_message() {

@@ -7,7 +7,9 @@ use super::codec::{self, CodecError, ErrorFields};
 use crate::session::{Outcome, Refusal};
 
 /// SQLSTATE of every policy refusal (`insufficient_privilege`).
-const REFUSED: &str = "42501";
+pub(super) const REFUSED: &str = "42501";
+/// SQLSTATE of a statement transaction pooling cannot run (`feature_not_supported`).
+pub(super) const UNSUPPORTED: &str = "0A000";
 
 /// Why a PostgreSQL session ended or a message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,18 @@ impl From<Refusal> for PgError {
 /// session stays usable).
 pub(super) fn put_refusal(out: &mut BytesMut, reason: String) {
     codec::put_error(out, &refusal("ERROR", reason));
+}
+
+/// Append an ErrorResponse with SQLSTATE `code` (the session stays usable).
+pub(super) fn put_error_code(out: &mut BytesMut, code: &'static str, message: String) {
+    codec::put_error(
+        out,
+        &ErrorFields {
+            severity: "ERROR",
+            code,
+            message,
+        },
+    );
 }
 
 fn refusal(severity: &'static str, message: String) -> ErrorFields {

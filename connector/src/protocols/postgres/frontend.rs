@@ -13,9 +13,9 @@ use bytes::BytesMut;
 use gate_policy::QueryInfo;
 
 use super::codec::{self, Frame, frontend};
-use super::error::PgError;
+use super::error::{self, PgError};
 use super::rows::Formats;
-use super::state::{Context, Expect, Sql, Statement};
+use super::state::{Context, Expect, Sql};
 use crate::session::{AuditId, AuditText, Decision};
 
 /// Statement kinds after which cached column names may be stale.
@@ -69,7 +69,7 @@ impl Context<'_> {
     /// What goes upstream for a message carrying `text`: the original bytes
     /// (`forward`), or a rewritten or block marker statement (`put`, told
     /// whether it is a marker), and what to track.
-    async fn decide_sql(
+    pub(super) async fn decide_sql(
         &self,
         text: &str,
         out: &mut BytesMut,
@@ -77,6 +77,17 @@ impl Context<'_> {
         put: impl FnOnce(&mut BytesMut, &str, bool),
     ) -> (Sql, Vec<AuditId>) {
         let (decision, queries, audits) = self.plan(text).await;
+        if !matches!(decision, Decision::Block(_))
+            && let Some(message) = self.session_state(&queries)
+        {
+            let marker = self.marker_with(error::UNSUPPORTED, message);
+            put(out, &marker, true);
+            let sql = Sql {
+                text: marker.into(),
+                queries: unclassified(),
+            };
+            return (sql, audits);
+        }
         let sql = match decision {
             Decision::Forward => {
                 out.extend_from_slice(forward);
@@ -136,21 +147,7 @@ impl Context<'_> {
                     .await;
                 codec::put_describe(out, b'S', parse.name);
                 let mut track = self.track();
-                track.unsynced.push(parse.name.to_owned());
-                let replaced = track.statements.insert(
-                    parse.name.to_owned(),
-                    Statement {
-                        sql,
-                        plan: None,
-                        audits,
-                    },
-                );
-                self.settle(replaced);
-                track.expect.push_back(Expect::Describe {
-                    statement: true,
-                    name: parse.name.to_owned(),
-                    internal: true,
-                });
+                self.keep_statement(&mut track, parse.name, sql, audits, true);
             }
             frontend::BIND => {
                 let bind = codec::parse_bind(frame.body())?;

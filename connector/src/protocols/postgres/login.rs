@@ -15,7 +15,7 @@ use super::Shared;
 use super::codec::{self, Frame, Reader, Startup, auth, frontend};
 use super::connection::STARTUP_TIMEOUT;
 use super::error::PgError;
-use super::pool::{Lease, Pool};
+use super::pool::{Key, Lease, Pool};
 use super::wire::read_frame;
 use crate::auth::scram::ServerExchange;
 use crate::random;
@@ -38,6 +38,8 @@ pub(super) struct Established<'g> {
     pub(super) cancel_key: (u32, u32),
     pub(super) upstream_user: String,
     pub(super) upstream_db: String,
+    /// Which pooled connections can serve this session.
+    pub(super) key: Key,
 }
 
 /// Route, authenticate, admit, connect upstream and greet the client.
@@ -94,9 +96,8 @@ pub(super) async fn establish<'g>(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let pool = shared.pools.get(resource, &gate.metrics);
-    let lease = pool
-        .acquire(&upstream_user, &upstream_db, &forwarded)
-        .await?;
+    let key = Key::new(&upstream_user, &upstream_db, &forwarded);
+    let lease = pool.acquire(&key).await?;
     let upstream = &lease.conn;
 
     let cancel_key = (random::u32() & 0x7fff_ffff, random::u32());
@@ -124,6 +125,7 @@ pub(super) async fn establish<'g>(
         cancel_key,
         upstream_user,
         upstream_db,
+        key,
     })
 }
 

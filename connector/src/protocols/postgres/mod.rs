@@ -24,13 +24,16 @@ mod frontend;
 mod guard;
 mod login;
 mod pool;
+mod prepared;
 pub mod redact;
 mod relay;
 mod results;
 pub mod rows;
+mod session_state;
 mod state;
 pub mod statements;
 pub mod taint;
+mod transaction;
 mod upstream;
 mod wire;
 

@@ -42,8 +42,9 @@ pub(super) async fn run(
         cancel_key,
         upstream_user,
         upstream_db,
+        ..
     } = established;
-    let ctx = Context::new(session, shared, &upstream_user, &upstream_db);
+    let ctx = Context::new(session, shared, &upstream_user, &upstream_db, None);
     let result = {
         let (mut client_read, mut client_write) = client.split();
         let Upstream {
@@ -122,13 +123,18 @@ pub(super) async fn run(
         matches!(result, Ok(Ended::Client)) && ctx.idle() && lease.conn.leftover.is_empty();
     pool.release(lease, reusable).await;
     if let Err(error) = result {
-        tracing::info!(
-            protocol = "postgres",
-            client = %ctx.session.parties.client,
-            identity = ctx.session.identity(),
-            resource = %ctx.session.resource.name,
-            %error,
-            "session ended"
-        );
+        log_end(&ctx, &error);
     }
+}
+
+/// Log a session that ended with `error`.
+pub(super) fn log_end(ctx: &Context<'_>, error: &PgError) {
+    tracing::info!(
+        protocol = "postgres",
+        client = %ctx.session.parties.client,
+        identity = ctx.session.identity(),
+        resource = %ctx.session.resource.name,
+        %error,
+        "session ended"
+    );
 }

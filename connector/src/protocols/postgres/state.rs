@@ -46,6 +46,17 @@ pub(super) enum Expect {
         portal: String,
         started: Instant,
     },
+    /// Transaction mode: a ParseComplete, BindComplete or CloseComplete the
+    /// server will send; `hidden` ones answer Gate's own messages, `parsed`
+    /// names the server-side statement a ParseComplete confirms.
+    Ack {
+        tag: u8,
+        hidden: bool,
+        parsed: Option<Arc<str>>,
+    },
+    /// Transaction mode: a response Gate gives itself (a ParseComplete for a
+    /// statement the connection already has, a CloseComplete), in its place.
+    Answer(u8),
     /// A Sync, with the names of the statements parsed since the previous one.
     Sync {
         started: Instant,
@@ -76,13 +87,18 @@ pub(super) struct Tracker {
     pub(super) expect: VecDeque<Expect>,
     pub(super) statements: HashMap<String, Statement>,
     pub(super) portals: HashMap<String, (String, Formats)>,
-    pub(super) blocked: HashMap<u64, String>,
+    /// Block markers in flight: the SQLSTATE and message each turns into.
+    pub(super) blocked: HashMap<u64, (&'static str, String)>,
     /// Names of the statements parsed since the last Sync.
     pub(super) unsynced: Vec<String>,
     /// Plan of the simple-query result being streamed.
     pub(super) current: Option<ResultPlan>,
     /// Transaction status of the last ReadyForQuery (`I`, `T`, `E`).
     pub(super) last_status: u8,
+    /// Transaction mode: the client's named prepared statements, by name.
+    pub(super) prepared: HashMap<String, super::prepared::StatementKey>,
+    /// Transaction mode: server-side statements whose Parse failed.
+    pub(super) failed_parses: Vec<Arc<str>>,
     /// Recent result plans by shape (see [`crate::session::results`]).
     pub(super) plans: PlanCache<ResultPlan>,
 }
@@ -96,6 +112,22 @@ pub(super) struct Context<'a> {
     pub(super) upstream_db: &'a str,
     pub(super) tracker: Mutex<Tracker>,
     pub(super) next_marker: AtomicU64,
+    /// Transaction pooling rules (`None` in session mode).
+    pub(super) pooling: Option<Pooling>,
+}
+
+/// A transaction-mode session's pooling rules and state.
+#[derive(Debug, Default)]
+pub(super) struct Pooling {
+    /// Pin on session state (`true`) or refuse it with 0A000 (`false`).
+    pub(super) pin_on_session_state: bool,
+    /// `pool.max_prepared_statements`: per upstream connection.
+    pub(super) max_prepared: usize,
+    /// What pinned the session to its upstream connection, once something did.
+    pub(super) pinned: Mutex<Option<String>>,
+    /// The client sent `DISCARD` or `DEALLOCATE`: the statements Gate
+    /// prepared on its connection may be gone.
+    pub(super) forget_prepared: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Context<'a> {
@@ -104,6 +136,7 @@ impl<'a> Context<'a> {
         shared: &'a Shared,
         upstream_user: &'a str,
         upstream_db: &'a str,
+        pooling: Option<Pooling>,
     ) -> Self {
         let catalog = shared.catalogs.get(&session.resource.name, upstream_db);
         Self {
@@ -114,6 +147,7 @@ impl<'a> Context<'a> {
             upstream_db,
             tracker: Mutex::default(),
             next_marker: AtomicU64::new(1),
+            pooling,
         }
     }
 
@@ -141,10 +175,48 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// A block marker statement that will carry `reason` back.
+    /// Keep the client's prepared statement `name`, settling the one it
+    /// replaces; when Gate's own Describe of it was sent (`described`), its
+    /// answer is expected next and the statement is settled at Sync if its
+    /// Parse fails.
+    pub(super) fn keep_statement(
+        &self,
+        track: &mut Tracker,
+        name: &str,
+        sql: Sql,
+        audits: Vec<AuditId>,
+        described: bool,
+    ) {
+        if described {
+            track.unsynced.push(name.to_owned());
+        }
+        let replaced = track.statements.insert(
+            name.to_owned(),
+            Statement {
+                sql,
+                plan: None,
+                audits,
+            },
+        );
+        self.settle(replaced);
+        if described {
+            track.expect.push_back(Expect::Describe {
+                statement: true,
+                name: name.to_owned(),
+                internal: true,
+            });
+        }
+    }
+
+    /// A block marker statement that will carry `reason` back (a policy refusal, 42501).
     pub(super) fn marker(&self, reason: String) -> String {
+        self.marker_with(super::error::REFUSED, reason)
+    }
+
+    /// A block marker statement that will come back as ERROR `code` `message`.
+    pub(super) fn marker_with(&self, code: &'static str, message: String) -> String {
         let id = self.next_marker.fetch_add(1, Ordering::Relaxed);
-        self.track().blocked.insert(id, reason);
+        self.track().blocked.insert(id, (code, message));
         format!("{BLOCK_MARKER}{id}")
     }
 }

@@ -28,6 +28,8 @@ pub(super) struct Upstream {
     pub(super) pid: u32,
     pub(super) secret: u32,
     pub(super) addr: String,
+    /// Protocol-level statements Gate prepared here (transaction mode).
+    pub(super) prepared: super::prepared::ServerStatements,
 }
 
 /// Connect and log in as the resource's user to `database`.
@@ -156,6 +158,7 @@ async fn login(
                     pid,
                     secret,
                     addr,
+                    prepared: Default::default(),
                 });
             }
             other => {
