@@ -2,7 +2,8 @@
 //! (and the MariaDB, JSON API and nx-27017 samples) and the real
 //! gate-connector binary; psql, mariadb and the printed pymongo one-liner see
 //! masked data and a refused DROP, the printed ssh line reaches the sample
-//! sshd; SIGTERM stops everything and removes the sample database.
+//! sshd and its session is recorded, shipped and playable from the control
+//! plane; SIGTERM stops everything and removes the sample database.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 use std::io::{BufRead, BufReader};
@@ -268,11 +269,31 @@ fn make_dev_serves_masked_sample_data_and_stops_cleanly() {
     };
     assert_eq!(curl("/health"), r#"{"database":"ok","status":"ok"}"#);
     assert_eq!(curl("/api/v1/resources"), r#"{"resources":[]}"#);
-    // Recordings are on at both ends: the connector's spool and the control plane's store.
-    assert_eq!(
-        curl("/api/v1/recordings"),
-        r#"{"next_cursor":"","recordings":[]}"#
-    );
+    // Recordings are on at both ends: the ssh exec above (record: true) was written to the
+    // connector's spool, shipped, and is listed and playable from the control plane.
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = curl("/api/v1/recordings?protocol=ssh");
+        if listed.contains(r#""command":"echo through-gate""#) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let recordings: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let recording = recordings["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["command"] == "echo through-gate")
+        .unwrap_or_else(|| panic!("the ssh exec was not recorded: {listed}"));
+    assert_eq!(recording["resource"], "bastion-web1", "{recording}");
+    assert_eq!(recording["exit_status"], 0, "{recording}");
+    let cast = curl(&format!(
+        "/api/v1/recordings/{}/cast",
+        recording["id"].as_str().unwrap()
+    ));
+    assert!(cast.starts_with(r#"{"version":2"#), "{cast}");
+    assert!(cast.contains("through-gate"), "{cast}");
     assert!(
         state.path().join("recordings").is_dir(),
         "the connector's recording spool"
