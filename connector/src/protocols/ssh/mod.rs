@@ -63,6 +63,8 @@ impl Shared {
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_max: 4,
             nodelay: true,
+            window_size: upstream::WINDOW_SIZE,
+            maximum_packet_size: upstream::MAX_PACKET,
             ..Default::default()
         };
         let _ = self.loaded.set(Loaded {
