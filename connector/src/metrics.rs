@@ -133,6 +133,11 @@ const FAMILIES: &[(&str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "gate_mcp_tool_changes_total",
+        "MCP tools whose served definition differed from its pin (pin_tools): hidden until approved.",
+        Kind::Counter,
+    ),
+    (
         "gate_recordings_started_total",
         "Session recordings started.",
         Kind::Counter,

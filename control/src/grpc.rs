@@ -136,6 +136,8 @@ unary_service!(ControlPlaneService {
     list_recordings => list_recordings(ListRecordingsRequest) -> ListRecordingsResponse;
     get_recording => get_recording(GetRecordingRequest) -> Recording;
     delete_recording => delete_recording(DeleteRecordingRequest) -> DeleteResponse;
+    list_tool_pins => list_tool_pins(ListToolPinsRequest) -> ListToolPinsResponse;
+    approve_tool_pin => approve_tool_pin(ApproveToolPinRequest) -> ToolPin;
     create_access_request => create_access_request(CreateAccessRequestRequest) -> AccessRequest;
     get_access_request => get_access_request(GetAccessRequestRequest) -> AccessRequest;
     list_access_requests => list_access_requests(ListAccessRequestsRequest) -> ListAccessRequestsResponse;
@@ -215,6 +217,7 @@ unary_service!(ConnectorService {
     deregister => deregister_connector(DeregisterConnectorRequest) -> DeleteResponse;
     fetch_snapshot => fetch_snapshot(FetchSnapshotRequest) -> Snapshot;
     ingest_audit => ingest_audit(IngestAuditRequest) -> IngestAuditResponse;
+    report_tools => report_tools(ReportToolsRequest) -> ReportToolsResponse;
 }
     type WatchSnapshotStream = SnapshotStream;
 

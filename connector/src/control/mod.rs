@@ -16,7 +16,7 @@ use gate_proto::client::{ConnectorClient, Credentials};
 use gate_proto::v1::connector_service_client::ConnectorServiceClient;
 use gate_proto::v1::{
     DeregisterConnectorRequest, FetchSnapshotRequest, HeartbeatRequest, RegisterConnectorRequest,
-    Snapshot, WatchSnapshotRequest,
+    ReportToolsRequest, Snapshot, WatchSnapshotRequest,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -153,6 +153,7 @@ fn put_in_force(
     match built {
         Ok((engine, managed)) => {
             gate.live.replace(engine, managed);
+            gate.protocols.mcp.pins.apply(&snapshot.tool_pins, true);
             tracing::info!(
                 version = snapshot.version,
                 managed_policies = snapshot.policies.len(),
@@ -211,6 +212,16 @@ impl ControlLink {
             )
             .named(connector_name(config));
             tasks.push(tokio::spawn(recordings.run(stopped.clone())));
+        }
+        if gate.config.resources.iter().any(|r| r.pin_tools) {
+            let (reports, queue) = mpsc::unbounded_channel();
+            gate.protocols.mcp.pins.report_to(reports);
+            tasks.push(tokio::spawn(report_tools(
+                gate.clone(),
+                client.clone(),
+                queue,
+                stopped.clone(),
+            )));
         }
         let register = tokio::spawn(register_and_beat(
             client.clone(),
@@ -335,6 +346,52 @@ async fn register_and_beat(
 }
 
 /// Watch for snapshots; when the stream fails, poll every `sync_interval` (+ jitter) and try again.
+/// Send what `pin_tools` resources listed (`ReportTools`), retrying for a while when the control
+/// plane does not answer; its answer (the authoritative pins) is put in force at once.
+async fn report_tools(
+    gate: Arc<Gate>,
+    mut client: ConnectorClient,
+    mut queue: mpsc::UnboundedReceiver<ReportToolsRequest>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    const ATTEMPTS: u32 = 10;
+    loop {
+        let request = tokio::select! {
+            next = queue.recv() => match next { Some(r) => r, None => return },
+            _ = stopped.changed() => return,
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=ATTEMPTS {
+            let call = client.report_tools(request.clone());
+            match tokio::time::timeout(Duration::from_secs(5), call).await {
+                Ok(Ok(reply)) => {
+                    gate.protocols
+                        .mcp
+                        .pins
+                        .apply(&reply.into_inner().pins, false);
+                    break;
+                }
+                Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                    tracing::warn!(resource = %request.resource, error = status.message(), "the control plane refused a tool report");
+                    break;
+                }
+                outcome => {
+                    let error = match outcome {
+                        Ok(Err(status)) => status.message().to_owned(),
+                        _ => "timed out".to_owned(),
+                    };
+                    if attempt == ATTEMPTS {
+                        tracing::warn!(resource = %request.resource, error, "tool report not delivered; the pins hold here until the next report");
+                    } else {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn sync(
     gate: Arc<Gate>,
     mut client: ConnectorClient,

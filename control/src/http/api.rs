@@ -224,7 +224,12 @@ pub async fn dispatch(
 ) -> ApiResult<Reply> {
     if !matches!(
         operation,
-        "QueryAudit" | "ExportAudit" | "ListAccessRequests" | "ListDeliveries" | "ListRecordings"
+        "QueryAudit"
+            | "ExportAudit"
+            | "ListAccessRequests"
+            | "ListDeliveries"
+            | "ListRecordings"
+            | "ListToolPins"
     ) {
         call.query_only(&[])?;
     }

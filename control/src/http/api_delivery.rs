@@ -1,5 +1,5 @@
-//! `/api/v1` handlers for webhooks and the delivery outbox, called by [`super::api::dispatch`]
-//! for the operations it does not know.
+//! `/api/v1` handlers for webhooks, the delivery outbox and MCP tool pins, called by
+//! [`super::api::dispatch`] for the operations it does not know.
 
 use gate_proto::v1::*;
 
@@ -51,6 +51,23 @@ pub(super) async fn dispatch(
             cp.replay_delivery(caller, ReplayDeliveryRequest { id: id() })
                 .await?,
         ),
+        "ListToolPins" => {
+            call.query_only(&["resource"])?;
+            let resource = call.query.get("resource").cloned().unwrap_or_default();
+            json(
+                cp.list_tool_pins(caller, ListToolPinsRequest { resource })
+                    .await?,
+            )
+        }
+        "ReportTools" => json(cp.report_tools(caller, call.body()?).await?),
+        "ApproveToolPin" => {
+            let request = ApproveToolPinRequest {
+                resource: call.param("resource"),
+                tool: call.param("tool"),
+                ..call.body()?
+            };
+            json(cp.approve_tool_pin(caller, request).await?)
+        }
         other => Err(ApiError::new(
             Code::Unimplemented,
             format!("operation {other} is not implemented"),

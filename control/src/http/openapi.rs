@@ -77,6 +77,10 @@ pub fn document() -> Value {
                 );
             }
         }
+        if route.operation == "ListToolPins" {
+            parameters.push(json!({"name": "resource", "in": "query", "required": false,
+                "schema": {"type": "string"}, "description": "only this MCP resource's pins"}));
+        }
         if route.operation == "ListDeliveries" {
             let states = crate::store::DELIVERY_STATES;
             parameters.push(json!({"name": "state", "in": "query", "required": false,

@@ -109,6 +109,9 @@ routes! {
     Get "/api/v1/recordings/{id}" => "GetRecording", Read, None, "Recording", "Get a recording's metadata";
     Get "/api/v1/recordings/{id}/cast" => "GetRecordingData", Read, None, "asciicast", "The recording's file (asciicast v2, for `asciinema play`)";
     Delete "/api/v1/recordings/{id}" => "DeleteRecording", Admin, None, "DeleteResponse", "Delete a recording and its file";
+    Get "/api/v1/tool-pins" => "ListToolPins", Read, None, "ListToolPinsResponse", "MCP tool pins (optional ?resource=NAME), with pinned and pending definitions";
+    Post "/api/v1/tool-pins" => "ReportTools", Connector, Some("ReportToolsRequest"), "ReportToolsResponse", "Report the tools an MCP resource listed (connector key)";
+    Post "/api/v1/tool-pins/{resource}/{tool}/approve" => "ApproveToolPin", Admin, Some("ApproveToolPinRequest"), "ToolPin", "Approve a changed tool definition (body: {digest}, the pending digest you reviewed)";
     Get "/api/v1/access-requests" => "ListAccessRequests", Read, None, "ListAccessRequestsResponse", "List access requests (optional ?status=pending|approved|denied|revoked|expired)";
     Post "/api/v1/access-requests" => "CreateAccessRequest", Read, Some("CreateAccessRequestRequest"), "AccessRequest", "Ask for just-in-time access to a resource";
     Get "/api/v1/access-requests/{id}" => "GetAccessRequest", Read, None, "AccessRequest", "Get an access request";

@@ -36,6 +36,16 @@ fn target() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\[\]]*(\[[^\[\]]*\][^\[\]]*)*$"})
 }
 
+/// An MCP tool name: 1–256 characters, no control characters.
+fn tool_name() -> Value {
+    json!({"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$"})
+}
+
+/// A SHA-256 digest in lowercase hex.
+fn digest() -> Value {
+    json!({"type": "string", "pattern": "^[0-9a-f]{64}$"})
+}
+
 fn read_only() -> Value {
     json!({"readOnly": true})
 }
@@ -135,6 +145,14 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("RegisterConnectorRequest", "version", text(64)),
         ("RegisterConnectorRequest", "host", text(253)),
         ("IngestAuditRequest", "events", json!({"maxItems": 5000})),
+        ("ReportToolsRequest", "resource", name()),
+        ("ReportToolsRequest", "tools", json!({"maxItems": 1000})),
+        ("ToolDefinition", "name", tool_name()),
+        ("ToolDefinition", "digest", digest()),
+        ("ToolDefinition", "definition", text(65536)),
+        ("ApproveToolPinRequest", "resource", read_only()),
+        ("ApproveToolPinRequest", "tool", read_only()),
+        ("ApproveToolPinRequest", "digest", digest()),
         (
             "AuditEvent",
             "id",
@@ -172,6 +190,9 @@ fn required() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("CreateWebhookRequest", &["url", "events"][..]),
         ("UpdateWebhookRequest", &["url", "events"][..]),
         ("AuditEvent", &["id", "time", "action"][..]),
+        ("ReportToolsRequest", &["resource"][..]),
+        ("ToolDefinition", &["name", "digest", "definition"][..]),
+        ("ApproveToolPinRequest", &["digest"][..]),
     ])
 }
 

@@ -114,6 +114,7 @@ impl ControlPlane {
             policies: self.store.list_policies(org).await?,
             grants: self.store.active_grants(org).await?,
             identities: self.store.list_identities(org).await?,
+            tool_pins: self.store.list_tool_pins(org, None, false).await?,
             generated_at: rfc3339(now_ms()),
         })
     }

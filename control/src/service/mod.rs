@@ -9,6 +9,7 @@ mod orgs;
 pub(crate) mod policies;
 pub mod recordings;
 pub(crate) mod resources;
+pub(crate) mod tool_pins;
 mod validate;
 pub(crate) mod webhooks;
 

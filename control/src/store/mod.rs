@@ -15,6 +15,7 @@ mod policies;
 mod recordings;
 mod resources;
 mod slack;
+mod tool_pins;
 mod webhooks;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub use notify::listen_for_changes;
 pub use outbox::{Claimed, EVENT_TYPES, Event, SLACK_EVENTS, STATES as DELIVERY_STATES};
 pub use policies::{PolicyInsert, PolicyPatch};
 pub use recordings::RecordingFilter;
+pub use tool_pins::Approval;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -235,6 +235,10 @@ pub struct ResourceConfig {
     /// MCP: the upstream endpoint path.
     #[serde(default)]
     pub endpoint_path: Option<String>,
+    /// MCP: pin each tool's definition when first listed; a changed definition is hidden and
+    /// refused until an admin approves it in the control plane (needs `control_plane`).
+    #[serde(default)]
+    pub pin_tools: bool,
     #[serde(default)]
     pub upstream_tls: UpstreamTls,
     #[serde(default)]
@@ -687,6 +691,20 @@ impl Validate for ConnectorConfig {
             }
             crate::http::validate_resource(r, &at, p);
             crate::ssh::validate_resource(r, &at, p);
+            if r.pin_tools && r.protocol != Protocol::Mcp {
+                p.push(
+                    at("pin_tools"),
+                    format!(
+                        "only for mcp resources (this one is {})",
+                        r.protocol.as_str()
+                    ),
+                );
+            } else if r.pin_tools && self.control_plane.is_none() {
+                p.push(
+                    at("pin_tools"),
+                    "needs control_plane: changed tool definitions are approved there",
+                );
+            }
             if let Some(path) = &r.endpoint_path
                 && !path.starts_with('/')
             {

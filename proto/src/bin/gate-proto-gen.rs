@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "gate/v1/webhook_access.proto",
     "gate/v1/audit.proto",
     "gate/v1/recording.proto",
+    "gate/v1/tool_pin.proto",
     "gate/v1/connector.proto",
     "gate/v1/controlplane.proto",
 ];

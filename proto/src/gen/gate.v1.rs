@@ -1060,6 +1060,94 @@ pub struct RecordingChunk {
     #[prost(bytes = "vec", tag = "1")]
     pub data: ::prost::alloc::vec::Vec<u8>,
 }
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ToolPin {
+    #[prost(string, tag = "1")]
+    pub resource: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub tool: ::prost::alloc::string::String,
+    /// SHA-256 (hex) of the approved definition's canonical JSON.
+    #[prost(string, tag = "3")]
+    pub pinned_digest: ::prost::alloc::string::String,
+    /// The approved definition (JSON: the tool object without `_meta`). Empty in snapshots.
+    #[prost(string, tag = "4")]
+    pub pinned_definition: ::prost::alloc::string::String,
+    /// A changed definition the upstream served; empty when the tool matches its pin.
+    #[prost(string, tag = "5")]
+    pub pending_digest: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub pending_definition: ::prost::alloc::string::String,
+    /// RFC 3339, UTC, with milliseconds.
+    #[prost(string, tag = "7")]
+    pub first_seen_at: ::prost::alloc::string::String,
+    /// When the pending definition was first reported; empty when none.
+    #[prost(string, tag = "8")]
+    pub changed_at: ::prost::alloc::string::String,
+    /// Who approved the current pin (empty for a first-seen pin), and when.
+    #[prost(string, tag = "9")]
+    pub approved_by: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    pub approved_at: ::prost::alloc::string::String,
+}
+/// One tool as a connector saw it in a `tools/list` result.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ToolDefinition {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub digest: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub definition: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReportToolsRequest {
+    #[prost(string, tag = "1")]
+    pub resource: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    pub tools: ::prost::alloc::vec::Vec<ToolDefinition>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReportToolsResponse {
+    /// The pins of the reported tools after the report.
+    #[prost(message, repeated, tag = "1")]
+    pub pins: ::prost::alloc::vec::Vec<ToolPin>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListToolPinsRequest {
+    /// Only this resource's pins; empty for every resource of the organization.
+    #[prost(string, tag = "1")]
+    pub resource: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListToolPinsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub pins: ::prost::alloc::vec::Vec<ToolPin>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ApproveToolPinRequest {
+    #[prost(string, tag = "1")]
+    pub resource: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub tool: ::prost::alloc::string::String,
+    /// The pending definition's digest, as the approver reviewed it: a definition that changed
+    /// again since is not approved by accident.
+    #[prost(string, tag = "3")]
+    pub digest: ::prost::alloc::string::String,
+}
 /// A connector as the control plane sees it.
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1159,6 +1247,9 @@ pub struct Snapshot {
     pub identities: ::prost::alloc::vec::Vec<Identity>,
     #[prost(string, tag = "6")]
     pub generated_at: ::prost::alloc::string::String,
+    /// MCP tool pins of the organization (digests only: definitions are left empty).
+    #[prost(message, repeated, tag = "7")]
+    pub tool_pins: ::prost::alloc::vec::Vec<ToolPin>,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1444,6 +1535,32 @@ pub mod connector_service_client {
                 .insert(GrpcMethod::new("gate.v1.ConnectorService", "UploadRecording"));
             self.inner.client_streaming(req, path, codec).await
         }
+        /// The tools an MCP resource with `pin_tools` listed: unknown tools are pinned, changed ones
+        /// recorded as pending approval. Answers the resulting pins.
+        pub async fn report_tools(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReportToolsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportToolsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ConnectorService/ReportTools",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("gate.v1.ConnectorService", "ReportTools"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1507,6 +1624,15 @@ pub mod connector_service_server {
             request: tonic::Request<tonic::Streaming<super::UploadRecordingRequest>>,
         ) -> std::result::Result<
             tonic::Response<super::UploadRecordingResponse>,
+            tonic::Status,
+        >;
+        /// The tools an MCP resource with `pin_tools` listed: unknown tools are pinned, changed ones
+        /// recorded as pending approval. Answers the resulting pins.
+        async fn report_tools(
+            &self,
+            request: tonic::Request<super::ReportToolsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReportToolsResponse>,
             tonic::Status,
         >;
     }
@@ -1906,6 +2032,51 @@ pub mod connector_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ConnectorService/ReportTools" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReportToolsSvc<T: ConnectorService>(pub Arc<T>);
+                    impl<
+                        T: ConnectorService,
+                    > tonic::server::UnaryService<super::ReportToolsRequest>
+                    for ReportToolsSvc<T> {
+                        type Response = super::ReportToolsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ReportToolsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ConnectorService>::report_tools(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReportToolsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
@@ -2935,6 +3106,54 @@ pub mod control_plane_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// MCP tool pins (list: any role; approve a changed definition: admin).
+        pub async fn list_tool_pins(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListToolPinsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListToolPinsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ListToolPins",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("gate.v1.ControlPlaneService", "ListToolPins"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn approve_tool_pin(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ApproveToolPinRequest>,
+        ) -> std::result::Result<tonic::Response<super::ToolPin>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/gate.v1.ControlPlaneService/ApproveToolPin",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("gate.v1.ControlPlaneService", "ApproveToolPin"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
         /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
         pub async fn create_access_request(
@@ -3484,6 +3703,18 @@ pub mod control_plane_service_server {
             &self,
             request: tonic::Request<super::DeleteRecordingRequest>,
         ) -> std::result::Result<tonic::Response<super::DeleteResponse>, tonic::Status>;
+        /// MCP tool pins (list: any role; approve a changed definition: admin).
+        async fn list_tool_pins(
+            &self,
+            request: tonic::Request<super::ListToolPinsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListToolPinsResponse>,
+            tonic::Status,
+        >;
+        async fn approve_tool_pin(
+            &self,
+            request: tonic::Request<super::ApproveToolPinRequest>,
+        ) -> std::result::Result<tonic::Response<super::ToolPin>, tonic::Status>;
         /// Just-in-time access: pending → approved (expires_at = approval + duration) | denied;
         /// approved → revoked | expired. Approved, unexpired requests reach connectors as grants.
         async fn create_access_request(
@@ -5448,6 +5679,101 @@ pub mod control_plane_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DeleteRecordingSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ListToolPins" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListToolPinsSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ListToolPinsRequest>
+                    for ListToolPinsSvc<T> {
+                        type Response = super::ListToolPinsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListToolPinsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::list_tool_pins(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListToolPinsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/gate.v1.ControlPlaneService/ApproveToolPin" => {
+                    #[allow(non_camel_case_types)]
+                    struct ApproveToolPinSvc<T: ControlPlaneService>(pub Arc<T>);
+                    impl<
+                        T: ControlPlaneService,
+                    > tonic::server::UnaryService<super::ApproveToolPinRequest>
+                    for ApproveToolPinSvc<T> {
+                        type Response = super::ToolPin;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ApproveToolPinRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ControlPlaneService>::approve_tool_pin(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ApproveToolPinSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use serde_json::Value as Json;
 
 use super::message::{self, Message, Routing, codes};
+use super::pins::ListCheck;
 use super::results;
 use super::sessions::Declared;
 use crate::audit::McpAudit;
@@ -263,7 +264,8 @@ impl Call {
                 results::outside_grant(x.session.grant.as_ref(), op, target)
             }
             _ => None,
-        };
+        }
+        .or_else(|| pinned_refusal(x, &info));
         let text: Arc<str> = match &info.target {
             Some(target) => format!("{} {target}", info.method).into(),
             None => info.method.as_str().into(),
@@ -299,6 +301,20 @@ impl Call {
             refusal,
         }
     }
+}
+
+/// A `tools/call` of a tool whose definition changed since it was pinned.
+fn pinned_refusal(x: &Exchange<'_, '_>, info: &McpInfo) -> Option<String> {
+    if !x.resource.pin_tools || info.method != "tools/call" {
+        return None;
+    }
+    let tool = info.target.as_deref()?;
+    x.conn
+        .gate
+        .protocols
+        .mcp
+        .pins
+        .refusal(&x.resource.name, tool)
 }
 
 fn decide(
@@ -374,6 +390,11 @@ async fn respond(
         plans: Arc::new(plans),
         grant: x.session.grant.clone(),
         key: gate.masking_key.clone(),
+        pins: x.resource.pin_tools.then(|| ListCheck {
+            gate: Arc::clone(gate),
+            resource: x.resource.name.clone(),
+            parties: x.session.parties.clone(),
+        }),
     };
     let body = match media.as_deref() {
         Some("application/json") => {
@@ -422,11 +443,15 @@ struct Enforce {
     plans: Arc<HashMap<String, Plan>>,
     grant: Option<GrantInfo>,
     key: Option<MaskingKey>,
+    /// `pin_tools`: `tools/list` results checked against the pins.
+    pins: Option<ListCheck>,
 }
 
 impl Enforce {
     fn transforms(&self) -> bool {
-        self.grant.is_some() || self.plans.values().any(|p| !p.verdict.masks.is_empty())
+        self.grant.is_some()
+            || self.pins.is_some()
+            || self.plans.values().any(|p| !p.verdict.masks.is_empty())
     }
 
     /// One JSON-RPC message or batch of them, enforced.
@@ -466,6 +491,11 @@ impl Enforce {
             Some((codes::RESPONSE_REFUSED, "a policy returned filters or a rewrite for an MCP response; protocol mcp supports only masks at post_request".to_owned()))
         } else if let Some(result) = m.get_mut("result") {
             results::filter_list(&plan.method, result, self.grant.as_ref());
+            if plan.method == "tools/list"
+                && let Some(pins) = &self.pins
+            {
+                pins.list(result);
+            }
             results::mask_result(result, &verdict.masks, self.key.as_ref())
                 .err()
                 .map(|reason| (codes::RESPONSE_REFUSED, reason))

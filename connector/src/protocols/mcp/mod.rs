@@ -2,12 +2,14 @@
 //! machinery (`protocols::http`): every JSON-RPC request decided by Rego with
 //! its tool, resource or prompt and arguments (`input.mcp`), calls outside an
 //! access grant's scopes refused, lists narrowed to the grant, results
-//! masked, session ids bound to their caller, everything audited.
+//! masked, session ids bound to their caller, tool definitions pinned
+//! (`pin_tools`), everything audited.
 //! The message flow is in `README.md`.
 
 mod exchange;
 pub mod message;
 pub(crate) mod metadata;
+pub mod pins;
 pub mod results;
 pub mod sessions;
 
@@ -18,10 +20,11 @@ use sessions::SessionKey;
 
 use crate::server::Gate;
 
-/// What MCP exchanges share: the key that signs session ids.
+/// What MCP exchanges share: the key that signs session ids, and the tool pins.
 #[derive(Debug, Default)]
 pub struct Shared {
     key: OnceLock<SessionKey>,
+    pub pins: pins::PinBook,
 }
 
 impl Shared {
