@@ -71,6 +71,12 @@ fn main() -> ExitCode {
             Ok(base) => base,
             Err(problems) => return report(&problems),
         };
+        if !env.accepts_tokens() {
+            eprintln!(
+                "gate-connector: GATE_JWKS_URL {} is plain http off loopback: clients cannot present identity tokens (set an https:// URL)",
+                env.jwks_url
+            );
+        }
         if args.check {
             println!(
                 "--sidecar environment: ok ({} resource(s) named)",

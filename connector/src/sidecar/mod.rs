@@ -131,6 +131,12 @@ impl SidecarEnv {
         workload_user(&self.namespace, &self.service_account)
     }
 
+    /// Whether loopback clients may present identity tokens: only when the keys come over https
+    /// or loopback (`GATE_JWKS_URL`), since keys fetched in clear could be forged.
+    pub fn accepts_tokens(&self) -> bool {
+        gate_config::connector::jwks_url_is_safe(&self.jwks_url)
+    }
+
     /// The connector configuration, with `resources` (already resolved) bound to loopback.
     pub fn config(&self, resources: Vec<Value>) -> Result<ConnectorConfig, Vec<String>> {
         let state = self.state_dir.trim_end_matches('/');
@@ -140,11 +146,6 @@ impl SidecarEnv {
             "health_addr": self.health_addr,
             "default_action": self.default_action,
             "logging": {"level": self.log_level, "format": "json"},
-            "auth": {"jwt": {"issuers": [{
-                "issuer": self.token_issuer,
-                "jwks_url": self.jwks_url,
-                "audience": self.token_audience,
-            }]}},
             "control_plane": {
                 "url": self.control_url,
                 "token": self.token,
@@ -154,6 +155,13 @@ impl SidecarEnv {
             "recording": {"dir": format!("{state}/recordings")},
             "resources": resources,
         });
+        if self.accepts_tokens() {
+            doc["auth"] = json!({"jwt": {"issuers": [{
+                "issuer": self.token_issuer,
+                "jwks_url": self.jwks_url,
+                "audience": self.token_audience,
+            }]}});
+        }
         escape_dollars(&mut doc);
         gate_config::load_str("--sidecar environment", &doc.to_string(), &|_| None).map_err(|e| {
             e.errors

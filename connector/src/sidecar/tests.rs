@@ -115,8 +115,16 @@ fn resources_from_the_snapshot_bind_to_loopback_with_mounted_credentials() {
     let cp = config.control_plane.unwrap();
     assert_eq!(cp.token.as_deref(), Some("gk_secret$1"));
     assert!(cp.state_dir.ends_with("state/state"));
-    assert!(config.auth.jwt.is_some(), "identity tokens are trusted");
+    assert!(
+        config.auth.jwt.is_none(),
+        "keys over plain http off loopback: no tokens"
+    );
     assert_eq!(config.listen_addr, "127.0.0.1:0");
+    env.jwks_url = "https://gate.example.com/.well-known/jwks.json".into();
+    let config = env.config(Vec::new()).unwrap();
+    let issuer = &config.auth.jwt.unwrap().issuers[0];
+    assert_eq!(issuer.issuer, "http://gate-control.gate-system:8080");
+    assert_eq!(issuer.audience, "gate");
 }
 
 #[test]
