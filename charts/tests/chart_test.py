@@ -345,9 +345,10 @@ class KindSuite(unittest.TestCase):
         for file in applied:
             self.assertTrue((ROOT / file).exists(), f"run.sh applies {file}, which does not exist")
         self.assertTrue((ROOT / "kind.yaml").exists())
-        for doc in yaml.safe_load_all((ROOT / "e2e" / "kind" / "apps.yaml").read_text()):
-            if doc["kind"] in ("Namespace", "Secret", "Deployment", "Service", "Pod"):
-                kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
+        for file in ("apps.yaml", "client.yaml"):
+            for doc in yaml.safe_load_all((ROOT / "e2e" / "kind" / file).read_text()):
+                if doc["kind"] in ("Namespace", "Secret", "Deployment", "Service", "Pod"):
+                    kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
         self.assertIn('helm upgrade --install gate charts/gate', text)
 
 

@@ -19,6 +19,8 @@ pub struct Parties {
     /// The protocol the session speaks (`postgres`, `mysql`, …).
     pub protocol: &'static str,
     pub identity: Arc<str>,
+    /// What the identity is: `user`, `workload` (a sidecar's pod), `api_key`; empty: not known.
+    pub identity_kind: &'static str,
     pub resource: Arc<str>,
     /// The client's address (`ip:port`).
     pub client: Arc<str>,
@@ -68,6 +70,8 @@ struct Line<'a> {
     kind: &'a str,
     protocol: &'a str,
     identity: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    identity_kind: &'a str,
     resource: &'a str,
     client: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,6 +102,7 @@ impl Serialize for AuditEvent {
             kind: self.kind,
             protocol: self.parties.protocol,
             identity: &self.parties.identity,
+            identity_kind: self.parties.identity_kind,
             resource: &self.parties.resource,
             client: &self.parties.client,
             statement: self.statement.as_deref(),
@@ -159,6 +164,12 @@ impl AuditEvent {
         if let (Some((status, bytes)), Some(map)) = (self.response, details.as_object_mut()) {
             map.insert("status".into(), status.into());
             map.insert("bytes".into(), bytes.into());
+        }
+        if let (false, Some(map)) = (
+            self.parties.identity_kind.is_empty(),
+            details.as_object_mut(),
+        ) {
+            map.insert("identity_kind".into(), self.parties.identity_kind.into());
         }
         if let (Some(mcp), Some(map)) = (&self.mcp, details.as_object_mut()) {
             map.insert(
@@ -300,6 +311,7 @@ mod tests {
         Parties {
             protocol: "postgres",
             identity: "alice".into(),
+            identity_kind: "user",
             resource: "primary-db".into(),
             client: "127.0.0.1:5000".into(),
         }

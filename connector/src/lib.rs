@@ -23,6 +23,7 @@ mod random;
 pub mod recording;
 pub mod server;
 pub mod session;
+pub mod sidecar;
 pub mod sql;
 pub mod startup;
 pub mod stream;

@@ -13,8 +13,17 @@ use clap::Parser;
 /// Serves PostgreSQL, MySQL/MariaDB, MongoDB, HTTP APIs, MCP servers and SSH
 /// (per-protocol guides in docs/), on a shared listener with protocol
 /// detection and on resources' own ports; session recordings into
-/// `recording.dir`; metrics and health on `health_addr`. Not yet: the
-/// Kubernetes sidecar mode (`--sidecar`).
+/// `recording.dir`; metrics and health on `health_addr`.
+///
+/// `--sidecar`: the Kubernetes sidecar the operator injects (docs/kubernetes.md).
+/// No configuration file: GATE_CONTROL_URL, GATE_CONTROL_TOKEN, POD_NAMESPACE,
+/// POD_SERVICE_ACCOUNT and GATE_SIDECAR_RESOURCES (`name:port,…`) are required;
+/// GATE_HEALTH_ADDR (0.0.0.0:9090), GATE_STATE_DIR (/var/lib/gate),
+/// GATE_CREDENTIALS_DIR (/var/run/gate/credentials), GATE_TOKEN_ISSUER,
+/// GATE_JWKS_URL, GATE_TOKEN_AUDIENCE, GATE_LOG_LEVEL and GATE_DEFAULT_ACTION
+/// are optional. Each named resource, as the control plane defines it, is
+/// served on 127.0.0.1:port; a client that presents no token is the workload
+/// `system:serviceaccount:NS:NAME`.
 ///
 /// Environment: GATE_WORKER_THREADS sets the number of runtime worker
 /// threads (default: half the cores, at least one).
@@ -28,32 +37,71 @@ struct Args {
     /// (0: valid, 1: problems found).
     #[arg(long)]
     check: bool,
+    /// Kubernetes sidecar mode: configured from the environment (above), `--config` is ignored.
+    #[arg(long)]
+    sidecar: bool,
+}
+
+/// Where the configuration comes from.
+enum Source {
+    File(Box<gate_connector::startup::Loaded>),
+    Sidecar(Box<gate_connector::sidecar::SidecarEnv>),
+}
+
+fn report(problems: &[String]) -> ExitCode {
+    for problem in problems {
+        eprintln!("{problem}");
+    }
+    eprintln!(
+        "gate-connector: {} configuration problem(s)",
+        problems.len()
+    );
+    ExitCode::from(1)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let loaded = match gate_connector::startup::load(&args.config) {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
+    let (source, base) = if args.sidecar {
+        let env = match gate_connector::sidecar::SidecarEnv::from_process() {
+            Ok(env) => env,
+            Err(problems) => return report(&problems),
+        };
+        // Without resources: logging, telemetry and the control plane are known before the snapshot.
+        let base = match env.config(Vec::new()) {
+            Ok(base) => base,
+            Err(problems) => return report(&problems),
+        };
+        if !env.accepts_tokens() {
             eprintln!(
-                "gate-connector: {} configuration problem(s)",
-                problems.len()
+                "gate-connector: GATE_JWKS_URL {} is plain http off loopback: clients cannot present identity tokens (set an https:// URL)",
+                env.jwks_url
             );
-            return ExitCode::from(1);
         }
+        if args.check {
+            println!(
+                "--sidecar environment: ok ({} resource(s) named)",
+                env.resources.len()
+            );
+            return ExitCode::SUCCESS;
+        }
+        (Source::Sidecar(Box::new(env)), base)
+    } else {
+        let loaded = match gate_connector::startup::load(&args.config) {
+            Ok(loaded) => loaded,
+            Err(problems) => return report(&problems),
+        };
+        if args.check {
+            println!(
+                "{}: ok ({} resource(s), {} policy file(s))",
+                args.config.display(),
+                loaded.config.resources.len(),
+                loaded.policies.policy_names().count()
+            );
+            return ExitCode::SUCCESS;
+        }
+        let base = loaded.config.clone();
+        (Source::File(Box::new(loaded)), base)
     };
-    if args.check {
-        println!(
-            "{}: ok ({} resource(s), {} policy file(s))",
-            args.config.display(),
-            loaded.config.resources.len(),
-            loaded.policies.policy_names().count()
-        );
-        return ExitCode::SUCCESS;
-    }
     // Worker threads: GATE_WORKER_THREADS, else half the cores (at least one).
     // A proxy shares its machine with clients and servers; on 2 cores one
     // worker costs ~25% less CPU per query than two (docs/benchmarks.md).
@@ -82,7 +130,7 @@ fn main() -> ExitCode {
     // carry its gRPC channel, and installed beside the log output.
     let telemetry = {
         let _runtime = runtime.enter();
-        gate_connector::telemetry::layer(loaded.config.telemetry.as_ref())
+        gate_connector::telemetry::layer(base.telemetry.as_ref())
     };
     let (extra, guard) = match telemetry {
         Ok(Some((layer, guard))) => (
@@ -96,16 +144,25 @@ fn main() -> ExitCode {
         }
     };
     // From here on every line goes through `tracing` (connector/src/logging.rs) to stderr.
-    if let Err(e) = gate_connector::logging::init_with(
-        &loaded.config.logging.level,
-        &loaded.config.logging.format,
-        extra,
-    ) {
+    if let Err(e) =
+        gate_connector::logging::init_with(&base.logging.level, &base.logging.format, extra)
+    {
         eprintln!("gate-connector: {e}");
         return ExitCode::from(1);
     }
     runtime.block_on(async move {
-        let code = run(loaded).await;
+        let code = match source {
+            Source::File(loaded) => run(*loaded, None).await,
+            Source::Sidecar(env) => match sidecar_loaded(&env, &base).await {
+                Ok(loaded) => run(loaded, Some(env.workload())).await,
+                Err(problems) => {
+                    for problem in &problems {
+                        tracing::error!(problem = %problem, "cannot serve the sidecar's resources");
+                    }
+                    ExitCode::from(1)
+                }
+            },
+        };
         // Send the spans still queued; off the worker thread, which must keep
         // driving the gRPC channel meanwhile.
         if let Some(guard) = guard {
@@ -115,8 +172,29 @@ fn main() -> ExitCode {
     })
 }
 
-/// Bind every listener, serve until Ctrl-C or SIGTERM.
-async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
+/// Sidecar mode: wait until the control plane defines every named resource, then load them.
+async fn sidecar_loaded(
+    env: &gate_connector::sidecar::SidecarEnv,
+    base: &gate_config::ConnectorConfig,
+) -> Result<gate_connector::startup::Loaded, Vec<String>> {
+    use gate_connector::sidecar;
+    let resources = sidecar::wait_for_resources(env, base).await;
+    let config = env.config(sidecar::resolve(env, &resources)?)?;
+    tracing::info!(
+        namespace = %env.namespace,
+        service_account = %env.service_account,
+        resources = %env.resources.iter().map(|(n, p)| format!("{n}:{p}")).collect::<Vec<_>>().join(","),
+        "sidecar mode: resources defined by the control plane"
+    );
+    gate_connector::startup::prepare(config, "--sidecar environment")
+}
+
+/// Bind every listener, serve until Ctrl-C or SIGTERM; `workload` is who a loopback client
+/// without a token is (sidecar mode).
+async fn run(
+    loaded: gate_connector::startup::Loaded,
+    workload: Option<gate_policy::UserInfo>,
+) -> ExitCode {
     use std::sync::Arc;
 
     use gate_connector::audit::AuditSink;
@@ -190,7 +268,8 @@ async fn run(loaded: gate_connector::startup::Loaded) -> ExitCode {
         Gate::new(loaded.config, loaded.policies, sink)
             .with_tls(loaded.tls)
             .with_jwt(loaded.jwt)
-            .with_recordings(recordings),
+            .with_recordings(recordings)
+            .with_workload(workload),
     );
     if let Err(e) = gate_connector::protocols::ssh::load_if_served(&gate) {
         tracing::error!(error = %e, "cannot serve ssh");

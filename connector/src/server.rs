@@ -46,6 +46,8 @@ pub struct Gate {
     pub jwt: Option<JwtVerifier>,
     /// Session recordings (`recording.dir`); disabled unless set with [`Gate::with_recordings`].
     pub recordings: crate::recording::Recordings,
+    /// Sidecar mode: who a loopback client that presents no token is (the pod's service account).
+    pub workload: Option<gate_policy::UserInfo>,
 }
 
 impl Gate {
@@ -72,12 +74,19 @@ impl Gate {
             tls: None,
             jwt: None,
             recordings: crate::recording::Recordings::disabled(),
+            workload: None,
         }
     }
 
     /// Record sessions into `recordings`, counted in this connector's metrics.
     pub fn with_recordings(mut self, recordings: crate::recording::Recordings) -> Self {
         self.recordings = recordings.with_metrics(Arc::clone(&self.metrics));
+        self
+    }
+
+    /// Sidecar mode: identify loopback clients without a token as `workload`.
+    pub fn with_workload(mut self, workload: Option<gate_policy::UserInfo>) -> Self {
+        self.workload = workload;
         self
     }
 

@@ -28,11 +28,17 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             .map(|err| format!("{}: {err}", e.file))
             .collect::<Vec<_>>()
     })?;
+    prepare(config, &path.display().to_string())
+}
+
+/// Check that every resource of `config` is served and compile its local policies; `source`
+/// names the configuration in errors.
+pub fn prepare(config: ConnectorConfig, source: &str) -> Result<Loaded, Vec<String>> {
     let unserved = crate::protocols::unserved_resources(&config);
     if !unserved.is_empty() {
         return Err(unserved
             .into_iter()
-            .map(|e| format!("{}: {e}", path.display()))
+            .map(|e| format!("{source}: {e}"))
             .collect());
     }
     let local_specs = local_specs(&config)?;

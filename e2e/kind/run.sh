@@ -50,22 +50,39 @@ kubectl -n "$NS" rollout restart deploy/gate-operator
 kubectl -n "$NS" rollout status deploy/gate-operator --timeout=120s
 
 step "example objects"
+# Sidecars register with a connector key, read from a Secret in their own namespace.
+CONNECTOR_KEY=$(api -H "X-Org-ID: $ORG" -d '{"name":"sidecars","role":"connector"}' localhost:18080/api/v1/api-keys | jq -r .secret)
+kubectl create namespace apps --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n apps create secret generic gate-connector-token --from-literal=token="$CONNECTOR_KEY" \
+  --dry-run=client -o yaml | kubectl apply -f -
 kubectl apply -f e2e/kind/apps.yaml
 kubectl -n apps rollout status deploy/orders-db --timeout=180s
 kubectl apply -f docs/examples/k8s/resource.yaml -f docs/examples/k8s/policy.yaml -f docs/examples/k8s/group.yaml
+# The workload reaches orders-db without a grant here; access requests are exercised below.
+kubectl -n apps patch resource.gate.dev/orders-db --type=merge -p '{"spec":{"requireAccessGrant":false}}'
 kubectl -n apps wait --for=condition=Ready resource.gate.dev/orders-db --timeout=60s
 kubectl -n apps wait --for=condition=Ready policy.gate.dev/no-destructive-ddl --timeout=60s
+kubectl -n apps wait --for=condition=Ready policy.gate.dev/psql-client-workload --timeout=60s
 api -H "X-Org-ID: $ORG" localhost:18080/api/v1/resources | jq -e '.resources[] | select(.name == "orders-db")' >/dev/null \
   || fail "the Resource did not reach the control plane"
 
 step "psql through the injected sidecar"
+# Created after the Resource: the injector mounts the Resource's credentials Secret.
+kubectl apply -f e2e/kind/client.yaml
 kubectl -n apps wait --for=condition=Ready pod/psql-client --timeout=180s
+kubectl -n apps get pod psql-client -o json \
+  | jq -e '.spec.volumes[] | select(.secret.secretName == "orders-db-gate")' >/dev/null \
+  || fail "the Resource's credentials Secret was not mounted into the sidecar"
 [ "$(kubectl -n apps get pod psql-client -o jsonpath='{.metadata.annotations.gate\.dev/injected}')" = true ] \
   || fail "psql-client was not injected"
 kubectl -n apps exec psql-client -c psql -- psql -h 127.0.0.1 -p 6432 -U postgres -d orders -Atc 'select 1' | grep -qx 1 \
   || fail "select 1 through the sidecar"
 if kubectl -n apps exec psql-client -c psql -- psql -h 127.0.0.1 -p 6432 -U postgres -d orders -c 'drop table if exists x' 2>&1 \
     | grep -q 'destructive DDL is not allowed'; then :; else fail "the Policy did not block DROP"; fi
+# The password-less psql was the pod's workload in the audit log.
+api -H "X-Org-ID: $ORG" "localhost:18080/api/v1/audit?identity=system:serviceaccount:apps:default&limit=10" \
+  | jq -e '.events[] | select(.details.identity_kind == "workload")' >/dev/null \
+  || fail "the sidecar did not audit the workload"
 
 step "access request"
 kubectl apply -f docs/examples/k8s/accessrequest.yaml

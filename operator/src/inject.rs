@@ -1,11 +1,15 @@
 //! The sidecar injector's pure core: a pod annotated `gate.dev/inject: "true"` gets the connector
 //! as a native sidecar (an init container with `restartPolicy: Always`, first in the list), one
-//! loopback port per resource in `gate.dev/resources`, health probes, and resources from
-//! annotations or defaults. Re-injecting an injected pod changes nothing.
+//! loopback port per resource in `gate.dev/resources`, health probes, resources from
+//! annotations or defaults, an emptyDir for its state, its control-plane token from a Secret,
+//! and each resource's credentials Secret (`spec.credentialsSecretRef` of its `Resource`)
+//! mounted read-only. Re-injecting an injected pod changes nothing.
 
 use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, Patch, PatchOperation};
+
+use crate::crd::SecretKeysRef;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -19,6 +23,10 @@ pub const RESOURCES: &str = "gate.dev/resources";
 pub const INJECTED: &str = "gate.dev/injected";
 /// Name of the injected container.
 pub const CONTAINER: &str = "gate-connector";
+/// Where the sidecar's emptyDir (snapshot, audit spool, recordings) is mounted.
+pub const STATE_DIR: &str = "/var/lib/gate";
+/// Where each resource's credentials Secret is mounted (`<dir>/<resource>/{username,password}`).
+pub const CREDENTIALS_DIR: &str = "/var/run/gate/credentials";
 
 /// How sidecars are built.
 #[derive(Clone, Debug)]
@@ -32,6 +40,12 @@ pub struct InjectConfig {
     /// Default `cpu`/`memory` requests and limits.
     pub requests: BTreeMap<String, String>,
     pub limits: BTreeMap<String, String>,
+    /// The Secret (in the pod's namespace) and key holding the connector's control-plane token.
+    pub token_secret: String,
+    pub token_key: String,
+    /// The issuer of identity tokens sidecars accept (`GATE_TOKEN_ISSUER`); `None`: the
+    /// control-plane URL.
+    pub token_issuer: Option<String>,
 }
 
 impl Default for InjectConfig {
@@ -46,6 +60,9 @@ impl Default for InjectConfig {
                 ("memory".into(), "64Mi".into()),
             ]),
             limits: BTreeMap::from([("memory".into(), "256Mi".into())]),
+            token_secret: "gate-connector-token".into(),
+            token_key: "token".into(),
+            token_issuer: None,
         }
     }
 }
@@ -124,9 +141,12 @@ pub fn parse_resources(text: &str, first_port: u16) -> Result<Vec<(String, u16)>
     Ok(out)
 }
 
-/// The JSON patch that injects the sidecar into `pod`; `Ok(None)` when the pod did not opt in
-/// or already has it; `Err` when the annotations are wrong (the pod is refused with the reason).
-pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, String> {
+/// The resources `pod` asks to be injected with; `Ok(None)` when it did not opt in or already
+/// has the sidecar; `Err` when its annotations are wrong.
+pub fn wanted_resources(
+    pod: &Pod,
+    config: &InjectConfig,
+) -> Result<Option<Vec<(String, u16)>>, String> {
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     if annotations.get(INJECT).map(String::as_str) != Some("true") {
         return Ok(None);
@@ -140,10 +160,31 @@ pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, Stri
     {
         return Ok(None);
     }
-    let resources = parse_resources(
+    parse_resources(
         annotations.get(RESOURCES).map_or("", String::as_str),
         config.first_port,
-    )?;
+    )
+    .map(Some)
+}
+
+/// [`patch_with_credentials`] for resources without a credentials Secret.
+pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, String> {
+    patch_with_credentials(pod, config, &BTreeMap::new())
+}
+
+/// The JSON patch that injects the sidecar into `pod`, mounting `credentials[resource]` for
+/// each resource that has one; `Ok(None)` when the pod did not opt in or already has it; `Err`
+/// when the annotations are wrong (the pod is refused with the reason).
+pub fn patch_with_credentials(
+    pod: &Pod,
+    config: &InjectConfig,
+    credentials: &BTreeMap<String, SecretKeysRef>,
+) -> Result<Option<Patch>, String> {
+    let Some(resources) = wanted_resources(pod, config)? else {
+        return Ok(None);
+    };
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let spec = pod.spec.as_ref().ok_or("pod without spec")?;
     let amount = |key: &str, defaults: &BTreeMap<String, String>| -> Value {
         let mut out = serde_json::Map::new();
         for what in ["cpu", "memory"] {
@@ -156,10 +197,22 @@ pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, Stri
         }
         Value::Object(out)
     };
-    let listen: Vec<String> = resources
-        .iter()
-        .map(|(n, p)| format!("{n}=127.0.0.1:{p}"))
-        .collect();
+    let listen: Vec<String> = resources.iter().map(|(n, p)| format!("{n}:{p}")).collect();
+    let (volumes, mut mounts) = credential_volumes(&resources, credentials);
+    mounts.insert(0, json!({"name": STATE_VOLUME, "mountPath": STATE_DIR}));
+    let mut env = vec![
+        json!({"name": "GATE_CONTROL_URL", "value": config.control_plane_url}),
+        json!({"name": "GATE_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": config.token_secret, "key": config.token_key}}}),
+        json!({"name": "GATE_SIDECAR_RESOURCES", "value": listen.join(",")}),
+        json!({"name": "GATE_HEALTH_ADDR", "value": format!("0.0.0.0:{}", config.health_port)}),
+        json!({"name": "GATE_STATE_DIR", "value": STATE_DIR}),
+        json!({"name": "GATE_CREDENTIALS_DIR", "value": CREDENTIALS_DIR}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        json!({"name": "POD_SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}}),
+    ];
+    if let Some(issuer) = &config.token_issuer {
+        env.push(json!({"name": "GATE_TOKEN_ISSUER", "value": issuer}));
+    }
     let mut ports: Vec<Value> = resources
         .iter()
         .map(|(_, p)| json!({"containerPort": p, "protocol": "TCP"}))
@@ -173,13 +226,8 @@ pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, Stri
         "image": config.image,
         "restartPolicy": "Always",
         "args": ["--sidecar"],
-        "env": [
-            {"name": "GATE_CONTROL_URL", "value": config.control_plane_url},
-            {"name": "GATE_SIDECAR_RESOURCES", "value": listen.join(",")},
-            {"name": "GATE_HEALTH_ADDR", "value": format!("0.0.0.0:{}", config.health_port)},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "POD_SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
-        ],
+        "env": env,
+        "volumeMounts": mounts,
         "ports": ports,
         "readinessProbe": probe("/readyz"),
         "livenessProbe": probe("/healthz"),
@@ -201,6 +249,13 @@ pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, Stri
         // First, so it starts before the other init containers and serves them too.
         ops.push(add("/spec/initContainers/0", container));
     }
+    let state = json!({"name": STATE_VOLUME, "emptyDir": {}});
+    let volumes = std::iter::once(state).chain(volumes);
+    if spec.volumes.is_none() {
+        ops.push(add("/spec/volumes", Value::Array(volumes.collect())));
+    } else {
+        ops.extend(volumes.map(|v| add("/spec/volumes/-", v)));
+    }
     ops.push(add(
         "/metadata/annotations/gate.dev~1injected",
         json!("true"),
@@ -208,13 +263,51 @@ pub fn patch_for(pod: &Pod, config: &InjectConfig) -> Result<Option<Patch>, Stri
     Ok(Some(Patch(ops)))
 }
 
-/// Answer one AdmissionReview (the webhook's handler body).
+/// The emptyDir volume of the sidecar's state.
+const STATE_VOLUME: &str = "gate-connector-state";
+
+/// One Secret volume per resource with credentials (its user name and password keys as the
+/// files `username` and `password`), and the sidecar's read-only mounts of them.
+fn credential_volumes(
+    resources: &[(String, u16)],
+    credentials: &BTreeMap<String, SecretKeysRef>,
+) -> (Vec<Value>, Vec<Value>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (i, (name, _)) in resources.iter().enumerate() {
+        let Some(secret) = credentials.get(name) else {
+            continue;
+        };
+        // Numbered: resource names may hold characters a volume name may not.
+        let volume = format!("gate-credentials-{i}");
+        let key = |k: &Option<String>, default: &str| k.clone().unwrap_or_else(|| default.into());
+        volumes.push(
+            json!({"name": volume, "secret": {"secretName": secret.name, "items": [
+                {"key": key(&secret.username_key, "username"), "path": "username"},
+                {"key": key(&secret.password_key, "password"), "path": "password"},
+            ]}}),
+        );
+        mounts.push(json!({"name": volume, "mountPath": format!("{CREDENTIALS_DIR}/{name}"), "readOnly": true}));
+    }
+    (volumes, mounts)
+}
+
+/// Answer one AdmissionReview (the webhook's handler body) for resources without credentials.
 pub fn review(
     review: AdmissionReview<Pod>,
     config: &InjectConfig,
 ) -> AdmissionReview<DynamicObject> {
+    review_with_credentials(review, config, &BTreeMap::new())
+}
+
+/// Answer one AdmissionReview, mounting `credentials` (by resource name).
+pub fn review_with_credentials(
+    review: AdmissionReview<Pod>,
+    config: &InjectConfig,
+    credentials: &BTreeMap<String, SecretKeysRef>,
+) -> AdmissionReview<DynamicObject> {
     answer(review, |request| match request.object.as_ref() {
-        Some(pod) => patch_for(pod, config),
+        Some(pod) => patch_with_credentials(pod, config, credentials),
         None => Ok(None),
     })
 }

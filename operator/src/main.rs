@@ -81,6 +81,20 @@ struct Args {
     /// Default limits of injected sidecars (`memory=256Mi`); pod annotations override them.
     #[arg(long, env = "GATE_SIDECAR_LIMITS", default_value = "memory=256Mi")]
     sidecar_limits: String,
+    /// The Secret, in each opted-in namespace, holding the sidecars' control-plane token (an org
+    /// key with role connector).
+    #[arg(
+        long,
+        env = "GATE_SIDECAR_TOKEN_SECRET",
+        default_value = "gate-connector-token"
+    )]
+    sidecar_token_secret: String,
+    /// The key of that Secret.
+    #[arg(long, env = "GATE_SIDECAR_TOKEN_KEY", default_value = "token")]
+    sidecar_token_key: String,
+    /// The issuer of identity tokens sidecars accept from clients (default: --control-plane).
+    #[arg(long, env = "GATE_SIDECAR_TOKEN_ISSUER")]
+    sidecar_token_issuer: Option<String>,
 }
 
 #[tokio::main]
@@ -115,12 +129,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?,
             limits: gate_operator::inject::parse_amounts("--sidecar-limits", &args.sidecar_limits)
                 .map_err(anyhow::Error::msg)?,
+            token_secret: args.sidecar_token_secret.clone(),
+            token_key: args.sidecar_token_key.clone(),
+            token_issuer: args.sidecar_token_issuer.clone().filter(|i| !i.is_empty()),
             ..InjectConfig::default()
         };
+        // The named Resources' credentials Secret references are read through the API.
+        let kube = kube::Client::try_default()
+            .await
+            .context("kubernetes client for the webhook")?;
         tokio::spawn(gate_operator::webhook::serve(
             listener,
             Arc::new(files),
-            Arc::new(config),
+            gate_operator::webhook::Injector {
+                config: Arc::new(config),
+                kube: Some(kube),
+            },
         ));
     }
     let credentials = Credentials::new(Some(&args.api_key), args.org_id.as_deref())

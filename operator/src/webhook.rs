@@ -2,7 +2,8 @@
 //! files re-read when they change, so a renewed Secret or cert-manager
 //! certificate is served without a restart; a half-written rotation keeps
 //! the last good pair), `POST /mutate` answers Pod AdmissionReviews with
-//! [`inject::review`], `POST /mutate-accessrequests` AccessRequest ones
+//! [`inject::review_with_credentials`] (the credentials Secret of each named `Resource` in the
+//! pod's namespace read through the Kubernetes API first), `POST /mutate-accessrequests` AccessRequest ones
 //! with [`requester::review`], `GET /healthz` for probes. Every replica serves it,
 //! leader or not: admission must not wait for an election.
 
@@ -20,6 +21,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::AdmissionReview;
+
+use crate::crd::{Resource, SecretKeysRef};
 use crate::inject::{self, InjectConfig};
 use crate::requester;
 
@@ -36,23 +43,85 @@ pub fn tls_files(cert: &str, key: &str) -> Result<TlsFiles, String> {
     )
 }
 
+/// What the pod webhook needs: how to build sidecars, and the Kubernetes API to read the named
+/// `Resource`s' credentials Secret references from (`None`: no credentials are mounted).
+#[derive(Clone)]
+pub struct Injector {
+    pub config: Arc<InjectConfig>,
+    pub kube: Option<kube::Client>,
+}
+
 /// The webhook's routes.
-pub fn router(config: Arc<InjectConfig>) -> Router {
+pub fn router(injector: Injector) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/mutate-accessrequests", post(mutate_access_request))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(config)
+        .with_state(injector)
 }
 
-async fn mutate(State(config): State<Arc<InjectConfig>>, body: Bytes) -> Response {
-    match serde_json::from_slice(&body) {
-        Ok(review) => axum::Json(inject::review(review, &config)).into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("the body is not an AdmissionReview of a Pod: {e}"),
-        )
-            .into_response(),
+/// `spec.credentialsSecretRef` of each named `Resource` in `namespace` that has one; a missing
+/// `Resource` has none (it may be defined through the API); any other API error is returned.
+pub async fn credentials_refs(
+    client: &kube::Client,
+    namespace: &str,
+    names: &[(String, u16)],
+) -> Result<BTreeMap<String, SecretKeysRef>, String> {
+    let api: kube::Api<Resource> = kube::Api::namespaced(client.clone(), namespace);
+    let mut out = BTreeMap::new();
+    for (name, _) in names {
+        match api.get_opt(name).await {
+            Ok(Some(resource)) => {
+                if let Some(secret) = resource.spec.credentials_secret_ref {
+                    out.insert(name.clone(), secret);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot read Resource {namespace}/{name} for its credentials: {e}"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn mutate(State(injector): State<Injector>, body: Bytes) -> Response {
+    let review: AdmissionReview<Pod> = match serde_json::from_slice(&body) {
+        Ok(review) => review,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an AdmissionReview of a Pod: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let request = review.request.as_ref();
+    let pod = request.and_then(|r| r.object.as_ref());
+    let namespace = request
+        .and_then(|r| r.namespace.clone())
+        .or_else(|| pod.and_then(|p| p.metadata.namespace.clone()));
+    let wanted = pod.map(|p| inject::wanted_resources(p, &injector.config));
+    let credentials = match (&injector.kube, wanted, namespace) {
+        (Some(client), Some(Ok(Some(names))), Some(namespace)) => {
+            credentials_refs(client, &namespace, &names).await
+        }
+        _ => Ok(BTreeMap::new()),
+    };
+    match credentials {
+        Ok(credentials) => axum::Json(inject::review_with_credentials(
+            review,
+            &injector.config,
+            &credentials,
+        ))
+        .into_response(),
+        // Fail closed: a pod whose credentials cannot be known is refused, with the reason.
+        Err(reason) => axum::Json(inject::answer(review, |_| {
+            Err::<Option<json_patch::Patch>, _>(reason)
+        }))
+        .into_response(),
     }
 }
 
@@ -68,8 +137,8 @@ async fn mutate_access_request(body: Bytes) -> Response {
 }
 
 /// Serve the webhook on `listener` over TLS from `files` until the process ends.
-pub async fn serve(listener: TcpListener, files: Arc<TlsFiles>, config: Arc<InjectConfig>) {
-    let app = router(config);
+pub async fn serve(listener: TcpListener, files: Arc<TlsFiles>, injector: Injector) {
+    let app = router(injector);
     let mut last_good = None;
     loop {
         let (stream, peer) = match listener.accept().await {

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
-use gate_operator::inject::{InjectConfig, parse_amounts, review};
+use std::collections::BTreeMap;
+
+use gate_operator::crd::SecretKeysRef;
+use gate_operator::inject::{InjectConfig, parse_amounts, review, review_with_credentials};
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::AdmissionReview;
 use serde_json::{Value, json};
@@ -23,8 +26,20 @@ fn run(reviewed: &Value) -> (bool, String, Value) {
 }
 
 fn run_with(reviewed: &Value, config: &InjectConfig) -> (bool, String, Value) {
+    run_credentials(reviewed, config, &BTreeMap::new())
+}
+
+fn run_credentials(
+    reviewed: &Value,
+    config: &InjectConfig,
+    credentials: &BTreeMap<String, SecretKeysRef>,
+) -> (bool, String, Value) {
     let parsed: AdmissionReview<Pod> = serde_json::from_value(reviewed.clone()).unwrap();
-    let answer = serde_json::to_value(review(parsed, config)).unwrap();
+    let answer = if credentials.is_empty() {
+        serde_json::to_value(review(parsed, config)).unwrap()
+    } else {
+        serde_json::to_value(review_with_credentials(parsed, config, credentials)).unwrap()
+    };
     let response = &answer["response"];
     assert_eq!(
         response["uid"], reviewed["request"]["uid"],
@@ -81,7 +96,22 @@ fn opted_in_pods_get_a_native_sidecar_once() {
     let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned().unwrap();
     assert_eq!(
         value("GATE_SIDECAR_RESOURCES")["value"],
-        "orders-db=127.0.0.1:6432,billing=127.0.0.1:15433"
+        "orders-db:6432,billing:15433"
+    );
+    assert_eq!(
+        value("GATE_CONTROL_TOKEN")["valueFrom"]["secretKeyRef"],
+        json!({"name": "gate-connector-token", "key": "token"}),
+        "the control-plane token from the operator's --sidecar-token-secret"
+    );
+    assert_eq!(value("GATE_STATE_DIR")["value"], "/var/lib/gate");
+    assert_eq!(
+        sidecar["volumeMounts"],
+        json!([{"name": "gate-connector-state", "mountPath": "/var/lib/gate"}]),
+        "a read-only root filesystem, state on an emptyDir"
+    );
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([{"name": "gate-connector-state", "emptyDir": {}}])
     );
     assert_eq!(
         value("POD_SERVICE_ACCOUNT")["valueFrom"]["fieldRef"]["fieldPath"],
@@ -151,9 +181,59 @@ fn other_pods_pass_and_bad_annotations_are_refused() {
 
 /// The patched pod is a valid Kubernetes 1.33 Pod by the API's own schema
 /// (PyPI `kubernetes-validate --strict`: unknown fields are errors too).
+/// Credentials of `orders-db` in the Secret `orders-db-credentials`, password under `pw`.
+fn orders_credentials() -> BTreeMap<String, SecretKeysRef> {
+    BTreeMap::from([(
+        "orders-db".to_owned(),
+        SecretKeysRef {
+            name: "orders-db-credentials".into(),
+            username_key: None,
+            password_key: Some("pw".into()),
+        },
+    )])
+}
+
+#[test]
+fn a_resources_credentials_secret_is_mounted_read_only_into_the_sidecar_only() {
+    let mut input = fixture("opt-in.json");
+    input["request"]["object"]["spec"]["volumes"] = json!([{"name": "cache", "emptyDir": {}}]);
+    let (allowed, _, pod) =
+        run_credentials(&input, &InjectConfig::default(), &orders_credentials());
+    assert!(allowed);
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([
+            {"name": "cache", "emptyDir": {}},
+            {"name": "gate-connector-state", "emptyDir": {}},
+            {"name": "gate-credentials-0", "secret": {"secretName": "orders-db-credentials", "items": [
+                {"key": "username", "path": "username"}, {"key": "pw", "path": "password"}]}},
+        ]),
+        "the pod's own volumes are kept"
+    );
+    let sidecar = &pod["spec"]["initContainers"][0];
+    assert_eq!(
+        sidecar["volumeMounts"][1],
+        json!({"name": "gate-credentials-0", "mountPath": "/var/run/gate/credentials/orders-db", "readOnly": true})
+    );
+    assert!(
+        pod["spec"]["containers"][0].get("volumeMounts").is_none(),
+        "the app container does not see the credentials"
+    );
+    let (_, _, again) = run_credentials(
+        &with_object(input, pod.clone()),
+        &InjectConfig::default(),
+        &orders_credentials(),
+    );
+    assert_eq!(again, pod, "idempotent");
+}
+
 #[test]
 fn the_patched_pod_passes_kubernetes_schema_validation() {
-    let (allowed, _, mut pod) = run(&fixture("opt-in.json"));
+    let (allowed, _, mut pod) = run_credentials(
+        &fixture("opt-in.json"),
+        &InjectConfig::default(),
+        &orders_credentials(),
+    );
     assert!(allowed);
     // Admission sees a ReplicaSet's pod before the API server names it
     // (only `generateName`); the validator wants the name it will get.

@@ -24,6 +24,15 @@ pub fn static_user(gate: &Gate, name: &str) -> UserInfo {
     }
 }
 
+/// Sidecar mode: the workload, when a loopback client logs in as neither a static identity nor
+/// [`crate::sidecar::TOKEN_USER`] (which presents a token in the password field instead).
+pub fn workload_user(gate: &Gate, user: &str, peer: std::net::SocketAddr) -> Option<UserInfo> {
+    let workload = gate.workload.as_ref()?;
+    let presents_credentials =
+        user == crate::sidecar::TOKEN_USER || gate.identities.get(user).is_some();
+    (peer.ip().is_loopback() && !presents_credentials).then(|| workload.clone())
+}
+
 /// Whether a login as `user` is by token: JWT issuers are configured and no
 /// static identity has that name.
 pub fn uses_token(gate: &Gate, user: &str) -> bool {

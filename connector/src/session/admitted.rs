@@ -36,6 +36,7 @@ struct Snapshot {
     protocol: gate_config::connector::Protocol,
     input: gate_policy::SessionInput,
     identity: Arc<str>,
+    identity_kind: &'static str,
     /// The audit parties' client (`ip:port`) of `peer`, reused for it.
     client: Arc<str>,
     peer: SocketAddr,
@@ -67,6 +68,7 @@ impl Session<'_> {
                 protocol: self.protocol,
                 input: self.input.clone(),
                 identity: self.parties.identity.clone(),
+                identity_kind: self.parties.identity_kind,
                 client: self.parties.client.clone(),
                 peer: self.peer,
                 grant_bound: self.grant_bound,
@@ -117,6 +119,7 @@ pub fn readmit<'g>(
     let parties = crate::audit::Parties {
         protocol: protocol.as_str(),
         identity: snapshot.identity.clone(),
+        identity_kind: snapshot.identity_kind,
         resource: resource.name.as_str().into(),
         client: if snapshot.peer == peer {
             snapshot.client.clone()

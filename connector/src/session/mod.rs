@@ -144,6 +144,12 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
         single_request,
     } = admission;
     let identity = user.name.clone().unwrap_or_default();
+    let identity_kind = match user.kind.as_deref() {
+        Some("user") => "user",
+        Some("workload") => "workload",
+        Some("api_key") => "api_key",
+        _ => "",
+    };
     let generation = gate.live.generation();
     let span = spans::session(
         gate,
@@ -198,6 +204,7 @@ pub fn admit<'g>(gate: &'g Gate, admission: Admission<'g>) -> Result<Session<'g>
     let parties = Parties {
         protocol: protocol.as_str(),
         identity: identity.as_str().into(),
+        identity_kind,
         resource: resource.name.as_str().into(),
         client: peer.to_string().into(),
     };

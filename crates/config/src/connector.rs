@@ -503,6 +503,18 @@ fn default_format() -> String {
 }
 
 /// Parse `:6432`, `0.0.0.0:6432` or `127.0.0.1:6432` into a socket address.
+/// Whether keys may be fetched from `url`: https, or plain http on loopback only (keys fetched
+/// in clear could be forged).
+pub fn jwks_url_is_safe(url: &str) -> bool {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| {
+            url.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    url.starts_with("https://") || loopback
+}
+
 pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     let full = if text.starts_with(':') {
         format!("0.0.0.0{text}")
@@ -571,19 +583,15 @@ impl Validate for ConnectorConfig {
                         "set exactly one of jwks_file or jwks_url",
                     );
                 }
-                if let Some(url) = &issuer.jwks_url {
-                    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                        .iter()
-                        .any(|prefix| {
-                            url.strip_prefix(prefix)
-                                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                        });
-                    if !url.starts_with("https://") && !loopback {
-                        p.push(
-                            format!("auth.jwt.issuers[{i}].jwks_url"),
-                            "expected an https:// URL (plain http only on loopback: keys fetched in clear could be forged)",
-                        );
-                    }
+                if issuer
+                    .jwks_url
+                    .as_deref()
+                    .is_some_and(|url| !jwks_url_is_safe(url))
+                {
+                    p.push(
+                        format!("auth.jwt.issuers[{i}].jwks_url"),
+                        "expected an https:// URL (plain http only on loopback: keys fetched in clear could be forged)",
+                    );
                 }
                 if issuer.audience.is_empty() {
                     p.push(

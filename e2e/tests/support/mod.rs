@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gate_testkit::{Postgres, PostgresOptions, free_port};
+use gate_testkit::{PgAuth, Postgres, PostgresOptions, free_port};
 use serde_json::{Value, json};
 
 pub const ROOT: &str = "e2e-root-key-0123456789";
@@ -47,7 +47,13 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_postgres(PgAuth::Trust)
+    }
+
+    /// [`World::new`] with PostgreSQL authenticating TCP clients by `auth`.
+    pub fn with_postgres(auth: PgAuth) -> Self {
         let pg = Postgres::start(PostgresOptions {
+            auth,
             databases: vec!["appdb".into()],
             seed: vec![("appdb".into(), "create table items (id int primary key, name text); insert into items select g, 'item ' || g from generate_series(1, 10) g;".into())],
             ..PostgresOptions::default()

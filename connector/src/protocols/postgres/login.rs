@@ -155,7 +155,8 @@ async fn expect_password_frame(
     }
 }
 
-/// Who the client is: a static identity over SCRAM-SHA-256, or, for any
+/// Who the client is: in sidecar mode a loopback client is the workload unless it logs in as
+/// a static identity or as `token`; else a static identity over SCRAM-SHA-256, or, for any
 /// other user name when JWT issuers are configured, a token in the password
 /// field (cleartext request, so TLS is required unless the client is on loopback).
 async fn authenticate(
@@ -165,6 +166,9 @@ async fn authenticate(
     user: &str,
     peer: SocketAddr,
 ) -> Result<UserInfo, PgError> {
+    if let Some(workload) = crate::auth::workload_user(gate, user, peer) {
+        return Ok(workload);
+    }
     if !crate::auth::uses_token(gate, user) {
         let name = scram_login(client, buf, gate, user).await?;
         return Ok(crate::auth::static_user(gate, &name));
