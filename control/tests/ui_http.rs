@@ -6,7 +6,7 @@
 mod common;
 mod ui_support;
 
-use common::{Db, ROOT_KEY, start_cp};
+use common::{Db, ROOT_KEY, http, start_cp};
 use ui_support::{FORM, form, login_form, post_login, request, sign_in};
 
 #[tokio::test]
@@ -280,4 +280,125 @@ async fn every_page_renders_for_an_admin_with_its_title_and_breadcrumbs() {
             .status,
         200
     );
+}
+
+#[tokio::test]
+async fn the_dev_control_plane_signs_in_without_a_key() {
+    // `make dev`: --insecure and no root key; the key field is left empty.
+    let cp = common::start_cp_with(Db::Sqlite, None, true).await;
+    let login = login_form(cp.addr(), &[]).await;
+    assert!(
+        login.0.body.contains("leave the key empty"),
+        "{}",
+        login.0.body
+    );
+    let browser = sign_in(cp.addr(), "").await;
+    let home = browser.get("/").await;
+    assert!(home.body.contains("anonymous (insecure)"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn approvals_follow_the_approver_rules() {
+    let cp = start_cp(Db::Sqlite).await;
+    let org = cp.org("acme").await;
+    let admin = cp.key(&org, "admin").await;
+    let other_admin = cp.key(&org, "admin").await;
+    let body = r#"{"name":"db","protocol":"postgres","host":"h","port":1}"#;
+    let (_, resource) = cp
+        .root("POST", "/api/v1/resources", Some(&org), Some(body))
+        .await;
+    let resource_id = resource["id"].as_str().unwrap();
+    let asker = sign_in(cp.addr(), &admin).await;
+    let fields = [
+        ("subject", "bob"),
+        ("resource_id", resource_id),
+        ("reason", "deploy"),
+        ("minutes", "30"),
+    ];
+    assert_eq!(asker.post("/ui/access-requests", &fields).await.status, 303);
+    let (_, listed) = cp
+        .root("GET", "/api/v1/access-requests", Some(&org), None)
+        .await;
+    let request = &listed["access_requests"][0];
+    assert_eq!(
+        (
+            request["status"].as_str(),
+            request["duration_seconds"].as_u64()
+        ),
+        (Some("pending"), Some(1800))
+    );
+    let id = request["id"].as_str().unwrap();
+
+    // Nobody decides their own request: the service refuses, the page says why.
+    let own = asker
+        .post(&format!("/ui/access-requests/{id}/approve"), &[])
+        .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(own.body.contains("id=\"access-error\""), "{}", own.body);
+    // Another admin may; then revoke ends it.
+    let approver = sign_in(cp.addr(), &other_admin).await;
+    let status_after = |decision: &'static str| {
+        let (approver, cp, org) = (&approver, &cp, &org);
+        async move {
+            let path = format!("/ui/access-requests/{id}/{decision}");
+            assert_eq!(approver.post(&path, &[]).await.status, 303, "{decision}");
+            let path = format!("/api/v1/access-requests/{id}");
+            let (_, got) = cp.root("GET", &path, Some(org), None).await;
+            got["status"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(status_after("approve").await, "approved");
+    let list = approver.get("/ui/access-requests").await;
+    assert!(list.body.contains("data-expires="), "{}", list.body);
+    assert_eq!(status_after("revoke").await, "revoked");
+    // A decision the UI does not know is refused.
+    assert_eq!(
+        approver
+            .post(&format!("/ui/access-requests/{id}/bless"), &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_new_key_is_shown_once_and_revoked_from_the_keys_page() {
+    let cp = start_cp(Db::Sqlite).await;
+    let org = cp.org("acme").await;
+    let admin = sign_in(cp.addr(), &cp.key(&org, "admin").await).await;
+    let created = admin
+        .post("/ui/keys", &[("name", "ci"), ("role", "readonly")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let marker = "<p class=\"secret\" id=\"new-secret\">";
+    let at = created.body.find(marker).unwrap() + marker.len();
+    let secret = created.body[at..].split('<').next().unwrap().to_owned();
+    // The secret works as an API key, and is never shown again.
+    let (addr, path) = (cp.addr(), "/api/v1/resources");
+    let works = || async { http(addr, "GET", path, Some(&secret), None, None).await.0 };
+    assert_eq!(works().await, 200);
+    let page = admin.get("/ui/keys").await;
+    assert!(
+        page.body.contains(">ci<") && !page.body.contains(&secret),
+        "{}",
+        page.body
+    );
+    let (_, keys) = cp.root("GET", "/api/v1/api-keys", Some(&org), None).await;
+    let id = keys["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        admin
+            .post(&format!("/ui/keys/{id}/revoke"), &[])
+            .await
+            .status,
+        303
+    );
+    assert_eq!(works().await, 401);
 }
