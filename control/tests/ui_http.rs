@@ -402,3 +402,59 @@ async fn a_new_key_is_shown_once_and_revoked_from_the_keys_page() {
     );
     assert_eq!(works().await, 401);
 }
+
+#[tokio::test]
+async fn policy_versions_diff_and_roll_back_only_when_confirmed() {
+    let cp = start_cp(Db::Sqlite).await;
+    let browser = sign_in(cp.addr(), ROOT_KEY).await;
+    let v1 = common::BLOCK_DROP;
+    let v2 = v1.replace("drop is not allowed", "no drops here");
+    let fields = [
+        ("name", "no-drop"),
+        ("stage_pre_request", "1"),
+        ("rego", v1),
+    ];
+    let created = browser.post("/ui/policies", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page_path = created.header("location").unwrap().to_owned();
+    let edit = [("stage_pre_request", "1"), ("rego", v2.as_str())];
+    assert_eq!(browser.post(&page_path, &edit).await.status, 303);
+    let page = browser.get(&page_path).await;
+    assert!(
+        page.body.contains("<span class=\"del\">- "),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("no drops here"), "{}", page.body);
+    assert!(page.body.contains("version 2"), "{}", page.body);
+
+    // A rollback without the confirmation ticked changes nothing.
+    let state_path = format!("{page_path}/state");
+    let unconfirmed = [("state", "draft"), ("version", "1")];
+    let refused = browser.post(&state_path, &unconfirmed).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let id = page_path.rsplit('/').next().unwrap();
+    let (_, policy) = cp
+        .root("GET", &format!("/api/v1/policies/{id}"), None, None)
+        .await;
+    assert_eq!(policy["version"], 2, "{policy}");
+    let confirmed = [("state", "draft"), ("version", "1"), ("confirmed", "1")];
+    assert_eq!(browser.post(&state_path, &confirmed).await.status, 303);
+    let (_, policy) = cp
+        .root("GET", &format!("/api/v1/policies/{id}"), None, None)
+        .await;
+    assert_eq!(
+        (policy["version"].as_u64(), policy["state"].as_str()),
+        (Some(1), Some("draft")),
+        "{policy}"
+    );
+    // The same policy through a bad simulation input: the JSON error is named.
+    let bad = browser
+        .post(
+            &format!("{page_path}/simulate"),
+            &[("stage", "pre_request"), ("input", "{nope")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("input: not valid JSON"), "{}", bad.body);
+}
