@@ -21,6 +21,8 @@ needs=(
   /usr/bin/curl:curl
   /usr/bin/jq:jq
   /usr/bin/openssl:openssl
+  /usr/bin/chromium:chromium
+  /usr/bin/chromedriver:chromium-driver
 )
 
 missing=()

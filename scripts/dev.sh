@@ -269,6 +269,9 @@ app's; the upstream login is Gate's; record: true records it):
 
   ssh -i $sdir/app_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p $GATE_SSH_LISTEN_PORT app@localhost
 
+The admin UI: open http://localhost:$control_port/ and press Sign in with the key
+left empty (docs/admin-ui.md): Overview, Resources, Policies, Audit, Recordings.
+
 The control plane (insecure, local only) answers on http://localhost:$control_port;
 the connector is registered to it and enforces its policies within a second:
 

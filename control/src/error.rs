@@ -64,7 +64,7 @@ impl Code {
         }
     }
 
-    fn http(self) -> StatusCode {
+    pub(crate) fn http(self) -> StatusCode {
         match self {
             Code::InvalidArgument => StatusCode::BAD_REQUEST,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,

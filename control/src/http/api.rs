@@ -139,7 +139,8 @@ struct SimulateBody {
     input: Option<serde_json::Value>,
 }
 
-const AUDIT_FILTERS: &[&str] = &[
+/// `GET /api/v1/audit`'s parameters; the admin UI's filters are these but the last two.
+pub(super) const AUDIT_FILTERS: &[&str] = &[
     "from",
     "to",
     "identity",

@@ -1,4 +1,4 @@
-//! The one HTTP listener's router: admin UI at `/`, `/health`, `/metrics`, `/.well-known/jwks.json`,
+//! The one HTTP listener's router: admin UI at `/` and `/ui/*`, `/health`, `/metrics`, `/.well-known/jwks.json`,
 //! `/api/v1/*` (built from the route table), `/integrations/slack/actions` and, merged in, the
 //! tonic gRPC services; every error it makes itself (404, 405, limits) is in the API's JSON error
 //! shape.
@@ -64,7 +64,6 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
         let entry = by_path.remove(route.path).unwrap_or_default();
         by_path.insert(route.path, entry.on(filter, handler));
     }
-    by_path.insert("/", get(ui::index));
     by_path.insert("/health", get(health));
     by_path.insert("/metrics", get(metrics));
     by_path.insert("/.well-known/jwks.json", get(jwks));
@@ -79,6 +78,8 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
         api = api.route(path, methods.fallback(method_not_allowed));
     }
     api.with_state(Arc::clone(&cp))
+        // The admin UI: `/` and `/ui/*`.
+        .merge(ui::router(Arc::clone(&cp)))
         .merge(grpc.routes().into_axum_router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())

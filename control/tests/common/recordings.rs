@@ -137,6 +137,20 @@ pub async fn upload_recording(
     identity: &str,
     started_ms: i64,
 ) -> gate_proto::v1::Recording {
+    let cast = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":0,\"env\":{}}\n[0.100000,\"o\",\"$ \"]\n";
+    upload_cast(cp, org, resource, identity, started_ms, cast).await
+}
+
+/// Upload `cast` (an asciicast file) as an SSH recording into `org`, in two chunks, through the
+/// connector API with a fresh connector key; returns the stored recording.
+pub async fn upload_cast(
+    cp: &Cp,
+    org: &str,
+    resource: &str,
+    identity: &str,
+    started_ms: i64,
+    cast: &[u8],
+) -> gate_proto::v1::Recording {
     use gate_proto::v1::{Recording, UploadRecordingRequest};
     let key = cp.key(org, "connector").await;
     let mut client = cp.connector(Some(&key), None).await;
@@ -155,7 +169,6 @@ pub async fn upload_recording(
         exit_status: Some(0),
         ..Recording::default()
     };
-    let cast = b"{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":0,\"env\":{}}\n[0.100000,\"o\",\"$ \"]\n".to_vec();
     let messages = vec![
         UploadRecordingRequest {
             recording: Some(meta),
