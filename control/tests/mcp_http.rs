@@ -153,6 +153,7 @@ async fn the_stateless_revision_checks_headers_against_the_body() {
         let (code, message) = error_of(&refused);
         assert_eq!(code, -32020, "{headers:?}: {message}");
         assert!(message.starts_with(expected), "{headers:?}: {message}");
+        assert_eq!(refused.body["id"], 2, "the refusal names the request");
     }
     // The envelope must carry the revision and the client's capabilities.
     let bare = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}}}).to_string();

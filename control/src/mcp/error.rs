@@ -89,9 +89,10 @@ impl McpError {
     }
 }
 
-impl IntoResponse for McpError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.to_json(None))).into_response();
+impl McpError {
+    /// The HTTP answer to a POST this error ends, for the request `id` when one was read.
+    pub fn into_response_for(self, id: Option<&Value>) -> Response {
+        let mut response = (self.status, axum::Json(self.to_json(id))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -99,5 +100,11 @@ impl IntoResponse for McpError {
             );
         }
         response
+    }
+}
+
+impl IntoResponse for McpError {
+    fn into_response(self) -> Response {
+        self.into_response_for(None)
     }
 }

@@ -329,17 +329,29 @@ async fn post(cp: &ControlPlane, headers: &HeaderMap, body: &[u8]) -> Result<Res
     content_types(headers)?;
     let parsed =
         message::parse(body).map_err(|(code, reason)| McpError::bad_request(code, reason))?;
-    routing_headers_once(headers)?;
+    // Refusals of a single request name its id.
+    let single_id = match parsed.messages.as_slice() {
+        [only] if !parsed.batch => only.id.clone(),
+        _ => None,
+    };
+    let refuse = |e: McpError| e.into_response_for(single_id.as_ref());
+    if let Err(e) = routing_headers_once(headers) {
+        return Ok(refuse(e));
+    }
     let routing = Routing {
         version: header_text(headers, VERSION_HEADER),
         method: header_text(headers, METHOD_HEADER),
         name: header_text(headers, NAME_HEADER),
     };
     let session = header_text(headers, SESSION_HEADER);
-    let (era, new_session) = classify(cp, &caller, &parsed, routing, session)?;
-    if matches!(era, Era::Handshake(_)) {
-        message::check_routing_headers(&parsed, routing)
-            .map_err(|(code, reason)| McpError::bad_request(code, reason))?;
+    let (era, new_session) = match classify(cp, &caller, &parsed, routing, session) {
+        Ok(classified) => classified,
+        Err(e) => return Ok(refuse(e)),
+    };
+    if matches!(era, Era::Handshake(_))
+        && let Err((code, reason)) = message::check_routing_headers(&parsed, routing)
+    {
+        return Ok(refuse(McpError::bad_request(code, reason)));
     }
     let mut replies = Vec::new();
     let mut status = StatusCode::OK;
@@ -349,7 +361,10 @@ async fn post(cp: &ControlPlane, headers: &HeaderMap, body: &[u8]) -> Result<Res
         .filter(|m| m.id.is_some() && !m.is_response)
     {
         let reply = if request.method == "initialize" && new_session.is_some() {
-            let (_, result) = methods::initialize(&request.params)?;
+            let (_, result) = match methods::initialize(&request.params) {
+                Ok(settled) => settled,
+                Err(e) => return Ok(refuse(e)),
+            };
             message::response(request.id.as_ref().unwrap_or(&Value::Null), result)
         } else {
             match methods::answer(cp, &caller, era, request).await {
