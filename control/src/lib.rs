@@ -1,7 +1,7 @@
 //! The Gate control plane: store (PostgreSQL or SQLite), admin API over HTTP `/api/v1` and gRPC
 //! (`gate.v1.ControlPlaneService`, `gate.v1.ConnectorService`) sharing one implementation, auth,
-//! identity tokens, audit ingest, connector sync, and the outbox that delivers webhooks and Slack
-//! approvals.
+//! identity tokens, audit ingest, connector sync, the outbox that delivers webhooks and Slack
+//! approvals, and a read-only MCP endpoint.
 
 pub mod auth;
 pub mod delivery;
@@ -9,6 +9,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod server;
 pub mod service;

@@ -8,8 +8,8 @@ use gate_config::ControlConfig;
 
 /// Gate control plane: holds organizations, API keys, resources, policies,
 /// identities, groups, connectors and audit events; serves the admin UI, HTTP
-/// `/api/v1` and gRPC (`gate.v1.ControlPlaneService`, `gate.v1.ConnectorService`)
-/// on one listener.
+/// `/api/v1`, a read-only MCP endpoint at `/mcp` and gRPC
+/// (`gate.v1.ControlPlaneService`, `gate.v1.ConnectorService`) on one listener.
 ///
 /// With no `database.dsn` it uses embedded SQLite at `.data/gate.db`.
 #[derive(Debug, Parser)]
@@ -82,7 +82,7 @@ async fn run(config: ControlConfig, insecure: bool) -> ExitCode {
         addr = %running.addr,
         store = %store,
         insecure = running.control.insecure(),
-        "gate-control listening (HTTP /api/v1, gRPC, admin UI)"
+        "gate-control listening (HTTP /api/v1, /mcp, gRPC, admin UI)"
     );
     if running.control.insecure() {
         tracing::warn!("no api_key: running insecure, every request is unauthenticated");

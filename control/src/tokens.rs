@@ -1,9 +1,11 @@
 //! Identity tokens: EdDSA (Ed25519) JWTs signed with a key kept in the store (so every replica and
-//! every restart signs with the same key), published as a JWKS at `/.well-known/jwks.json`.
+//! every restart signs with the same key), published as a JWKS at `/.well-known/jwks.json`; the
+//! `/mcp` session-id key is derived from it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
+use gate_mcp::sessions::SessionKey;
 use gate_proto::v1::Identity;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
@@ -25,6 +27,8 @@ pub struct TokenIssuer {
     audience: String,
     key: EncodingKey,
     public_key: [u8; 32],
+    /// Signs the `/mcp` endpoint's session ids; derived from the stored key, so every replica agrees.
+    mcp_sessions: SessionKey,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -85,6 +89,9 @@ impl TokenIssuer {
             audience: audience.to_owned(),
             key: EncodingKey::from_ed_der(&der),
             public_key: SigningKey::from_bytes(&seed).verifying_key().to_bytes(),
+            mcp_sessions: SessionKey::from_secret(
+                &[b"gate-control /mcp\0".as_slice(), &seed].concat(),
+            ),
         })
     }
 
@@ -133,5 +140,10 @@ impl TokenIssuer {
 
     pub fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// The key `/mcp` session ids are signed with.
+    pub fn mcp_sessions(&self) -> &SessionKey {
+        &self.mcp_sessions
     }
 }

@@ -139,20 +139,6 @@ struct SimulateBody {
     input: Option<serde_json::Value>,
 }
 
-/// `GET /api/v1/audit`'s parameters; the admin UI's filters are these but the last two.
-pub(super) const AUDIT_FILTERS: &[&str] = &[
-    "from",
-    "to",
-    "identity",
-    "resource",
-    "action",
-    "stage",
-    "operation",
-    "target",
-    "limit",
-    "cursor",
-];
-
 /// Time parameters among `names` that are present must not be empty (an open bound is left out).
 fn times_given(call: &Call<'_>, names: &[&str]) -> ApiResult<()> {
     match names
@@ -178,7 +164,6 @@ fn limit_param(call: &Call<'_>) -> ApiResult<u32> {
 }
 
 fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
-    call.query_only(AUDIT_FILTERS)?;
     let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
     times_given(call, &["from", "to"])?;
     let limit = limit_param(call)?;
@@ -196,12 +181,7 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
     })
 }
 
-const RECORDING_FILTERS: &[&str] = &[
-    "resource", "identity", "protocol", "since", "until", "limit", "cursor",
-];
-
 fn recordings_query(call: &Call<'_>) -> ApiResult<ListRecordingsRequest> {
-    call.query_only(RECORDING_FILTERS)?;
     let q = |name: &str| call.query.get(name).cloned().unwrap_or_default();
     times_given(call, &["since", "until"])?;
     let limit = limit_param(call)?;
@@ -223,17 +203,7 @@ pub async fn dispatch(
     operation: &str,
     call: &Call<'_>,
 ) -> ApiResult<Reply> {
-    if !matches!(
-        operation,
-        "QueryAudit"
-            | "ExportAudit"
-            | "ListAccessRequests"
-            | "ListDeliveries"
-            | "ListRecordings"
-            | "ListToolPins"
-    ) {
-        call.query_only(&[])?;
-    }
+    call.query_only(&super::params::names(operation))?;
     let id = || call.param("id");
     match operation {
         "ListOrganizations" => json(
@@ -446,8 +416,13 @@ pub async fn dispatch(
                 .await?,
         ),
         "ListAccessRequests" => {
-            call.query_only(&["status"])?;
             let status = call.query.get("status").cloned().unwrap_or_default();
+            if call.query.contains_key("status") && status.is_empty() {
+                return Err(ApiError::invalid(
+                    "status",
+                    "expected a request status, got \"\" (leave the parameter out for all)",
+                ));
+            }
             json(
                 cp.list_access_requests(caller, ListAccessRequestsRequest { status })
                     .await?,

@@ -34,7 +34,6 @@ pub(super) async fn dispatch(
                 .await?,
         ),
         "ListDeliveries" => {
-            call.query_only(&["state", "limit"])?;
             let state = call.query.get("state").cloned().unwrap_or_default();
             let limit = match call.query.get("limit") {
                 None => 0,

@@ -1,5 +1,5 @@
 //! The one HTTP listener's router: admin UI at `/` and `/ui/*`, `/health`, `/metrics`, `/.well-known/jwks.json`,
-//! `/api/v1/*` (built from the route table), `/integrations/slack/actions` and, merged in, the
+//! `/api/v1/*` (built from the route table), `/mcp`, `/integrations/slack/actions` and, merged in, the
 //! tonic gRPC services; every error it makes itself (404, 405, limits) is in the API's JSON error
 //! shape.
 
@@ -9,6 +9,7 @@ mod audit_json;
 mod grpc_deadline;
 pub mod limits;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 mod schemas;
 pub mod serve;
@@ -72,7 +73,8 @@ pub fn router(cp: Arc<ControlPlane>, limits: HttpLimits) -> Router {
         "/integrations/slack/actions",
         post(crate::slack::actions::handle),
     );
-    let mut api = Router::new();
+    // `/mcp` answers every method itself (405s in the MCP error shape).
+    let mut api = Router::new().route("/mcp", axum::routing::any(crate::mcp::serve));
     for (path, methods) in by_path {
         // axum still adds the `Allow` header to what the fallback answers.
         api = api.route(path, methods.fallback(method_not_allowed));

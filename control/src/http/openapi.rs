@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document for `/api/v1`, generated from the route table (so every route is in it).
+//! The OpenAPI 3.1 document for `/api/v1`, generated from the route table (so every route is in it)
+//! and the query parameters of `params.rs`.
 
 use serde_json::{Map, Value, json};
 
@@ -35,58 +36,8 @@ pub fn document() -> Value {
                 parameters.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
             }
         }
-        let time = || json!({"type": "string", "format": "date-time"});
-        let text = || json!({"type": "string"});
-        let filters = match route.operation {
-            "QueryAudit" | "ExportAudit" => vec![
-                ("from", time()),
-                ("to", time()),
-                ("identity", text()),
-                ("resource", text()),
-                ("action", text()),
-                ("stage", text()),
-                ("operation", text()),
-                ("target", text()),
-            ],
-            "ListRecordings" => vec![
-                ("resource", text()),
-                ("identity", text()),
-                (
-                    "protocol",
-                    json!({"type": "string", "enum": crate::service::resources::PROTOCOLS}),
-                ),
-                ("since", time()),
-                ("until", time()),
-            ],
-            _ => Vec::new(),
-        };
-        if !filters.is_empty() {
-            let page = [
-                (
-                    "limit",
-                    json!({"type": "integer", "minimum": 0, "maximum": 1000}),
-                ),
-                (
-                    "cursor",
-                    json!({"type": "string", "description": "next_cursor of the previous page"}),
-                ),
-            ];
-            for (name, schema) in filters.into_iter().chain(page) {
-                parameters.push(
-                    json!({"name": name, "in": "query", "required": false, "schema": schema}),
-                );
-            }
-        }
-        if route.operation == "ListToolPins" {
-            parameters.push(json!({"name": "resource", "in": "query", "required": false,
-                "schema": {"type": "string"}, "description": "only this MCP resource's pins"}));
-        }
-        if route.operation == "ListDeliveries" {
-            let states = crate::store::DELIVERY_STATES;
-            parameters.push(json!({"name": "state", "in": "query", "required": false,
-                "schema": {"type": "string", "enum": states}}));
-            parameters.push(json!({"name": "limit", "in": "query", "required": false,
-                "schema": {"type": "integer", "minimum": 0, "maximum": 1000}}));
+        for param in super::params::query_params(route.operation) {
+            parameters.push(json!({"name": param.name, "in": "query", "required": false, "schema": param.schema()}));
         }
         let error = json!({"$ref": "#/components/responses/Error"});
         let ok = if route.operation.starts_with("Create") {
@@ -149,7 +100,7 @@ pub fn document() -> Value {
 }
 
 /// The schema of `SimulateBody`, the one request body that is not a message.
-fn simulate_body() -> Value {
+pub(crate) fn simulate_body() -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,

@@ -16,7 +16,7 @@ use crate::util::new_id;
 
 /// Longest access a request may ask for.
 const MAX_DURATION_SECONDS: u32 = 7 * 86_400;
-const STATUSES: &[&str] = &["pending", "approved", "denied", "revoked", "expired"];
+pub(crate) const STATUSES: &[&str] = &["pending", "approved", "denied", "revoked", "expired"];
 pub(crate) const OPERATIONS: &[&str] = &["tool", "resource", "prompt", "query", "session"];
 
 impl ControlPlane {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod fake_slack;
+pub mod mcp;
 pub mod receiver;
 pub mod recordings;
 
@@ -163,6 +164,17 @@ pub async fn start_cp_limits(
     Cp { running, dir, pg }
 }
 
+/// Send a whole HTTP/1.1 request on `stream` and read the answer until the server closes:
+/// (head, rest).
+pub async fn round_trip(stream: &mut tokio::net::TcpStream, request: &str) -> (String, String) {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), rest.to_owned())
+}
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 pub async fn http(
     addr: std::net::SocketAddr,
@@ -186,23 +198,12 @@ pub async fn http(
     }
     request += "\r\n";
     request += body;
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let (head, rest) = round_trip(&mut stream, &request).await;
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_owned()
-        },
-    )
+    (status, if chunked { dechunk(&rest) } else { rest })
 }
 
 fn dechunk(mut rest: &str) -> String {

@@ -7,11 +7,13 @@
 //! The message flow is in `README.md`.
 
 mod exchange;
-pub mod message;
+/// JSON-RPC parsing and routing-header checks, shared with the control plane's MCP endpoint.
+pub use gate_mcp::message;
 pub(crate) mod metadata;
 pub mod pins;
 pub mod results;
-pub mod sessions;
+/// Signed session ids, shared with the control plane's MCP endpoint.
+pub use gate_mcp::sessions;
 
 use std::sync::OnceLock;
 
@@ -31,6 +33,9 @@ impl Shared {
     /// The session-id key (from `masking.hash_key`, so replicas agree; else random).
     fn key(&self, gate: &Gate) -> &SessionKey {
         self.key
-            .get_or_init(|| SessionKey::new(gate.config.masking.hash_key.as_deref()))
+            .get_or_init(|| match gate.config.masking.hash_key.as_deref() {
+                Some(secret) if !secret.is_empty() => SessionKey::from_secret(secret.as_bytes()),
+                _ => SessionKey::from_random(crate::random::bytes::<32>()),
+            })
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::super::api::{AUDIT_FILTERS, Reply};
+use super::super::api::Reply;
 use super::{Crumb, Shared, Visitor, given};
 use crate::service::audit::ACTIONS;
 use crate::service::policies::STAGES;
@@ -21,7 +21,12 @@ pub(super) fn routes() -> Router<Shared> {
 
 const CRUMBS: &[Crumb<'static>] = &[("Overview", "/")];
 /// The API's audit filters without its paging parameters (the page sets those).
-const FILTERS: &[&str] = AUDIT_FILTERS.split_at(AUDIT_FILTERS.len() - 2).0;
+fn filter_names() -> Vec<&'static str> {
+    super::super::params::names("QueryAudit")
+        .into_iter()
+        .filter(|name| !matches!(*name, "limit" | "cursor"))
+        .collect()
+}
 const PAGE_SIZE: &str = "50";
 
 /// A browser's `datetime-local` value (`2026-01-31T09:30`) is taken as UTC; RFC 3339 as is.
@@ -36,7 +41,7 @@ fn as_rfc3339(value: &str) -> String {
 
 /// The filters given, times normalized, in the API's query shape.
 fn filters(pairs: &[(String, String)]) -> Vec<(String, String)> {
-    given(pairs, FILTERS)
+    given(pairs, &filter_names())
         .into_iter()
         .map(|(k, v)| {
             let v = if k == "from" || k == "to" {
@@ -80,7 +85,7 @@ async fn list(
     if !cursor.is_empty() {
         query.push(("cursor", cursor));
     }
-    let shown: serde_json::Map<String, serde_json::Value> = given(&pairs, FILTERS)
+    let shown: serde_json::Map<String, serde_json::Value> = given(&pairs, &filter_names())
         .into_iter()
         .map(|(k, v)| (k.to_owned(), json!(v)))
         .collect();

@@ -7,12 +7,17 @@ use base64::engine::general_purpose::STANDARD;
 use gate_policy::McpInfo;
 use serde_json::{Value as Json, json};
 
-use super::sessions::Declared;
+/// A client's declared `clientInfo`: name and version (empty when not given).
+pub type Declared = (String, String);
 
 /// The `params._meta` key carrying a 2026-07-28 request's protocol version.
 pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 /// The `params._meta` key carrying a 2026-07-28 request's `clientInfo`.
 pub const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
+/// The `params._meta` key carrying a 2026-07-28 request's client capabilities.
+pub const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The `result._meta` key naming the server that answers a 2026-07-28 request.
+pub const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
 
 /// JSON-RPC error codes Gate answers with.
 pub mod codes {
@@ -20,6 +25,15 @@ pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     /// The JSON is not a JSON-RPC request.
     pub const INVALID_REQUEST: i64 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The method exists but its params (a tool's arguments) are wrong.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The server failed.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// A 2026-07-28 request names a protocol version the server does not serve; `data`
+    /// lists the supported ones.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     /// A policy (or the access grant) refused the request.
     pub const REFUSED: i64 = -32001;
     /// The response had to be masked and could not be.
@@ -244,7 +258,7 @@ pub fn check_routing_headers(body: &Body, headers: Routing<'_>) -> Result<(), (i
 
 /// A header value as the 2026-07-28 revision encodes it: verbatim, or
 /// `=?base64?<standard base64 of UTF-8>?=`; `None` when that is malformed.
-fn decode_header_value(value: &str) -> Option<String> {
+pub fn decode_header_value(value: &str) -> Option<String> {
     let Some(payload) = value
         .strip_prefix("=?base64?")
         .and_then(|v| v.strip_suffix("?="))
@@ -261,6 +275,18 @@ pub fn error(id: Option<&Json>, code: i64, message: &str) -> Json {
         "id": id.cloned().unwrap_or(Json::Null),
         "error": {"code": code, "message": message},
     })
+}
+
+/// A JSON-RPC error response for `id` with a `data` member.
+pub fn error_with_data(id: Option<&Json>, code: i64, message: &str, data: Json) -> Json {
+    let mut reply = error(id, code, message);
+    reply["error"]["data"] = data;
+    reply
+}
+
+/// A JSON-RPC success response for `id`.
+pub fn response(id: &Json, result: Json) -> Json {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 /// The `clientInfo` a message declares: an `initialize`'s

@@ -1,8 +1,9 @@
-//! The `Mcp-Session-Id`s Gate gives clients: the upstream's session id, the
-//! client's declared `clientInfo` from its `initialize`, and an HMAC binding
-//! both to the caller, so a client can never use another's session nor
-//! change what its session says it is, and any connector sharing the key
-//! (`masking.hash_key`) can serve the next request.
+//! The `Mcp-Session-Id`s Gate gives clients: what the session carries (the
+//! connector: the upstream's session id; the control plane: the negotiated
+//! protocol revision), the client's declared `clientInfo` from its
+//! `initialize`, and an HMAC binding both to the caller, so a client can never
+//! use another's session nor change what its session says it is, and any
+//! replica sharing the key can serve the next request.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +15,7 @@ const PREFIX: &str = "g2.";
 /// Longest `clientInfo` name or version carried (longer ones are cut).
 const MAX_DECLARED: usize = 128;
 
-/// The `clientInfo` a session's `initialize` declared: `(name, version)`.
-pub type Declared = (String, String);
+pub use crate::message::Declared;
 
 /// The key session ids are signed with.
 #[derive(Clone)]
@@ -28,15 +28,14 @@ impl std::fmt::Debug for SessionKey {
 }
 
 impl SessionKey {
-    /// From the deployment's secret, or a random one (ids then hold only
-    /// on this connector process).
-    pub fn new(secret: Option<&str>) -> Self {
-        match secret {
-            Some(secret) if !secret.is_empty() => {
-                Self([b"gate-mcp-session\0".as_slice(), secret.as_bytes()].concat())
-            }
-            _ => Self(crate::random::bytes::<32>().to_vec()),
-        }
+    /// From a secret every replica shares.
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self([b"gate-mcp-session\0".as_slice(), secret].concat())
+    }
+
+    /// From random bytes: ids then hold only in this process.
+    pub fn from_random(bytes: [u8; 32]) -> Self {
+        Self(bytes.to_vec())
     }
 
     fn tag(&self, identity: &str, upstream: &str, client: &str) -> String {
@@ -50,8 +49,9 @@ impl SessionKey {
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..18])
     }
 
-    /// The id to give `identity` for the upstream's session `upstream`,
-    /// opened by a client that declared `client`.
+    /// The id to give `identity` for a session carrying `upstream` (the
+    /// upstream's session id, or what the control plane keeps), opened by a
+    /// client that declared `client`.
     pub fn wrap(&self, identity: &str, upstream: &str, client: Option<&Declared>) -> String {
         let client = client.map_or_else(String::new, |(name, version)| {
             let cut = |s: &str| s.chars().take(MAX_DECLARED).collect::<String>();
@@ -64,8 +64,8 @@ impl SessionKey {
         )
     }
 
-    /// The upstream session behind `presented` and the client that opened
-    /// it, when it was given to `identity`.
+    /// What `presented` carries and the client that opened it, when it was
+    /// given to `identity`.
     pub fn unwrap(&self, identity: &str, presented: &str) -> Option<(String, Option<Declared>)> {
         let mut parts = presented.strip_prefix(PREFIX)?.split('.');
         let (encoded, client, tag) = (parts.next()?, parts.next()?, parts.next()?);
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn ids_hold_for_their_caller_only() {
-        let key = SessionKey::new(Some("k"));
+        let key = SessionKey::from_secret(b"k");
         let declared = ("claude-code".to_owned(), "2.1".to_owned());
         let id = key.wrap("alice", "up-123", Some(&declared));
         assert_eq!(
@@ -107,9 +107,9 @@ mod tests {
             Some(("up-123".to_owned(), Some(declared.clone())))
         );
         assert_eq!(key.unwrap("bob", &id), None, "another caller");
-        assert_eq!(SessionKey::new(Some("other")).unwrap("alice", &id), None);
+        assert_eq!(SessionKey::from_secret(b"other").unwrap("alice", &id), None);
         assert_eq!(
-            SessionKey::new(Some("k")).unwrap("alice", &id),
+            SessionKey::from_secret(b"k").unwrap("alice", &id),
             Some(("up-123".to_owned(), Some(declared))),
             "another replica"
         );
