@@ -95,6 +95,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("Identity", "kind", one_of_or_empty(KINDS)),
         ("Identity", "origin", one_of_or_empty(ORIGINS)),
         ("Identity", "groups", read_only()),
+        ("Identity", "ssh_keys", json!({"maxItems": 32, "items": {"type": "string", "maxLength": 16384}})),
         ("Group", "name", name()),
         ("Group", "description", text(1024)),
         ("Group", "origin", one_of_or_empty(ORIGINS)),

@@ -59,7 +59,13 @@ impl Client {
     fn holds(&self, user: &str, key: &PublicKey) -> Option<(usize, String)> {
         let (resource, identity) = self.route(user)?;
         let keys = self.gate.protocols.ssh.identity_keys()?;
-        keys.holds(&identity, key).then_some((resource, identity))
+        let managed = self.gate.live.managed();
+        let registered = keys.holds(&identity, key)
+            || managed
+                .ssh_keys
+                .get(&identity)
+                .is_some_and(|lines| super::keys::any_matches(lines, key));
+        registered.then_some((resource, identity))
     }
 
     /// A key offered before its signature: with user CAs configured any key may carry a
