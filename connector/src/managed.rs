@@ -1,6 +1,6 @@
 //! What the control plane decides for this connector, swapped atomically on every snapshot: the
-//! policy engine (local plus managed policies), identities' groups, resource overrides and grants.
-//! Sessions read it per statement, so a change applies without reconnecting.
+//! policy engine (local plus managed policies), identities' groups and SSH keys, resource
+//! overrides and grants. Sessions read it per statement, so a change applies without reconnecting.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +17,8 @@ pub struct Managed {
     pub version: u64,
     /// Group names by identity name, from control-plane group membership.
     pub groups: HashMap<String, Vec<String>>,
+    /// OpenSSH public key lines by identity name (control-plane identities' `ssh_keys`).
+    pub ssh_keys: HashMap<String, Vec<String>>,
     /// Managed resources by name (labels, `require_access_grant`).
     pub resources: HashMap<String, Resource>,
     /// Approved, unexpired access requests.

@@ -284,3 +284,27 @@ fn keyboard_interactive_takes_a_token_for_the_login_name() {
         );
     }
 }
+
+#[test]
+fn a_token_login_ends_when_the_token_expires() {
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let (pem, auth) = jwt::trusted_issuer(issuer_dir.path());
+    let stack = stack_full("", "", &auth);
+    // The token is good for 3 more seconds; the command would run 10.
+    let token = jwt::token(
+        &pem,
+        "k1",
+        jwt::claims("dana", &["sre"], "gate", jwt::now() + 3),
+    );
+    let started = Instant::now();
+    let out = ssh_with_token(&stack, "dana", &token, "echo started; sleep 10; echo never");
+    assert!(started.elapsed() < Duration::from_secs(8), "cut off at exp");
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(text(&out.stdout), "started\n");
+    let reason = "the identity token of \"dana\" expired; log in again with a new one";
+    assert!(text(&out.stderr).contains(reason), "{}", text(&out.stderr));
+    // The audit's JSON escapes the quotes.
+    let audited = "expired; log in again with a new one";
+    let audit = stack.gate.audit_when(|a| a.contains(audited));
+    assert!(audit.contains(audited), "{audit}");
+}

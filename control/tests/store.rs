@@ -268,6 +268,7 @@ async fn identities_get_groups_from_membership(db: Db) {
             email: "alice@example.com".into(),
             kind: "user".into(),
             origin: "api".into(),
+            ssh_keys: vec!["ssh-ed25519 AAAAC3Nza alice@laptop".into()],
             ..Identity::default()
         })
         .await
@@ -297,6 +298,7 @@ async fn identities_get_groups_from_membership(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(fetched.groups, ["admins", "engineering"]);
+    assert_eq!(fetched.ssh_keys, ["ssh-ed25519 AAAAC3Nza alice@laptop"]);
     assert_eq!(
         store.list_identities("default").await.unwrap()[0].groups,
         ["admins", "engineering"]

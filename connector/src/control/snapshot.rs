@@ -50,6 +50,12 @@ pub fn build(
         .iter()
         .map(|i| (i.name.clone(), i.groups.clone()))
         .collect();
+    let ssh_keys: HashMap<String, Vec<String>> = snapshot
+        .identities
+        .iter()
+        .filter(|i| !i.ssh_keys.is_empty())
+        .map(|i| (i.name.clone(), i.ssh_keys.clone()))
+        .collect();
     let resources = snapshot
         .resources
         .iter()
@@ -60,6 +66,7 @@ pub fn build(
         Managed {
             version: snapshot.version,
             groups,
+            ssh_keys,
             resources,
             grants: snapshot.grants.clone(),
         },
@@ -122,6 +129,7 @@ mod tests {
             identities: vec![Identity {
                 name: "alice".into(),
                 groups: vec!["sre".into()],
+                ssh_keys: vec!["ssh-ed25519 AAAA alice@laptop".into()],
                 ..Identity::default()
             }],
             ..Snapshot::default()
@@ -150,6 +158,7 @@ mod tests {
         );
         assert_eq!(managed.version, 7);
         assert_eq!(managed.groups["alice"], ["sre"]);
+        assert_eq!(managed.ssh_keys["alice"], ["ssh-ed25519 AAAA alice@laptop"]);
 
         let (engine, _) = build(&snapshot("dry_run"), &[], &options).unwrap();
         let dry = verdict(&engine, "prod-db");

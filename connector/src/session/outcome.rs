@@ -19,6 +19,8 @@ pub enum Outcome {
     Blocked,
     /// The access grant an open session relied on ended.
     GrantEnded,
+    /// The identity token a session logged in with expired (SSH keyboard-interactive).
+    TokenExpired,
     /// The upstream could not be reached or refused Gate's login.
     UpstreamError,
     /// No upstream connection became free in time.
@@ -38,6 +40,7 @@ impl Outcome {
             Outcome::AuthFailed => "auth_failed",
             Outcome::Blocked => "blocked",
             Outcome::GrantEnded => "grant_ended",
+            Outcome::TokenExpired => "token_expired",
             Outcome::UpstreamError => "upstream_error",
             Outcome::PoolExhausted => "pool_exhausted",
             Outcome::Disconnected => "disconnected",

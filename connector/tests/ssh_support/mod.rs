@@ -63,6 +63,16 @@ pub(crate) fn stack_with(resource_extra: &str, ssh_extra: &str) -> Stack {
 
 /// [`stack_with`], with `top_extra` added to the configuration (an `auth:` block).
 pub(crate) fn stack_full(resource_extra: &str, ssh_extra: &str, top_extra: &str) -> Stack {
+    stack_policy(POLICY, resource_extra, ssh_extra, top_extra)
+}
+
+/// [`stack_full`] deciding by `policy` (package `gate.ssh_test`) instead of [`POLICY`].
+pub(crate) fn stack_policy(
+    policy_text: &str,
+    resource_extra: &str,
+    ssh_extra: &str,
+    top_extra: &str,
+) -> Stack {
     let sshd = Sshd::start(SshdOptions {
         config: vec!["AcceptEnv GATE_*".into()],
         ..Default::default()
@@ -75,7 +85,7 @@ pub(crate) fn stack_full(resource_extra: &str, ssh_extra: &str, top_extra: &str)
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, sshd.known_hosts_line() + "\n").unwrap();
     let policy = dir.path().join("ssh.rego");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, policy_text).unwrap();
     let port = free_port().unwrap();
     let yaml = format!(
         "default_action: block\n{top_extra}\

@@ -105,6 +105,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("Identity", "kind", one_of_or_empty(KINDS)),
         ("Identity", "origin", one_of_or_empty(ORIGINS)),
         ("Identity", "groups", read_only()),
+        ("Identity", "ssh_keys", ssh_keys()),
         ("Group", "name", name()),
         ("Group", "description", text(1024)),
         ("Group", "origin", one_of_or_empty(ORIGINS)),
@@ -283,4 +284,21 @@ pub(crate) fn add_message(root: &'static str, schemas: &mut Map<String, Value>) 
         }
         schemas.insert(message.to_owned(), schema);
     }
+}
+
+/// `Identity.ssh_keys`: OpenSSH public key lines of the types connectors accept.
+fn ssh_keys() -> Value {
+    let types = gate_config::ssh::KEY_TYPES
+        .iter()
+        .map(|t| t.replace('.', "\\."))
+        .collect::<Vec<_>>()
+        .join("|");
+    json!({
+        "maxItems": 32,
+        "items": {
+            "type": "string",
+            "maxLength": 16384,
+            "pattern": format!("^({types}) [A-Za-z0-9+/=]+( [!-~ ]*)?$"),
+        },
+    })
 }

@@ -16,6 +16,30 @@ use crate::util::new_id;
 pub(crate) const KINDS: &[&str] = &["user", "service"];
 /// Longest identity token lifetime.
 const MAX_TTL_SECONDS: u32 = 86_400;
+/// Most SSH keys one identity may register, and the longest key line.
+const MAX_SSH_KEYS: usize = 32;
+const MAX_SSH_KEY_LINE: usize = 16_384;
+
+/// `identity.ssh_keys`: OpenSSH public key lines of a type Gate accepts (as in a static
+/// identity's `ssh_keys`); surrounding whitespace is trimmed.
+fn check_ssh_keys(keys: &mut [String]) -> ApiResult<()> {
+    if keys.len() > MAX_SSH_KEYS {
+        return Err(ApiError::invalid(
+            "identity.ssh_keys",
+            format!("at most {MAX_SSH_KEYS} keys"),
+        ));
+    }
+    for (j, key) in keys.iter_mut().enumerate() {
+        validate::text(&format!("identity.ssh_keys[{j}]"), key, MAX_SSH_KEY_LINE)?;
+        *key = key.trim().to_owned();
+    }
+    let mut problems = gate_config::Problems::default();
+    gate_config::ssh::validate_keys(keys, "identity.ssh_keys", &mut problems);
+    match problems.errors().first() {
+        Some(problem) => Err(ApiError::invalid(&problem.path, &problem.message)),
+        None => Ok(()),
+    }
+}
 
 fn check_identity(i: &mut Identity) -> ApiResult<()> {
     validate::name("identity.name", &i.name)?;
@@ -37,7 +61,7 @@ fn check_identity(i: &mut Identity) -> ApiResult<()> {
             "is read-only; add the identity to groups with /api/v1/groups/{id}/members",
         ));
     }
-    Ok(())
+    check_ssh_keys(&mut i.ssh_keys)
 }
 
 impl ControlPlane {

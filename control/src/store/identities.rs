@@ -4,7 +4,7 @@ use gate_proto::v1::{Group, Identity};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, conflict};
+use super::{Store, StoreError, conflict, json_list, parse_list};
 use crate::util::{now_ms, rfc3339};
 
 fn identity(row: &AnyRow) -> Result<Identity, StoreError> {
@@ -17,6 +17,7 @@ fn identity(row: &AnyRow) -> Result<Identity, StoreError> {
         groups: Vec::new(),
         origin: row.try_get("origin")?,
         created_at: rfc3339(row.try_get("created_at")?),
+        ssh_keys: parse_list(&row.try_get::<String, _>("ssh_keys")?)?,
     })
 }
 
@@ -37,8 +38,8 @@ impl Store {
     pub async fn insert_identity(&self, i: &Identity) -> Result<Identity, StoreError> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO identities (id, org_id, name, email, kind, origin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO identities (id, org_id, name, email, kind, origin, created_at, ssh_keys) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&i.id)
         .bind(&i.org_id)
@@ -47,6 +48,7 @@ impl Store {
         .bind(&i.kind)
         .bind(&i.origin)
         .bind(now)
+        .bind(json_list(&i.ssh_keys))
         .execute(self.pool())
         .await
         .map_err(conflict("an identity with this name"))?;
@@ -106,11 +108,13 @@ impl Store {
 
     pub async fn update_identity(&self, i: &Identity) -> Result<Option<Identity>, StoreError> {
         let result = sqlx::query(
-            "UPDATE identities SET name = $1, email = $2, kind = $3 WHERE org_id = $4 AND id = $5",
+            "UPDATE identities SET name = $1, email = $2, kind = $3, ssh_keys = $4 \
+             WHERE org_id = $5 AND id = $6",
         )
         .bind(&i.name)
         .bind(&i.email)
         .bind(&i.kind)
+        .bind(json_list(&i.ssh_keys))
         .bind(&i.org_id)
         .bind(&i.id)
         .execute(self.pool())

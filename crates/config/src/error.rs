@@ -47,4 +47,9 @@ impl Problems {
             message: message.into(),
         });
     }
+
+    /// The problems recorded so far, in order.
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
 }

@@ -41,6 +41,7 @@ pub const KEY_TYPES: &[&str] = &[
     "ecdsa-sha2-nistp521",
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-rsa",
 ];
 
 impl SshConfig {

@@ -116,6 +116,12 @@ impl World {
     }
 
     pub fn start_connector(&mut self, local_policy: &str) {
+        self.start_connector_with(local_policy, "");
+    }
+
+    /// [`World::start_connector`] with `extra` appended to the configuration (it ends with the
+    /// resource list, so `extra` may start with more resources).
+    pub fn start_connector_with(&mut self, local_policy: &str, extra: &str) {
         let policy = self.dir.path().join("local.rego");
         std::fs::write(&policy, local_policy).unwrap();
         let config = self.dir.path().join("connector.yaml");
@@ -148,7 +154,7 @@ policies:
   - {{path: {policy}, stage: pre_request}}
 resources:
   - {{name: primary-db, protocol: postgres, host: 127.0.0.1, port: {pg}, database: appdb, username: postgres, password: unused}}
-"#,
+{extra}"#,
                 port = self.connector_port,
                 control = self.control_port,
                 key = self.connector_key,

@@ -106,6 +106,7 @@ pub const FIELDS: &[(&str, &str, FieldKind)] = &[
     ("Identity", "groups", FieldKind::Repeated(Element::Scalar("string"))),
     ("Identity", "origin", FieldKind::Single(Element::Scalar("string"))),
     ("Identity", "created_at", FieldKind::Single(Element::Scalar("string"))),
+    ("Identity", "ssh_keys", FieldKind::Repeated(Element::Scalar("string"))),
     ("CreateIdentityRequest", "identity", FieldKind::Single(Element::Message("Identity"))),
     ("GetIdentityRequest", "id", FieldKind::Single(Element::Scalar("string"))),
     ("ListIdentitiesResponse", "identities", FieldKind::Repeated(Element::Message("Identity"))),

@@ -423,6 +423,10 @@ pub struct Identity {
     pub origin: ::prost::alloc::string::String,
     #[prost(string, tag = "8")]
     pub created_at: ::prost::alloc::string::String,
+    /// OpenSSH public key lines (`ssh-ed25519 AAAA… alice@laptop`) that log the identity in over
+    /// SSH through Gate, like a static identity's `ssh_keys`.
+    #[prost(string, repeated, tag = "9")]
+    pub ssh_keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

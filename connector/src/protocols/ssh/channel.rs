@@ -11,6 +11,7 @@ use gate_policy::{SshInfo, SshPty};
 use russh::{Channel, ChannelMsg, Pty, client, server};
 use tokio::sync::{mpsc, oneshot};
 
+use super::back::Back;
 use super::policy::{Ask, Ruling};
 use super::upstream::Upstream;
 use crate::server::Gate;
@@ -25,6 +26,8 @@ pub(super) struct Conn {
     pub asks: mpsc::Sender<Ask>,
     pub upstream: client::Handle<Upstream>,
     pub client: server::Handle,
+    /// What the upstream may open back toward the client (allowed remote forwards, the agent).
+    pub back: Arc<Back>,
 }
 
 impl Conn {
@@ -179,6 +182,12 @@ impl Pending {
             self.setup.env.insert(name.to_owned(), value.to_owned());
         }
         ok
+    }
+
+    /// An allowed `auth-agent-req@openssh.com`, asked upstream; whether it was granted.
+    pub(super) async fn agent(&mut self) -> bool {
+        let sent = self.up.agent_forward(true).await;
+        sent.is_ok() && upstream_reply(&mut self.up).await
     }
 
     /// A window change before the channel starts: the size later requests see. (The request

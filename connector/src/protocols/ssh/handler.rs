@@ -1,7 +1,8 @@
 //! The client side of one SSH connection (russh's server callbacks, called in the order the
 //! client's messages arrive): logins (checked in `login.rs`), the channels the client opens
 //! (sessions, `direct-tcpip`), every channel request answered in order, and the requests that
-//! are not a channel's (`tcpip-forward`, agent forwarding), each decided by policy.
+//! are not a channel's (`tcpip-forward`, agent forwarding), each decided by policy; what the
+//! upstream opens back for allowed ones is in `back.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,8 +29,9 @@ pub(super) struct Client {
     pub(super) login: Option<(usize, String, String)>,
     /// Groups a certificate gave the identity (`groups@gate.dev`).
     pub(super) cert_groups: Vec<String>,
-    /// The user a verified token named (keyboard-interactive logins).
-    pub(super) token_user: Option<UserInfo>,
+    /// The user a verified token named (keyboard-interactive logins), and the token's `exp`
+    /// (seconds since the epoch).
+    pub(super) token_user: Option<(UserInfo, Option<u64>)>,
     pub(super) conn: Option<Arc<Conn>>,
     /// Session channels whose exec, shell or subsystem has not started yet.
     pending: HashMap<ChannelId, Pending>,
@@ -322,38 +324,77 @@ impl server::Handler for Client {
         port: &mut u32,
         _session: &mut Session,
     ) -> Result<bool, SshError> {
-        // Remote forwarding is decided and audited, but not relayed yet (docs/ssh.md).
-        let allowed = self
+        if let Err(reason) = self
             .allowed(forward_info("forward_remote", address, *port))
-            .await;
-        if allowed.is_ok() {
-            tracing::info!(
-                protocol = "ssh",
-                "remote port forwarding allowed by policy but not supported yet; refused"
-            );
+            .await
+        {
+            tracing::info!(protocol = "ssh", address, port = *port, %reason, "remote forward refused");
+            return Ok(false);
         }
-        Ok(false)
+        let Some(conn) = self.conn.clone() else {
+            return Ok(false);
+        };
+        conn.back.asking();
+        match conn.upstream.tcpip_forward(address, *port).await {
+            Ok(allocated) => {
+                // Port 0 asks the upstream to pick one; the client learns it from the reply.
+                if *port == 0 {
+                    *port = allocated;
+                }
+                conn.back.settle(Some((address, *port)));
+                Ok(true)
+            }
+            Err(error) => {
+                conn.back.settle(None);
+                tracing::info!(protocol = "ssh", address, port = *port, %error, "upstream refused a remote forward");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, SshError> {
+        // Not a policy decision (it only takes access away, decision 057): a forward this
+        // connection holds is cancelled upstream.
+        let Some(conn) = self.conn.clone() else {
+            return Ok(false);
+        };
+        if !conn.back.remove_forward(address, port) {
+            return Ok(false);
+        }
+        Ok(conn
+            .upstream
+            .cancel_tcpip_forward(address, port)
+            .await
+            .is_ok())
     }
 
     async fn agent_request(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, SshError> {
-        // Agent forwarding is decided and audited, but not relayed yet (docs/ssh.md).
-        let allowed = self
-            .allowed(SshInfo {
-                request: "agent".into(),
-                ..Default::default()
-            })
-            .await;
-        if allowed.is_ok() {
-            tracing::info!(
-                protocol = "ssh",
-                "agent forwarding allowed by policy but not supported yet; refused"
-            );
+        let info = SshInfo {
+            request: "agent".into(),
+            ..Default::default()
+        };
+        if let Err(reason) = self.allowed(info).await {
+            tracing::info!(protocol = "ssh", %reason, "agent forwarding refused");
+            return Ok(false);
         }
-        Ok(false)
+        let (Some(conn), Some(pending)) = (self.conn.clone(), self.pending.get_mut(&channel))
+        else {
+            return Ok(false);
+        };
+        let granted = pending.agent().await;
+        if granted {
+            conn.back.allow_agent();
+        }
+        Ok(granted)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Keys Gate holds for SSH: its own host key (loaded, or generated ed25519 with mode 0600 on the
-//! first start), and the identities' registered public keys, decoded once.
+//! first start), and the identities' registered public keys: static ones decoded once, the
+//! control plane's matched as they come in each snapshot.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -101,4 +102,12 @@ impl IdentityKeys {
             .get(identity)
             .is_some_and(|keys| keys.iter().any(|k| k.key_data() == key.key_data()))
     }
+}
+
+/// Whether one of `lines` (OpenSSH public key lines from the control plane) is `key`; a line
+/// that does not decode matches nothing (the control plane checks their form, not their data).
+pub fn any_matches(lines: &[String], key: &PublicKey) -> bool {
+    lines.iter().any(|line| {
+        PublicKey::from_openssh(line.trim()).is_ok_and(|k| k.key_data() == key.key_data())
+    })
 }

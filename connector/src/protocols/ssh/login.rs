@@ -8,6 +8,7 @@ use russh::keys::{Certificate, PublicKey};
 use russh::server::{Auth, Response, Session};
 use tokio::sync::{mpsc, oneshot};
 
+use super::back::Back;
 use super::channel::Conn;
 use super::error::SshError;
 use super::handler::Client;
@@ -58,7 +59,13 @@ impl Client {
     fn holds(&self, user: &str, key: &PublicKey) -> Option<(usize, String)> {
         let (resource, identity) = self.route(user)?;
         let keys = self.gate.protocols.ssh.identity_keys()?;
-        keys.holds(&identity, key).then_some((resource, identity))
+        let managed = self.gate.live.managed();
+        let registered = keys.holds(&identity, key)
+            || managed
+                .ssh_keys
+                .get(&identity)
+                .is_some_and(|lines| super::keys::any_matches(lines, key));
+        registered.then_some((resource, identity))
     }
 
     /// A key offered before its signature: with user CAs configured any key may carry a
@@ -122,13 +129,13 @@ impl Client {
         let (Some(token), Some((resource, identity))) = (token, self.route(user)) else {
             return Auth::reject();
         };
-        match crate::auth::token_user(&self.gate, &token) {
-            Ok(named) if named.name.as_deref() == Some(identity.as_str()) => {
+        match crate::auth::token_user_expiring(&self.gate, &token) {
+            Ok((named, exp)) if named.name.as_deref() == Some(identity.as_str()) => {
                 self.login = Some((resource, identity, user.to_owned()));
-                self.token_user = Some(named);
+                self.token_user = Some((named, exp));
                 Auth::Accept
             }
-            Ok(named) => {
+            Ok((named, _)) => {
                 tracing::info!(protocol = "ssh", peer = %self.peer, user, token_user = named.name.as_deref().unwrap_or(""), "token names another user");
                 Auth::reject()
             }
@@ -147,10 +154,10 @@ impl Client {
         };
         let (asks, rx) = mpsc::channel(64);
         let (admitted, answer) = oneshot::channel();
-        let mut user = self
+        let (mut user, token_expires) = self
             .token_user
             .take()
-            .unwrap_or_else(|| crate::auth::static_user(&self.gate, &identity));
+            .unwrap_or_else(|| (crate::auth::static_user(&self.gate, &identity), None));
         for group in std::mem::take(&mut self.cert_groups) {
             if !user.groups.contains(&group) {
                 user.groups.push(group);
@@ -161,6 +168,7 @@ impl Client {
             user,
             peer: self.peer,
             login_name,
+            token_expires,
         };
         tokio::spawn(policy::run(
             self.gate.clone(),
@@ -176,7 +184,8 @@ impl Client {
             .resources
             .get(resource)
             .ok_or("resource gone")?;
-        let upstream = match upstream::connect(config).await {
+        let back = Arc::new(Back::new(session.handle()));
+        let upstream = match upstream::connect(config, back.clone()).await {
             Ok(upstream) => upstream,
             Err(error) => {
                 tracing::warn!(protocol = "ssh", resource = %config.name, identity, %error, "upstream refused");
@@ -203,6 +212,7 @@ impl Client {
             asks,
             upstream,
             client: session.handle(),
+            back,
         }));
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! of identities) and an SSH client to the upstream (the resource's key or password, host key
 //! pinned by `known_hosts_file`); every channel request is decided by policy. See README.md.
 
+mod back;
 mod certs;
 mod channel;
 pub mod error;

@@ -1,6 +1,6 @@
 //! One SSH connection's session: admitted once after login, then asked for a `pre_request`
 //! decision on every channel request, told how each one ended (exit status, bytes, duration),
-//! and ending the connection when its access grant does. It runs as its own task so channel
+//! and ending the connection when its access grant or its login token does. It runs as its own task so channel
 //! tasks can ask from anywhere.
 
 use std::net::SocketAddr;
@@ -50,6 +50,8 @@ pub(super) struct Login {
     pub user: UserInfo,
     pub peer: SocketAddr,
     pub login_name: String,
+    /// When the token of a keyboard-interactive login expires (seconds since the epoch).
+    pub token_expires: Option<u64>,
 }
 
 /// The text a request is audited with: `exec: uptime`, `subsystem: sftp`, `forward_local: db:5432`.
@@ -77,6 +79,38 @@ pub fn audit_text(info: &SshInfo) -> String {
     }
 }
 
+/// Whether a request of `kind` is completed later (with its exit status, bytes, duration):
+/// a channel's requests are; forwards, agent and X11 requests are not.
+fn kind_completes(kind: &str) -> bool {
+    !matches!(kind, "forward_local" | "forward_remote" | "agent" | "x11")
+}
+
+/// End a running session for `reason` (its grant or token ended): audit, count, disconnect.
+async fn cut_off(
+    gate: &Gate,
+    session: &session::Session<'_>,
+    client: &server::Handle,
+    reason: String,
+    outcome: Outcome,
+) {
+    session.audit_grant_ended(&reason);
+    session::outcome::count(gate, "ssh", &session.resource.name, outcome);
+    let _ = client
+        .disconnect(russh::Disconnect::ByApplication, reason, String::new())
+        .await;
+}
+
+/// Resolves when a token expiring at `exp` (seconds since the epoch) has expired; never
+/// without one.
+async fn token_expiry(exp: Option<u64>) {
+    let Some(exp) = exp else {
+        return std::future::pending().await;
+    };
+    let now_ms = u64::try_from(gate_proto::wire::now_ms()).unwrap_or(0);
+    let left = exp.saturating_mul(1000).saturating_sub(now_ms);
+    tokio::time::sleep(Duration::from_millis(left)).await;
+}
+
 /// Admit `login` (the answer goes to `admitted`), then serve `asks` until every channel and the
 /// connection are gone, or the grant ends (then the client is disconnected with the reason).
 pub(super) async fn run(
@@ -90,6 +124,7 @@ pub(super) async fn run(
         let _ = admitted.send(Err("resource gone".into()));
         return;
     };
+    let token_expires = login.token_expires;
     let admission = Admission {
         protocol: Protocol::Ssh,
         resource,
@@ -127,6 +162,11 @@ pub(super) async fn run(
                         "refused by policy",
                         None,
                     );
+                    if !kind_completes(&kind) {
+                        // Nothing reports back on a forward or agent decision: audit it now.
+                        session.complete(decided.audit, Duration::ZERO);
+                        session.flush();
+                    }
                     let _ = reply.send(Ruling { decision: decided.decision, audit: decided.audit });
                 }
                 Some(Ask::Complete { audit, exit_status, bytes, duration }) => {
@@ -150,11 +190,15 @@ pub(super) async fn run(
                 }
             },
             reason = session.grant_ended() => {
-                session.audit_grant_ended(&reason);
-                session::outcome::count(&gate, "ssh", &resource.name, Outcome::GrantEnded);
-                let _ = client
-                    .disconnect(russh::Disconnect::ByApplication, reason, String::new())
-                    .await;
+                cut_off(&gate, &session, &client, reason, Outcome::GrantEnded).await;
+                break;
+            }
+            () = token_expiry(token_expires) => {
+                let reason = format!(
+                    "the identity token of {:?} expired; log in again with a new one",
+                    session.identity()
+                );
+                cut_off(&gate, &session, &client, reason, Outcome::TokenExpired).await;
                 break;
             }
         }

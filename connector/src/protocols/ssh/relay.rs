@@ -167,7 +167,8 @@ pub(super) async fn session(
     (exit_status, bytes)
 }
 
-/// Relay an allowed `direct-tcpip` (`ssh -L`) channel: bytes and EOF both ways.
+/// Relay a forwarded channel (`direct-tcpip` for `ssh -L`, `forwarded-tcpip` for `ssh -R`,
+/// the agent's for `ssh -A`): bytes and EOF both ways.
 pub(super) async fn forward(down: russh::Channel<server::Msg>, up: russh::Channel<client::Msg>) {
     let taps = Taps {
         recorder: Mutex::new(None),

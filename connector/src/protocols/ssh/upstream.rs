@@ -1,14 +1,16 @@
 //! Gate's SSH client to the upstream: connect, check the upstream's host key against the
 //! resource's `known_hosts_file` (unless `insecure_skip_host_key`), log in with the resource's
-//! key or password.
+//! key or password. Channels the upstream opens back (remote forwards, the agent) go to
+//! `back.rs`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gate_config::connector::ResourceConfig;
-use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, client};
 
+use super::back::Back;
 use super::error::SshError;
 
 /// Ciphers offered upstream, most preferred first.
@@ -27,7 +29,7 @@ pub(super) const MAX_PACKET: u32 = 65535;
 /// How long reaching and logging in to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The client side's callbacks: only the host-key check matters.
+/// The client side's callbacks: the host-key check, and the channels the upstream opens back.
 #[derive(Debug)]
 pub(super) struct Upstream {
     resource: String,
@@ -36,6 +38,8 @@ pub(super) struct Upstream {
     port: u16,
     /// Why the host key was refused, for the error the session reports.
     refused: Arc<Mutex<Option<SshError>>>,
+    /// Where channels the upstream opens toward the client go.
+    back: Arc<Back>,
 }
 
 impl client::Handler for Upstream {
@@ -72,6 +76,36 @@ impl client::Handler for Upstream {
         *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(refused);
         Ok(false)
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), SshError> {
+        self.back.forwarded_tcpip(
+            channel,
+            connected_address,
+            connected_port,
+            (originator_address, originator_port),
+            reply,
+        );
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), SshError> {
+        self.back.agent(channel, reply);
+        Ok(())
+    }
 }
 
 fn host_port(host: &str, port: u16) -> String {
@@ -82,9 +116,11 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Connect to `resource`'s upstream and log in as its `username`.
+/// Connect to `resource`'s upstream and log in as its `username`; channels it opens back go
+/// to `back`.
 pub(super) async fn connect(
     resource: &ResourceConfig,
+    back: Arc<Back>,
 ) -> Result<client::Handle<Upstream>, SshError> {
     let upstream_error = |detail: String| SshError::Upstream {
         resource: resource.name.clone(),
@@ -103,6 +139,7 @@ pub(super) async fn connect(
         host: resource.host.clone(),
         port,
         refused: refused.clone(),
+        back,
     };
     let config = Arc::new(client::Config {
         nodelay: true,
