@@ -105,6 +105,7 @@ pub fn engine_options(config: &ConnectorConfig) -> EngineOptions {
     };
     EngineOptions {
         default_action,
+        data: config.policy_data.clone(),
         ..Default::default()
     }
 }

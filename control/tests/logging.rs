@@ -122,7 +122,7 @@ fn json_lines_on_stderr_with_level_message_and_fields() {
     }
     let listening = logs
         .iter()
-        .find(|l| l["message"] == "gate-control listening (HTTP /api/v1, gRPC, admin UI)")
+        .find(|l| l["message"] == "gate-control listening (HTTP /api/v1, /mcp, gRPC, admin UI)")
         .unwrap_or_else(|| panic!("{stderr:#?}"));
     assert_eq!(listening["level"], "INFO");
     assert_eq!(listening["addr"], format!("127.0.0.1:{port}"));

@@ -22,6 +22,10 @@ pub struct ConnectorConfig {
     /// What happens when no policy has an opinion: `block` (default) or `allow`.
     #[serde(default = "default_action")]
     pub default_action: String,
+    /// The `data` document every policy (local and managed) reads: the settings of the policy
+    /// library go under `config` (`config.ip_allowlist.cidrs`, see `policies/README.md`).
+    #[serde(default)]
+    pub policy_data: Option<serde_json::Value>,
     #[serde(default)]
     pub masking: MaskingConfig,
     /// Static identities for local use and small setups.
@@ -541,6 +545,14 @@ impl Validate for ConnectorConfig {
             ),
             Ok(_) => {}
             Err(e) => p.push("health_addr", e),
+        }
+        if let Some(data) = &self.policy_data
+            && !data.is_object()
+        {
+            p.push(
+                "policy_data",
+                "expected a mapping (it becomes the data document policies read, e.g. {config: {ip_allowlist: {cidrs: [10.0.0.0/8]}}})",
+            );
         }
         if !matches!(self.default_action.as_str(), "allow" | "block") {
             p.push(

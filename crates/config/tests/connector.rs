@@ -185,3 +185,34 @@ fn upstream_tls_accepts_a_bool_or_a_mode() {
     assert_eq!(config.resources[0].upstream_tls.mode(), TlsMode::VerifyFull);
     assert_eq!(config.resources[1].upstream_tls.mode(), TlsMode::VerifyFull);
 }
+
+#[test]
+fn policy_data_is_a_mapping_and_pin_tools_needs_an_mcp_resource_and_a_control_plane() {
+    let config = load("policy_data: {config: {ip_allowlist: {cidrs: [10.0.0.0/8]}}}\n").unwrap();
+    assert_eq!(
+        config.policy_data.unwrap()["config"]["ip_allowlist"]["cidrs"][0],
+        "10.0.0.0/8"
+    );
+    let errors = problems("policy_data: [10.0.0.0/8]\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("policy_data") && e.contains("mapping")),
+        "{errors:?}"
+    );
+    let errors = problems(
+        "resources:\n  - {name: tools, protocol: mcp, host: h, port: 80, listen_port: 7443, pin_tools: true}\n  - {name: db, protocol: postgres, host: h, port: 5432, pin_tools: true}\n",
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("resources[0].pin_tools") && e.contains("control_plane")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("resources[1].pin_tools") && e.contains("only for mcp")),
+        "{errors:?}"
+    );
+}
