@@ -89,16 +89,7 @@ resources:
         ),
     )
     .unwrap();
-    let child = Command::new(binary("gate-connector"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    world.connector = Some(Proc(child));
-    wait_for(Duration::from_secs(30), "the MCP listener", || {
-        std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok()
-    });
+    world.run_connector(&config, listen);
 }
 
 fn pins(world: &World) -> Vec<Value> {

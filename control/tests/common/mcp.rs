@@ -236,19 +236,7 @@ pub async fn raw(cp: &Cp, method: &str, headers: &[(&str, &str)], body: &str) ->
     request += "\r\n";
     request += body;
     let (head, rest) = super::round_trip(&mut stream, &request).await;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let (status, headers) = super::parse_head(&head);
     let body = if rest.trim().is_empty() {
         Value::Null
     } else {

@@ -175,6 +175,24 @@ pub async fn round_trip(stream: &mut tokio::net::TcpStream, request: &str) -> (S
     (head.to_owned(), rest.to_owned())
 }
 
+/// A response head's status code and headers (names lowercased).
+pub fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 pub async fn http(
     addr: std::net::SocketAddr,

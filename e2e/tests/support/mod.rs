@@ -164,14 +164,18 @@ resources:
             ),
         )
         .unwrap();
+        self.run_connector(&config, self.connector_port);
+    }
+
+    /// Start gate-connector with `config` and wait until `port` accepts connections.
+    pub fn run_connector(&mut self, config: &Path, port: u16) {
         let child = Command::new(binary("gate-connector"))
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
         self.connector = Some(Proc(child));
-        let port = self.connector_port;
         wait_for(Duration::from_secs(30), "gate-connector listening", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
