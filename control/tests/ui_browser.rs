@@ -105,15 +105,26 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// The text of the first element matching `css`, waiting for it to appear; an element that
+/// goes stale under a late re-render is looked up again.
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match found.text().await {
+            Ok(text) => return text,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("{css} went stale ({e}); looking again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -140,6 +151,25 @@ async fn click(c: &Client, css: &str) {
         .click()
         .await
         .unwrap();
+}
+
+/// Click something that submits a form or follows a link, and wait until the next page has
+/// loaded: reading the old page's elements while the new one arrives is how a browser test
+/// flakes under load.
+async fn click_and_load(c: &Client, css: &str) {
+    c.execute("window.__gateOldPage = true;", vec![])
+        .await
+        .unwrap();
+    click(c, css).await;
+    let loaded = "return window.__gateOldPage === undefined && document.readyState === 'complete';";
+    for _ in 0..200 {
+        // A script run mid-navigation may fail; that is the old page going away.
+        if c.execute(loaded, vec![]).await.ok() == Some(json!(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clicking {css} did not load a new page within 10 s");
 }
 
 async fn api(cp: &Cp, key: &str, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -178,7 +208,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
     shot(&c, "01-login").await;
     fill(&c, "#key", &admin).await;
-    click(&c, "form[action='/ui/login'] button").await;
+    click_and_load(&c, "form[action='/ui/login'] button").await;
     assert_eq!(text(&c, "h1").await, "Overview");
     shot(&c, "02-overview").await;
 
@@ -187,7 +217,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     fill(&c, "#name", "pg-orders").await;
     fill(&c, "#host", "127.0.0.1").await;
     fill(&c, "#port", "5432").await;
-    click(&c, "form.card button[type=submit]").await;
+    click_and_load(&c, "form.card button[type=submit]").await;
     assert_eq!(text(&c, "h1").await, "pg-orders");
     shot(&c, "03-resource").await;
     let resources = api(&cp, &admin, "GET", "/api/v1/resources", None).await;
@@ -197,12 +227,12 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     c.goto(&format!("{base}/ui/policies/new")).await.unwrap();
     fill(&c, "#name", "ip-allowlist").await;
     set_value(&c, "#rego", GOOD_POLICY).await;
-    click(&c, "#save-policy").await;
+    click_and_load(&c, "#save-policy").await;
     assert_eq!(text(&c, "h1").await, "ip-allowlist");
     let policy_url = c.current_url().await.unwrap();
-    click(&c, "a.button[href$='/edit']").await;
+    click_and_load(&c, "a.button[href$='/edit']").await;
     set_value(&c, "#rego", BROKEN_POLICY).await;
-    click(&c, "#save-policy").await;
+    click_and_load(&c, "#save-policy").await;
     let error = text(&c, "#form-error").await;
     assert!(error.contains("ip-allowlist.rego:6:"), "{error}");
     let marked = text(&c, "#error-line").await;
@@ -223,7 +253,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
         r#"{"client": {"addr": "203.0.113.9"}, "identity": {"name": "alice"}}"#,
     )
     .await;
-    click(&c, "#simulate").await;
+    click_and_load(&c, "#simulate").await;
     let result = text(&c, "#sim-result").await;
     assert!(
         result.contains("block") && result.contains("not from the office"),
@@ -261,7 +291,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     )
     .await;
     c.goto(&format!("{base}/ui/access-requests")).await.unwrap();
-    click(
+    click_and_load(
         &c,
         &format!(
             "#req-{} form[action$='/approve'] button",
@@ -292,7 +322,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     c.goto(&format!("{base}/ui/audit")).await.unwrap();
     assert!(text(&c, "#audit-events").await.contains("bob"));
     fill(&c, "#identity", "alice").await;
-    click(&c, "#apply-filters").await;
+    click_and_load(&c, "#apply-filters").await;
     let table = text(&c, "#audit-events").await;
     assert!(
         table.contains("alice") && table.contains("SELECT * FROM orders"),
@@ -314,7 +344,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     let started = gate_proto::wire::now_ms();
     upload_cast(&cp, &org, "pg-orders", "alice", started, CAST.as_bytes()).await;
     c.goto(&format!("{base}/ui/recordings")).await.unwrap();
-    click(&c, "a[href^='/ui/recordings/']").await;
+    click_and_load(&c, "a[href^='/ui/recordings/']").await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("#player[data-state=ready]"))
@@ -355,7 +385,7 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     shot(&c, "10-phone-access").await;
 
     // Sign out.
-    click(&c, "form.who button").await;
+    click_and_load(&c, "form.who button").await;
     assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
     c.close().await.unwrap();
 }
