@@ -178,9 +178,14 @@ fn start_pgbouncer(dir: &Path, pg_port: u16, pool_mode: &str) -> (Proc, u16) {
 /// (Debian 12 ships 1.18) cannot keep prepared statements in transaction
 /// mode, so its prepared run is left out there. Reported, not checked.
 fn transaction_pooling(base: &Path, pg_port: u16) {
-    if std::env::var("GATE_BENCH_ONLY").is_ok_and(|only| only != "-S -c200") {
+    let only = std::env::var("GATE_BENCH_ONLY").ok();
+    if only
+        .as_deref()
+        .is_some_and(|only| only != "-S -c200" && only != "idle")
+    {
         return;
     }
+    let idle_only = only.as_deref() == Some("idle");
     let dir = base.join("transaction");
     let bouncer_dir = dir.join("pgbouncer");
     std::fs::create_dir_all(&bouncer_dir).unwrap();
@@ -198,7 +203,12 @@ fn transaction_pooling(base: &Path, pg_port: u16) {
             minor.is_some_and(|m| m >= 21)
         })
         .unwrap_or(false);
-    for protocol in ["simple", "prepared"] {
+    let protocols: &[&str] = if idle_only {
+        &[]
+    } else {
+        &["simple", "prepared"]
+    };
+    for &protocol in protocols {
         let label = format!("-S -c200 -M {protocol}");
         let direct = pgbench(
             pg_port,

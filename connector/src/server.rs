@@ -171,7 +171,8 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> std::io::Result<()
 }
 
 /// Read until the protocol is known, then hand the client and the bytes read
-/// so far to that protocol. A TLS ClientHello is terminated here and the
+/// so far to that protocol (each protocol's future boxed: a client's task
+/// holds its own protocol's state, not the largest one's). A TLS ClientHello is terminated here and the
 /// protocol inside it detected the same way.
 async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     let _ = stream.set_nodelay(true);
@@ -179,7 +180,7 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     let mut client = MaybeTls::Plain(stream);
     let mut first = BytesMut::with_capacity(8192);
     if silent_for_mysql(&client, &gate).await {
-        mysql::handle_client(client, peer, gate, None).await;
+        Box::pin(mysql::handle_client(client, peer, gate, None)).await;
         return;
     }
     let mut detected = read_detected(&mut client, &mut first).await;
@@ -196,18 +197,24 @@ async fn route(stream: TcpStream, peer: SocketAddr, gate: Arc<Gate>) {
     }
     match detected {
         Some(Detected::Postgres) => {
-            postgres::handle_client(client, peer, gate, first).await;
+            Box::pin(postgres::handle_client(client, peer, gate, first)).await;
         }
         Some(Detected::Http1 | Detected::Http2) => {
-            http::handle_client(client, peer, gate, first).await;
+            Box::pin(http::handle_client(client, peer, gate, first)).await;
         }
         Some(Detected::Mongodb) => {
             let dedicated = dedicated_mongodb(&gate, local_port);
-            mongodb::handle_client(client, peer, gate, first, dedicated).await;
+            Box::pin(mongodb::handle_client(client, peer, gate, first, dedicated)).await;
         }
         Some(Detected::Ssh) => match client {
             MaybeTls::Plain(tcp) => {
-                ssh::handle_client(Prefixed::new(tcp, first), peer, gate, None).await;
+                Box::pin(ssh::handle_client(
+                    Prefixed::new(tcp, first),
+                    peer,
+                    gate,
+                    None,
+                ))
+                .await;
             }
             MaybeTls::Tls(_) => {
                 tracing::info!(%peer, "SSH inside TLS; closing");

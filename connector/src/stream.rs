@@ -28,6 +28,34 @@ impl<T> MaybeTls<T> {
     }
 }
 
+impl<T: AsyncRead + Unpin> MaybeTls<T> {
+    /// Read what the peer sends next into `buf` (0: it closed), reserving
+    /// `reserve` bytes only once plain TCP has something to read: an idle
+    /// client holds its socket, not a read buffer. (TLS reads as usual: its
+    /// own buffers outweigh ours.)
+    pub async fn read_when_ready(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        reserve: usize,
+    ) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        match self {
+            MaybeTls::Plain(tcp) => loop {
+                tcp.readable().await?;
+                buf.reserve(reserve);
+                match tcp.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    read => return read,
+                }
+            },
+            MaybeTls::Tls(tls) => {
+                buf.reserve(reserve);
+                tls.read_buf(buf).await
+            }
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
     fn poll_read(
         self: Pin<&mut Self>,

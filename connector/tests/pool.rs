@@ -23,6 +23,23 @@ fn backend_pid(stack: &Stack, extra: &[&str]) -> String {
         .to_owned()
 }
 
+/// Wait until the pool holds an idle connection (the last session's, reset).
+fn wait_for_idle_connection(stack: &Stack) {
+    for _ in 0..100 {
+        let (_, metrics) = http_get(stack.health_port, "/metrics");
+        let idle = metrics
+            .lines()
+            .filter(|l| l.starts_with("gate_connpool_idle_connections{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        if idle >= 1.0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no connection came back to the pool within 5 s");
+}
+
 #[test]
 fn a_second_session_reuses_the_upstream_connection_with_state_reset() {
     let stack = start(
@@ -35,6 +52,8 @@ fn a_second_session_reuses_the_upstream_connection_with_state_reset() {
         &stack,
         &["set work_mem = '77MB'", "create temp table scratch (a int)"],
     );
+    // psql leaves without waiting for Gate to reset and pool the connection.
+    wait_for_idle_connection(&stack);
     let out = psql(
         &stack,
         "app",

@@ -34,8 +34,13 @@ pub async fn handle_client(
 ) {
     let shared = &gate.protocols.postgres;
     let mut buf = first;
-    let negotiated =
-        tokio::time::timeout(STARTUP_TIMEOUT, negotiate(client, &mut buf, &gate, shared)).await;
+    // Each phase's future is boxed so that a session holds only the one it is in
+    // (an idle transaction-mode client then costs a few hundred bytes of future).
+    let negotiated = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        Box::pin(negotiate(client, &mut buf, &gate, shared)),
+    )
+    .await;
     let (mut client, params) = match negotiated {
         Ok(Ok(Some(started))) => started,
         Ok(Ok(None)) => return,
@@ -48,11 +53,20 @@ pub async fn handle_client(
             return;
         }
     };
-    match login::establish(&mut client, &mut buf, peer, &gate, shared, params).await {
+    let established = Box::pin(login::establish(
+        &mut client,
+        &mut buf,
+        peer,
+        &gate,
+        shared,
+        params,
+    ))
+    .await;
+    match established {
         Ok(established) if established.pool.config().mode == PoolMode::Transaction => {
-            transaction::run(established, client, buf, shared).await
+            Box::pin(transaction::run(established, client, buf, shared)).await
         }
-        Ok(established) => relay::run(established, client, buf, shared).await,
+        Ok(established) => Box::pin(relay::run(established, client, buf, shared)).await,
         Err(error) => {
             if let Some(fatal) = error.fatal_message() {
                 let _ = client.write_all(&fatal).await;

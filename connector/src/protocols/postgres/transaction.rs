@@ -18,6 +18,8 @@ use crate::stream::ClientStream;
 
 /// Rows stream: never hold more than this for the client.
 const CLIENT_WRITE_CHUNK: usize = 65_536;
+/// Room made for what an idle client sends when it speaks again.
+const CLIENT_READ_RESERVE: usize = 8192;
 
 /// How the relay ended.
 enum Ended {
@@ -116,7 +118,26 @@ pub(super) async fn run(
     lent.give_back(&ctx, shared);
     let mut buf = client_buf;
     let result = {
-        let relay = lent.relay(&ctx, shared, &mut client, &mut buf);
+        let relay = async {
+            loop {
+                // The machinery of a transaction exists only while one runs.
+                let step = Box::pin(lent.relay(&ctx, shared, &mut client, &mut buf)).await?;
+                if let Some(ended) = step {
+                    return Ok(ended);
+                }
+                // Idle between transactions: no buffer is held until the client speaks.
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+                if client
+                    .read_when_ready(&mut buf, CLIENT_READ_RESERVE)
+                    .await?
+                    == 0
+                {
+                    return Ok(Ended::Client);
+                }
+            }
+        };
         let grant_ended =
             async { Err::<Ended, PgError>(PgError::GrantEnded(ctx.session.grant_ended().await)) };
         tokio::select! {
@@ -141,7 +162,7 @@ pub(super) async fn run(
             && lease.conn.leftover.is_empty();
         if lent.pinned || !idle {
             // Session state goes with DISCARD ALL; a busy connection is closed.
-            pool.release(lease, idle).await;
+            Box::pin(pool.release(lease, idle)).await;
         } else {
             pool.put_back(lease);
         }
@@ -246,8 +267,8 @@ impl Lent<'_> {
         shared: &Shared,
         client: &mut ClientStream,
         buf: &mut BytesMut,
-    ) -> Result<Ended, PgError> {
-        // Buffers grow with use and are dropped between transactions: an idle client holds none.
+    ) -> Result<Option<Ended>, PgError> {
+        // Buffers grow with use and go with this future when the client is idle (`None`).
         let mut to_upstream = BytesMut::new();
         let mut to_client = BytesMut::new();
         loop {
@@ -260,7 +281,7 @@ impl Lent<'_> {
                     {
                         lease.conn.stream.write_all(&to_upstream).await?;
                     }
-                    return Ok(Ended::Client);
+                    return Ok(Some(Ended::Client));
                 }
                 let mut refused = None;
                 if self.held.is_none() {
@@ -326,10 +347,8 @@ impl Lent<'_> {
                 to_client.clear();
             }
             let Some(lease) = self.held.as_mut() else {
-                if client.read_buf(buf).await? == 0 {
-                    return Ok(Ended::Client);
-                }
-                continue;
+                // Nothing lent and nothing left to relay: the client is idle.
+                return Ok(None);
             };
             if !to_upstream.is_empty() {
                 lease.conn.stream.write_all(&to_upstream).await?;
@@ -340,12 +359,12 @@ impl Lent<'_> {
             tokio::select! {
                 read = client.read_buf(buf) => {
                     if read? == 0 {
-                        return Ok(Ended::Client);
+                        return Ok(Some(Ended::Client));
                     }
                 }
                 read = conn.stream.read_buf(&mut conn.leftover) => {
                     if read? == 0 {
-                        return Ok(Ended::Upstream);
+                        return Ok(Some(Ended::Upstream));
                     }
                     let mut ready = false;
                     while let Some(frame) = codec::decode_frame(&mut conn.leftover)? {
@@ -367,13 +386,6 @@ impl Lent<'_> {
                     ctx.session.flush();
                     if ready {
                         self.give_back(ctx, shared);
-                        if self.held.is_none() {
-                            to_upstream = BytesMut::new();
-                            to_client = BytesMut::new();
-                            if buf.is_empty() {
-                                *buf = BytesMut::new();
-                            }
-                        }
                     }
                 }
             }
