@@ -8,7 +8,7 @@
 mod common;
 
 use common::example_policy;
-use common::mongo::{allowing, start, through_gate};
+use common::mongo::{as_app, start, start_allowing, through_gate};
 
 /// (name, pymongo expression producing the documents).
 const ATTEMPTS: &[(&str, &str)] = &[
@@ -285,17 +285,11 @@ fn no_attempt_leaks_a_masked_value() {
 /// collection's command reaches customers through `$lookup`/`$unionWith`.
 #[test]
 fn masks_of_one_collection_hold_through_lookups_from_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = allowing(
-        dir.path(),
+    let (_dir, stack) = start_allowing(
         "post_request := {\"action\": \"mask\", \"masks\": [{\"column\": \"email\", \"strategy\": \"redact\", \"table\": \"customers\"}]}\n",
     );
-    let stack = start(&common::all_stages(&policy));
-    let out = through_gate(
-        stack.port,
-        "app",
-        "app-pw",
-        "",
+    let out = as_app(
+        &stack,
         "db.orders.insert_one({'_id': 1, 'customer': 1})\n\
          print(db.orders.find_one()['customer'])\n\
          print(db.customers.find_one({'_id': 1})['email'])\n\

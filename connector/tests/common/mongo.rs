@@ -149,3 +149,17 @@ pub(crate) fn allowing(dir: &std::path::Path, rules: &str) -> std::path::PathBuf
     .unwrap();
     path
 }
+
+/// A stack whose policy allows every stage by default, plus `rules`; the
+/// directory holding the policy lives as long as the stack is used.
+pub(crate) fn start_allowing(rules: &str) -> (tempfile::TempDir, MongoStack) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = allowing(dir.path(), rules);
+    let stack = start(&super::all_stages(&policy));
+    (dir, stack)
+}
+
+/// A pymongo script through Gate's resource port as `app`.
+pub(crate) fn as_app(stack: &MongoStack, body: &str) -> String {
+    through_gate(stack.port, "app", "app-pw", "", body)
+}

@@ -54,6 +54,10 @@ pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String
     if masks.is_empty() {
         return None;
     }
+    // `explain` can run what it explains (executionStats): guarded as that command.
+    if let Some(inner) = super::command::explained(body) {
+        return guard(super::command::name(inner), inner, masks);
+    }
     if matches!(
         operation,
         "mapReduce" | "mapreduce" | "group" | "$eval" | "eval"
@@ -82,6 +86,14 @@ pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String
             .map(|u| u.iter().filter_map(|s| s.as_document()?.get("u")).collect())
             .unwrap_or_default(),
         "findAndModify" | "findandmodify" => body.get("update").into_iter().collect(),
+        "bulkWrite" => body
+            .get_array("ops")
+            .map(|o| {
+                o.iter()
+                    .filter_map(|op| op.as_document()?.get("updateMods"))
+                    .collect()
+            })
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     updates

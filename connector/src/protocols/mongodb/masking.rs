@@ -89,6 +89,19 @@ pub fn redact_errors(reply: &mut Document) -> u64 {
         changed
     }
     let mut changed = one(reply);
+    // bulkWrite reports each operation's error in its cursor (`{ok: 0, idx, code, errmsg, keyValue}`).
+    if let Ok(cursor) = reply.get_document_mut("cursor") {
+        for batch in ["firstBatch", "nextBatch"] {
+            for entry in cursor.get_array_mut(batch).into_iter().flatten() {
+                if let Bson::Document(entry) = entry
+                    && entry.contains_key("idx")
+                    && entry.contains_key("code")
+                {
+                    changed += one(entry);
+                }
+            }
+        }
+    }
     for field in ["writeErrors", "writeConcernError"] {
         match reply.get_mut(field) {
             Some(Bson::Array(errors)) => {
