@@ -148,7 +148,16 @@ pub async fn handle_client(
                 Ok(Await::After(period))
                     if !request.legacy && !request.more_to_come && buf.is_empty() =>
                 {
-                    match monitor::hold(&mut client, &mut buf, &request, period, reply).await {
+                    let hold = monitor::hold(&mut client, &mut buf, &request, period, reply);
+                    let held = match &established {
+                        // A grant that ends while a hello is held still ends the session.
+                        Some(e) => tokio::select! {
+                            held = hold => held,
+                            reason = e.session.grant_ended() => break Err(MongoError::GrantEnded(reason)),
+                        },
+                        None => hold.await,
+                    };
+                    match held {
                         Ok(Held::Closed) => break Ok(()),
                         Ok(Held::Answered | Held::Interrupted) => None,
                         Err(e) => break Err(e.into()),
