@@ -270,3 +270,30 @@ fn deep_nesting_is_refused_before_it_is_decoded() {
     let bytes = all.to_vec().unwrap();
     assert_eq!(read_document(&bytes, "all").unwrap().0, all);
 }
+
+#[test]
+fn every_compressor_round_trips_empty_and_large_bodies() {
+    use super::decompress;
+    for body in [
+        Vec::new(),
+        (0..200_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    ] {
+        let mut inner = BytesMut::new();
+        inner.extend_from_slice(&[0; 12]);
+        inner.extend_from_slice(&opcode::MSG.to_le_bytes());
+        inner.extend_from_slice(&body);
+        for compressor in [0u8, 1, 2, 3] {
+            let mut out = BytesMut::new();
+            assert!(encode_compressed(&mut out, &inner, compressor));
+            let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+            assert_eq!(
+                decompress(frame.body()),
+                Ok((opcode::MSG, body.clone())),
+                "compressor {compressor}, {} bytes",
+                body.len()
+            );
+        }
+    }
+}
