@@ -381,9 +381,13 @@ pub fn mysql_packets(data: &[u8]) {
 /// are described, guarded and their replies masked without panics.
 pub fn mongodb_messages(data: &[u8]) {
     use crate::protocols::mongodb::codec::{
-        MAX_MESSAGE, Message, decode_frame, decode_message, encode_msg, verify_checksum,
+        MAX_MESSAGE, Message, decode_frame, decode_message, decompress, encode_compressed,
+        encode_msg, opcode, verify_checksum,
     };
-    use crate::protocols::mongodb::{command, guard, masking, request::Request};
+    use crate::protocols::mongodb::{
+        command, compression, guard, hello, masking, request::Request,
+    };
+    use bytes::BufMut;
     use gate_policy::{Mask, Strategy};
 
     let masks = [
@@ -426,10 +430,39 @@ pub fn mongodb_messages(data: &[u8]) {
             );
             masking::redact_errors(&mut reply);
         }
+        if frame.header.opcode == opcode::COMPRESSED
+            && let Ok((original, body)) = decompress(frame.body())
+        {
+            // What decompresses re-compresses, with every compressor, to the same body.
+            let mut inner = BytesMut::new();
+            inner.put_bytes(0, 12);
+            inner.put_i32_le(original);
+            inner.put_slice(&body);
+            for compressor in [0, 1, 2, 3] {
+                let mut out = BytesMut::new();
+                assert!(encode_compressed(&mut out, &inner, compressor));
+                let again = decode_frame(&mut out, usize::MAX)
+                    .expect("Gate's own framing decodes")
+                    .expect("Gate's own framing is whole");
+                assert_eq!(
+                    decompress(again.body()),
+                    Ok((original, body.clone())),
+                    "compressor {compressor} must round-trip"
+                );
+            }
+        }
         if let Ok(request) = Request::parse(frame) {
             let query = command::describe(&request.body, Some("app"));
             assert_eq!(query.operation.as_deref(), Some(request.name.as_str()));
             let _ = guard::guard(&request.name, &request.body, &masks);
+            let _ = hello::await_time(&request.body);
+            for agreed in compression::negotiate(request.body.get("compression")) {
+                assert!(
+                    compression::SUPPORTED
+                        .iter()
+                        .any(|s| agreed.as_str() == Some(*s))
+                );
+            }
         }
     }
 }

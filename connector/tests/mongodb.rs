@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::mongo::{MongoStack, python, start, through_gate};
+use common::mongo::{MongoStack, allowing, command, python, read_message, start, through_gate};
 use common::{audit_file_when, example_policy};
-use gate_connector::protocols::mongodb::codec::{
-    MAX_MESSAGE, Message, OpQuery, decode_frame, decode_message, encode_query,
-};
+use gate_connector::protocols::mongodb::codec::{MAX_MESSAGE, Message, OpQuery, encode_query};
 
 fn as_app(stack: &MongoStack, body: &str) -> String {
     through_gate(
@@ -191,21 +189,6 @@ fn writes_reach_the_upstream() {
     assert_eq!(direct.trim(), "3", "{}", stack.nx.log_tail());
 }
 
-/// One whole message from `stream`, decoded by Gate's own codec.
-fn read_message(stream: &mut std::net::TcpStream) -> (i32, Message) {
-    use std::io::Read;
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        if let Some(frame) = decode_frame(&mut buf, MAX_MESSAGE).unwrap() {
-            return (frame.header.response_to, decode_message(&frame).unwrap());
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "Gate closed before answering");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[test]
 fn the_legacy_handshake_is_answered_and_oversized_messages_refused() {
     use std::io::{Read, Write};
@@ -272,25 +255,6 @@ fn a_rewrite_replaces_the_command() {
         "print([d['_id'] for d in db.customers.find({'_id': {'$lt': 3}})])",
     );
     assert_eq!(out.trim(), "[4]");
-}
-
-/// Send `body` as an OP_MSG with request id `id` and read the answer's body.
-fn command(stream: &mut std::net::TcpStream, id: i32, body: bson::Document) -> bson::Document {
-    use std::io::Write;
-    let mut out = bytes::BytesMut::new();
-    let msg = gate_connector::protocols::mongodb::codec::OpMsg {
-        flags: 0,
-        body,
-        sequences: Vec::new(),
-    };
-    gate_connector::protocols::mongodb::codec::encode_msg(&mut out, id, 0, &msg);
-    stream.write_all(&out).unwrap();
-    let (response_to, reply) = read_message(stream);
-    assert_eq!(response_to, id);
-    match reply {
-        Message::Msg(msg) => msg.body,
-        other => panic!("expected OP_MSG, got {other:?}"),
-    }
 }
 
 fn payload(reply: &bson::Document) -> String {
@@ -367,18 +331,4 @@ fn with_an_allow_all_policy_gate_is_transparent() {
     );
     assert_eq!(through, direct);
     assert!(through.contains("user1@example.com"), "{through}");
-}
-
-/// A policy file in `dir` allowing every stage by default, plus `rules`.
-fn allowing(dir: &std::path::Path, rules: &str) -> std::path::PathBuf {
-    let path = dir.join("policy.rego");
-    std::fs::write(
-        &path,
-        format!(
-            "package inline\nimport rego.v1\ndefault session := {{\"action\": \"allow\"}}\n\
-             default pre_request := {{\"action\": \"allow\"}}\ndefault post_request := {{\"action\": \"allow\"}}\n{rules}"
-        ),
-    )
-    .unwrap();
-    path
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::example_policy;
-use common::mongo::{start, through_gate};
+use common::mongo::{as_app, start, start_allowing, through_gate};
 
 /// (name, pymongo expression producing the documents).
 const ATTEMPTS: &[(&str, &str)] = &[
@@ -76,6 +76,95 @@ const ATTEMPTS: &[(&str, &str)] = &[
         "out to a copy",
         "db.customers.aggregate([{'$match': {}}, {'$out': 'copy'}])",
     ),
+    (
+        "getField",
+        "db.customers.aggregate([{'$project': {'x': {'$getField': 'email'}}}])",
+    ),
+    (
+        "getField on ROOT",
+        "db.customers.aggregate([{'$project': {'x': {'$getField': {'field': 'ssn', 'input': '$$ROOT'}}}}])",
+    ),
+    (
+        "replaceWith ROOT merged",
+        "db.customers.aggregate([{'$replaceWith': {'$mergeObjects': ['$$ROOT', {'x': 1}]}}])",
+    ),
+    (
+        "CURRENT path",
+        "db.customers.aggregate([{'$project': {'x': '$$CURRENT.email'}}])",
+    ),
+    (
+        "let variable",
+        "db.customers.aggregate([{'$project': {'x': {'$let': {'vars': {'c': '$contact'}, 'in': '$$c.email'}}}}])",
+    ),
+    (
+        "map over a copy",
+        "db.customers.aggregate([{'$project': {'x': {'$map': {'input': ['$ssn'], 'in': '$$this'}}}}])",
+    ),
+    (
+        "arrayElemAt",
+        "db.customers.aggregate([{'$project': {'x': {'$arrayElemAt': [['$email'], 0]}}}])",
+    ),
+    (
+        "cond",
+        "db.customers.aggregate([{'$project': {'x': {'$cond': [True, '$ssn', None]}}}])",
+    ),
+    (
+        "facet",
+        "db.customers.aggregate([{'$facet': {'a': [{'$project': {'x': '$email'}}]}}])",
+    ),
+    (
+        "lookup pipeline",
+        "db.customers.aggregate([{'$lookup': {'from': 'customers', 'pipeline': [{'$project': {'x': '$email'}}], 'as': 'j'}}])",
+    ),
+    (
+        "unionWith",
+        "db.customers.aggregate([{'$unionWith': {'coll': 'customers', 'pipeline': [{'$project': {'x': '$email'}}]}}])",
+    ),
+    (
+        "nested output path",
+        "db.customers.aggregate([{'$addFields': {'contact.alias': '$contact.email'}}])",
+    ),
+    (
+        "sortByCount",
+        "db.customers.aggregate([{'$sortByCount': '$ssn'}])",
+    ),
+    (
+        "bucket output",
+        "db.customers.aggregate([{'$bucket': {'groupBy': '$_id', 'boundaries': [0, 10], 'output': {'v': {'$push': '$email'}}}}])",
+    ),
+    (
+        "setWindowFields",
+        "db.customers.aggregate([{'$setWindowFields': {'sortBy': {'_id': 1}, 'output': {'x': {'$first': '$email'}}}}])",
+    ),
+    (
+        "find projection ROOT",
+        "db.customers.find({}, {'x': '$$ROOT'})",
+    ),
+    (
+        "find projection getField",
+        "db.customers.find({}, {'x': {'$getField': 'ssn'}})",
+    ),
+    (
+        "pipeline update copy",
+        "[db.customers.update_one({'_id': 1}, [{'$set': {'name': '$email'}}]).raw_result]",
+    ),
+    (
+        "rename update",
+        "[db.customers.update_one({'_id': 1}, {'$rename': {'email': 'name'}}).raw_result]",
+    ),
+    ("change stream", "db.customers.watch()"),
+    (
+        "geoNear includeLocs",
+        "db.customers.aggregate([{'$geoNear': {'near': [0, 0], 'distanceField': 'd', 'key': 'ssn', 'includeLocs': 'x'}}])",
+    ),
+    (
+        "view over customers",
+        "[db.command({'create': 'clear', 'viewOn': 'customers', 'pipeline': [{'$project': {'x': '$ssn'}}]})]",
+    ),
+    (
+        "parent renamed",
+        "db.customers.aggregate([{'$project': {'c': '$contact'}}])",
+    ),
 ];
 
 #[test]
@@ -125,6 +214,28 @@ fn no_attempt_leaks_a_masked_value() {
         "objectToArray",
         "find projection expression",
         "out to a copy",
+        "getField",
+        "getField on ROOT",
+        "replaceWith ROOT merged",
+        "CURRENT path",
+        "let variable",
+        "map over a copy",
+        "arrayElemAt",
+        "cond",
+        "facet",
+        "lookup pipeline",
+        "unionWith",
+        "nested output path",
+        "sortByCount",
+        "bucket output",
+        "setWindowFields",
+        "find projection ROOT",
+        "find projection getField",
+        "pipeline update copy",
+        "rename update",
+        "change stream",
+        "geoNear includeLocs",
+        "view over customers",
     ] {
         assert!(outcome(name).contains(" refused 13 "), "{}", outcome(name));
     }
@@ -145,6 +256,11 @@ fn no_attempt_leaks_a_masked_value() {
         outcome("distinct nested").contains("***************.org"),
         "{out}"
     );
+    // A subdocument under another name keeps its masked field's name.
+    assert!(
+        outcome("parent renamed").contains("\"***************.org\""),
+        "{out}"
+    );
     // Nothing was copied upstream by the refused $out.
     let copies = through_gate(
         stack.port,
@@ -154,4 +270,38 @@ fn no_attempt_leaks_a_masked_value() {
         "print(db.copy.count_documents({}))",
     );
     assert_eq!(copies.trim(), "0");
+    // The refused updates changed nothing.
+    let first = through_gate(
+        stack.port,
+        "boss",
+        "boss-pw",
+        "",
+        "d = db.customers.find_one({'_id': 1})\nprint(d['name'], d['email'])",
+    );
+    assert_eq!(first.trim(), "user1 user1@example.com");
+}
+
+/// Masks scoped to `customers` (`table`) still hold when another
+/// collection's command reaches customers through `$lookup`/`$unionWith`.
+#[test]
+fn masks_of_one_collection_hold_through_lookups_from_another() {
+    let (_dir, stack) = start_allowing(
+        "post_request := {\"action\": \"mask\", \"masks\": [{\"column\": \"email\", \"strategy\": \"redact\", \"table\": \"customers\"}]}\n",
+    );
+    let out = as_app(
+        &stack,
+        "db.orders.insert_one({'_id': 1, 'customer': 1})\n\
+         print(db.orders.find_one()['customer'])\n\
+         print(db.customers.find_one({'_id': 1})['email'])\n\
+         for stage in [{'$lookup': {'from': 'customers', 'localField': 'customer', 'foreignField': '_id', 'as': 'c'}},\n\
+         \x20             {'$unionWith': 'customers'},\n\
+         \x20             {'$facet': {'a': [{'$lookup': {'from': 'customers', 'pipeline': [], 'as': 'c'}}]}}]:\n\
+         \x20   try:\n        print('ok', list(db.orders.aggregate([stage])))\n\
+         \x20   except pymongo.errors.OperationFailure as e:\n        print('refused', e.code)",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(lines[1], "***", "{out}");
+    assert_eq!(&lines[2..], ["refused 13"; 3], "{out}");
+    assert!(!out.contains("example.com"), "{out}");
 }

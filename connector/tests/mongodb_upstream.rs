@@ -1,6 +1,6 @@
 //! Gate against a scripted MongoDB upstream (`tests/data/mongo_scripted_upstream.py`,
 //! an independent implementation): Gate's own SCRAM-SHA-256 login upstream
-//! as the resource's user, zlib-compressed replies masked, a reply Gate
+//! as the resource's user, zlib, snappy and zstd replies masked, a reply Gate
 //! cannot decode refused while masks apply (fail closed), exhaust getMore
 //! streams masked reply by reply, a wrong upstream password, and a
 //! transaction passing through with its session fields.
@@ -78,19 +78,23 @@ fn gate_logs_in_upstream_and_masks_compressed_and_exhaust_replies() {
         "",
         "print([d['email'] for d in db.plain.find()])\n\
          print([d['email'] for d in db.zlib.find()])\n\
-         try:\n    db.snappy.find_one()\nexcept pymongo.errors.OperationFailure as e:\n    print(e.code, e.details['errmsg'])\n\
+         print([d['email'] for d in db.snappy.find()])\n\
+         print([d['email'] for d in db.zstd.find()])\n\
+         try:\n    db.corrupt.find_one()\nexcept pymongo.errors.OperationFailure as e:\n    print(e.code, e.details['errmsg'])\n\
          print([d['email'] for d in db.exhaust.find(cursor_type=pymongo.CursorType.EXHAUST, batch_size=2)])",
     );
     let lines: Vec<&str> = out.lines().collect();
     let masked = "'*************.com'";
     assert_eq!(lines[0], format!("[{masked}, {masked}]"), "{out}");
     assert_eq!(lines[1], format!("[{masked}, {masked}]"), "{out}");
+    assert_eq!(lines[2], format!("[{masked}, {masked}]"), "{out}");
+    assert_eq!(lines[3], format!("[{masked}, {masked}]"), "{out}");
     assert_eq!(
-        lines[2],
-        "17 Gate cannot inspect the reply (upstream protocol error: compressor 1 is not supported by Gate (only noop and zlib)); refused while masks apply",
+        lines[4],
+        "17 Gate cannot inspect the reply (upstream protocol error: malformed snappy data); refused while masks apply",
         "{out}"
     );
-    assert_eq!(lines[3], format!("[{}]", [masked; 6].join(", ")), "{out}");
+    assert_eq!(lines[5], format!("[{}]", [masked; 6].join(", ")), "{out}");
     // Gate authenticated upstream itself, before any command reached it.
     // Gate's hello is capped by the upstream's maxWireVersion (21 here).
     let again = through_gate(

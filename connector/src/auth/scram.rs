@@ -1,6 +1,7 @@
-//! SCRAM-SHA-256 (RFC 5802 / RFC 7677) without channel binding: the server
-//! side for clients logging in to Gate, the client side for Gate logging in
-//! upstream. Pure: messages in, messages out.
+//! SCRAM-SHA-256 (RFC 5802 / RFC 7677; SCRAM-SHA-1 server side for
+//! MongoDB) without channel binding: the server side for clients logging in
+//! to Gate, the client side for Gate logging in upstream. Pure: messages in,
+//! messages out.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,56 +12,90 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// Iteration count of verifiers Gate derives.
 pub const ITERATIONS: u32 = 4096;
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts any key length.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return [0; 32],
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+/// The hash a SCRAM exchange runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    /// SCRAM-SHA-256 (RFC 7677): PostgreSQL, MongoDB.
+    Sha256,
+    /// SCRAM-SHA-1 (RFC 5802): MongoDB's older drivers only.
+    Sha1,
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
-
-/// PBKDF2-HMAC-SHA256 with a 32-byte output (SCRAM's `Hi`).
-pub fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(password.as_bytes(), &block);
-    let mut out = u;
-    for _ in 1..iterations {
-        u = hmac(password.as_bytes(), &u);
-        for (o, x) in out.iter_mut().zip(u.iter()) {
-            *o ^= x;
+impl Hash {
+    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+            // HMAC accepts any key length.
+            match <M as KeyInit>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(data);
+                    mac.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            }
+        }
+        match self {
+            Hash::Sha256 => run::<Hmac<Sha256>>(key, data),
+            Hash::Sha1 => run::<Hmac<Sha1>>(key, data),
         }
     }
-    out
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => Sha256::digest(data).to_vec(),
+            Hash::Sha1 => Sha1::digest(data).to_vec(),
+        }
+    }
+
+    /// PBKDF2-HMAC with one block of the hash's output length (SCRAM's `Hi`).
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        let mut block = salt.to_vec();
+        block.extend_from_slice(&1u32.to_be_bytes());
+        let mut u = self.hmac(password, &block);
+        let mut out = u.clone();
+        for _ in 1..iterations {
+            u = self.hmac(password, &u);
+            for (o, x) in out.iter_mut().zip(u.iter()) {
+                *o ^= x;
+            }
+        }
+        out
+    }
+}
+
+/// PBKDF2-HMAC-SHA256 (SCRAM-SHA-256's `Hi`).
+pub fn salted_password(password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    Hash::Sha256.salted_password(password.as_bytes(), salt, iterations)
 }
 
 /// What a server stores for one password.
 #[derive(Debug, Clone)]
 pub struct Verifier {
+    pub hash: Hash,
     pub salt: Vec<u8>,
     pub iterations: u32,
-    pub stored_key: [u8; 32],
-    pub server_key: [u8; 32],
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
 }
 
 impl Verifier {
-    /// Derive the verifier for `password` with `salt`.
+    /// Derive the SCRAM-SHA-256 verifier for `password` with `salt`.
     pub fn new(password: &str, salt: Vec<u8>) -> Self {
-        let salted = salted_password(password, &salt, ITERATIONS);
+        Self::derive(Hash::Sha256, password.as_bytes(), salt)
+    }
+
+    /// Derive the verifier of `hash` for the (already prepared) `password`.
+    pub fn derive(hash: Hash, password: &[u8], salt: Vec<u8>) -> Self {
+        let salted = hash.salted_password(password, &salt, ITERATIONS);
         Self {
-            stored_key: sha256(&hmac(&salted, b"Client Key")),
-            server_key: hmac(&salted, b"Server Key"),
+            hash,
+            stored_key: hash.digest(&hash.hmac(&salted, b"Client Key")),
+            server_key: hash.hmac(&salted, b"Server Key"),
             salt,
             iterations: ITERATIONS,
         }
@@ -144,8 +179,9 @@ impl ServerExchange {
             "{},{},{without_proof}",
             self.client_first_bare, self.server_first
         );
-        let signature = hmac(&verifier.stored_key, auth_message.as_bytes());
-        if proof.len() != 32 {
+        let hash = verifier.hash;
+        let signature = hash.hmac(&verifier.stored_key, auth_message.as_bytes());
+        if proof.len() != signature.len() {
             return Err(ScramError::BadProof);
         }
         let client_key: Vec<u8> = proof
@@ -153,12 +189,12 @@ impl ServerExchange {
             .zip(signature.iter())
             .map(|(p, s)| p ^ s)
             .collect();
-        if !constant_time_eq(&sha256(&client_key), &verifier.stored_key) {
+        if !constant_time_eq(&hash.digest(&client_key), &verifier.stored_key) {
             return Err(ScramError::BadProof);
         }
         Ok(format!(
             "v={}",
-            B64.encode(hmac(&verifier.server_key, auth_message.as_bytes()))
+            B64.encode(hash.hmac(&verifier.server_key, auth_message.as_bytes()))
         ))
     }
 }
@@ -190,7 +226,7 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct ClientExchange {
     client_nonce: String,
     client_first_bare: String,
-    server_signature: Option<[u8; 32]>,
+    server_signature: Option<Vec<u8>>,
 }
 
 impl ClientExchange {
@@ -229,18 +265,20 @@ impl ClientExchange {
             .and_then(|i| i.parse().ok())
             .filter(|i| (1..=1_000_000).contains(i))
             .ok_or(ScramError::Malformed("server-first iteration count"))?;
-        let salted = salted_password(password, &salt, iterations);
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key = sha256(&client_key);
+        let hash = Hash::Sha256;
+        let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        let stored_key = hash.digest(&client_key);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
-        let signature = hmac(&stored_key, auth_message.as_bytes());
+        let signature = hash.hmac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key
             .iter()
             .zip(signature.iter())
             .map(|(k, s)| k ^ s)
             .collect();
-        self.server_signature = Some(hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes()));
+        let server_key = hash.hmac(&salted, b"Server Key");
+        self.server_signature = Some(hash.hmac(&server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", B64.encode(proof)))
     }
 

@@ -1,12 +1,15 @@
 # A scripted MongoDB upstream for Gate's tests (connector/tests/mongodb_upstream.rs),
 # written independently of Gate: SCRAM-SHA-256 server side (RFC 5802/7677, as
 # mongod does it, skipEmptyExchange honoured), commands refused before login,
-# OP_COMPRESSED zlib replies, a reply with a compressor Gate cannot read
-# (snappy), and exhaust getMore streams (moreToCome). Prints "ready PORT".
+# OP_COMPRESSED replies in zlib, snappy and zstd (python-snappy, backports.zstd),
+# one whose snappy data is cut short, and exhaust getMore streams
+# (moreToCome). Prints "ready PORT".
 # Every command it receives is logged to the file given as argv[2].
 import base64, hashlib, hmac, os, socket, struct, sys, threading, zlib
 
 import bson
+import snappy
+from backports import zstd
 
 USER, PASSWORD = "gate_app", "upstream-pw"
 SALT, ITER = os.urandom(16), 4096
@@ -27,9 +30,11 @@ def op_msg(doc, response_to, flags=0):
     return frame(struct.pack("<I", flags) + b"\x00" + bson.encode(doc), 99, response_to, 2013)
 
 
-def compressed(message, compressor=2):
+def compressed(message, compressor=2, corrupt=False):
     inner = message[16:]
-    data = zlib.compress(inner) if compressor == 2 else b"\x00" * len(inner)
+    data = {1: snappy.compress, 2: zlib.compress, 3: zstd.compress}[compressor](inner)
+    if corrupt:
+        data = data[: len(data) // 2]
     _, request_id, response_to, opcode = struct.unpack("<iiii", message[:16])
     body = struct.pack("<iiB", opcode, len(inner), compressor) + data
     return frame(body, request_id, response_to, 2012)
@@ -123,6 +128,10 @@ def answer(name, cmd, flags, state, rid):
             return [compressed(op_msg(reply, rid))]
         if collection == "snappy":
             return [compressed(op_msg(reply, rid), compressor=1)]
+        if collection == "zstd":
+            return [compressed(op_msg(reply, rid), compressor=3)]
+        if collection == "corrupt":
+            return [compressed(op_msg(reply, rid), compressor=1, corrupt=True)]
         return [reply]
     if name == "getMore":
         rest = [DOCS[2:4], DOCS[4:6]]

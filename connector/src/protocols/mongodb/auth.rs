@@ -1,8 +1,9 @@
 //! Client login to Gate through `saslStart` / `saslContinue` (and
-//! `hello`'s `speculativeAuthenticate`): SCRAM-SHA-256 for static
-//! identities (unknown users get a decoy verifier: the same exchange and
-//! the same code 18), PLAIN for JWTs (and static passwords) over TLS or
-//! loopback only.
+//! `hello`'s `speculativeAuthenticate`): SCRAM-SHA-256 (password
+//! SASLprep'd) and SCRAM-SHA-1 (older drivers; MongoDB's password digest)
+//! for static identities (unknown users get a decoy verifier: the same
+//! exchange and the same code 18), PLAIN for JWTs (and static passwords)
+//! over TLS or loopback only.
 
 use std::net::SocketAddr;
 
@@ -11,7 +12,7 @@ use bson::{Binary, Bson, Document, doc};
 use gate_policy::UserInfo;
 
 use super::error::MongoError;
-use crate::auth::scram::{ServerExchange, Verifier, constant_time_eq};
+use crate::auth::scram::{Hash, ServerExchange, Verifier, constant_time_eq};
 use crate::server::Gate;
 
 /// The one conversation id Gate uses (one conversation per connection at a time).
@@ -83,30 +84,8 @@ impl Login {
         let mechanism = body.get_str("mechanism").unwrap_or_default();
         let data = payload(body)?;
         match mechanism {
-            "SCRAM-SHA-256" => {
-                let first = String::from_utf8(data).map_err(|_| MongoError::AuthFailed)?;
-                let user = scram_user(&first).ok_or(MongoError::AuthFailed)?;
-                let identity = gate.identities.get(&user);
-                let verifier = identity
-                    .map_or_else(|| gate.identities.decoy(&user), |i| i.scram_sha256.clone());
-                let (exchange, server_first) =
-                    ServerExchange::start(&first, &verifier, &crate::random::nonce())
-                        .map_err(|_| MongoError::AuthFailed)?;
-                let skip_empty = body
-                    .get_document("options")
-                    .ok()
-                    .and_then(|o| o.get_bool("skipEmptyExchange").ok())
-                    .unwrap_or(false);
-                self.scram = Some(Scram {
-                    user,
-                    exchange,
-                    verifier,
-                    known: identity.is_some(),
-                    skip_empty,
-                    proven: false,
-                });
-                Ok((sasl_reply(false, server_first.as_bytes()), None))
-            }
+            "SCRAM-SHA-256" => self.start_scram(gate, Hash::Sha256, body, data),
+            "SCRAM-SHA-1" => self.start_scram(gate, Hash::Sha1, body, data),
             "PLAIN" => {
                 if !tls && !peer.ip().is_loopback() {
                     return Err(MongoError::TlsRequired);
@@ -116,6 +95,46 @@ impl Login {
             }
             other => Err(MongoError::Mechanism(other.to_owned())),
         }
+    }
+
+    /// The first SCRAM step, on `hash`'s verifier of the named identity (a
+    /// decoy for unknown names).
+    fn start_scram(
+        &mut self,
+        gate: &Gate,
+        hash: Hash,
+        body: &Document,
+        data: Vec<u8>,
+    ) -> Result<Step, MongoError> {
+        let first = String::from_utf8(data).map_err(|_| MongoError::AuthFailed)?;
+        let sent = scram_user(&first).ok_or(MongoError::AuthFailed)?;
+        // SCRAM-SHA-1's password digest includes the name as sent: no SASLprep'd match.
+        let identity = match hash {
+            Hash::Sha256 => gate.identities.find_login(&sent),
+            Hash::Sha1 => gate.identities.get(&sent),
+        };
+        let verifier = match identity {
+            Some(i) if hash == Hash::Sha256 => i.scram_sha256.clone(),
+            Some(i) => i.mongo_scram_sha1.clone(),
+            None => gate.identities.decoy_with(hash, &sent),
+        };
+        let (exchange, server_first) =
+            ServerExchange::start(&first, &verifier, &crate::random::nonce())
+                .map_err(|_| MongoError::AuthFailed)?;
+        let skip_empty = body
+            .get_document("options")
+            .ok()
+            .and_then(|o| o.get_bool("skipEmptyExchange").ok())
+            .unwrap_or(false);
+        self.scram = Some(Scram {
+            user: identity.map_or(sent, |i| i.name.clone()),
+            exchange,
+            verifier,
+            known: identity.is_some(),
+            skip_empty,
+            proven: false,
+        });
+        Ok((sasl_reply(false, server_first.as_bytes()), None))
     }
 
     /// `saslContinue`.

@@ -19,8 +19,6 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Read;
-
 use bson::Document;
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -41,6 +39,8 @@ pub mod flags {
     pub(crate) const KNOWN_REQUIRED: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
 }
 
+pub use super::compression::{decompress, encode_compressed};
+
 /// The largest message Gate accepts or announces (`maxMessageSizeBytes`, as MongoDB's).
 pub const MAX_MESSAGE: usize = 48_000_000;
 /// The deepest nesting of documents and arrays Gate reads (MongoDB allows
@@ -48,7 +48,7 @@ pub const MAX_MESSAGE: usize = 48_000_000;
 pub const MAX_DEPTH: usize = 128;
 /// The largest BSON document Gate announces (`maxBsonObjectSize`).
 pub const MAX_BSON: usize = 16 * 1024 * 1024;
-const HEADER: usize = 16;
+pub(super) const HEADER: usize = 16;
 
 /// Why bytes are not a valid MongoDB message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +71,7 @@ pub enum CodecError {
     Checksum,
     #[error("unsupported opcode {0}")]
     Opcode(i32),
-    #[error("compressor {0} is not supported by Gate (only noop and zlib)")]
+    #[error("compressor {0} is not supported by Gate (only noop, snappy, zlib and zstd)")]
     Compressor(u8),
 }
 
@@ -206,7 +206,7 @@ fn cstring(data: &[u8], what: &'static str) -> Result<(String, usize), CodecErro
     Ok((text.to_owned(), end + 1))
 }
 
-/// Decode `frame`'s body; OP_COMPRESSED is decompressed first (noop, zlib).
+/// Decode `frame`'s body; OP_COMPRESSED is decompressed first (`compression.rs`).
 pub fn decode_message(frame: &Frame) -> Result<Message, CodecError> {
     match frame.header.opcode {
         opcode::COMPRESSED => {
@@ -224,37 +224,6 @@ fn decode_body(opcode: i32, body: &[u8], checksum_allowed: bool) -> Result<Messa
         opcode::REPLY => decode_reply(body).map(Message::Reply),
         other => Err(CodecError::Opcode(other)),
     }
-}
-
-/// Undo OP_COMPRESSED: the original opcode and body.
-pub fn decompress(body: &[u8]) -> Result<(i32, Vec<u8>), CodecError> {
-    let opcode = i32_at(body, 0).ok_or(CodecError::Truncated("OP_COMPRESSED"))?;
-    let size = i32_at(body, 4).ok_or(CodecError::Truncated("OP_COMPRESSED"))?;
-    let compressor = *body.get(8).ok_or(CodecError::Truncated("OP_COMPRESSED"))?;
-    let data = body.get(9..).unwrap_or_default();
-    let size = usize::try_from(size).map_err(|_| CodecError::Malformed("uncompressedSize"))?;
-    if size > MAX_MESSAGE {
-        return Err(CodecError::TooLarge {
-            got: size,
-            max: MAX_MESSAGE,
-        });
-    }
-    let out = match compressor {
-        0 => data.to_vec(),
-        2 => {
-            let mut out = Vec::with_capacity(size);
-            flate2::read::ZlibDecoder::new(data)
-                .take(size as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|_| CodecError::Malformed("zlib data"))?;
-            out
-        }
-        other => return Err(CodecError::Compressor(other)),
-    };
-    if out.len() != size {
-        return Err(CodecError::Malformed("uncompressedSize"));
-    }
-    Ok((opcode, out))
 }
 
 fn decode_msg(body: &[u8], checksum_allowed: bool) -> Result<OpMsg, CodecError> {
@@ -390,7 +359,13 @@ pub fn crc32c(data: &[u8]) -> u32 {
     !crc
 }
 
-fn put_header(out: &mut BytesMut, start: usize, request_id: i32, response_to: i32, op: i32) {
+pub(super) fn put_header(
+    out: &mut BytesMut,
+    start: usize,
+    request_id: i32,
+    response_to: i32,
+    op: i32,
+) {
     let length = (out.len() - start) as i32;
     let mut header = Vec::with_capacity(HEADER);
     for field in [length, request_id, response_to, op] {
@@ -457,40 +432,6 @@ pub fn encode_query(out: &mut BytesMut, request_id: i32, query: &OpQuery) {
     out.put_i32_le(query.limit);
     put_document(out, &query.query);
     put_header(out, start, request_id, 0, opcode::QUERY);
-}
-
-/// Append an OP_COMPRESSED wrapping `inner` (a whole encoded message) with
-/// `compressor` 0 (noop) or 2 (zlib); for tests and recorded frames.
-pub fn encode_compressed(out: &mut BytesMut, inner: &[u8], compressor: u8) -> bool {
-    use std::io::Write;
-    let (Some(op), Some(request_id), Some(response_to)) =
-        (i32_at(inner, 12), i32_at(inner, 4), i32_at(inner, 8))
-    else {
-        return false;
-    };
-    let body = inner.get(HEADER..).unwrap_or_default();
-    let data = match compressor {
-        0 => body.to_vec(),
-        2 => {
-            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-            if z.write_all(body).is_err() {
-                return false;
-            }
-            match z.finish() {
-                Ok(data) => data,
-                Err(_) => return false,
-            }
-        }
-        _ => return false,
-    };
-    let start = out.len();
-    out.put_bytes(0, HEADER);
-    out.put_i32_le(op);
-    out.put_i32_le(body.len() as i32);
-    out.put_u8(compressor);
-    out.put_slice(&data);
-    put_header(out, start, request_id, response_to, opcode::COMPRESSED);
-    true
 }
 
 #[cfg(test)]

@@ -171,9 +171,9 @@ fn the_legacy_handshake_and_its_reply() {
 }
 
 #[test]
-fn compressed_messages_decode_for_noop_and_zlib_only() {
+fn compressed_messages_decode_for_every_compressor() {
     let inner = insert_frame();
-    for compressor in [0u8, 2] {
+    for compressor in [0u8, 1, 2, 3] {
         let mut out = BytesMut::new();
         assert!(encode_compressed(&mut out, &inner, compressor));
         let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
@@ -181,20 +181,37 @@ fn compressed_messages_decode_for_noop_and_zlib_only() {
         let Message::Msg(m) = decode_message(&frame).unwrap() else {
             panic!("not an OP_MSG");
         };
-        assert_eq!(m.sequences[0].documents.len(), 2);
+        assert_eq!(m.sequences[0].documents.len(), 2, "compressor {compressor}");
+        // A lying uncompressedSize, either way: refused.
+        for size in [5i32, (inner.len() - 16 + 1) as i32] {
+            let mut out = BytesMut::new();
+            assert!(encode_compressed(&mut out, &inner, compressor));
+            out[20..24].copy_from_slice(&size.to_le_bytes());
+            let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+            assert_eq!(
+                decode_message(&frame),
+                Err(CodecError::Malformed("uncompressedSize")),
+                "compressor {compressor}, size {size}"
+            );
+        }
+        // Cut short: refused, never a guess.
+        if compressor != 0 {
+            let mut out = BytesMut::new();
+            assert!(encode_compressed(&mut out, &inner, compressor));
+            let cut = out.len() - 8;
+            out.truncate(cut);
+            out[0..4].copy_from_slice(&(cut as i32).to_le_bytes());
+            let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+            assert!(decode_message(&frame).is_err(), "compressor {compressor}");
+        }
     }
-    // snappy (1) and zstd (3): a clear error, never a guess.
+    // An unknown compressor (4): a clear error.
     let mut out = BytesMut::new();
     assert!(encode_compressed(&mut out, &inner, 0));
-    out[24] = 1;
+    out[24] = 4;
     let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
-    assert_eq!(decode_message(&frame), Err(CodecError::Compressor(1)));
-    // A lying uncompressedSize.
-    let mut out = BytesMut::new();
-    assert!(encode_compressed(&mut out, &inner, 2));
-    out[20..24].copy_from_slice(&5i32.to_le_bytes());
-    let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
-    assert!(decode_message(&frame).is_err());
+    assert_eq!(decode_message(&frame), Err(CodecError::Compressor(4)));
+    assert!(!encode_compressed(&mut BytesMut::new(), &inner, 4));
 }
 
 #[test]
@@ -252,4 +269,31 @@ fn deep_nesting_is_refused_before_it_is_decoded() {
     };
     let bytes = all.to_vec().unwrap();
     assert_eq!(read_document(&bytes, "all").unwrap().0, all);
+}
+
+#[test]
+fn every_compressor_round_trips_empty_and_large_bodies() {
+    use super::decompress;
+    for body in [
+        Vec::new(),
+        (0..200_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    ] {
+        let mut inner = BytesMut::new();
+        inner.extend_from_slice(&[0; 12]);
+        inner.extend_from_slice(&opcode::MSG.to_le_bytes());
+        inner.extend_from_slice(&body);
+        for compressor in [0u8, 1, 2, 3] {
+            let mut out = BytesMut::new();
+            assert!(encode_compressed(&mut out, &inner, compressor));
+            let frame = decode_frame(&mut out, MAX_MESSAGE).unwrap().unwrap();
+            assert_eq!(
+                decompress(frame.body()),
+                Ok((opcode::MSG, body.clone())),
+                "compressor {compressor}, {} bytes",
+                body.len()
+            );
+        }
+    }
 }

@@ -1,8 +1,12 @@
 //! What a command is, for policies and audit: its operation (the body's
 //! first key), database (`$db`), collection, filter (the find/count/
 //! distinct/findAndModify query, the first update or delete statement's
-//! `q`, or an aggregate pipeline's leading `$match`), the pipeline's stage
-//! names, and the whole command as canonical extended JSON.
+//! `q`, the first `bulkWrite` operation's `filter`, or an aggregate
+//! pipeline's leading `$match`), the pipeline's stage names, and the whole
+//! command as canonical extended JSON. `explain` is described by the
+//! command it explains (operation `explain`); `bulkWrite` (sent to `admin`)
+//! by its namespaces: `tables` lists them, `database` and `collection` are
+//! theirs when they share one.
 
 use bson::{Bson, Document};
 use gate_policy::QueryInfo;
@@ -40,13 +44,35 @@ pub fn name(body: &Document) -> &str {
 /// Describe `body` (sequences folded in) for `pre_request` and audit.
 pub fn describe(body: &Document, default_db: Option<&str>) -> QueryInfo {
     let operation = name(body).to_owned();
-    let database = body
+    let mut database = body
         .get_str("$db")
         .ok()
         .map(str::to_owned)
         .or_else(|| default_db.map(str::to_owned));
-    let collection = collection(&operation, body);
-    let filter = filter(&operation, body).map(|f| Bson::Document(f.clone()).into_relaxed_extjson());
+    let subject = explained(body).unwrap_or(body);
+    let subject_operation = name(subject);
+    let mut collection = collection(subject_operation, subject);
+    let filter = filter(subject_operation, subject)
+        .map(|f| Bson::Document(f.clone()).into_relaxed_extjson());
+    let mut tables = Vec::new();
+    if operation == "bulkWrite" {
+        let namespaces = bulk_namespaces(body);
+        let one = |part: fn(&(String, String)) -> &String| {
+            let first = namespaces.first().map(part)?;
+            namespaces
+                .iter()
+                .all(|n| part(n) == first)
+                .then(|| first.clone())
+        };
+        if let Some(db) = one(|n| &n.0) {
+            database = Some(db);
+            collection = one(|n| &n.1);
+        }
+        tables = namespaces
+            .iter()
+            .map(|(db, c)| format!("{db}.{c}"))
+            .collect();
+    }
     let mut raw = body.clone();
     for field in NOISE {
         raw.remove(*field);
@@ -55,7 +81,7 @@ pub fn describe(body: &Document, default_db: Option<&str>) -> QueryInfo {
     QueryInfo {
         raw,
         kind: operation.to_ascii_lowercase(),
-        pipeline: pipeline(body)
+        pipeline: pipeline(subject)
             .map(|stages| {
                 stages
                     .iter()
@@ -68,8 +94,35 @@ pub fn describe(body: &Document, default_db: Option<&str>) -> QueryInfo {
         database,
         collection,
         filter,
+        tables,
         ..Default::default()
     }
+}
+
+/// The command an `explain` explains.
+pub fn explained(body: &Document) -> Option<&Document> {
+    (name(body) == "explain")
+        .then(|| body.get_document("explain").ok())
+        .flatten()
+}
+
+/// `bulkWrite`'s namespaces (`nsInfo[].ns`) as (database, collection), in order, once each.
+fn bulk_namespaces(body: &Document) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let entries = body
+        .get_array("nsInfo")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for ns in entries
+        .iter()
+        .filter_map(|e| e.as_document()?.get_str("ns").ok())
+    {
+        let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+        if !out.iter().any(|(d, c)| d == db && c == coll) {
+            out.push((db.to_owned(), coll.to_owned()));
+        }
+    }
+    out
 }
 
 /// The collection a command works on: the string value of its first key,
@@ -95,6 +148,10 @@ fn filter<'b>(operation: &str, body: &'b Document) -> Option<&'b Document> {
         "count" | "distinct" | "findAndModify" | "findandmodify" => body.get_document("query").ok(),
         "update" => first_statement("updates"),
         "delete" => first_statement("deletes"),
+        "bulkWrite" => match body.get_array("ops").ok()?.first()? {
+            Bson::Document(op) => op.get_document("filter").ok(),
+            _ => None,
+        },
         "aggregate" => match pipeline(body)?.first()? {
             Bson::Document(stage) => stage.get_document("$match").ok(),
             _ => None,
@@ -155,6 +212,29 @@ mod tests {
         let q = describe(&agg, None);
         assert_eq!(q.filter, Some(serde_json::json!({"b": true})));
         assert_eq!(q.pipeline, vec!["$match".to_owned(), "$group".to_owned()]);
+
+        let explain = doc! {"explain": {"aggregate": "orders", "pipeline": [{"$match": {"n": 1}}]}, "verbosity": "queryPlanner", "$db": "shop"};
+        let q = describe(&explain, None);
+        assert_eq!(q.operation.as_deref(), Some("explain"));
+        assert_eq!(q.collection.as_deref(), Some("orders"));
+        assert_eq!(q.filter, Some(serde_json::json!({"n": 1})));
+        assert_eq!(q.pipeline, vec!["$match".to_owned()]);
+
+        let bulk = doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {"_id": 3}, "updateMods": {"$set": {"a": 1}}}, {"insert": 1, "document": {}}],
+        "nsInfo": [{"ns": "shop.customers"}, {"ns": "shop.customers"}], "$db": "admin"};
+        let q = describe(&bulk, None);
+        assert_eq!(q.database.as_deref(), Some("shop"));
+        assert_eq!(q.collection.as_deref(), Some("customers"));
+        assert_eq!(q.tables, vec!["shop.customers".to_owned()]);
+        assert_eq!(q.filter, Some(serde_json::json!({"_id": 3})));
+        let mixed = doc! {"bulkWrite": 1, "ops": [], "nsInfo": [{"ns": "shop.a"}, {"ns": "crm.b"}], "$db": "admin"};
+        let q = describe(&mixed, None);
+        assert_eq!(q.database.as_deref(), Some("admin"));
+        assert_eq!(q.collection, None);
+        assert_eq!(q.tables, vec!["shop.a".to_owned(), "crm.b".to_owned()]);
+        let two = doc! {"bulkWrite": 1, "ops": [], "nsInfo": [{"ns": "shop.a"}, {"ns": "shop.b"}], "$db": "admin"};
+        let q = describe(&two, None);
+        assert_eq!((q.database.as_deref(), q.collection), (Some("shop"), None));
 
         let more = doc! {"getMore": 42_i64, "collection": "customers", "$db": "shop"};
         let q = describe(&more, None);

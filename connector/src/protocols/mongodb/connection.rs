@@ -19,7 +19,8 @@ use tokio::io::AsyncWriteExt;
 use super::auth::Login;
 use super::codec::{opcode, peek_request};
 use super::error::{MongoError, code, error_doc};
-use super::hello;
+use super::hello::{self, Await};
+use super::monitor::{self, Held};
 use super::pool::{Lease, Pool};
 use super::relay::Relay;
 use super::request::Request;
@@ -134,13 +135,36 @@ pub async fn handle_client(
                 }
                 _ => None,
             };
-            Some(hello::reply(
+            let reply = hello::reply(
                 &request.body,
                 &request.name,
                 upstream_wire,
                 connection_id,
                 speculative,
-            ))
+            );
+            match hello::await_time(&request.body) {
+                Err(reason) => Some(error_doc(code::BAD_VALUE, reason)),
+                // A monitor's awaitable hello (nothing pipelined behind it).
+                Ok(Await::After(period))
+                    if !request.legacy && !request.more_to_come && buf.is_empty() =>
+                {
+                    let hold = monitor::hold(&mut client, &mut buf, &request, period, reply);
+                    let held = match &established {
+                        // A grant that ends while a hello is held still ends the session.
+                        Some(e) => tokio::select! {
+                            held = hold => held,
+                            reason = e.session.grant_ended() => break Err(MongoError::GrantEnded(reason)),
+                        },
+                        None => hold.await,
+                    };
+                    match held {
+                        Ok(Held::Closed) => break Ok(()),
+                        Ok(Held::Answered | Held::Interrupted) => None,
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+                Ok(_) => Some(reply),
+            }
         } else if request.legacy {
             Some(error_doc(
                 code::PROTOCOL_ERROR,

@@ -71,7 +71,7 @@ pub enum MongoError {
     AuthFailed,
     /// A mechanism Gate does not offer.
     #[error(
-        "Received authentication for mechanism {0} which is not enabled (Gate offers SCRAM-SHA-256 and PLAIN)"
+        "Received authentication for mechanism {0} which is not enabled (Gate offers SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN)"
     )]
     Mechanism(String),
     /// PLAIN over an unencrypted, non-loopback connection.

@@ -4,9 +4,10 @@
 //! `create`/`collMod`, pipeline updates) or projection that reads a masked
 //! field or the whole document into another field; `$rename` of a masked
 //! field; stages that reach other collections or copy documents elsewhere
-//! (`$lookup`, `$unionWith`, `$out`, `$merge`, …); operators that turn field
-//! names into data (`$objectToArray`, `$getField`, …); and server-side
-//! JavaScript. Reading a masked field in a filter (`$match`, `$expr`) is
+//! (`$lookup`, `$unionWith`, `$out`, `$merge`, …; a command reaching other
+//! collections gets every mask, whatever collection a mask names); operators
+//! that turn field names into data (`$objectToArray`, `$getField`, …);
+//! change streams; `$geoNear`'s `includeLocs`; and server-side JavaScript. Reading a masked field in a filter (`$match`, `$expr`) is
 //! allowed: it reveals only what a predicate can (see docs/mongodb.md).
 
 use bson::{Bson, Document};
@@ -26,7 +27,22 @@ const REFUSED: &[&str] = &[
     "$getField",
     "$setField",
     "$unsetField",
+    // Change events carry documents under `fullDocument` and changed fields
+    // as dotted keys: out of reach of masks by path.
+    "$changeStream",
 ];
+
+/// Stages that read other collections: a command using one is guarded and
+/// masked with every mask, whatever collection the masks name.
+const OTHER_COLLECTIONS: &[&str] = &["$lookup", "$graphLookup", "$unionWith"];
+
+/// Whether `body` reads collections besides the one it names (a `$lookup`,
+/// `$graphLookup` or `$unionWith` anywhere in it).
+pub fn reaches_other_collections(body: &Document) -> bool {
+    body.iter().any(|(key, value)| {
+        OTHER_COLLECTIONS.contains(&key.as_str()) || first_of(value, OTHER_COLLECTIONS).is_some()
+    })
+}
 
 /// Stages that keep every field where it is (their references are filters or sort keys).
 const IN_PLACE: &[&str] = &[
@@ -37,6 +53,10 @@ const IN_PLACE: &[&str] = &[
 pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String> {
     if masks.is_empty() {
         return None;
+    }
+    // `explain` can run what it explains (executionStats): guarded as that command.
+    if let Some(inner) = super::command::explained(body) {
+        return guard(super::command::name(inner), inner, masks);
     }
     if matches!(
         operation,
@@ -66,6 +86,14 @@ pub fn guard(operation: &str, body: &Document, masks: &[&Mask]) -> Option<String
             .map(|u| u.iter().filter_map(|s| s.as_document()?.get("u")).collect())
             .unwrap_or_default(),
         "findAndModify" | "findandmodify" => body.get("update").into_iter().collect(),
+        "bulkWrite" => body
+            .get_array("ops")
+            .map(|o| {
+                o.iter()
+                    .filter_map(|op| op.as_document()?.get("updateMods"))
+                    .collect()
+            })
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     updates
@@ -113,17 +141,26 @@ fn update(update: &Bson, masks: &[&Mask]) -> Option<String> {
     }
 }
 
-/// The first refused operator anywhere in `value`.
+/// The first refused operator anywhere in `value`, or a `$geoNear` that
+/// copies the location it matched into another field (`includeLocs`).
 fn refused_operator(value: &Bson) -> Option<&str> {
+    if let Some(found) = first_of(value, REFUSED) {
+        return Some(found);
+    }
+    first_of(value, &["$geoNear"]).filter(|_| first_of(value, &["includeLocs"]).is_some())
+}
+
+/// The first key of `names` anywhere in `value`.
+fn first_of<'v>(value: &'v Bson, names: &[&str]) -> Option<&'v str> {
     match value {
         Bson::Document(doc) => doc.iter().find_map(|(key, inner)| {
-            if REFUSED.contains(&key.as_str()) {
+            if names.contains(&key.as_str()) {
                 Some(key.as_str())
             } else {
-                refused_operator(inner)
+                first_of(inner, names)
             }
         }),
-        Bson::Array(items) => items.iter().find_map(refused_operator),
+        Bson::Array(items) => items.iter().find_map(|item| first_of(item, names)),
         _ => None,
     }
 }

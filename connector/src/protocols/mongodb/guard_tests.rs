@@ -113,3 +113,36 @@ fn projections_views_updates_and_javascript() {
     assert!(refused(&["email"], "findAndModify", fam_fields).is_some());
     assert!(refused(&["email"], "mapReduce", doc! {"mapReduce": "c"}).is_some());
 }
+
+#[test]
+fn bulk_write_pipelines_explain_and_other_collections_are_guarded() {
+    let copy = doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {}, "updateMods": [{"$set": {"name": "$email"}}]}],
+    "nsInfo": [{"ns": "shop.customers"}]};
+    assert!(refused(&["email"], "bulkWrite", copy).is_some());
+    let rename = doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {}, "updateMods": {"$rename": {"email": "x"}}}],
+    "nsInfo": [{"ns": "shop.customers"}]};
+    assert!(refused(&["email"], "bulkWrite", rename).is_some());
+    let plain = doc! {"bulkWrite": 1, "ops": [{"update": 0, "filter": {"email": "a"}, "updateMods": {"$set": {"n": 1}}}],
+    "nsInfo": [{"ns": "shop.customers"}]};
+    assert_eq!(refused(&["email"], "bulkWrite", plain), None);
+    let explain = doc! {"explain": aggregate(vec![doc! {"$project": {"x": "$email"}}]), "verbosity": "executionStats"};
+    assert!(refused(&["email"], "explain", explain).is_some());
+    let explain_find = doc! {"explain": {"find": "c", "filter": {"email": "a"}}};
+    assert_eq!(refused(&["email"], "explain", explain_find), None);
+    assert!(super::reaches_other_collections(&aggregate(vec![
+        doc! {"$facet": {"a": [{"$unionWith": "other"}]}}
+    ])));
+    assert!(!super::reaches_other_collections(&aggregate(vec![
+        doc! {"$match": {"from": "other"}}
+    ])));
+    let geo = aggregate(vec![
+        doc! {"$geoNear": {"near": [0, 0], "distanceField": "d", "includeLocs": "x"}},
+    ]);
+    assert!(refused(&["ssn"], "aggregate", geo).is_some());
+    let near = aggregate(vec![
+        doc! {"$geoNear": {"near": [0, 0], "distanceField": "d"}},
+    ]);
+    assert_eq!(refused(&["ssn"], "aggregate", near), None);
+    let watch = aggregate(vec![doc! {"$changeStream": {}}]);
+    assert!(refused(&["ssn"], "aggregate", watch).is_some());
+}

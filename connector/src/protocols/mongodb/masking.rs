@@ -89,6 +89,19 @@ pub fn redact_errors(reply: &mut Document) -> u64 {
         changed
     }
     let mut changed = one(reply);
+    // bulkWrite reports each operation's error in its cursor (`{ok: 0, idx, code, errmsg, keyValue}`).
+    if let Ok(cursor) = reply.get_document_mut("cursor") {
+        for batch in ["firstBatch", "nextBatch"] {
+            for entry in cursor.get_array_mut(batch).into_iter().flatten() {
+                if let Bson::Document(entry) = entry
+                    && entry.contains_key("idx")
+                    && entry.contains_key("code")
+                {
+                    changed += one(entry);
+                }
+            }
+        }
+    }
     for field in ["writeErrors", "writeConcernError"] {
         match reply.get_mut(field) {
             Some(Bson::Array(errors)) => {
@@ -148,9 +161,10 @@ fn by_name(
     match value {
         Bson::Document(doc) => {
             for (field, inner) in doc.iter_mut() {
+                // A stored key may hold dots (`{"contact.email": …}`): each segment is a name.
                 let hit = masks
                     .iter()
-                    .filter(|m| m.column == *field)
+                    .filter(|m| m.column == *field || field.split('.').any(|s| s == m.column))
                     .map(|m| m.strategy)
                     .max();
                 match hit {
@@ -182,13 +196,15 @@ fn by_path(
             }
         }
         Bson::Document(doc) => {
-            if let Some((first, rest)) = segments.split_first()
-                && let Some(inner) = doc.get_mut(*first)
-            {
-                if rest.is_empty() {
-                    mask_leaf(inner, strategy, key)?;
-                } else {
-                    by_path(inner, rest, strategy, key)?;
+            // A key holding dots (`{"contact.email": …}`) stands for its segments.
+            for (field, inner) in doc.iter_mut() {
+                let parts: Vec<&str> = field.split('.').collect();
+                if !parts.iter().zip(segments).all(|(a, b)| a == b) {
+                    continue;
+                }
+                match segments.get(parts.len()..) {
+                    Some(rest) if !rest.is_empty() => by_path(inner, rest, strategy, key)?,
+                    _ => mask_leaf(inner, strategy, key)?,
                 }
             }
         }

@@ -4,7 +4,7 @@ use bson::{Bson, doc};
 use gate_policy::mask::MaskingKey;
 use gate_policy::{Mask, Strategy};
 
-use super::{mask_reply, redact_errors};
+use super::{mask_reply, mask_value, redact_errors};
 
 fn mask(column: &str, strategy: Strategy) -> Mask {
     Mask {
@@ -183,4 +183,24 @@ fn duplicate_key_errors_lose_the_values_they_quote() {
         "{errmsg}"
     );
     assert_eq!(error.get_str("keyValue").unwrap(), "***");
+}
+
+#[test]
+fn stored_keys_with_dots_are_masked_by_their_segments() {
+    // MongoDB 5.0+ stores keys holding dots (`$setField`), and change events
+    // name changed fields so: each segment counts as a name and a path step.
+    let by_name = mask("email", Strategy::Redact);
+    let by_path = mask("card.number", Strategy::Redact);
+    let mut value = Bson::Document(doc! {
+        "_id": 1, "contact.email": "a@b.c", "card.number": "4111", "card": {"number.x": "5500"},
+        "card.number.last4": "1111", "card.kind": "visa",
+    });
+    mask_value(&mut value, &[&by_name, &by_path], None).unwrap();
+    let doc = value.as_document().unwrap();
+    assert_eq!(doc.get_str("contact.email").unwrap(), "***");
+    assert_eq!(doc.get_str("card.number").unwrap(), "***");
+    assert_eq!(doc.get_str("card.number.last4").unwrap(), "***");
+    let card = doc.get_document("card").unwrap();
+    assert_eq!(card.get_str("number.x").unwrap(), "***");
+    assert_eq!(doc.get_str("card.kind").unwrap(), "visa");
 }

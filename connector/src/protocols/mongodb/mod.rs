@@ -13,12 +13,14 @@
 mod auth;
 pub mod codec;
 pub mod command;
+pub mod compression;
 mod connection;
 mod depth;
 mod error;
 pub mod guard;
 pub mod hello;
 pub mod masking;
+mod monitor;
 mod pool;
 mod relay;
 pub mod request;

@@ -64,7 +64,15 @@ impl Relay<'_> {
             Decision::Forward => Ok(Send::Original),
         };
         let verdict = self.session.expected_masks(&query);
-        let masks = masking::for_collection(&verdict.masks, query.collection.as_deref());
+        // A command reading other collections ($lookup, …) gets every mask.
+        let reaches = guard::reaches_other_collections(&request.body)
+            || matches!(&send, Ok(Send::Body(body)) if guard::reaches_other_collections(body));
+        let collection = if reaches {
+            None
+        } else {
+            query.collection.as_deref()
+        };
+        let masks = masking::for_collection(&verdict.masks, collection);
         let send = send.and_then(|send| {
             if verdict.is_blocked() {
                 return Err(verdict
