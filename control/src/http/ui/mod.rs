@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod highlight;
 mod identities;
+mod oidc_login;
 mod overview;
 mod policies;
 mod recordings;
@@ -34,6 +35,8 @@ use session::{Posted, Sessions};
 pub(super) struct Ui {
     cp: Arc<ControlPlane>,
     sessions: Sessions,
+    /// OIDC sign-ins on their way through the provider.
+    flows: oidc_login::Flows,
     templates: Environment<'static>,
 }
 
@@ -51,6 +54,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("login.html", include_str!("../../../templates/login.html")),
     ("error.html", include_str!("../../../templates/error.html")),
+    (
+        "signed_in.html",
+        include_str!("../../../templates/signed_in.html"),
+    ),
     (
         "overview.html",
         include_str!("../../../templates/overview.html"),
@@ -119,6 +126,7 @@ pub(super) fn router(cp: Arc<ControlPlane>) -> Router {
     let ui = Arc::new(Ui {
         cp,
         sessions: Sessions::default(),
+        flows: oidc_login::Flows::default(),
         templates,
     });
     Router::new()
@@ -134,6 +142,8 @@ pub(super) fn router(cp: Arc<ControlPlane>) -> Router {
         )
         .route("/ui/login", get(session::login_form).post(session::login))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/oidc/start", get(oidc_login::start))
+        .route("/ui/oidc/callback", get(oidc_login::callback))
         .merge(resources::routes())
         .merge(policies::routes())
         .merge(access::routes())
@@ -279,7 +289,7 @@ impl Visitor {
     fn describe(&self) -> Value {
         let role = match &self.caller.principal {
             Principal::System | Principal::Insecure => None,
-            Principal::Key { role, .. } => Some(*role),
+            Principal::Key { role, .. } | Principal::Person { role, .. } => Some(*role),
         };
         json!({
             "label": self.caller.actor(),
