@@ -422,7 +422,10 @@ async fn a_person_signs_in_through_the_oidc_provider_in_a_real_browser() {
     assert_eq!(at, "/ui/audit", "back at the page alice was going to");
     assert_eq!(text(&c, "h1").await, "Audit");
     let who = text(&c, "form.who span").await;
-    assert!(who.contains("oidc:alice@example.test") && who.contains("admin"), "{who}");
+    assert!(
+        who.contains("oidc:alice@example.test") && who.contains("admin"),
+        "{who}"
+    );
     shot(&c, "12-oidc-signed-in").await;
     c.close().await.unwrap();
 }

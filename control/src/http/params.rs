@@ -92,6 +92,12 @@ const AUDIT: &[Param] = &[
         Kind::Text,
         "the tool, resource URI or prompt an MCP event named",
     ),
+    param(
+        "protocol",
+        Kind::OneOf(crate::service::resources::PROTOCOLS),
+        "the resource's protocol",
+    ),
+    param("id", Kind::Text, "one event by its id"),
     LIMIT,
     CURSOR,
 ];

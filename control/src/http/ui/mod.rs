@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod audit_simulate;
 mod highlight;
 mod identities;
 mod oidc_login;
@@ -92,6 +93,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("audit.html", include_str!("../../../templates/audit.html")),
     (
+        "audit_simulate.html",
+        include_str!("../../../templates/audit_simulate.html"),
+    ),
+    (
         "recordings.html",
         include_str!("../../../templates/recordings.html"),
     ),
@@ -104,6 +109,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/identities.html"),
     ),
     ("keys.html", include_str!("../../../templates/keys.html")),
+    (
+        "identity_form.html",
+        include_str!("../../../templates/identity_form.html"),
+    ),
+    (
+        "webhook_form.html",
+        include_str!("../../../templates/webhook_form.html"),
+    ),
     (
         "webhooks.html",
         include_str!("../../../templates/webhooks.html"),
@@ -148,6 +161,7 @@ pub(super) fn router(cp: Arc<ControlPlane>) -> Router {
         .merge(policies::routes())
         .merge(access::routes())
         .merge(audit::routes())
+        .merge(audit_simulate::routes())
         .merge(recordings::routes())
         .merge(identities::routes())
         .merge(webhooks::routes())
@@ -337,6 +351,21 @@ fn with_extra(mut data: Value, extra: Value) -> Value {
         fields.extend(extra);
     }
     data
+}
+
+/// A SimulatePolicy answer as the simulate forms show it: `sim` and the pretty decision, or
+/// `sim_error`, with the status to answer.
+fn simulation(result: ApiResult<Value>) -> (StatusCode, Value) {
+    match result {
+        Ok(r) => {
+            let decision =
+                serde_json::from_str::<Value>(r["decision_json"].as_str().unwrap_or("{}"))
+                    .map(|d| serde_json::to_string_pretty(&d).unwrap_or_default())
+                    .unwrap_or_default();
+            (StatusCode::OK, json!({"sim": r, "sim_decision": decision}))
+        }
+        Err(e) => (e.code.http(), json!({"sim_error": e.message})),
+    }
 }
 
 /// Was a form's checkbox ticked?
