@@ -188,7 +188,7 @@ pub(super) async fn callback(
     };
     let session_cookie = match start_session(&ui, &headers, Credential::Person(caller)) {
         Ok(cookie) => cookie,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     // The session cookie is SameSite=Strict and this response ends a navigation that started at
     // the provider: a page of ours moves on, so the next request is same-site and carries it.

@@ -332,7 +332,7 @@ pub(super) async fn login(State(ui): State<Shared>, headers: HeaderMap, body: By
     }
     let cookie = match start_session(&ui, &headers, Credential::Key { key, org }) {
         Ok(cookie) => cookie,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let mut response = Redirect::to(next).into_response();
     let cookies = response.headers_mut();
@@ -344,22 +344,31 @@ pub(super) async fn login(State(ui): State<Shared>, headers: HeaderMap, body: By
     response
 }
 
+/// No session could be started: [`MAX_SESSIONS`] are open.
+pub(super) struct TooManySessions;
+
+impl IntoResponse for TooManySessions {
+    fn into_response(self) -> Response {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many open sessions: try again later.",
+        )
+    }
+}
+
 /// A new session for `credential`: its cookie, or the refusal when too many are open.
 pub(super) fn start_session(
     ui: &Ui,
     headers: &HeaderMap,
     credential: Credential,
-) -> Result<HeaderValue, Response> {
+) -> Result<HeaderValue, TooManySessions> {
     let session = Session {
         credential,
         csrf: hex(&random_bytes::<32>()),
         expires: Instant::now() + SESSION_TTL,
     };
     let Some(token) = ui.sessions.insert(session) else {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many open sessions: try again later.",
-        ));
+        return Err(TooManySessions);
     };
     Ok(set_cookie(
         SESSION_COOKIE,
