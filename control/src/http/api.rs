@@ -207,6 +207,7 @@ pub async fn dispatch(
     call: &Call<'_>,
 ) -> ApiResult<Reply> {
     call.query_only(&super::params::names(operation))?;
+    super::params::one_of_given(operation, &call.query)?;
     let id = || call.param("id");
     match operation {
         "ListOrganizations" => json(
