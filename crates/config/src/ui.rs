@@ -118,3 +118,50 @@ impl UiConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::{ControlConfig, load_str};
+
+    fn load(ui: &str) -> Result<ControlConfig, crate::ConfigErrors> {
+        let env = |name: &str| (name == "SECRET").then(|| "s3cret".to_owned());
+        load_str(
+            "control.yaml",
+            &format!("api_key: {}\n{ui}", "k".repeat(20)),
+            &env,
+        )
+    }
+
+    #[test]
+    fn oidc_takes_its_secret_from_the_environment_and_maps_groups_to_person_roles() {
+        let config = load(
+            "ui:\n  oidc:\n    issuer: https://idp.example\n    client_id: gate\n    \
+             client_secret: \"${SECRET}\"\n    role_mapping: {ops: admin, staff: readonly}\n",
+        )
+        .unwrap();
+        let oidc = config.ui.oidc.unwrap();
+        assert_eq!(oidc.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(oidc.groups_claim, "groups");
+        assert_eq!(oidc.org_id, "default");
+        assert!(load("").unwrap().ui.oidc.is_none());
+    }
+
+    #[test]
+    fn every_oidc_problem_is_reported_with_its_path() {
+        let errors = load(
+            "ui:\n  oidc:\n    issuer: idp.example\n    client_id: \"\"\n    \
+             role_mapping: {ops: connector}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "ui.oidc.issuer",
+            "ui.oidc.client_id",
+            "ui.oidc.client_secret",
+            "ui.oidc.role_mapping.ops: expected readonly, editor or admin",
+        ] {
+            assert!(errors.contains(expected), "{expected} in {errors}");
+        }
+    }
+}
