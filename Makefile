@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help deps patched-deps test-venv build dev test lint fmt generate verify-generated bench policy-test fuzz e2e chart-test chart-snapshots image e2e-kind
+.PHONY: help deps patched-deps test-venv test-npm build dev test lint fmt generate verify-generated bench policy-test fuzz e2e chart-test chart-snapshots image e2e-kind
 
 VENV_PYTHON ?= $(or $(GATE_TEST_VENV),$(HOME)/.cache/gate/test-venv)/bin/python
 IMAGE_REGISTRY ?= ghcr.io/gate-dev
@@ -26,10 +26,14 @@ dev: deps patched-deps test-venv ## local stack: sample PostgreSQL, MariaDB, API
 build: patched-deps ## build every crate and binary
 	$(CARGO) build --workspace $(CARGO_FLAGS)
 
+test-npm: ## install the npm packages test peers use (control/tests/peers/*; npm ci into ~/.cache/gate/test-npm, once per lockfile)
+	@scripts/test-npm.sh
+
 test: deps patched-deps test-venv ## everything CI checks: fmt, clippy, generated files, unit + integration + doc tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(CARGO_FLAGS) -- -D warnings
 	$(MAKE) --no-print-directory verify-generated
+	scripts/test-npm.sh
 	$(CARGO) nextest run --workspace $(CARGO_FLAGS) --no-tests=pass
 	$(CARGO) test --workspace --doc $(CARGO_FLAGS)
 	$(CARGO) run -q $(CARGO_FLAGS) -p gate-policy -- test policies/

@@ -23,6 +23,8 @@ needs=(
   /usr/bin/openssl:openssl
   /usr/bin/chromium:chromium
   /usr/bin/chromedriver:chromium-driver
+  /usr/bin/node:nodejs
+  /usr/bin/npm:npm
 )
 
 missing=()

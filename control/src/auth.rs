@@ -81,6 +81,13 @@ pub enum Principal {
         name: String,
         role: Role,
     },
+    /// A person signed in to the admin UI through OpenID Connect; the role comes from
+    /// `ui.oidc.role_mapping`.
+    Person {
+        subject: String,
+        label: String,
+        role: Role,
+    },
 }
 
 /// A caller with its effective organization.
@@ -96,12 +103,16 @@ impl Caller {
     pub fn org(&self, need: Need) -> ApiResult<&str> {
         match &self.principal {
             Principal::System | Principal::Insecure => Ok(&self.org_id),
-            Principal::Key { role, .. } if need.allows(*role) => Ok(&self.org_id),
-            Principal::Key { role, .. } => Err(ApiError::denied(format!(
-                "this operation needs {}; the key's role is {}",
-                need.describe(),
-                role.as_str()
-            ))),
+            Principal::Key { role, .. } | Principal::Person { role, .. } if need.allows(*role) => {
+                Ok(&self.org_id)
+            }
+            Principal::Key { role, .. } | Principal::Person { role, .. } => {
+                Err(ApiError::denied(format!(
+                    "this operation needs {}; the key's role is {}",
+                    need.describe(),
+                    role.as_str()
+                )))
+            }
         }
     }
 
@@ -115,6 +126,7 @@ impl Caller {
             Principal::System => "system".to_owned(),
             Principal::Insecure => "anonymous (insecure)".to_owned(),
             Principal::Key { id, name, .. } => format!("key:{name} ({id})"),
+            Principal::Person { subject, label, .. } => format!("oidc:{label} ({subject})"),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
+pub mod oidc;
 pub mod server;
 pub mod service;
 pub mod slack;

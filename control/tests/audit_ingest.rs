@@ -380,3 +380,69 @@ async fn audit_is_queryable_by_mcp_operation_and_target() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_is_queryable_and_exportable_by_protocol() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let cp = start_cp(db).await;
+        let key = cp.key("default", "connector").await;
+        let id = |n: u32| format!("0190a0a0-0000-7000-8000-{n:012}");
+        let events = json!({"events": [
+            http_event(&id(1), json!({"protocol": "postgres"})),
+            http_event(&id(2), json!({"protocol": "mcp"})),
+            http_event(&id(3), json!({"protocol": "mcp"})),
+            http_event(&id(4), json!({"protocol": "ssh"})),
+        ]});
+        let (status, reply) = post_audit(&cp, &key, &events).await;
+        assert_eq!(
+            (status, reply["accepted"].as_u64()),
+            (200, Some(4)),
+            "{reply}"
+        );
+
+        let (status, page) = cp
+            .root("GET", "/api/v1/audit?protocol=mcp", None, None)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let protocols: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["protocol"].as_str().unwrap())
+            .collect();
+        assert_eq!(protocols, ["mcp", "mcp"], "{page}");
+        // Combined with another filter, and in the export.
+        let (_, page) = cp
+            .root("GET", "/api/v1/audit?protocol=ssh&identity=app", None, None)
+            .await;
+        assert_eq!(page["events"][0]["id"], id(4), "{page}");
+        assert_eq!(page["events"].as_array().unwrap().len(), 1);
+        let (status, lines) = http(
+            cp.addr(),
+            "GET",
+            "/api/v1/audit/export?protocol=postgres",
+            Some(ROOT_KEY),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{lines}");
+        assert_eq!(lines.lines().count(), 1, "{lines}");
+        assert!(lines.contains(&id(1)), "{lines}");
+        // An unknown protocol is refused by name, over HTTP and gRPC alike.
+        let (status, refused) = cp
+            .root("GET", "/api/v1/audit?protocol=telnet", None, None)
+            .await;
+        assert_eq!(status, 400, "{refused}");
+        assert_eq!(refused["field"], "protocol", "{refused}");
+        let mut admin = cp.admin(Some(ROOT_KEY), None).await;
+        let status = admin
+            .query_audit(QueryAuditRequest {
+                protocol: "telnet".into(),
+                ..QueryAuditRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    }
+}

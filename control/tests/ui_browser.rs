@@ -1,10 +1,11 @@
 //! The admin UI in a real headless Chromium driven over WebDriver (chromium-driver, fantoccini):
 //! sign in with a key, create a resource, edit a policy into a syntax error and see it at its
 //! line, simulate, activate, approve an access request, filter the audit log and replay an SSH
-//! recording; at 1280x800 and at phone width. Screenshots go to target/ui-screenshots/.
+//! recording; at 1280x800 and at phone width; sign in through a real OIDC provider. Screenshots go to target/ui-screenshots/.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // in tests a panic is the failure report
 
 mod common;
+mod ui_support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -387,6 +388,45 @@ async fn an_admin_runs_gate_from_a_real_browser() {
     // Sign out.
     click_and_load(&c, "form.who button").await;
     assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_the_oidc_provider_in_a_real_browser() {
+    if !browser_installed() {
+        return;
+    }
+    let (cp, _idp) = ui_support::oidc::start_cp_with_idp().await;
+    let base = format!("http://{}", cp.addr());
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+
+    c.goto(&format!("{base}/ui/audit")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
+    click_and_load(&c, "#oidc-login").await;
+    // The provider's own sign-in page.
+    assert_eq!(text(&c, "h1").await, "Test IdP");
+    shot(&c, "11-oidc-provider").await;
+    fill(&c, "#idp-login", "alice").await;
+    fill(&c, "#idp-password", "any").await;
+    click(&c, "#idp-submit").await;
+    // Back at the UI, signed in with the role alice's groups map to, where she was going.
+    let mut at = String::new();
+    for _ in 0..150 {
+        at = c.current_url().await.unwrap().path().to_owned();
+        if at == "/ui/audit" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(at, "/ui/audit", "back at the page alice was going to");
+    assert_eq!(text(&c, "h1").await, "Audit");
+    let who = text(&c, "form.who span").await;
+    assert!(
+        who.contains("oidc:alice@example.test") && who.contains("admin"),
+        "{who}"
+    );
+    shot(&c, "12-oidc-signed-in").await;
     c.close().await.unwrap();
 }
 

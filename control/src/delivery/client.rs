@@ -1,4 +1,4 @@
-//! POST a JSON body with hyper-util's client (rustls, system roots for https), connecting only to
+//! POST a JSON body (or GET) with hyper-util's client (rustls, system roots for https), connecting only to
 //! the addresses the SSRF guard allowed, bounded in time and answer size.
 //!
 //! ```text
@@ -84,6 +84,27 @@ pub async fn post(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    call(guard, url, headers, Some(body), timeout).await
+}
+
+/// GET `url` with `headers` (OIDC discovery and keys); any answer is returned.
+pub async fn get(
+    guard: &Guard,
+    url: &str,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Answer, String> {
+    call(guard, url, headers, None, timeout).await
+}
+
+/// POST `body` when there is one, else GET.
+async fn call(
+    guard: &Guard,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Answer, String> {
     let target = guard.check_url(url)?;
     let attempt = async {
         let addrs = guard.resolve(&target).await?;
@@ -110,7 +131,7 @@ async fn send<C>(
     connector: C,
     target: &Target,
     headers: &[(&str, String)],
-    body: Vec<u8>,
+    body: Option<Vec<u8>>,
 ) -> Result<Answer, String>
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
@@ -118,10 +139,13 @@ where
     let client: Client<C, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build(connector);
-    let mut request = Request::post(target.uri.clone())
-        .header(CONTENT_TYPE, "application/json")
+    let builder = match &body {
+        Some(_) => Request::post(target.uri.clone()).header(CONTENT_TYPE, "application/json"),
+        None => Request::get(target.uri.clone()),
+    };
+    let mut request = builder
         .header(USER_AGENT, "gate-control")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| format!("bad request: {e}"))?;
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;

@@ -137,6 +137,7 @@ struct SimulateBody {
     rego: String,
     stage: String,
     input: Option<serde_json::Value>,
+    audit_event_id: String,
 }
 
 /// Time parameters among `names` that are present must not be empty (an open bound is left out).
@@ -176,6 +177,8 @@ fn audit_query(call: &Call<'_>) -> ApiResult<QueryAuditRequest> {
         stage: q("stage"),
         operation: q("operation"),
         target: q("target"),
+        protocol: q("protocol"),
+        id: q("id"),
         limit,
         cursor: q("cursor"),
     })
@@ -204,6 +207,7 @@ pub async fn dispatch(
     call: &Call<'_>,
 ) -> ApiResult<Reply> {
     call.query_only(&super::params::names(operation))?;
+    super::params::one_of_given(operation, &call.query)?;
     let id = || call.param("id");
     match operation {
         "ListOrganizations" => json(
@@ -294,6 +298,7 @@ pub async fn dispatch(
                 rego: body.rego,
                 stage: body.stage,
                 input_json,
+                audit_event_id: body.audit_event_id,
             };
             json(cp.simulate_policy(caller, request).await?)
         }

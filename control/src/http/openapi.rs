@@ -104,12 +104,13 @@ pub(crate) fn simulate_body() -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,
-        "description": "Exactly one of policy_id (a saved policy) and rego (a policy text)",
+        "description": "Exactly one of policy_id (a saved policy) and rego (a policy text); the input is `input`, or the one the audit event `audit_event_id` recorded (its details.input), not both",
         "properties": {
             "policy_id": {"type": "string"},
             "rego": {"type": "string", "maxLength": 262144},
             "stage": {"type": "string", "enum": ["session", "pre_request", "post_request"]},
-            "input": {"type": ["object", "null"]}
+            "input": {"type": ["object", "null"]},
+            "audit_event_id": {"type": "string", "maxLength": 64}
         },
         "required": ["stage"],
         "oneOf": [

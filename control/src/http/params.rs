@@ -92,6 +92,12 @@ const AUDIT: &[Param] = &[
         Kind::Text,
         "the tool, resource URI or prompt an MCP event named",
     ),
+    param(
+        "protocol",
+        Kind::OneOf(crate::service::resources::PROTOCOLS),
+        "the resource's protocol",
+    ),
+    param("id", Kind::Text, "one event by its id"),
     LIMIT,
     CURSOR,
 ];
@@ -151,4 +157,24 @@ pub fn query_params(operation: &str) -> &'static [Param] {
 /// The names of `operation`'s query parameters.
 pub fn names(operation: &str) -> Vec<&'static str> {
     query_params(operation).iter().map(|p| p.name).collect()
+}
+
+/// A parameter that takes one of some words must be one of them when given (even empty: the
+/// OpenAPI document says so, and an empty choice is a client's mistake, not "any").
+pub fn one_of_given(
+    operation: &str,
+    query: &std::collections::HashMap<String, String>,
+) -> crate::error::ApiResult<()> {
+    for param in query_params(operation) {
+        if let Kind::OneOf(values) = param.kind
+            && let Some(value) = query.get(param.name)
+            && !values.contains(&value.as_str())
+        {
+            return Err(crate::error::ApiError::invalid(
+                param.name,
+                format!("expected one of {}, got {value:?}", values.join(", ")),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -103,7 +103,7 @@ routes! {
     Post "/api/v1/connectors/{id}/heartbeat" => "Heartbeat", Connector, None, "HeartbeatResponse", "Record a heartbeat (connector key)";
     Delete "/api/v1/connectors/{id}" => "Deregister", Connector, None, "DeleteResponse", "Deregister a connector (connector key)";
     Get "/api/v1/snapshot" => "FetchSnapshot", Connector, None, "Snapshot", "The versioned snapshot connectors enforce (connector key)";
-    Get "/api/v1/audit" => "QueryAudit", Read, None, "QueryAuditResponse", "Query audit events (from, to, identity, resource, action, limit, cursor)";
+    Get "/api/v1/audit" => "QueryAudit", Read, None, "QueryAuditResponse", "Query audit events (from, to, identity, resource, action, stage, operation, target, protocol, id, limit, cursor)";
     Post "/api/v1/audit" => "IngestAudit", Connector, Some("IngestAuditRequest"), "IngestAuditResponse", "Ingest a batch of audit events idempotently (connector key)";
     Get "/api/v1/recordings" => "ListRecordings", Read, None, "ListRecordingsResponse", "List session recordings, newest first (resource, identity, protocol, since, until, limit, cursor)";
     Get "/api/v1/recordings/{id}" => "GetRecording", Read, None, "Recording", "Get a recording's metadata";

@@ -100,6 +100,7 @@ fn binding(caller: &Caller) -> String {
         Principal::System => "system".to_owned(),
         Principal::Insecure => "insecure".to_owned(),
         Principal::Key { id, .. } => format!("key:{id}"),
+        Principal::Person { subject, .. } => format!("oidc:{subject}"),
     };
     format!("{who}@{}", caller.org_id)
 }

@@ -163,6 +163,7 @@ impl ControlPlane {
     ) -> ApiResult<QueryAuditResponse> {
         let org = caller.org(Need::Read)?;
         let limit = page_size(req.limit)?;
+        validate::one_of_or_empty("protocol", &req.protocol, PROTOCOLS)?;
         let filter = AuditFilter {
             from_ms: time("from", &req.from)?,
             to_ms: time("to", &req.to)?,
@@ -172,6 +173,8 @@ impl ControlPlane {
             stage: Some(req.stage).filter(|s| !s.is_empty()),
             operation: Some(req.operation).filter(|s| !s.is_empty()),
             target: Some(req.target).filter(|s| !s.is_empty()),
+            protocol: Some(req.protocol).filter(|s| !s.is_empty()),
+            id: Some(req.id).filter(|s| !s.is_empty()),
             before: cursor(&req.cursor)?,
             limit: limit + 1,
         };

@@ -49,6 +49,8 @@ pub struct ControlPlane {
     pub slack: Option<SlackConfig>,
     /// Recording storage (`recording.dir`, `recording.retention`); `None`: uploads are refused.
     pub recording: Option<RecordingConfig>,
+    /// The admin UI's OpenID Connect sign-in (`ui.oidc`); `None`: keys only.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl ControlPlane {
@@ -76,7 +78,12 @@ impl ControlPlane {
                 changes.clone(),
             ));
         }
+        let oidc = match &config.ui.oidc {
+            Some(oidc) => Some(Arc::new(crate::oidc::Oidc::new(oidc, &config.public_url)?)),
+            None => None,
+        };
         Ok(Self {
+            oidc,
             store,
             api_key,
             insecure,

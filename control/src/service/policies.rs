@@ -225,6 +225,46 @@ impl ControlPlane {
         Ok(DeleteResponse {})
     }
 
+    /// The input recorded in the audit event `req.audit_event_id` names (`details.input`), as
+    /// JSON text; `None` when the request gives no event.
+    async fn recorded_input(
+        &self,
+        org: &str,
+        req: &SimulatePolicyRequest,
+    ) -> ApiResult<Option<String>> {
+        let id = req.audit_event_id.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        if !req.input_json.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "audit_event_id",
+                "give input or audit_event_id, not both",
+            ));
+        }
+        let filter = crate::store::AuditFilter {
+            id: Some(id.to_owned()),
+            limit: 1,
+            ..crate::store::AuditFilter::default()
+        };
+        let event = self
+            .store
+            .query_audit(org, &filter)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::not_found("audit event"))?;
+        let details: serde_json::Value =
+            serde_json::from_str(&event.details_json).unwrap_or_default();
+        match details.get("input") {
+            Some(input) if input.is_object() => Ok(Some(input.to_string())),
+            _ => Err(ApiError::invalid(
+                "audit_event_id",
+                "this audit event carries no policy input (details.input)",
+            )),
+        }
+    }
+
     /// Evaluate a saved policy or a text against an input; nothing is stored.
     pub async fn simulate_policy(
         &self,
@@ -235,6 +275,7 @@ impl ControlPlane {
         let stage: Stage = req.stage.parse().map_err(|_| {
             ApiError::invalid("stage", format!("expected one of {}", STAGES.join(", ")))
         })?;
+        let recorded = self.recorded_input(org, &req).await?;
         let (name, rego) = match (req.policy_id.is_empty(), req.rego.is_empty()) {
             (false, true) => {
                 let policy = self
@@ -252,10 +293,10 @@ impl ControlPlane {
                 ));
             }
         };
-        let input_json = if req.input_json.trim().is_empty() {
-            "{}"
-        } else {
-            req.input_json.as_str()
+        let input_json = match &recorded {
+            Some(input) => input.as_str(),
+            None if req.input_json.trim().is_empty() => "{}",
+            None => req.input_json.as_str(),
         };
         let input = serde_json::from_str::<serde_json::Value>(input_json)
             .map_err(|e| ApiError::invalid("input", format!("not valid JSON: {e}")))?;

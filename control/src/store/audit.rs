@@ -11,6 +11,8 @@ use crate::util::rfc3339;
 /// What to look for; times are epoch milliseconds.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {
+    /// One event by its id.
+    pub id: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub identity: Option<String>,
@@ -21,6 +23,8 @@ pub struct AuditFilter {
     /// columns, filled at ingest).
     pub operation: Option<String>,
     pub target: Option<String>,
+    /// The resource's protocol.
+    pub protocol: Option<String>,
     /// Events strictly older than (time, id): the cursor of the previous page.
     pub before: Option<(i64, String)>,
     pub limit: u32,
@@ -116,12 +120,14 @@ impl Store {
             from_ms: filter.from_ms,
             to_ms: filter.to_ms,
             equal: vec![
+                ("id", &filter.id),
                 ("identity", &filter.identity),
                 ("resource", &filter.resource),
                 ("action", &filter.action),
                 ("stage", &filter.stage),
                 ("operation", &filter.operation),
                 ("target", &filter.target),
+                ("protocol", &filter.protocol),
             ],
             before: &filter.before,
             limit: filter.limit,

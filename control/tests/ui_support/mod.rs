@@ -2,6 +2,8 @@
 //! the login form, and the hidden CSRF token of a page.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+pub mod oidc;
+
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

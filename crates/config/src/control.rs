@@ -35,6 +35,9 @@ pub struct ControlConfig {
     pub slack: Option<SlackConfig>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The admin UI (`ui.oidc`: sign-in through an OpenID Connect provider).
+    #[serde(default)]
+    pub ui: crate::ui::UiConfig,
 }
 
 fn default_listen_addr() -> String {
@@ -321,6 +324,7 @@ impl Validate for ControlConfig {
             }
         }
         self.logging.validate(problems);
+        self.ui.validate(problems);
     }
 }
 

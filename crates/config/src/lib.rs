@@ -20,6 +20,7 @@ mod load;
 pub mod logging;
 mod number;
 pub mod ssh;
+pub mod ui;
 
 pub use connector::{ConnectorConfig, LOG_FORMATS, LOG_LEVELS, LoggingConfig};
 pub use control::ControlConfig;

@@ -382,9 +382,12 @@ pub struct SimulatePolicyRequest {
     /// "session", "pre_request" or "post_request".
     #[prost(string, tag = "3")]
     pub stage: ::prost::alloc::string::String,
-    /// The policy input, as a JSON object.
+    /// The policy input, as a JSON object ...
     #[prost(string, tag = "4")]
     pub input_json: ::prost::alloc::string::String,
+    /// ... or the input an audit event recorded (its details.input), by the event's id.
+    #[prost(string, tag = "5")]
+    pub audit_event_id: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -928,6 +931,12 @@ pub struct QueryAuditRequest {
     pub operation: ::prost::alloc::string::String,
     #[prost(string, tag = "10")]
     pub target: ::prost::alloc::string::String,
+    /// The resource's protocol ("postgres", "mcp", …); empty = all.
+    #[prost(string, tag = "11")]
+    pub protocol: ::prost::alloc::string::String,
+    /// One event by its id; empty = all.
+    #[prost(string, tag = "12")]
+    pub id: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! The audit log: filters (time, identity, resource, action, stage, operation, target), cursor
+//! The audit log: filters (time, identity, resource, action, stage, protocol, operation, target), cursor
 //! pagination, and a JSON-lines export of exactly the current filter.
 
 use axum::Router;
@@ -12,6 +12,7 @@ use super::super::api::Reply;
 use super::{Crumb, Shared, Visitor, given};
 use crate::service::audit::ACTIONS;
 use crate::service::policies::STAGES;
+use crate::service::resources::PROTOCOLS;
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -101,6 +102,7 @@ async fn list(
     });
     let data = json!({
         "events": events, "f": shown, "error": error, "actions": ACTIONS, "stages": STAGES,
+        "protocols": PROTOCOLS,
         "filter_query": filter_query, "next_query": next_query, "paged": !cursor.is_empty(),
     });
     ui.page(&visitor, "audit.html", "Audit", CRUMBS, data)

@@ -1,5 +1,5 @@
-//! Identities and groups (members), and the organization's API keys: created with the secret
-//! shown once, and revoked.
+//! Identities (create, edit, delete) and groups (members), and the organization's API keys:
+//! created with the secret shown once, and revoked.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -16,6 +16,9 @@ use crate::service::identities::KINDS;
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/ui/identities", get(list).post(create_identity))
+        .route("/ui/identities/{id}", post(update_identity))
+        .route("/ui/identities/{id}/edit", get(edit_identity))
+        .route("/ui/identities/{id}/delete", post(delete_identity))
         .route("/ui/groups", post(create_group))
         .route("/ui/groups/{id}/members", post(add_member))
         .route(
@@ -65,6 +68,77 @@ async fn create_identity(State(ui): State<Shared>, posted: Posted) -> Response {
     });
     let result = ui
         .api(&posted.visitor, "CreateIdentity", &[], &[], Some(body))
+        .await;
+    after(ui, posted, result).await
+}
+
+async fn identity_form(
+    ui: &Shared,
+    visitor: &Visitor,
+    id: &str,
+    status: StatusCode,
+    extra: Value,
+) -> Response {
+    let crumbs = [CRUMBS[0], ("Identities", "/ui/identities")];
+    let identity = match ui
+        .api(visitor, "GetIdentity", &[("id", id)], &[], None)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => return ui.failure(visitor, "Edit identity", &crumbs, &e),
+    };
+    let title = format!("Edit {}", identity["name"].as_str().unwrap_or("identity"));
+    let data = with_extra(json!({"i": identity, "kinds": KINDS}), extra);
+    ui.page_with_status(status, visitor, "identity_form.html", &title, &crumbs, data)
+}
+
+/// `GET /ui/identities/{id}/edit`.
+async fn edit_identity(
+    State(ui): State<Shared>,
+    Path(id): Path<String>,
+    visitor: Visitor,
+) -> Response {
+    identity_form(&ui, &visitor, &id, StatusCode::OK, Value::Null).await
+}
+
+/// `POST /ui/identities/{id}`: the API's UpdateIdentity with the form's fields (groups are
+/// changed on the groups, so they are not sent).
+async fn update_identity(
+    State(ui): State<Shared>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Response {
+    let body = json!({
+        "name": posted.text("name").trim(), "email": posted.text("email").trim(),
+        "kind": posted.text("kind"),
+        "ssh_keys": posted.text("ssh_keys").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+    });
+    let result = ui
+        .api(
+            &posted.visitor,
+            "UpdateIdentity",
+            &[("id", &id)],
+            &[],
+            Some(body),
+        )
+        .await;
+    match result {
+        Ok(_) => see_other("/ui/identities"),
+        Err(e) => {
+            let extra = json!({"error": e.message});
+            identity_form(&ui, &posted.visitor, &id, e.code.http(), extra).await
+        }
+    }
+}
+
+/// `POST /ui/identities/{id}/delete`.
+async fn delete_identity(
+    State(ui): State<Shared>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Response {
+    let result = ui
+        .api(&posted.visitor, "DeleteIdentity", &[("id", &id)], &[], None)
         .await;
     after(ui, posted, result).await
 }

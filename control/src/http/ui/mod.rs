@@ -4,8 +4,10 @@
 
 mod access;
 mod audit;
+mod audit_simulate;
 mod highlight;
 mod identities;
+mod oidc_login;
 mod overview;
 mod policies;
 mod recordings;
@@ -34,6 +36,8 @@ use session::{Posted, Sessions};
 pub(super) struct Ui {
     cp: Arc<ControlPlane>,
     sessions: Sessions,
+    /// OIDC sign-ins on their way through the provider.
+    flows: oidc_login::Flows,
     templates: Environment<'static>,
 }
 
@@ -51,6 +55,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("login.html", include_str!("../../../templates/login.html")),
     ("error.html", include_str!("../../../templates/error.html")),
+    (
+        "signed_in.html",
+        include_str!("../../../templates/signed_in.html"),
+    ),
     (
         "overview.html",
         include_str!("../../../templates/overview.html"),
@@ -85,6 +93,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("audit.html", include_str!("../../../templates/audit.html")),
     (
+        "audit_simulate.html",
+        include_str!("../../../templates/audit_simulate.html"),
+    ),
+    (
         "recordings.html",
         include_str!("../../../templates/recordings.html"),
     ),
@@ -97,6 +109,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/identities.html"),
     ),
     ("keys.html", include_str!("../../../templates/keys.html")),
+    (
+        "identity_form.html",
+        include_str!("../../../templates/identity_form.html"),
+    ),
+    (
+        "webhook_form.html",
+        include_str!("../../../templates/webhook_form.html"),
+    ),
     (
         "webhooks.html",
         include_str!("../../../templates/webhooks.html"),
@@ -119,6 +139,7 @@ pub(super) fn router(cp: Arc<ControlPlane>) -> Router {
     let ui = Arc::new(Ui {
         cp,
         sessions: Sessions::default(),
+        flows: oidc_login::Flows::default(),
         templates,
     });
     Router::new()
@@ -134,10 +155,13 @@ pub(super) fn router(cp: Arc<ControlPlane>) -> Router {
         )
         .route("/ui/login", get(session::login_form).post(session::login))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/oidc/start", get(oidc_login::start))
+        .route("/ui/oidc/callback", get(oidc_login::callback))
         .merge(resources::routes())
         .merge(policies::routes())
         .merge(access::routes())
         .merge(audit::routes())
+        .merge(audit_simulate::routes())
         .merge(recordings::routes())
         .merge(identities::routes())
         .merge(webhooks::routes())
@@ -279,7 +303,7 @@ impl Visitor {
     fn describe(&self) -> Value {
         let role = match &self.caller.principal {
             Principal::System | Principal::Insecure => None,
-            Principal::Key { role, .. } => Some(*role),
+            Principal::Key { role, .. } | Principal::Person { role, .. } => Some(*role),
         };
         json!({
             "label": self.caller.actor(),
@@ -327,6 +351,21 @@ fn with_extra(mut data: Value, extra: Value) -> Value {
         fields.extend(extra);
     }
     data
+}
+
+/// A SimulatePolicy answer as the simulate forms show it: `sim` and the pretty decision, or
+/// `sim_error`, with the status to answer.
+fn simulation(result: ApiResult<Value>) -> (StatusCode, Value) {
+    match result {
+        Ok(r) => {
+            let decision =
+                serde_json::from_str::<Value>(r["decision_json"].as_str().unwrap_or("{}"))
+                    .map(|d| serde_json::to_string_pretty(&d).unwrap_or_default())
+                    .unwrap_or_default();
+            (StatusCode::OK, json!({"sim": r, "sim_decision": decision}))
+        }
+        Err(e) => (e.code.http(), json!({"sim_error": e.message})),
+    }
 }
 
 /// Was a form's checkbox ticked?

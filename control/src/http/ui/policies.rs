@@ -301,19 +301,10 @@ async fn simulate(State(ui): State<Shared>, Path(id): Path<String>, posted: Post
         }
     };
     let body = json!({"policy_id": id, "stage": posted.text("stage"), "input": input});
-    let (status, extra) = match ui
+    let result = ui
         .api(&posted.visitor, "SimulatePolicy", &[], &[], Some(body))
-        .await
-    {
-        Ok(r) => {
-            let decision =
-                serde_json::from_str::<Value>(r["decision_json"].as_str().unwrap_or("{}"))
-                    .map(|d| serde_json::to_string_pretty(&d).unwrap_or_default())
-                    .unwrap_or_default();
-            (StatusCode::OK, json!({"sim": r, "sim_decision": decision}))
-        }
-        Err(e) => (e.code.http(), json!({"sim_error": e.message})),
-    };
+        .await;
+    let (status, extra) = super::simulation(result);
     let mut extra = extra;
     extra["sim_input"] = json!(text);
     extra["sim_stage"] = json!(posted.text("stage"));

@@ -1,6 +1,6 @@
-//! Signing in to the admin UI: an API key is exchanged for a random session id in an HttpOnly,
-//! `SameSite=Strict`, expiring cookie (`Secure` behind TLS); the session holds the key in memory
-//! and re-authenticates it on every request. Every form carries the session's CSRF token and
+//! Signing in to the admin UI: an API key (or an OIDC sign-in, `oidc_login.rs`) is exchanged for
+//! a random session id in an HttpOnly, `SameSite=Strict`, expiring cookie (`Secure` behind TLS);
+//! the session holds the key in memory and re-authenticates it on every request. Every form carries the session's CSRF token and
 //! every POST is refused without the cookie and a matching token.
 
 use std::collections::HashMap;
@@ -28,13 +28,20 @@ const LOGIN_COOKIE: &str = "gate_login";
 /// The biggest form the UI accepts (a policy's source is the largest field).
 const MAX_FORM_BYTES: usize = 1024 * 1024;
 
+/// What a session signed in with.
+#[derive(Debug)]
+pub(super) enum Credential {
+    /// An API key (empty: an `--insecure` control plane without keys), re-authenticated on
+    /// every request, and `X-Org-ID` for system keys.
+    Key { key: String, org: Option<String> },
+    /// A person the OIDC provider vouched for, with the role their groups map to.
+    Person(Caller),
+}
+
 /// One signed-in browser.
 #[derive(Debug)]
 pub(super) struct Session {
-    /// The API key it signed in with (empty: an `--insecure` control plane without keys).
-    key: String,
-    /// `X-Org-ID` for system keys.
-    org: Option<String>,
+    credential: Credential,
     pub(super) csrf: String,
     expires: Instant,
 }
@@ -93,7 +100,7 @@ enum NoVisitor {
     Refused(String),
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -107,10 +114,17 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn visitor(ui: &Ui, headers: &HeaderMap) -> Result<Visitor, NoVisitor> {
     let token = cookie(headers, SESSION_COOKIE).ok_or(NoVisitor::SignedOut)?;
     let session = ui.sessions.get(token).ok_or(NoVisitor::SignedOut)?;
-    let authorization = (!session.key.is_empty()).then(|| format!("Bearer {}", session.key));
+    let (key, org) = match &session.credential {
+        Credential::Key { key, org } => (key, org),
+        Credential::Person(caller) => {
+            let caller = caller.clone();
+            return Ok(Visitor { caller, session });
+        }
+    };
+    let authorization = (!key.is_empty()).then(|| format!("Bearer {key}"));
     match ui
         .cp
-        .authenticate(authorization.as_deref(), session.org.as_deref(), "AdminUi")
+        .authenticate(authorization.as_deref(), org.as_deref(), "AdminUi")
         .await
     {
         Ok(caller) => Ok(Visitor { caller, session }),
@@ -165,7 +179,7 @@ fn parse_form(body: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
+pub(super) fn refuse(status: StatusCode, message: &str) -> Response {
     (status, message.to_owned()).into_response()
 }
 
@@ -199,7 +213,7 @@ impl FromRequest<Shared> for Posted {
 }
 
 /// Is the browser talking to us over TLS (directly or through a proxy that says so)?
-fn over_tls(headers: &HeaderMap) -> bool {
+pub(super) fn over_tls(headers: &HeaderMap) -> bool {
     let says_https = |name: &str| {
         headers
             .get(name)
@@ -209,10 +223,23 @@ fn over_tls(headers: &HeaderMap) -> bool {
     says_https("x-forwarded-proto") || says_https("forwarded")
 }
 
-fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    cookie_with(name, value, max_age, secure, "Strict")
+}
+
+/// A `Set-Cookie` value with the given `SameSite` (`Lax` only for the OIDC round trip, whose
+/// callback is a navigation from the provider's site).
+pub(super) fn cookie_with(
+    name: &str,
+    value: &str,
+    max_age: u64,
+    secure: bool,
+    same_site: &str,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let text =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let text = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
 }
 
@@ -224,7 +251,7 @@ pub(super) struct LoginQuery {
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
-fn local_path(next: &str) -> &str {
+pub(super) fn local_path(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
@@ -241,7 +268,7 @@ pub(super) async fn login_form(
     login_page(&ui, &headers, StatusCode::OK, local_path(&q.next), &q.error)
 }
 
-fn login_page(
+pub(super) fn login_page(
     ui: &Ui,
     headers: &HeaderMap,
     status: StatusCode,
@@ -256,6 +283,12 @@ fn login_page(
         "next": next,
         "error": error,
         "insecure": ui.cp.insecure(),
+        "oidc": ui.cp.oidc.is_some().then(|| {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish();
+            format!("/ui/oidc/start?{query}")
+        }),
     });
     let mut response = ui.render(status, "login.html", context);
     response.headers_mut().append(
@@ -297,27 +330,52 @@ pub(super) async fn login(State(ui): State<Shared>, headers: HeaderMap, body: By
     {
         return login_page(&ui, &headers, StatusCode::UNAUTHORIZED, next, &e.message);
     }
+    let cookie = match start_session(&ui, &headers, Credential::Key { key, org }) {
+        Ok(cookie) => cookie,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut response = Redirect::to(next).into_response();
+    let cookies = response.headers_mut();
+    cookies.append(header::SET_COOKIE, cookie);
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, "", 0, over_tls(&headers)),
+    );
+    response
+}
+
+/// No session could be started: [`MAX_SESSIONS`] are open.
+pub(super) struct TooManySessions;
+
+impl IntoResponse for TooManySessions {
+    fn into_response(self) -> Response {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many open sessions: try again later.",
+        )
+    }
+}
+
+/// A new session for `credential`: its cookie, or the refusal when too many are open.
+pub(super) fn start_session(
+    ui: &Ui,
+    headers: &HeaderMap,
+    credential: Credential,
+) -> Result<HeaderValue, TooManySessions> {
     let session = Session {
-        key,
-        org,
+        credential,
         csrf: hex(&random_bytes::<32>()),
         expires: Instant::now() + SESSION_TTL,
     };
     let Some(token) = ui.sessions.insert(session) else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many open sessions: try again later.",
-        );
+        return Err(TooManySessions);
     };
-    let secure = over_tls(&headers);
-    let mut response = Redirect::to(next).into_response();
-    let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &token, SESSION_TTL.as_secs(), secure),
-    );
-    cookies.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
-    response
+    Ok(set_cookie(
+        SESSION_COOKIE,
+        &token,
+        SESSION_TTL.as_secs(),
+        over_tls(headers),
+    ))
 }
 
 /// `POST /ui/logout`: end the session (CSRF-checked like every POST).

@@ -1,4 +1,4 @@
-//! Webhooks (list, create with the signing secret shown once, delete) and outbox deliveries:
+//! Webhooks (list, create with the signing secret shown once, edit, delete) and outbox deliveries:
 //! dead letters first, each replayable.
 
 use axum::Router;
@@ -15,6 +15,8 @@ use crate::error::{ApiError, ApiResult};
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/ui/webhooks", get(list).post(create))
+        .route("/ui/webhooks/{id}", post(update))
+        .route("/ui/webhooks/{id}/edit", get(edit))
         .route("/ui/webhooks/{id}/delete", post(delete))
         .route("/ui/deliveries/{id}/replay", post(replay))
 }
@@ -76,6 +78,61 @@ async fn create(State(ui): State<Shared>, posted: Posted) -> Response {
             page(&ui, &posted.visitor, StatusCode::CREATED, "dead", extra).await
         }
         Err(e) => refused(&ui, &posted, &e).await,
+    }
+}
+
+async fn form(
+    ui: &Shared,
+    visitor: &Visitor,
+    id: &str,
+    status: StatusCode,
+    extra: Value,
+) -> Response {
+    let crumbs = [CRUMBS[0], ("Webhooks", "/ui/webhooks")];
+    let webhook = match ui
+        .api(visitor, "GetWebhook", &[("id", id)], &[], None)
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => return ui.failure(visitor, "Edit webhook", &crumbs, &e),
+    };
+    let data = with_extra(json!({"w": webhook}), extra);
+    ui.page_with_status(
+        status,
+        visitor,
+        "webhook_form.html",
+        "Edit webhook",
+        &crumbs,
+        data,
+    )
+}
+
+/// `GET /ui/webhooks/{id}/edit`.
+async fn edit(State(ui): State<Shared>, Path(id): Path<String>, visitor: Visitor) -> Response {
+    form(&ui, &visitor, &id, StatusCode::OK, Value::Null).await
+}
+
+/// `POST /ui/webhooks/{id}`: the API's UpdateWebhook (the signing secret is kept).
+async fn update(State(ui): State<Shared>, Path(id): Path<String>, posted: Posted) -> Response {
+    let body = json!({
+        "url": posted.text("url").trim(), "events": list_field(&posted.text("events")),
+        "description": posted.text("description"), "enabled": checked(&posted, "enabled"),
+    });
+    match ui
+        .api(
+            &posted.visitor,
+            "UpdateWebhook",
+            &[("id", &id)],
+            &[],
+            Some(body),
+        )
+        .await
+    {
+        Ok(_) => see_other("/ui/webhooks"),
+        Err(e) => {
+            let extra = json!({"error": e.message});
+            form(&ui, &posted.visitor, &id, e.code.http(), extra).await
+        }
     }
 }
 
