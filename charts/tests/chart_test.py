@@ -111,6 +111,10 @@ def find(docs, kind, name=None):
     return found
 
 
+def find_optional(docs, kind, name):
+    return [d for _, d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+
+
 def pod_specs(docs):
     for _, d in docs:
         if d["kind"] in ("Deployment", "DaemonSet"):
@@ -202,6 +206,7 @@ class Values(unittest.TestCase):
             ({"controlPlane": {"replicas": "two"}}, "/controlPlane/replicas"),
             ({"controlPlane": {"replicaz": 2}}, "replicaz"),
             ({"injector": {"failurePolicy": "Sometimes"}}, "/injector/failurePolicy"),
+            ({"injector": {"operatorCertificate": {"validityHours": 1}}}, "/injector/operatorCertificate/validityHours"),
             ({"connector": {"ports": [{"name": "shared", "port": 70000}]}}, "/connector/ports/0/port"),
             ({"connector": {"config": {"listen_addr": ":1"}}}, "/connector/config"),
             ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -257,40 +262,70 @@ class Shape(unittest.TestCase):
         self.assertEqual(leader["metadata"]["namespace"], NAMESPACE)
         self.assertEqual(leader["rules"], [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                                             "verbs": ["get", "create", "update"]}])
+        # The operator's own webhook certificate: one Secret by name (create cannot be limited to
+        # a name) in its namespace, and get/patch of its own MutatingWebhookConfiguration only.
+        cert_role = find(docs, "Role", "demo-gate-operator-webhook-cert")[0]
+        self.assertEqual(cert_role["metadata"]["namespace"], NAMESPACE)
+        self.assertEqual(cert_role["rules"], [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["demo-gate-operator-webhook-tls"],
+             "verbs": ["get", "update"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        ])
+        self.assertEqual(find(docs, "ClusterRole", "demo-gate-operator-webhook-cert")[0]["rules"], [
+            {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+             "resourceNames": [find(docs, "MutatingWebhookConfiguration")[0]["metadata"]["name"]],
+             "verbs": ["get", "patch"]},
+        ])
+        for bound in ("RoleBinding", "ClusterRoleBinding"):
+            binding = find(docs, bound, "demo-gate-operator-webhook-cert")[0]
+            self.assertEqual(binding["subjects"][0]["name"], "demo-gate-operator")
+        for off in ({"injector": {"certManager": {"enabled": True}}}, {"injector": {"enabled": False}}):
+            self.assertFalse([d for _, d in render(off) if d["metadata"]["name"].endswith("-webhook-cert")],
+                             f"no certificate RBAC with {off}")
         scoped = render({"operator": {"watchNamespace": "apps"}})
-        self.assertFalse(any(d["kind"] == "ClusterRole" for _, d in scoped))
+        # Watching one namespace needs no cluster-wide rights but the webhook configuration's.
+        self.assertEqual([d["metadata"]["name"] for _, d in scoped if d["kind"] == "ClusterRole"],
+                         ["demo-gate-operator-webhook-cert"])
         self.assertEqual(find(scoped, "Role", "demo-gate-operator")[0]["metadata"]["namespace"], "apps")
         env = {e["name"]: e for e in dict(pod_specs(scoped))["demo-gate-operator"]["containers"][0]["env"]}
         self.assertEqual(env["GATE_WATCH_NAMESPACE"]["value"], "apps")
 
-    def test_generated_root_key_and_webhook_certificate_are_usable(self):
+    def test_generated_root_key_and_where_the_webhook_certificate_comes_from(self):
         docs = render({})
         secret = find(docs, "Secret", "demo-gate-control")[0]
         key = base64.b64decode(secret["data"]["api-key"]).decode()
         self.assertRegex(key, r"^gate_root_[A-Za-z0-9]{40}$")
         self.assertEqual(secret["metadata"]["annotations"]["helm.sh/resource-policy"], "keep")
-        tls = find(docs, "Secret", "demo-gate-operator-webhook-tls")[0]
+        # Without cert-manager the operator issues the webhook certificate (decision 062): the
+        # chart renders no Secret and no caBundle (helm upgrade keeps the one the operator patched).
+        self.assertFalse(find_optional(docs, "Secret", "demo-gate-operator-webhook-tls"))
         hook = find(docs, "MutatingWebhookConfiguration")[0]
         for webhook in hook["webhooks"]:
-            self.assertEqual(webhook["clientConfig"]["caBundle"], tls["data"]["ca.crt"])
+            self.assertNotIn("caBundle", webhook["clientConfig"])
             self.assertEqual(webhook["clientConfig"]["service"]["name"], "demo-gate-operator")
         self.assertEqual([w["clientConfig"]["service"]["path"] for w in hook["webhooks"]],
                          ["/mutate", "/mutate-accessrequests"])
-        with tempfile.TemporaryDirectory() as d:
-            ca, crt = Path(d) / "ca.pem", Path(d) / "crt.pem"
-            ca.write_bytes(base64.b64decode(tls["data"]["ca.crt"]))
-            crt.write_bytes(base64.b64decode(tls["data"]["tls.crt"]))
-            verify = subprocess.run(["openssl", "verify", "-CAfile", str(ca), str(crt)], capture_output=True, text=True)
-            self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
-            san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(crt)],
-                                 capture_output=True, text=True).stdout
-            self.assertIn("DNS:demo-gate-operator.gate-system.svc", san)
+        operator = dict(pod_specs(docs))["demo-gate-operator"]
+        env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+        self.assertEqual(env["GATE_WEBHOOK_CERT_SECRET"], "demo-gate-operator-webhook-tls")
+        self.assertEqual(env["GATE_WEBHOOK_SERVICE"], "demo-gate-operator")
+        self.assertEqual(env["GATE_WEBHOOK_CONFIGURATION"], hook["metadata"]["name"])
+        self.assertEqual(env["GATE_WEBHOOK_CERT_VALIDITY_HOURS"], "2160")
+        self.assertNotIn("GATE_WEBHOOK_CERT_FILE", env)
+        self.assertNotIn("volumes", operator, "nothing to mount: the pair is served from memory")
+        services = [s for s in find(docs, "Service") if s["metadata"]["name"] == env["GATE_WEBHOOK_SERVICE"]]
+        self.assertEqual([p["port"] for p in services[0]["spec"]["ports"] if p["name"] == "webhook"], [443])
         managed = render({"injector": {"certManager": {"enabled": True}}})
         hook = find(managed, "MutatingWebhookConfiguration")[0]
         self.assertEqual(hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
                          "gate-system/demo-gate-operator-webhook")
         cert = find(managed, "Certificate")[0]
         self.assertEqual(cert["spec"]["secretName"], "demo-gate-operator-webhook-tls")
+        operator = dict(pod_specs(managed))["demo-gate-operator"]
+        env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+        self.assertEqual(env["GATE_WEBHOOK_CERT_FILE"], "/etc/gate/webhook/tls.crt")
+        self.assertNotIn("GATE_WEBHOOK_CERT_SECRET", env)
+        self.assertEqual(operator["volumes"][0]["secret"]["secretName"], "demo-gate-operator-webhook-tls")
 
     def test_images_match_the_dockerfile_targets(self):
         dockerfile = (ROOT / "Dockerfile").read_text()

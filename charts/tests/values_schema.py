@@ -46,6 +46,8 @@ OVERRIDES = {
     "injector.failurePolicy": {"enum": ["Fail", "Ignore"]},
     "injector.timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 30},
     "injector.port": PORT,
+    # At least a day: renewal after 2/3 of it, checked every minute.
+    "injector.operatorCertificate.validityHours": {"type": "integer", "minimum": 24},
     "injector.namespaceSelector": FREE_OBJ,
     "injector.certManager.issuerRef": {
         "type": "object",

@@ -32,6 +32,7 @@ async fn a_change_on_one_replica_reaches_watchers_of_another() {
         .watch_snapshot(WatchSnapshotRequest {
             connector_id: String::new(),
             known_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -482,12 +482,26 @@ async fn connectors_register_by_name_and_go_offline(db: Db) {
     let store = &opened.store;
     let resources = vec!["primary-db".to_owned()];
     let first = store
-        .register_connector("default", "edge-1", "0.1.0", &resources, "node-a")
+        .register_connector(
+            "default",
+            "edge-1",
+            "0.1.0",
+            &resources,
+            "node-a",
+            &Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(first.status, "online");
     let again = store
-        .register_connector("default", "edge-1", "0.2.0", &resources, "node-b")
+        .register_connector(
+            "default",
+            "edge-1",
+            "0.2.0",
+            &resources,
+            "node-b",
+            &Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(

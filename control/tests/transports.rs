@@ -258,6 +258,7 @@ async fn connector_service_registers_syncs_and_ingests() {
             version: "0.1.0".into(),
             resources: vec!["primary-db".into()],
             host: "node-a".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -277,6 +278,7 @@ async fn connector_service_registers_syncs_and_ingests() {
         .watch_snapshot(WatchSnapshotRequest {
             connector_id: id.clone(),
             known_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -303,6 +305,7 @@ async fn connector_service_registers_syncs_and_ingests() {
         .fetch_snapshot(FetchSnapshotRequest {
             connector_id: id.clone(),
             known_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -312,6 +315,7 @@ async fn connector_service_registers_syncs_and_ingests() {
         .fetch_snapshot(FetchSnapshotRequest {
             connector_id: id.clone(),
             known_version: pushed.version,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -1,6 +1,6 @@
 //! The control plane and a connector as real processes: registration, live policy sync, audit
 //! shipping across a control-plane crash, access grants, and recordings a stopped connector left
-//! behind shipped when it starts again.
+//! behind shipped when it starts again, and `connector_selector` routing by the connector's labels.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -497,4 +497,73 @@ async fn a_recording_left_by_a_killed_connector_is_shipped_when_it_starts_again(
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), cast);
     world.stop_connector();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_receives_only_the_resources_its_labels_select() {
+    let mut world = World::new();
+    world.connector_labels = "{region: eu, gate.dev/tier: gold}".into();
+    for (name, selector) in [
+        ("eu-db", json!({"region": "eu"})),
+        ("us-db", json!({"region": "us"})),
+        ("any-db", json!({})),
+    ] {
+        let (code, body) = world.api(
+            "POST",
+            "/api/v1/resources",
+            Some(
+                json!({"name": name, "protocol": "postgres", "host": "127.0.0.1",
+                        "port": world.pg.port(), "connector_selector": selector}),
+            ),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    world.start_connector(ALLOW_ALL);
+    wait_for(
+        Duration::from_secs(10),
+        "registered with its labels",
+        || {
+            let (_, list) = world.api("GET", "/api/v1/connectors", None);
+            list["connectors"][0]["labels"] == json!({"region": "eu", "gate.dev/tier": "gold"})
+        },
+    );
+    // The snapshot it saved (what it enforces) holds the selected resources only.
+    let saved = world.dir.path().join("connector-state/snapshot.json");
+    let names = || -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(&saved) else {
+            return Vec::new();
+        };
+        let Ok(snapshot) = serde_json::from_str::<Value>(&text) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = snapshot["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "the selected resources synced",
+        || names() == ["any-db", "eu-db"],
+    );
+    // Moving us-db to the EU reaches the running connector.
+    let (_, listed) = world.api("GET", "/api/v1/resources", None);
+    let mut us = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "us-db")
+        .unwrap()
+        .clone();
+    us["connector_selector"] = json!({"region": "eu"});
+    let id = us["id"].as_str().unwrap().to_owned();
+    let (code, body) = world.api("PUT", &format!("/api/v1/resources/{id}"), Some(us));
+    assert_eq!(code, 200, "{body}");
+    wait_for(Duration::from_secs(10), "the moved resource synced", || {
+        names() == ["any-db", "eu-db", "us-db"]
+    });
 }

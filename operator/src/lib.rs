@@ -14,3 +14,4 @@ pub mod requester;
 pub mod run;
 pub mod time;
 pub mod webhook;
+pub mod webhook_cert;

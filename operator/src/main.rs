@@ -11,6 +11,8 @@ use gate_operator::context::{Ctx, Timing};
 use gate_operator::inject::InjectConfig;
 use gate_operator::leader::{LeaseConfig, elect};
 use gate_operator::run::{Health, lead, router};
+use gate_operator::webhook::CertSource;
+use gate_operator::webhook_cert::{CertConfig, ServingCert, maintain};
 use gate_proto::client::{Credentials, connect_admin};
 use tokio::sync::watch;
 
@@ -64,6 +66,23 @@ struct Args {
         default_value = "/etc/gate/webhook/tls.key"
     )]
     webhook_key_file: String,
+    /// Issue the webhook's certificate into this Secret (in the operator's namespace) and renew it,
+    /// instead of reading --webhook-cert-file (for clusters without cert-manager; decision 062).
+    #[arg(long, env = "GATE_WEBHOOK_CERT_SECRET")]
+    webhook_cert_secret: Option<String>,
+    /// The webhook's Service (the issued certificate names `SERVICE.NAMESPACE.svc`).
+    #[arg(long, env = "GATE_WEBHOOK_SERVICE", default_value = "gate-operator")]
+    webhook_service: String,
+    /// The MutatingWebhookConfiguration whose `caBundle` the operator keeps current.
+    #[arg(
+        long,
+        env = "GATE_WEBHOOK_CONFIGURATION",
+        default_value = "gate-operator"
+    )]
+    webhook_configuration: String,
+    /// Lifetime of an issued certificate in hours; renewed after 2/3 of it.
+    #[arg(long, env = "GATE_WEBHOOK_CERT_VALIDITY_HOURS", default_value_t = 2160)]
+    webhook_cert_validity_hours: u64,
     /// The connector image injected sidecars run.
     #[arg(
         long,
@@ -110,12 +129,36 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(address) = &args.webhook_listen {
+/// The webhook's certificate: issued and renewed by the operator into `--webhook-cert-secret`,
+/// or read from the files.
+fn webhook_certs(args: &Args, kube: &kube::Client) -> anyhow::Result<CertSource> {
+    let Some(secret) = &args.webhook_cert_secret else {
         let files =
             gate_operator::webhook::tls_files(&args.webhook_cert_file, &args.webhook_key_file)
                 .map_err(anyhow::Error::msg)
                 .context("admission webhook TLS")?;
+        return Ok(Arc::new(files).into());
+    };
+    let config = CertConfig {
+        namespace: args.lease_namespace.clone(),
+        secret: secret.clone(),
+        service: args.webhook_service.clone(),
+        webhook_configuration: args.webhook_configuration.clone(),
+        validity: Duration::from_secs(args.webhook_cert_validity_hours.max(1) * 3600),
+        check_every: Duration::from_secs(60),
+    };
+    let serving = Arc::new(ServingCert::default());
+    tokio::spawn(maintain(
+        kube.clone(),
+        config,
+        serving.clone(),
+        gate_operator::webhook::alpn(),
+    ));
+    Ok(serving.into())
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(address) = &args.webhook_listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listen on {address} (webhook)"))?;
@@ -138,9 +181,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let kube = kube::Client::try_default()
             .await
             .context("kubernetes client for the webhook")?;
+        let certs = webhook_certs(&args, &kube)?;
         tokio::spawn(gate_operator::webhook::serve(
             listener,
-            Arc::new(files),
+            certs,
             gate_operator::webhook::Injector {
                 config: Arc::new(config),
                 kube: Some(kube),

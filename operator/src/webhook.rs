@@ -1,7 +1,8 @@
 //! The sidecar injector's admission webhook: HTTPS (the certificate and key
 //! files re-read when they change, so a renewed Secret or cert-manager
 //! certificate is served without a restart; a half-written rotation keeps
-//! the last good pair), `POST /mutate` answers Pod AdmissionReviews with
+//! the last good pair; or, with the operator's own certificate, the pair
+//! [`webhook_cert`](crate::webhook_cert) installs), `POST /mutate` answers Pod AdmissionReviews with
 //! [`inject::review_with_credentials`] (the credentials Secret of each named `Resource` in the
 //! pod's namespace read through the Kubernetes API first), `POST /mutate-accessrequests` AccessRequest ones
 //! with [`requester::review`], `GET /healthz` for probes. Every replica serves it,
@@ -29,6 +30,12 @@ use kube::core::admission::AdmissionReview;
 use crate::crd::{Resource, SecretKeysRef};
 use crate::inject::{self, InjectConfig};
 use crate::requester;
+use crate::webhook_cert::ServingCert;
+
+/// The protocols the webhook offers: the API server speaks HTTP/2 or HTTP/1.1.
+pub fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
 
 /// The webhook's certificate and key, as its flags name them in errors.
 pub fn tls_files(cert: &str, key: &str) -> Result<TlsFiles, String> {
@@ -38,9 +45,38 @@ pub fn tls_files(cert: &str, key: &str) -> Result<TlsFiles, String> {
         Options {
             cert_setting: "--webhook-cert-file",
             key_setting: "--webhook-key-file",
-            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            alpn: alpn(),
         },
     )
+}
+
+/// Where the webhook's certificate comes from: files (a mounted Secret, cert-manager) or the pair
+/// the operator issued itself.
+#[derive(Clone)]
+pub enum CertSource {
+    Files(Arc<TlsFiles>),
+    Issued(Arc<ServingCert>),
+}
+
+impl From<Arc<TlsFiles>> for CertSource {
+    fn from(files: Arc<TlsFiles>) -> Self {
+        CertSource::Files(files)
+    }
+}
+
+impl From<Arc<ServingCert>> for CertSource {
+    fn from(serving: Arc<ServingCert>) -> Self {
+        CertSource::Issued(serving)
+    }
+}
+
+impl CertSource {
+    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        match self {
+            CertSource::Files(files) => files.acceptor(),
+            CertSource::Issued(serving) => serving.acceptor(),
+        }
+    }
 }
 
 /// What the pod webhook needs: how to build sidecars, and the Kubernetes API to read the named
@@ -136,8 +172,9 @@ async fn mutate_access_request(body: Bytes) -> Response {
     }
 }
 
-/// Serve the webhook on `listener` over TLS from `files` until the process ends.
-pub async fn serve(listener: TcpListener, files: Arc<TlsFiles>, injector: Injector) {
+/// Serve the webhook on `listener` over TLS with the certificate of `certs` until the process ends.
+pub async fn serve(listener: TcpListener, certs: impl Into<CertSource>, injector: Injector) {
+    let files = certs.into();
     let app = router(injector);
     let mut last_good = None;
     loop {

@@ -138,14 +138,16 @@ async fn resource_lifecycle_with_drift_and_finalizer() {
     api.patch(
         "orders-db",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"endpoint": {"host": "db-2"}}})),
+        &Patch::Merge(json!({"spec": {"endpoint": {"host": "db-2"},
+                                       "connectorSelector": {"region": "eu"}}})),
     )
     .await
     .unwrap();
-    eventually(10, "new host", || async {
+    let eu = std::collections::HashMap::from([("region".to_owned(), "eu".to_owned())]);
+    eventually(10, "new host and connector selector", || async {
         cp_resource(&cp, "orders-db")
             .await
-            .filter(|r| r.host == "db-2")
+            .filter(|r| r.host == "db-2" && r.connector_selector == eu)
     })
     .await;
     eventually(10, "observedGeneration 2", || async {
@@ -157,6 +159,7 @@ async fn resource_lifecycle_with_drift_and_finalizer() {
     // Drift made through the API is set back, with an Event saying so.
     let mut changed = cp_resource(&cp, "orders-db").await.unwrap();
     changed.host = "hijacked".into();
+    changed.connector_selector.clear();
     cp.admin()
         .await
         .update_resource(pb::UpdateResourceRequest {
@@ -167,7 +170,7 @@ async fn resource_lifecycle_with_drift_and_finalizer() {
     eventually(10, "drift corrected", || async {
         cp_resource(&cp, "orders-db")
             .await
-            .filter(|r| r.host == "db-2")
+            .filter(|r| r.host == "db-2" && r.connector_selector == eu)
     })
     .await;
     eventually(10, "DriftCorrected event", || async {

@@ -325,3 +325,85 @@ async fn leases_take_turns_by_resource_version() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn mutating_webhook_configurations_are_cluster_scoped_and_json_patched() {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+
+    let fake = FakeApi::start().await;
+    let api: Api<MutatingWebhookConfiguration> = Api::all(fake.client());
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "gate-operator"},
+        "webhooks": [{"name": "inject.gate.dev", "admissionReviewVersions": ["v1"],
+                      "sideEffects": "None",
+                      "clientConfig": {"service": {"name": "gate-operator", "namespace": "gate-system"}}}]
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &mwc).await.unwrap();
+    assert_eq!(
+        created.metadata.namespace, None,
+        "no namespace on a cluster-scoped object"
+    );
+    let rv1 = created.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        code(api.create(&PostParams::default(), &mwc).await.unwrap_err()),
+        409
+    );
+    // There is no namespaced endpoint for a cluster-scoped kind.
+    let resource = kube::api::ApiResource::erase::<MutatingWebhookConfiguration>(&());
+    let namespaced: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(fake.client(), "gate-system", &resource);
+    assert_eq!(
+        code(namespaced.get("gate-operator").await.unwrap_err()),
+        404
+    );
+    assert_eq!(code(api.get("missing").await.unwrap_err()), 404);
+
+    // A JSON patch whose `test` fails changes nothing (422); one that passes bumps the version.
+    let failing: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/webhooks/0/name", "value": "other.gate.dev"},
+        {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Y2E="}
+    ]))
+    .unwrap();
+    let params = PatchParams::default();
+    assert_eq!(
+        code(
+            api.patch("gate-operator", &params, &Patch::Json::<()>(failing))
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    assert_eq!(
+        api.get("gate-operator")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        Some(rv1.clone())
+    );
+    let passing: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/webhooks/0/name", "value": "inject.gate.dev"},
+        {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Y2E="}
+    ]))
+    .unwrap();
+    let patched = api
+        .patch("gate-operator", &params, &Patch::Json::<()>(passing))
+        .await
+        .unwrap();
+    assert_ne!(patched.metadata.resource_version, Some(rv1));
+    let webhooks = patched.webhooks.unwrap();
+    assert_eq!(
+        webhooks[0].client_config.ca_bundle.as_ref().unwrap().0,
+        b"ca"
+    );
+    assert_eq!(
+        fake.list(
+            "apis/admissionregistration.k8s.io/v1",
+            "mutatingwebhookconfigurations"
+        )
+        .len(),
+        1
+    );
+}

@@ -295,6 +295,7 @@ async fn register_and_beat(
             version: env!("CARGO_PKG_VERSION").to_owned(),
             resources: resources.clone(),
             host: host_name(),
+            labels: config.labels.clone().into_iter().collect(),
         };
         let (id, interval) = match client.register(request).await {
             Ok(reply) => {
@@ -407,6 +408,7 @@ async fn sync(
             .watch_snapshot(WatchSnapshotRequest {
                 connector_id: String::new(),
                 known_version,
+                labels: config.labels.clone().into_iter().collect(),
             })
             .await
         {
@@ -445,6 +447,7 @@ async fn sync(
             .fetch_snapshot(FetchSnapshotRequest {
                 connector_id: String::new(),
                 known_version,
+                labels: config.labels.clone().into_iter().collect(),
             })
             .await
         {

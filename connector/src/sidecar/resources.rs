@@ -26,6 +26,7 @@ pub async fn wait_for_resources(
                 .fetch_snapshot(FetchSnapshotRequest {
                     connector_id: String::new(),
                     known_version: 0,
+                    labels: cp.labels.clone().into_iter().collect(),
                 })
                 .await
                 .map(|reply| reply.into_inner().resources)

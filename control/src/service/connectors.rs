@@ -7,6 +7,9 @@ use gate_proto::v1::{
     HeartbeatResponse, ListConnectorsRequest, ListConnectorsResponse, RegisterConnectorRequest,
     RegisterConnectorResponse, Snapshot, WatchSnapshotRequest,
 };
+use std::collections::HashMap;
+
+use gate_proto::v1::Resource;
 use tokio::sync::mpsc;
 
 use super::{ControlPlane, validate};
@@ -30,10 +33,23 @@ impl ControlPlane {
         for (i, resource) in req.resources.iter().enumerate() {
             validate::name(&format!("resources[{i}]"), resource)?;
         }
+        validate::labels("labels", &req.labels)?;
+        let before = self.store.revision(org).await?;
         let connector: Connector = self
             .store
-            .register_connector(org, &req.name, &req.version, &req.resources, &req.host)
+            .register_connector(
+                org,
+                &req.name,
+                &req.version,
+                &req.resources,
+                &req.host,
+                &req.labels,
+            )
             .await?;
+        if self.store.revision(org).await? != before {
+            // New labels select other resources: its watch must send a new snapshot.
+            self.changed();
+        }
         tracing::info!(
             connector = %connector.name,
             id = %connector.id,
@@ -93,13 +109,22 @@ impl ControlPlane {
         req: FetchSnapshotRequest,
     ) -> ApiResult<Snapshot> {
         let org = caller.org(Need::Connector)?;
-        let snapshot = self.snapshot(org, req.known_version).await?;
+        validate::labels("labels", &req.labels)?;
+        let snapshot = self.snapshot(org, &req.labels, req.known_version).await?;
         self.metrics
             .snapshot_served(req.known_version != snapshot.version);
         Ok(snapshot)
     }
 
-    async fn snapshot(&self, org: &str, known_version: u64) -> ApiResult<Snapshot> {
+    /// The snapshot for a connector with `labels`: only the resources whose `connector_selector`
+    /// they satisfy. A connector whose labels changed re-registers, which bumps the revision, so
+    /// a `known_version` from before the change is never taken as current.
+    async fn snapshot(
+        &self,
+        org: &str,
+        labels: &HashMap<String, String>,
+        known_version: u64,
+    ) -> ApiResult<Snapshot> {
         let version = self.store.revision(org).await?;
         if known_version != 0 && known_version == version {
             return Ok(Snapshot {
@@ -110,13 +135,23 @@ impl ControlPlane {
         }
         Ok(Snapshot {
             version,
-            resources: self.store.list_resources(org).await?,
+            resources: self.resources_for(org, labels).await?,
             policies: self.store.list_policies(org).await?,
             grants: self.store.active_grants(org).await?,
             identities: self.store.list_identities(org).await?,
             tool_pins: self.store.list_tool_pins(org, None, false).await?,
             generated_at: rfc3339(now_ms()),
         })
+    }
+
+    async fn resources_for(
+        &self,
+        org: &str,
+        labels: &HashMap<String, String>,
+    ) -> ApiResult<Vec<Resource>> {
+        let mut resources = self.store.list_resources(org).await?;
+        resources.retain(|r| selects(&r.connector_selector, labels));
+        Ok(resources)
     }
 
     /// A stream that yields a full snapshot now (unless `known_version` is current) and after
@@ -127,6 +162,7 @@ impl ControlPlane {
         req: WatchSnapshotRequest,
     ) -> ApiResult<mpsc::Receiver<ApiResult<Snapshot>>> {
         let org = caller.org(Need::Connector)?.to_owned();
+        validate::labels("labels", &req.labels)?;
         let (tx, rx) = mpsc::channel(4);
         let mut changes = self.subscribe();
         tokio::spawn(async move {
@@ -134,7 +170,7 @@ impl ControlPlane {
             let mut sent = (req.known_version != 0).then_some(req.known_version);
             loop {
                 changes.mark_unchanged();
-                match self.snapshot(&org, 0).await {
+                match self.snapshot(&org, &req.labels, 0).await {
                     Ok(snapshot) if sent != Some(snapshot.version) => {
                         sent = Some(snapshot.version);
                         self.metrics.snapshot_served(true);
@@ -156,4 +192,14 @@ impl ControlPlane {
         });
         Ok(rx)
     }
+}
+
+/// Does `selector` select a connector with `labels`: every key present with an equal value.
+pub(crate) fn selects(
+    selector: &HashMap<String, String>,
+    labels: &HashMap<String, String>,
+) -> bool {
+    selector
+        .iter()
+        .all(|(key, value)| labels.get(key) == Some(value))
 }

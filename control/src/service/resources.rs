@@ -29,10 +29,8 @@ fn check(r: &Resource) -> ApiResult<()> {
     for (i, group) in r.approver_groups.iter().enumerate() {
         validate::name(&format!("resource.approver_groups[{i}]"), group)?;
     }
-    for (key, value) in &r.labels {
-        validate::name(&format!("resource.labels.{key}"), key)?;
-        validate::text(&format!("resource.labels.{key}"), value, 256)?;
-    }
+    validate::labels("resource.labels", &r.labels)?;
+    validate::labels("resource.connector_selector", &r.connector_selector)?;
     Ok(())
 }
 

@@ -22,6 +22,25 @@ pub(crate) fn name(field: &str, value: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A label map (resource labels, connector selectors, connector labels): keys like names, also
+/// with `/` (`gate.dev/zone`, as Kubernetes label keys), values up to 256 characters.
+pub(crate) fn labels(
+    field: &str,
+    labels: &std::collections::HashMap<String, String>,
+) -> ApiResult<()> {
+    for (key, value) in labels {
+        let at = format!("{field}.{key}");
+        if key.split('/').any(str::is_empty) {
+            return Err(ApiError::invalid(&at, "a key has no empty part around '/'"));
+        }
+        for part in key.split('/') {
+            name(&at, part)?;
+        }
+        text(&at, value, 256)?;
+    }
+    Ok(())
+}
+
 /// An id path parameter or field.
 pub(crate) fn id(field: &str, value: &str) -> ApiResult<()> {
     if value.is_empty() {

@@ -7,7 +7,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::outbox::enqueue;
-use super::{Store, StoreError, json_list, parse_list};
+use std::collections::HashMap;
+
+use super::{Store, StoreError, json_list, json_map, parse_list, parse_map};
 use crate::delivery::events::event;
 use crate::util::{new_id, now_ms, rfc3339};
 
@@ -58,11 +60,13 @@ fn connector(row: &AnyRow, now: i64) -> Result<Connector, StoreError> {
         status: status(now, last, deregistered.is_some()).to_owned(),
         registered_at: rfc3339(row.try_get("registered_at")?),
         last_heartbeat_at: rfc3339(last),
+        labels: parse_map(&row.try_get::<String, _>("labels")?, "connectors.labels")?,
     })
 }
 
 impl Store {
-    /// Register (or re-register, keeping the id) a connector by name.
+    /// Register (or re-register, keeping the id) a connector by name. New or changed labels bump
+    /// the organization's revision: they change which resources its snapshot holds.
     pub async fn register_connector(
         &self,
         org_id: &str,
@@ -70,13 +74,23 @@ impl Store {
         version: &str,
         resources: &[String],
         host: &str,
+        labels: &HashMap<String, String>,
     ) -> Result<Connector, StoreError> {
         let now = now_ms();
+        let labels = json_map(labels);
+        let mut tx = self.pool().begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT labels FROM connectors WHERE org_id = $1 AND name = $2")
+                .bind(org_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
-            "INSERT INTO connectors (id, org_id, name, version, resources, host, registered_at, last_heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+            "INSERT INTO connectors (id, org_id, name, version, resources, host, registered_at, last_heartbeat_at, labels) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
              ON CONFLICT (org_id, name) DO UPDATE SET version = $4, resources = $5, host = $6, \
-             registered_at = $7, last_heartbeat_at = $7, deregistered_at = NULL, offline_announced_at = NULL",
+             registered_at = $7, last_heartbeat_at = $7, deregistered_at = NULL, offline_announced_at = NULL, \
+             labels = $8",
         )
         .bind(new_id())
         .bind(org_id)
@@ -85,13 +99,18 @@ impl Store {
         .bind(json_list(resources))
         .bind(host)
         .bind(now)
-        .execute(self.pool())
+        .bind(&labels)
+        .execute(&mut *tx)
         .await?;
+        if before.as_deref().unwrap_or("{}") != labels {
+            super::bump_revision_in(&mut tx, org_id).await?;
+        }
         let row = sqlx::query("SELECT * FROM connectors WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
-            .fetch_one(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         connector(&row, now)
     }
 

@@ -15,7 +15,7 @@ macro_rules! embedded {
     };
 }
 
-const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql", "0006_recordings.sql", "0007_audit_operation_target.sql", "0008_identity_ssh_keys.sql", "0009_mcp_tool_pins.sql");
+const POSTGRES: &[(&str, &str)] = embedded!("postgres": "0001_init.sql", "0002_access_requests.sql", "0003_audit_ids_per_org.sql", "0004_delivery.sql", "0005_owner.sql", "0006_recordings.sql", "0007_audit_operation_target.sql", "0008_identity_ssh_keys.sql", "0009_mcp_tool_pins.sql", "0011_connector_selector.sql");
 const SQLITE: &[(&str, &str)] = embedded!(
     "sqlite": "0001_init.sql",
     "0002_access_requests.sql",
@@ -25,7 +25,8 @@ const SQLITE: &[(&str, &str)] = embedded!(
     "0006_recordings.sql",
     "0007_audit_operation_target.sql",
     "0008_identity_ssh_keys.sql",
-    "0009_mcp_tool_pins.sql"
+    "0009_mcp_tool_pins.sql",
+    "0011_connector_selector.sql"
 );
 
 /// Why the schema could not be brought up to date.

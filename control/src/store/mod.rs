@@ -173,6 +173,20 @@ pub(crate) fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// A map column (labels, selectors): a JSON object, keys sorted so equal maps store equally.
+pub(crate) fn json_map(map: &std::collections::HashMap<String, String>) -> String {
+    let sorted: std::collections::BTreeMap<_, _> = map.iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Parse a map column; `column` names it in the error.
+pub(crate) fn parse_map(
+    text: &str,
+    column: &str,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
 /// Parse a list column.
 pub(crate) fn parse_list(text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))

@@ -1,21 +1,22 @@
 //! Resources: upstream systems, unique by name within an organization.
 
-use std::collections::HashMap;
-
 use gate_proto::v1::Resource;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, conflict, json_list, parse_list};
+use super::{Store, StoreError, conflict, json_list, json_map, parse_list, parse_map};
 use crate::util::{now_ms, rfc3339};
 
 const COLUMNS: &str = "id, org_id, name, protocol, host, port, database_name, labels, \
-                       require_access_grant, origin, created_at, updated_at, approver_groups, owner";
+                       require_access_grant, origin, created_at, updated_at, approver_groups, owner, \
+                       connector_selector";
 
 fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
-    let labels: String = row.try_get("labels")?;
-    let labels: HashMap<String, String> = serde_json::from_str(&labels)
-        .map_err(|e| StoreError::Corrupt(format!("resources.labels: {e}")))?;
+    let labels = parse_map(&row.try_get::<String, _>("labels")?, "resources.labels")?;
+    let connector_selector = parse_map(
+        &row.try_get::<String, _>("connector_selector")?,
+        "resources.connector_selector",
+    )?;
     let port: i64 = row.try_get("port")?;
     let grant: i64 = row.try_get("require_access_grant")?;
     Ok(Resource {
@@ -33,12 +34,8 @@ fn resource(row: &AnyRow) -> Result<Resource, StoreError> {
         updated_at: rfc3339(row.try_get("updated_at")?),
         approver_groups: parse_list(&row.try_get::<String, _>("approver_groups")?)?,
         owner: row.try_get("owner")?,
+        connector_selector,
     })
-}
-
-fn labels_json(resource: &Resource) -> String {
-    let sorted: std::collections::BTreeMap<_, _> = resource.labels.iter().collect();
-    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl Store {
@@ -46,8 +43,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO resources (id, org_id, name, protocol, host, port, database_name, labels, \
-             require_access_grant, origin, created_at, updated_at, approver_groups, owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)",
+             require_access_grant, origin, created_at, updated_at, approver_groups, owner, \
+             connector_selector) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)",
         )
         .bind(&r.id)
         .bind(&r.org_id)
@@ -56,12 +54,13 @@ impl Store {
         .bind(&r.host)
         .bind(i64::from(r.port))
         .bind(&r.database)
-        .bind(labels_json(r))
+        .bind(json_map(&r.labels))
         .bind(i64::from(r.require_access_grant))
         .bind(&r.origin)
         .bind(now)
         .bind(json_list(&r.approver_groups))
         .bind(&r.owner)
+        .bind(json_map(&r.connector_selector))
         .execute(self.pool())
         .await
         .map_err(conflict("a resource with this name"))?;
@@ -106,20 +105,21 @@ impl Store {
     pub async fn update_resource(&self, r: &Resource) -> Result<Option<Resource>, StoreError> {
         let result = sqlx::query(
             "UPDATE resources SET name = $1, protocol = $2, host = $3, port = $4, database_name = $5, \
-             labels = $6, require_access_grant = $7, updated_at = $8, approver_groups = $11 \
-             WHERE org_id = $9 AND id = $10",
+             labels = $6, require_access_grant = $7, updated_at = $8, approver_groups = $11, \
+             connector_selector = $12 WHERE org_id = $9 AND id = $10",
         )
         .bind(&r.name)
         .bind(&r.protocol)
         .bind(&r.host)
         .bind(i64::from(r.port))
         .bind(&r.database)
-        .bind(labels_json(r))
+        .bind(json_map(&r.labels))
         .bind(i64::from(r.require_access_grant))
         .bind(now_ms())
         .bind(&r.org_id)
         .bind(&r.id)
         .bind(json_list(&r.approver_groups))
+        .bind(json_map(&r.connector_selector))
         .execute(self.pool())
         .await
         .map_err(conflict("a resource with this name"))?;

@@ -153,6 +153,10 @@ pub struct ControlPlaneConfig {
     /// Where the last good snapshot is kept, to enforce it when the control plane is unreachable.
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// Labels this connector registers with: a resource whose `connector_selector` they do not
+    /// satisfy is left out of its snapshots (decision 063).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_state_dir() -> String {

@@ -122,14 +122,41 @@ impl TlsFiles {
                 self.key.display()
             )
         })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| format!("{cert_setting}/{key_setting}: {e}"))?;
-        config.alpn_protocols = self.options.alpn.clone();
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        server_acceptor(chain, key, self.options.alpn.clone())
+            .map_err(|e| format!("{cert_setting}/{key_setting}: {e}"))
     }
+}
+
+/// An acceptor for a certificate chain and key held in memory (the operator's self-issued
+/// webhook certificate), ring like every other rustls use in Gate.
+pub fn acceptor_from_pem(
+    cert: &[u8],
+    key: &[u8],
+    alpn: Vec<Vec<u8>>,
+) -> Result<TlsAcceptor, String> {
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("not a PEM private key: {e}"))?;
+    server_acceptor(chain, key, alpn)
+}
+
+fn server_acceptor(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<TlsAcceptor, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = alpn;
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

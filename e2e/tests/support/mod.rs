@@ -43,6 +43,8 @@ pub struct World {
     pub health_port: u16,
     pub connector: Option<Proc>,
     pub connector_key: String,
+    /// `control_plane.labels` of the connector (a YAML flow map).
+    pub connector_labels: String,
 }
 
 impl World {
@@ -68,6 +70,7 @@ impl World {
             health_port: free_port().unwrap(),
             connector: None,
             connector_key: String::new(),
+            connector_labels: "{}".into(),
         };
         world.start_control();
         let (code, key) = world.api(
@@ -146,6 +149,7 @@ control_plane:
   sync_interval: 1s
   sync_jitter: 100ms
   state_dir: {dir}/connector-state
+  labels: {labels}
 delivery:
   dead_letter_dir: {dir}/spool
 recording:
@@ -161,6 +165,7 @@ resources:
                 dir = self.dir.path().display(),
                 policy = policy.display(),
                 pg = self.pg.port(),
+                labels = self.connector_labels,
             ),
         )
         .unwrap();

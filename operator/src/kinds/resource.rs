@@ -22,6 +22,7 @@ fn normalized(r: &pb::Resource) -> pb::Resource {
         labels: r.labels.clone(),
         require_access_grant: r.require_access_grant,
         approver_groups,
+        connector_selector: r.connector_selector.clone(),
         ..pb::Resource::default()
     }
 }
@@ -57,6 +58,7 @@ impl Mirror for Resource {
             labels: spec.labels.clone().into_iter().collect(),
             require_access_grant: spec.require_access_grant,
             approver_groups: spec.approver_groups.clone(),
+            connector_selector: spec.connector_selector.clone().into_iter().collect(),
             ..pb::Resource::default()
         }))
     }

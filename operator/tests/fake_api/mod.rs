@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server for tests: in-memory objects behind the real REST paths, with
 //! list + watch, optimistic concurrency, merge/JSON/apply patches, the /status subresource,
-//! finalizer-aware DELETE, Events and Leases. Its semantics are pinned by `tests/fake_api.rs`.
+//! finalizer-aware DELETE, Events, Leases, and cluster-scoped MutatingWebhookConfigurations. Its
+//! semantics are pinned by `tests/fake_api_contract.rs`.
 #![allow(dead_code, unreachable_pub)]
 
 mod store;
@@ -191,7 +192,10 @@ async fn handle(State(store): State<Arc<Mutex<Store>>>, request: Request) -> Res
             ),
         );
     };
-    let Some(info) = kind_info(&target.gvr) else {
+    // An unknown kind, or a cluster-scoped kind under `namespaces/NS/`: no such endpoint.
+    let Some(info) =
+        kind_info(&target.gvr).filter(|info| info.namespaced || target.namespace.is_none())
+    else {
         return reply(
             404,
             &status_body(
@@ -213,11 +217,15 @@ async fn handle(State(store): State<Arc<Mutex<Store>>>, request: Request) -> Res
         }
         (&Method::GET, None) => list(&store, &target, &info, &query),
         (&Method::POST, None) => {
-            let Some(ns) = target.namespace.as_deref() else {
-                return reply(
-                    405,
-                    &status_body(405, "MethodNotAllowed", "create needs a namespace"),
-                );
+            let ns = match target.namespace.as_deref() {
+                Some(ns) => ns,
+                None if !info.namespaced => "",
+                None => {
+                    return reply(
+                        405,
+                        &status_body(405, "MethodNotAllowed", "create needs a namespace"),
+                    );
+                }
             };
             let object = match parse_json(&body) {
                 Ok(v) => v,

@@ -21,6 +21,8 @@ pub struct KindInfo {
     pub api_version: &'static str,
     /// Writes to the main endpoint ignore `.status`; `/status` writes only change `.status`.
     pub status_subresource: bool,
+    /// Namespaced objects live under `namespaces/NS/`; cluster-scoped ones only outside it.
+    pub namespaced: bool,
 }
 
 /// The known kinds (anything else is 404, like a cluster without the CRD).
@@ -37,12 +39,21 @@ pub fn kind_info(gvr: &Gvr) -> Option<KindInfo> {
         ("api/v1", "events") => ("Event", "v1", false),
         ("api/v1", "configmaps") => ("ConfigMap", "v1", false),
         ("api/v1", "secrets") => ("Secret", "v1", false),
+        ("apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations") => {
+            return Some(KindInfo {
+                kind: "MutatingWebhookConfiguration",
+                api_version: "admissionregistration.k8s.io/v1",
+                status_subresource: false,
+                namespaced: false,
+            });
+        }
         _ => return None,
     };
     Some(KindInfo {
         kind,
         api_version,
         status_subresource,
+        namespaced: true,
     })
 }
 
@@ -157,7 +168,11 @@ impl Store {
         }
         let meta = &mut object["metadata"];
         meta["name"] = json!(name);
-        meta["namespace"] = json!(namespace);
+        if info.namespaced {
+            meta["namespace"] = json!(namespace);
+        } else if let Some(meta) = meta.as_object_mut() {
+            meta.remove("namespace");
+        }
         meta["uid"] = json!(format!(
             "00000000-0000-4000-8000-{:012x}",
             UID.fetch_add(1, Ordering::Relaxed)

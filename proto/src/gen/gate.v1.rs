@@ -154,6 +154,13 @@ pub struct Resource {
     /// Set on create, never changed by an update.
     #[prost(string, tag = "14")]
     pub owner: ::prost::alloc::string::String,
+    /// Labels a connector must have (all of them, equal values) to receive this resource in its
+    /// snapshot; empty: every connector of the organization.
+    #[prost(map = "string, string", tag = "15")]
+    pub connector_selector: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1164,7 +1171,7 @@ pub struct ApproveToolPinRequest {
 /// A connector as the control plane sees it.
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Connector {
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
@@ -1187,10 +1194,16 @@ pub struct Connector {
     pub registered_at: ::prost::alloc::string::String,
     #[prost(string, tag = "9")]
     pub last_heartbeat_at: ::prost::alloc::string::String,
+    /// The labels it registered with; resources' connector_selector match them.
+    #[prost(map = "string, string", tag = "10")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RegisterConnectorRequest {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
@@ -1200,10 +1213,16 @@ pub struct RegisterConnectorRequest {
     pub resources: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(string, tag = "4")]
     pub host: ::prost::alloc::string::String,
+    /// Matched by resources' connector_selector: only resources it selects are in its snapshots.
+    #[prost(map = "string, string", tag = "5")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct RegisterConnectorResponse {
     #[prost(message, optional, tag = "1")]
     pub connector: ::core::option::Option<Connector>,
@@ -1266,22 +1285,35 @@ pub struct Snapshot {
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct FetchSnapshotRequest {
     #[prost(string, tag = "1")]
     pub connector_id: ::prost::alloc::string::String,
     /// Return an empty snapshot (version only) when nothing changed since this version.
     #[prost(uint64, tag = "2")]
     pub known_version: u64,
+    /// The connector's labels (as registered): only resources whose connector_selector they
+    /// satisfy are in the snapshot.
+    #[prost(map = "string, string", tag = "3")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct WatchSnapshotRequest {
     #[prost(string, tag = "1")]
     pub connector_id: ::prost::alloc::string::String,
     #[prost(uint64, tag = "2")]
     pub known_version: u64,
+    /// As in FetchSnapshotRequest.
+    #[prost(map = "string, string", tag = "3")]
+    pub labels: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
