@@ -62,6 +62,15 @@ fn webhook_url() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 2048, "pattern": WEBHOOK_URL})
 }
 
+/// A label map (`validate::labels`): keys are names, also joined by `/`
+/// (`gate.dev/zone`); values up to 256 characters.
+fn label_map() -> Value {
+    json!({
+        "propertyNames": {"pattern": "^[A-Za-z0-9._@-]{1,128}(/[A-Za-z0-9._@-]{1,128})*$"},
+        "additionalProperties": {"type": "string", "maxLength": 256},
+    })
+}
+
 /// Constraints per (message, field), merged into the field's schema.
 fn constraints() -> Vec<(&'static str, &'static str, Value)> {
     let server_set = ["id", "org_id", "created_at", "updated_at"];
@@ -95,11 +104,9 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("Resource", "database", text(128)),
         ("Resource", "origin", one_of_or_empty(ORIGINS)),
         ("Resource", "owner", text(256)),
-        (
-            "Resource",
-            "labels",
-            json!({"propertyNames": {"pattern": "^[A-Za-z0-9._@-]{1,128}$"}, "additionalProperties": {"type": "string", "maxLength": 256}}),
-        ),
+        ("Resource", "labels", label_map()),
+        ("Resource", "connector_selector", label_map()),
+        ("RegisterConnectorRequest", "labels", label_map()),
         ("Identity", "name", name()),
         ("Identity", "email", json!({"type": "string", "maxLength": 254, "pattern": "^$|@"})),
         ("Identity", "kind", one_of_or_empty(KINDS)),
