@@ -59,39 +59,6 @@ fn tool_names(listed: &Value) -> Vec<String> {
         .collect()
 }
 
-fn start_mcp_connector(world: &mut World, upstream: u16, listen: u16) {
-    let config = world.dir.path().join("connector-mcp.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen_addr: 127.0.0.1:{port}
-health_addr: 127.0.0.1:{health}
-default_action: allow
-identities:
-  - {{name: agent, password: agent-pw}}
-control_plane:
-  url: http://127.0.0.1:{control}
-  token: {key}
-  name: e2e-mcp
-  sync_interval: 1s
-  sync_jitter: 100ms
-  state_dir: {dir}/connector-state
-delivery:
-  dead_letter_dir: {dir}/spool
-resources:
-  - {{name: agent-tools, protocol: mcp, host: 127.0.0.1, port: {upstream}, listen_port: {listen}, pin_tools: true}}
-"#,
-            port = world.connector_port,
-            health = world.health_port,
-            control = world.control_port,
-            key = world.connector_key,
-            dir = world.dir.path().display(),
-        ),
-    )
-    .unwrap();
-    world.run_connector(&config, listen);
-}
-
 fn pins(world: &World) -> Vec<Value> {
     let (code, body) = world.api("GET", "/api/v1/tool-pins?resource=agent-tools", None);
     assert_eq!(code, 200, "{body}");
@@ -109,7 +76,12 @@ fn a_changed_tool_is_hidden_and_refused_until_an_admin_approves_it() {
     let mut world = World::new();
     let (_upstream, upstream_port) = rug_pull_server();
     let listen = free_port().unwrap();
-    start_mcp_connector(&mut world, upstream_port, listen);
+    world.start_mcp_connector(
+        upstream_port,
+        listen,
+        ", pin_tools: true",
+        "identities:\n  - {name: agent, password: agent-pw}\n",
+    );
     let agent = Some("agent:agent-pw");
 
     // First list: everything is pinned as served, and the pins reach the control plane.

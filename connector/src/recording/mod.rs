@@ -1,9 +1,11 @@
 //! Session recordings: [`Recordings`] (the spool in `recording.dir`, shared by every session) starts
-//! a [`Recorder`] per recorded channel, which writes asciicast v2 as the session runs; the shipper
+//! a [`Recorder`] per recorded channel, which writes asciicast v2 as the session runs (MCP
+//! exchanges: a [`jsonl::JsonlRecorder`], JSON lines); the shipper
 //! (`ship.rs`) uploads finished recordings to the control plane and deletes them once it has them.
 //! See `docs/recordings.md`.
 
 pub mod asciicast;
+pub mod jsonl;
 pub mod ship;
 pub mod spool;
 
@@ -125,10 +127,6 @@ impl Recordings {
         let id = gate_proto::wire::new_id();
         let started_ms = gate_proto::wire::now_ms();
         let path = spool::cast_path(&inner.dir, &id);
-        let file_error = |error| RecordingError::File {
-            path: path.display().to_string(),
-            error,
-        };
         let mut env = meta.env.clone();
         if let Some(term) = &meta.term {
             env.insert("TERM".to_owned(), term.clone());
@@ -159,38 +157,15 @@ impl Recordings {
             finished: false,
             interrupted: false,
         };
-        // The sidecar first: a file in the spool always has its metadata.
-        spool::write_sidecar(&inner.dir, &sidecar).map_err(file_error)?;
-        let opened = File::create(&path).and_then(|file| {
-            let mut file = BufWriter::with_capacity(16 * 1024, file);
-            file.write_all(&header).and_then(|()| file.flush())?;
-            Ok(file)
-        });
-        let file = match opened {
-            Ok(file) => file,
-            Err(error) => {
-                let _ = spool::remove(&inner.dir, &sidecar.id);
-                return Err(file_error(error));
-            }
-        };
-        if let Some(metrics) = &inner.metrics {
-            let labels = [
-                ("protocol", meta.protocol),
-                ("resource", sidecar.resource.as_str()),
-            ];
-            metrics.add("gate_recordings_started_total", &labels, 1.0);
-            metrics.add("gate_recordings_bytes_total", &labels, header.len() as f64);
-        }
+        let file = inner.open(&sidecar, &header)?;
         Ok(Some(Recorder {
             inner: Arc::clone(inner),
-            file: Some(file),
-            path,
+            out: Written::new(file, path),
             sidecar,
             started: Instant::now(),
             output: Utf8Carry::default(),
             input: Utf8Carry::default(),
             line: Vec::with_capacity(1024),
-            uncounted_bytes: 0,
             done: false,
         }))
     }
@@ -230,21 +205,123 @@ impl Recordings {
     }
 }
 
+impl Inner {
+    /// Write `sidecar` (first: a file in the spool always has its metadata), then create the
+    /// recording's file starting with `header`; counted as a started recording.
+    fn open(&self, sidecar: &Sidecar, header: &[u8]) -> Result<BufWriter<File>, RecordingError> {
+        let path = spool::cast_path(&self.dir, &sidecar.id);
+        let file_error = |error| RecordingError::File {
+            path: path.display().to_string(),
+            error,
+        };
+        spool::write_sidecar(&self.dir, sidecar).map_err(file_error)?;
+        let opened = File::create(&path).and_then(|file| {
+            let mut file = BufWriter::with_capacity(16 * 1024, file);
+            file.write_all(header).and_then(|()| file.flush())?;
+            Ok(file)
+        });
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                let _ = spool::remove(&self.dir, &sidecar.id);
+                return Err(file_error(error));
+            }
+        };
+        self.count(sidecar, "gate_recordings_started_total", 1.0);
+        self.count(sidecar, "gate_recordings_bytes_total", header.len() as f64);
+        Ok(file)
+    }
+
+    fn count(&self, sidecar: &Sidecar, metric: &'static str, value: f64) {
+        if let Some(metrics) = &self.metrics {
+            let labels = [
+                ("protocol", sidecar.protocol.as_str()),
+                ("resource", sidecar.resource.as_str()),
+            ];
+            metrics.add(metric, &labels, value);
+        }
+    }
+
+    /// Mark `sidecar` finished (now) and wake the shipper.
+    fn close(&self, sidecar: &mut Sidecar) {
+        sidecar.ended_at = Some(gate_proto::wire::rfc3339(gate_proto::wire::now_ms()));
+        sidecar.finished = true;
+        if let Err(e) = spool::write_sidecar(&self.dir, sidecar) {
+            tracing::error!(id = %sidecar.id, error = %e, "cannot finish the recording's metadata");
+            return;
+        }
+        self.finished.notify_one();
+    }
+}
+
+/// A recording's file as it is written: write-through, its bytes counted in batches, stopped
+/// for good by a write error (logged once; the session goes on).
+#[derive(Debug)]
+struct Written {
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+    /// Bytes written since the metrics were last told.
+    uncounted: u64,
+}
+
+impl Written {
+    fn new(file: BufWriter<File>, path: PathBuf) -> Self {
+        Self {
+            file: Some(file),
+            path,
+            uncounted: 0,
+        }
+    }
+
+    fn write(&mut self, inner: &Inner, sidecar: &Sidecar, bytes: &[u8]) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        match file.write_all(bytes).and_then(|()| file.flush()) {
+            Ok(()) => {
+                self.uncounted += bytes.len() as u64;
+                if self.uncounted >= 64 * 1024 {
+                    self.count(inner, sidecar);
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    file = %self.path.display(),
+                    error = %e,
+                    "cannot write the recording; it stops here"
+                );
+                self.file = None;
+            }
+        }
+    }
+
+    fn count(&mut self, inner: &Inner, sidecar: &Sidecar) {
+        inner.count(
+            sidecar,
+            "gate_recordings_bytes_total",
+            self.uncounted as f64,
+        );
+        self.uncounted = 0;
+    }
+
+    fn close(&mut self, inner: &Inner, sidecar: &Sidecar) {
+        self.count(inner, sidecar);
+        self.file = None;
+    }
+}
+
 /// One channel's recording. Every call writes through to the file (a crash leaves a playable
 /// recording); a write error stops the recording, logged once, and never the session.
 #[derive(Debug)]
 pub struct Recorder {
     inner: Arc<Inner>,
-    file: Option<BufWriter<File>>,
-    path: PathBuf,
+    out: Written,
     sidecar: Sidecar,
     started: Instant,
     output: Utf8Carry,
     input: Utf8Carry,
     /// The event being written (reused).
     line: Vec<u8>,
-    /// Bytes written since the metrics were last told.
-    uncounted_bytes: u64,
     done: bool,
 }
 
@@ -256,7 +333,7 @@ impl Recorder {
 
     /// Whether the file is still being written (false after a write error).
     pub fn healthy(&self) -> bool {
-        self.file.is_some()
+        self.out.file.is_some()
     }
 
     /// Bytes the client's terminal showed.
@@ -285,42 +362,12 @@ impl Recorder {
         if text.is_empty() {
             return;
         }
-        let Some(file) = self.file.as_mut() else {
+        if self.out.file.is_none() {
             return;
-        };
+        }
         self.line.clear();
         asciicast::event_line(self.started.elapsed(), kind, text, &mut self.line);
-        match file.write_all(&self.line).and_then(|()| file.flush()) {
-            Ok(()) => {
-                self.uncounted_bytes += self.line.len() as u64;
-                if self.uncounted_bytes >= 64 * 1024 {
-                    self.count_bytes();
-                }
-            }
-            Err(e) => {
-                tracing::error!(
-                    file = %self.path.display(),
-                    error = %e,
-                    "cannot write the recording; it stops here"
-                );
-                self.file = None;
-            }
-        }
-    }
-
-    fn count_bytes(&mut self) {
-        if let Some(metrics) = &self.inner.metrics {
-            let labels = [
-                ("protocol", self.sidecar.protocol.as_str()),
-                ("resource", self.sidecar.resource.as_str()),
-            ];
-            metrics.add(
-                "gate_recordings_bytes_total",
-                &labels,
-                self.uncounted_bytes as f64,
-            );
-        }
-        self.uncounted_bytes = 0;
+        self.out.write(&self.inner, &self.sidecar, &self.line);
     }
 
     fn close(&mut self, exit_status: Option<u32>) {
@@ -332,16 +379,9 @@ impl Recorder {
         self.event(Kind::Output, &rest);
         let rest = self.input.finish();
         self.event(Kind::Input, &rest);
-        self.count_bytes();
-        self.file = None;
-        self.sidecar.ended_at = Some(gate_proto::wire::rfc3339(gate_proto::wire::now_ms()));
+        self.out.close(&self.inner, &self.sidecar);
         self.sidecar.exit_status = exit_status;
-        self.sidecar.finished = true;
-        if let Err(e) = spool::write_sidecar(&self.inner.dir, &self.sidecar) {
-            tracing::error!(id = %self.sidecar.id, error = %e, "cannot finish the recording's metadata");
-            return;
-        }
-        self.inner.finished.notify_one();
+        self.inner.close(&mut self.sidecar);
     }
 }
 

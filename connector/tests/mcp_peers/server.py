@@ -5,7 +5,7 @@ usage: server.py PORT [json|sse] [stateful|stateless]
 """
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 port = int(sys.argv[1])
 json_response = len(sys.argv) > 2 and sys.argv[2] == "json"
@@ -29,6 +29,15 @@ def customer_lookup(customer_id: int) -> dict:
 def delete_all() -> str:
     """Delete every customer."""
     return "deleted everything"
+
+
+@server.tool()
+async def announce(customer_id: int, ctx: Context) -> dict:
+    """Tell the client about a customer: on the GET stream (no related request) and on this call's stream."""
+    customer = CUSTOMERS.get(customer_id, {"id": customer_id})
+    await ctx.session.send_log_message("info", {"customer": customer}, logger="announce")
+    await ctx.log("info", {"customer": customer}, logger_name="call")
+    return {"announced": customer_id}
 
 
 @server.tool()

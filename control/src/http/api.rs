@@ -403,13 +403,15 @@ pub async fn dispatch(
             cp.get_recording(caller, GetRecordingRequest { id: id() })
                 .await?,
         ),
-        "GetRecordingData" => {
+        "GetRecordingData" | "GetRecordingEvents" => {
             let (recording, path) = cp
                 .recording_file(caller, GetRecordingRequest { id: id() })
                 .await?;
-            let content_type = match recording.format.as_str() {
-                "jsonl" => "application/x-ndjson",
-                _ => "application/x-asciicast",
+            // Both formats are JSON lines; `/events` says so whatever the format.
+            let content_type = if operation == "GetRecordingEvents" || recording.format == "jsonl" {
+                "application/x-ndjson"
+            } else {
+                "application/x-asciicast"
             };
             Ok(Reply::Stream(
                 content_type,

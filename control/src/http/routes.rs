@@ -108,6 +108,7 @@ routes! {
     Get "/api/v1/recordings" => "ListRecordings", Read, None, "ListRecordingsResponse", "List session recordings, newest first (resource, identity, protocol, since, until, limit, cursor)";
     Get "/api/v1/recordings/{id}" => "GetRecording", Read, None, "Recording", "Get a recording's metadata";
     Get "/api/v1/recordings/{id}/cast" => "GetRecordingData", Read, None, "asciicast", "The recording's file (asciicast v2, for `asciinema play`)";
+    Get "/api/v1/recordings/{id}/events" => "GetRecordingEvents", Read, None, "JSON lines", "The recording's events, one JSON value a line (an MCP recording's JSON lines; an SSH recording's asciicast header and event arrays)";
     Delete "/api/v1/recordings/{id}" => "DeleteRecording", Admin, None, "DeleteResponse", "Delete a recording and its file";
     Get "/api/v1/tool-pins" => "ListToolPins", Read, None, "ListToolPinsResponse", "MCP tool pins (optional ?resource=NAME), with pinned and pending definitions";
     Post "/api/v1/tool-pins" => "ReportTools", Connector, Some("ReportToolsRequest"), "ReportToolsResponse", "Report the tools an MCP resource listed (connector key)";

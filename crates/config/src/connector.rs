@@ -288,7 +288,8 @@ pub struct ResourceConfig {
     /// SSH: accept any upstream host key (tests and labs only).
     #[serde(default)]
     pub insecure_skip_host_key: bool,
-    /// SSH: record shell and exec sessions (`recording.dir`).
+    /// SSH: record shell and exec sessions; MCP: record every exchange as JSON lines
+    /// (`recording.dir`).
     #[serde(default)]
     pub record: bool,
     /// SSH: also record what the client types (`record` must be on).

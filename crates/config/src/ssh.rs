@@ -90,7 +90,6 @@ pub fn validate_resource(r: &ResourceConfig, at: &dyn Fn(&str) -> String, p: &mu
             (r.private_key_file.is_some(), "private_key_file"),
             (r.known_hosts_file.is_some(), "known_hosts_file"),
             (r.insecure_skip_host_key, "insecure_skip_host_key"),
-            (r.record, "record"),
             (r.record_input, "record_input"),
         ] {
             if set {
@@ -102,6 +101,15 @@ pub fn validate_resource(r: &ResourceConfig, at: &dyn Fn(&str) -> String, p: &mu
                     ),
                 );
             }
+        }
+        if r.record && r.protocol != Protocol::Mcp {
+            p.push(
+                at("record"),
+                format!(
+                    "only for ssh and mcp resources (this one is {})",
+                    r.protocol.as_str()
+                ),
+            );
         }
         return;
     }

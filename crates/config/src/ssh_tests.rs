@@ -73,7 +73,7 @@ fn ssh_resource_problems_name_their_field() {
         vec![
             "resources[0].known_hosts_file: only for ssh resources (this one is postgres)"
                 .to_owned(),
-            "resources[0].record: only for ssh resources (this one is postgres)".to_owned(),
+            "resources[0].record: only for ssh and mcp resources (this one is postgres)".to_owned(),
         ]
     );
 }

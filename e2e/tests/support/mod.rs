@@ -172,6 +172,40 @@ resources:
         self.run_connector(&config, self.connector_port);
     }
 
+    /// Start a gate-connector, registered as `e2e-mcp`, whose one resource is the MCP resource
+    /// `agent-tools` in front of `upstream`, served on `listen`; `resource` adds fields to it
+    /// (`, pin_tools: true`), `extra` top-level config (identities, policies, recording).
+    pub fn start_mcp_connector(&mut self, upstream: u16, listen: u16, resource: &str, extra: &str) {
+        let config = self.dir.path().join("connector-mcp.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen_addr: 127.0.0.1:{port}
+health_addr: 127.0.0.1:{health}
+default_action: allow
+control_plane:
+  url: http://127.0.0.1:{control}
+  token: {key}
+  name: e2e-mcp
+  sync_interval: 1s
+  sync_jitter: 100ms
+  state_dir: {dir}/connector-state
+delivery:
+  dead_letter_dir: {dir}/spool
+resources:
+  - {{name: agent-tools, protocol: mcp, host: 127.0.0.1, port: {upstream}, listen_port: {listen}{resource}}}
+{extra}"#,
+                port = self.connector_port,
+                health = self.health_port,
+                control = self.control_port,
+                key = self.connector_key,
+                dir = self.dir.path().display(),
+            ),
+        )
+        .unwrap();
+        self.run_connector(&config, listen);
+    }
+
     /// Start gate-connector with `config` and wait until `port` accepts connections.
     pub fn run_connector(&mut self, config: &Path, port: u16) {
         let child = Command::new(binary("gate-connector"))

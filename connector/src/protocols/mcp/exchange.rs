@@ -1,32 +1,28 @@
 //! One MCP POST/GET/DELETE: session id, JSON-RPC decisions per message,
 //! forwarding, and enforcement of what comes back (JSON or SSE).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gate_policy::mask::MaskingKey;
-use gate_policy::{Action, GrantInfo, HttpInfo, McpClient, McpInfo, PolicyInput, Verdict};
+use gate_policy::{HttpInfo, McpClient, McpInfo, PolicyInput};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value as Json;
 
 use super::message::{self, Message, Routing, codes};
-use super::pins::ListCheck;
+use super::recorded::Recording;
+use super::respond::{Answered, record_requests, respond};
 use super::results;
 use super::sessions::Declared;
 use crate::audit::McpAudit;
 use crate::protocols::http::Body;
-use crate::protocols::http::enforce::{StreamKind, Transformed, media_type};
 use crate::protocols::http::error::{HttpError, full};
 use crate::protocols::http::proxy::{Exchange, collect, header_text};
-use crate::protocols::http::records::{Records, Transform};
 use crate::protocols::http::request::{self, Forwarding};
 use crate::session::{AuditId, AuditText, Decision};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 
 /// Longest `User-Agent` kept for policies and audit (longer ones are cut).
 const MAX_USER_AGENT: usize = 256;
@@ -47,15 +43,15 @@ pub(crate) async fn run(
     let key = gate.protocols.mcp.key(gate);
     // In a session, the client is what its `initialize` declared (signed
     // into the session id); a later message cannot claim to be another.
+    let bound = bound_to(x);
     let session = match header_text(request.headers(), SESSION_HEADER) {
-        Some(presented) => Some(
-            key.unwrap(x.session.identity(), &presented)
-                .ok_or_else(|| {
-                    HttpError::NotFound(
-                        "unknown MCP session: this Mcp-Session-Id was not issued to you".into(),
-                    )
-                })?,
-        ),
+        Some(presented) => Some(key.unwrap(&bound, &presented).ok_or_else(|| {
+            HttpError::NotFound(
+                "unknown MCP session: this Mcp-Session-Id was not issued to you, or the access \
+                 grant it was opened under ended; initialize a new session"
+                    .into(),
+            )
+        })?),
         None => None,
     };
     let (upstream_session, session_client) = match session {
@@ -151,7 +147,17 @@ pub(crate) async fn run(
         None => vec![Call::of(x, &view, None, stream_info, traceparent)],
     };
     let batch = messages.as_ref().is_some_and(|b| b.batch);
+    let summary: Vec<&str> = calls.iter().map(|c| &*c.text).collect();
+    let recording = Recording::start(
+        x,
+        parts.method.as_str(),
+        &summary.join(", "),
+        upstream_session.as_deref(),
+    );
     if calls.iter().any(|c| c.refusal.is_some()) {
+        if let Some(recording) = &recording {
+            record_requests(recording, messages.as_ref(), &calls, None, None);
+        }
         // Nothing is forwarded: each request gets its refusal (or, in a batch,
         // the reason the batch was refused).
         let errors: Vec<Json> = calls
@@ -165,6 +171,9 @@ pub(crate) async fn run(
                 message::error(c.id.as_ref(), codes::REFUSED, reason)
             })
             .collect();
+        if let Some(recording) = &recording {
+            recording.event("response", serde_json::json!({"message": &errors}));
+        }
         let reply = match (errors.len(), batch) {
             (0, _) => Response::builder()
                 .status(StatusCode::ACCEPTED)
@@ -176,7 +185,7 @@ pub(crate) async fn run(
                 errors.into_iter().next().unwrap_or(Json::Null),
             ),
         };
-        return Ok(finish(x, &calls, reply));
+        return Ok(finish(x, &calls, reply, recording.as_ref()));
     }
     let upstream = gate
         .protocols
@@ -221,7 +230,12 @@ pub(crate) async fn run(
         .map_err(|e| HttpError::BadRequest(format!("the request cannot be forwarded: {e}")))?;
     let response = match upstream.send(forward).await {
         Ok(response) => response,
-        Err(error) => return Ok(finish(x, &calls, error.into_response())),
+        Err(error) => {
+            if let Some(recording) = &recording {
+                record_requests(recording, messages.as_ref(), &calls, None, None);
+            }
+            return Ok(finish(x, &calls, error.into_response(), recording.as_ref()));
+        }
     };
     // A session the upstream opens now is bound to what this POST's
     // `initialize` declared (or, in a session, to what it already carried).
@@ -234,21 +248,28 @@ pub(crate) async fn run(
             .and_then(message::declared_client),
         (None, None) => None,
     };
-    let reply = respond(x, &view, &calls, opened_by.as_ref(), response)
+    let answered = Answered {
+        calls: &calls,
+        messages: messages.as_ref(),
+        opened_by: opened_by.as_ref(),
+        bound: &bound,
+        recording: recording.clone(),
+    };
+    let reply = respond(x, &view, answered, response)
         .await
         .unwrap_or_else(HttpError::into_response);
-    Ok(finish(x, &calls, reply))
+    Ok(finish(x, &calls, reply, recording.as_ref()))
 }
 
 /// One decided message.
-struct Call {
-    id: Option<Json>,
-    info: McpInfo,
+pub(super) struct Call {
+    pub(super) id: Option<Json>,
+    pub(super) info: McpInfo,
     audit: AuditId,
     /// What its audit events say of it.
-    text: Arc<str>,
-    details: Arc<McpAudit>,
-    refusal: Option<String>,
+    pub(super) text: Arc<str>,
+    pub(super) details: Arc<McpAudit>,
+    pub(super) refusal: Option<String>,
 }
 
 impl Call {
@@ -330,7 +351,7 @@ fn decide(
     Call::of(x, view, id, info, traceparent)
 }
 
-fn input(view: &HttpInfo, info: &McpInfo) -> PolicyInput {
+pub(super) fn input(view: &HttpInfo, info: &McpInfo) -> PolicyInput {
     PolicyInput {
         http: Some(view.clone()),
         mcp: Some(info.clone()),
@@ -338,173 +359,12 @@ fn input(view: &HttpInfo, info: &McpInfo) -> PolicyInput {
     }
 }
 
-/// What each answered request's response gets: its verdict, method and grant.
-#[derive(Clone)]
-struct Plan {
-    method: String,
-    verdict: Arc<Verdict>,
-}
-
-/// Enforce `post_request` on the upstream's answer.
-async fn respond(
-    x: &Exchange<'_, '_>,
-    view: &HttpInfo,
-    calls: &[Call],
-    opened_by: Option<&Declared>,
-    response: Response<Incoming>,
-) -> Result<Response<Body>, HttpError> {
-    let gate = &x.conn.gate;
-    let status = response.status();
-    let media = media_type(header_text(response.headers(), header::CONTENT_TYPE).as_deref());
-    let mut plans = HashMap::new();
-    for call in calls {
-        let Some(id) = &call.id else { continue };
-        let verdict = x.judge_response(
-            input(view, &call.info),
-            status,
-            response.headers(),
-            media.clone(),
-            call.text.clone(),
-            Some(call.details.clone()),
-        );
-        plans.insert(
-            id.to_string(),
-            Plan {
-                method: call.info.method.clone(),
-                verdict,
-            },
-        );
-    }
-    let (mut parts, incoming) = response.into_parts();
-    request::strip_hop_by_hop(&mut parts.headers);
-    if let Some(upstream_id) = header_text(&parts.headers, SESSION_HEADER)
-        && let Ok(id) = HeaderValue::from_str(&gate.protocols.mcp.key(gate).wrap(
-            x.session.identity(),
-            &upstream_id,
-            opened_by,
-        ))
-    {
-        parts.headers.insert(SESSION_HEADER, id);
-    }
-    let enforce = Enforce {
-        plans: Arc::new(plans),
-        grant: x.session.grant.clone(),
-        key: gate.masking_key.clone(),
-        pins: x.resource.pin_tools.then(|| ListCheck {
-            gate: Arc::clone(gate),
-            resource: x.resource.name.clone(),
-            parties: x.session.parties.clone(),
-        }),
-    };
-    let body = match media.as_deref() {
-        Some("application/json") => {
-            let raw = collect(incoming, x.resource.max_body_bytes)
-                .await
-                .map_err(|_| {
-                    HttpError::ResponseRefused(
-                        "the MCP response is over max_body_bytes or broke off".into(),
-                    )
-                })?;
-            let out = if raw.is_empty() {
-                raw.to_vec()
-            } else {
-                enforce.document(&raw)?
-            };
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-            full(Bytes::from(out))
-        }
-        Some("text/event-stream") => {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            let each: Transform = Arc::new(move |doc: &[u8]| {
-                enforce.document(doc).map(|out| Transformed::Keep(out, 0))
-            });
-            Records::body(
-                incoming,
-                StreamKind::Events,
-                each,
-                usize::try_from(x.resource.max_body_bytes).unwrap_or(usize::MAX),
-            )
-        }
-        _ if enforce.transforms() => {
-            return Err(HttpError::ResponseRefused(format!(
-                "a policy masks this MCP response, but it is {}, not JSON or SSE",
-                media.as_deref().unwrap_or("untyped")
-            )));
-        }
-        _ => incoming.map_err(Into::into).boxed(),
-    };
-    Ok(Response::from_parts(parts, body))
-}
-
-/// The enforcement of one POST's responses, owned so a stream can carry it.
-struct Enforce {
-    plans: Arc<HashMap<String, Plan>>,
-    grant: Option<GrantInfo>,
-    key: Option<MaskingKey>,
-    /// `pin_tools`: `tools/list` results checked against the pins.
-    pins: Option<ListCheck>,
-}
-
-impl Enforce {
-    fn transforms(&self) -> bool {
-        self.grant.is_some()
-            || self.pins.is_some()
-            || self.plans.values().any(|p| !p.verdict.masks.is_empty())
-    }
-
-    /// One JSON-RPC message or batch of them, enforced.
-    fn document(&self, raw: &[u8]) -> Result<Vec<u8>, HttpError> {
-        let mut doc: Json = serde_json::from_slice(raw).map_err(|e| {
-            HttpError::ResponseRefused(format!(
-                "the MCP server sent a message that is not JSON ({e})"
-            ))
-        })?;
-        match &mut doc {
-            Json::Array(items) => items.iter_mut().for_each(|m| self.message(m)),
-            one => self.message(one),
-        }
-        serde_json::to_vec(&doc)
-            .map_err(|e| HttpError::Internal(format!("cannot encode the response: {e}")))
-    }
-
-    fn message(&self, m: &mut Json) {
-        // Server-to-client requests and notifications pass as they are.
-        if m.get("method").is_some() {
-            return;
-        }
-        let id = m.get("id").cloned().unwrap_or(Json::Null);
-        let Some(plan) = self.plans.get(&id.to_string()) else {
-            return;
-        };
-        let verdict = &plan.verdict;
-        let refusal = if verdict.is_blocked() {
-            Some((
-                codes::REFUSED,
-                verdict
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| "response refused by policy".into()),
-            ))
-        } else if !verdict.filters.is_empty() || verdict.action == Action::Rewrite {
-            Some((codes::RESPONSE_REFUSED, "a policy returned filters or a rewrite for an MCP response; protocol mcp supports only masks at post_request".to_owned()))
-        } else if let Some(result) = m.get_mut("result") {
-            results::filter_list(&plan.method, result, self.grant.as_ref());
-            if plan.method == "tools/list"
-                && let Some(pins) = &self.pins
-            {
-                pins.list(result);
-            }
-            results::mask_result(result, &verdict.masks, self.key.as_ref())
-                .err()
-                .map(|reason| (codes::RESPONSE_REFUSED, reason))
-        } else {
-            None
-        };
-        if let Some((code, reason)) = refusal {
-            *m = message::error(Some(&id), code, &reason);
-        }
+/// Who this caller's session ids are bound to: its identity and, when it holds one, its access
+/// grant, so a session ends with the grant it was opened under.
+fn bound_to(x: &Exchange<'_, '_>) -> String {
+    match &x.session.grant {
+        Some(grant) => format!("{}\0grant:{}", x.session.identity(), grant.id),
+        None => x.session.identity().to_owned(),
     }
 }
 
@@ -519,8 +379,20 @@ fn rpc_reply(status: StatusCode, body: Json) -> Response<Body> {
 }
 
 /// Complete every call's audit event with the reply's status and timing.
-fn finish(x: &Exchange<'_, '_>, calls: &[Call], reply: Response<Body>) -> Response<Body> {
+fn finish(
+    x: &Exchange<'_, '_>,
+    calls: &[Call],
+    reply: Response<Body>,
+    recording: Option<&Recording>,
+) -> Response<Body> {
     let status = reply.status().as_u16();
+    if let Some(recording) = recording {
+        let content_type = header_text(reply.headers(), header::CONTENT_TYPE);
+        recording.event(
+            "reply",
+            serde_json::json!({"status": status, "content_type": content_type}),
+        );
+    }
     for call in calls {
         x.session.set_response(call.audit, status, 0);
         x.session.complete(call.audit, x.started.elapsed());

@@ -6,11 +6,15 @@
 //! (`pin_tools`), everything audited.
 //! The message flow is in `README.md`.
 
+mod enforce;
 mod exchange;
+mod grant_end;
 /// JSON-RPC parsing and routing-header checks, shared with the control plane's MCP endpoint.
 pub use gate_mcp::message;
 pub(crate) mod metadata;
 pub mod pins;
+mod recorded;
+mod respond;
 pub mod results;
 /// Signed session ids, shared with the control plane's MCP endpoint.
 pub use gate_mcp::sessions;
