@@ -58,6 +58,7 @@ both_stores!(
     identities_get_groups_from_membership,
     audit_ingest_is_idempotent_and_filters_page_newest_first,
     connectors_register_by_name_and_go_offline,
+    registrations_succeed_while_others_write,
     deleting_an_organization_deletes_its_rows,
     revisions_grow_with_every_change,
 );
@@ -519,6 +520,34 @@ async fn connectors_register_by_name_and_go_offline(db: Db) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, "offline");
     assert_eq!(listed[0].resources, resources);
+}
+
+/// Connectors registering with labels at the same moment as other writes all succeed (on
+/// SQLite a transaction that reads before it writes would fail with SQLITE_BUSY).
+async fn registrations_succeed_while_others_write(db: Db) {
+    let opened = open(db).await;
+    let store = &opened.store;
+    let labels: std::collections::HashMap<String, String> =
+        [("zone".to_owned(), "a".to_owned())].into();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let labels = labels.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                store
+                    .register_connector("default", &format!("edge-{i}"), "1", &[], "h", &labels)
+                    .await
+                    .map(|_| ())
+            } else {
+                store.bump_revision("default").await.map(|_| ())
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.list_connectors("default").await.unwrap().len(), 12);
 }
 
 async fn deleting_an_organization_deletes_its_rows(db: Db) {

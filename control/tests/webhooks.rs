@@ -203,6 +203,13 @@ async fn receiver_down_then_dead_letter_then_replay_delivers_once() {
     let file = dead_dir
         .path()
         .join(format!("{}.json", dead["id"].as_str().unwrap()));
+    // The file follows the row's change to `dead`.
+    for _ in 0..250 {
+        if file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(written["state"], "dead");
     let payload: Value = serde_json::from_str(written["payload"].as_str().unwrap()).unwrap();

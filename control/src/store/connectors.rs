@@ -79,6 +79,14 @@ impl Store {
         let now = now_ms();
         let labels = json_map(labels);
         let mut tx = self.pool().begin().await?;
+        // Write first: a SQLite transaction that reads and then writes fails
+        // with SQLITE_BUSY (no wait) when another writer went first; this no-op
+        // update takes the write lock (on PostgreSQL, the row's) before the read.
+        sqlx::query("UPDATE connectors SET labels = labels WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let before: Option<String> =
             sqlx::query_scalar("SELECT labels FROM connectors WHERE org_id = $1 AND name = $2")
                 .bind(org_id)
